@@ -1,0 +1,171 @@
+"""One typed settings object, read from the environment (12-factor). Every default carries its unit.
+
+Most variables are `TPSL_<FIELD>` (e.g. TPSL_CACHE_TTL_POSITIONS_S=10); a few keep the names every
+platform uses: REDIS_URL, DATABASE_URL, FLOWER_BASIC_AUTH. Each optimisation has a rollback switch
+to the plain behaviour; the plain behaviour is also the baseline every benchmark compares against.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from config.queues import TIERS
+from core.models import Tier
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TPSL_", extra="ignore", frozen=True)
+
+    # ---- services
+    redis_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("REDIS_URL", "TPSL_REDIS_URL"),
+        description="Broker, registry and cache. Unset: `tpsl demo` starts an embedded redis-server.",
+    )
+    database_url: str = Field(
+        "sqlite:///var/tpsl.db",
+        validation_alias=AliasChoices("DATABASE_URL", "TPSL_DATABASE_URL"),
+        description="SQLAlchemy URL. SQLite file under ./var by default; PostgreSQL in production.",
+    )
+    accounts: str | None = Field(
+        None, description="JSON list of accounts (see README); secrets are never logged."
+    )
+    accounts_file: Path | None = Field(None, description="TOML or JSON file with the same list.")
+
+    # ---- urgency tiers (config/queues.py is the table; these override it)
+    tier_intervals: dict[Tier, float] = Field(
+        default_factory=dict, description="Per-tier check interval overrides, seconds."
+    )
+    proximity_band: Decimal = Field(
+        Decimal("0.005"),
+        description="Critical when the mark is within this fraction of the price (0.005 = 0.5 %) "
+        "of the next TP trigger or of the stop.",
+    )
+    inactive_filled_fraction: Decimal = Field(
+        Decimal("0.9"), description="Inactive once this fraction of the planned TP quantity filled."
+    )
+    idle_after_s: float = Field(600.0, description="Idle after this long without activity, seconds.")
+    dispatch_tick_s: float = Field(0.5, description="Dispatcher period, seconds.")
+    claim_lookahead_s: float = Field(
+        1.5,
+        description="When an account has a monitor due, its monitors due within this many seconds "
+        "ride along in the same check (one snapshot serves them all), seconds.",
+    )
+    claim_cap: int = Field(5000, description="Most monitors claimed per dispatch tick, count.")
+
+    # ---- trading rules
+    fee_buffer: Decimal = Field(
+        Decimal("0.0008"), description="Default breakeven buffer: avg entry × (1 ± this), fraction."
+    )
+    max_repairs: int = Field(
+        3, description="Re-placements of one monitor's orders before it stops and alerts, count."
+    )
+    stop_trigger_by: str = Field("LastPrice", description="triggerBy of stops: LastPrice|MarkPrice.")
+
+    # ---- dashboard cache TTLs, seconds
+    cache_ttl_account_s: float = Field(60.0, description="Account data (balance, equity), seconds.")
+    cache_ttl_positions_s: float = Field(15.0, description="Positions of an account, seconds.")
+    cache_ttl_orders_s: float = Field(15.0, description="Open orders of an account, seconds.")
+    cache_ttl_stats_s: float = Field(300.0, description="Aggregated statistics, seconds.")
+    cache_ttl_market_s: float = Field(180.0, description="Tickers and instruments, seconds.")
+    cache_ttl_insights_s: float = Field(1800.0, description="Insights (history analysis), seconds.")
+    ticker_cache_s: float = Field(1.0, description="Worker-side ticker cache shared by accounts, s.")
+    instruments_cache_s: float = Field(6 * 3600.0, description="Instrument filters cache, seconds.")
+
+    # ---- HTTP pool (one per worker process and exchange host)
+    pool_total: int = Field(150, description="Connections in all hosts' pools, count.")
+    pool_per_host: int = Field(40, description="Connections per exchange host, count.")
+    keepalive_s: float = Field(45.0, description="An idle connection older than this is not reused, s.")
+    connect_timeout_s: float = Field(8.0, description="TCP connect timeout, seconds.")
+    read_timeout_s: float = Field(18.0, description="Socket read timeout, seconds.")
+    total_timeout_s: float = Field(25.0, description="Budget for one exchange call, retries included, s.")
+    recv_window_ms: int = Field(5000, description="Bybit recv_window, milliseconds.")
+    session_health_check_s: float = Field(60.0, description="Pool health check period, seconds.")
+    session_recreate_after: int = Field(
+        5, description="Consecutive transport failures before the session is rebuilt, count."
+    )
+
+    # ---- rate limits (Bybit per-UID defaults, requests per second per account and endpoint group)
+    rate_read_per_s: float = Field(50.0, description="position/list, order/realtime, …: req/s.")
+    rate_trade_per_s: float = Field(10.0, description="order create/amend/cancel: req/s.")
+    rate_batch_orders_per_s: float = Field(10.0, description="Batch endpoints: orders/s (per item).")
+    rate_headroom: float = Field(0.8, description="Use this fraction of each limit, fraction.")
+
+    # ---- persistence
+    coalesce_window_s: float = Field(30.0, description="Non-critical events flushed at most this late.")
+    retention_days: float = Field(30.0, description="Closed monitors and their events kept, days.")
+
+    # ---- periodic work, seconds
+    maintenance_period_s: float = Field(7200.0, description="Prune, orphan sweep, reconcile, seconds.")
+    stats_period_s: float = Field(300.0, description="Cache and pool statistics log line, seconds.")
+
+    # ---- Celery
+    visibility_timeout_s: float = Field(300.0, description="Unacked message redelivery, seconds.")
+    account_lock_ttl_s: float = Field(30.0, description="Per-account check lock lifetime, seconds.")
+    soft_shutdown_timeout_s: float = Field(20.0, description="Warm shutdown grace (< 30 s Heroku).")
+
+    # ---- web
+    dashboard_token: SecretStr | None = Field(
+        None, description="Bearer token for /api/ (all but /api/health). Unset: open."
+    )
+    flower_basic_auth: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("FLOWER_BASIC_AUTH", "TPSL_FLOWER_BASIC_AUTH"),
+        description="user:password for Flower.",
+    )
+
+    # ---- alerts
+    webhook_url: str | None = Field(None, description="Alerts as JSON POST to this URL.")
+    telegram_bot_token: SecretStr | None = Field(None, description="Telegram Bot API token.")
+    telegram_chat_id: str | None = Field(None, description="Telegram chat for alerts.")
+    telegram_api_url: str = Field("https://api.telegram.org", description="Bot API base URL.")
+
+    # ---- rollback switches (each independent; defaults are the optimised path)
+    fixed_polling: bool = Field(False, description="Check every monitor every 5 s, ignoring tiers.")
+    fixed_polling_interval_s: float = Field(5.0, description="Interval when fixed_polling, seconds.")
+    per_monitor_calls: bool = Field(
+        False, description="One snapshot per monitor (symbol-filtered calls) instead of per account."
+    )
+    sync_saves: bool = Field(False, description="Write every event at once, no coalescing.")
+    cache_enabled: bool = Field(True, description="Dashboard TTL cache; false reads through.")
+
+    log_level: str = Field("INFO", description="Root log level.")
+
+    @field_validator("proximity_band", "inactive_filled_fraction", "fee_buffer")
+    @classmethod
+    def _fraction(cls, v: Decimal) -> Decimal:
+        if not (0 <= v < 1):
+            raise ValueError("must be a fraction in [0, 1)")
+        return v
+
+    @field_validator("tier_intervals")
+    @classmethod
+    def _positive_intervals(cls, v: dict[Tier, float]) -> dict[Tier, float]:
+        for tier, seconds in v.items():
+            if seconds <= 0:
+                raise ValueError(f"{tier.value}: interval must be > 0 seconds")
+        return v
+
+    def interval(self, tier: Tier) -> float:
+        """Check interval of a tier, seconds (the fixed-polling switch overrides every tier)."""
+        if self.fixed_polling:
+            return self.fixed_polling_interval_s
+        return self.tier_intervals.get(tier, TIERS[tier].interval_s)
+
+    @property
+    def baseline(self) -> bool:
+        """Every rollback switch on: the plain behaviour."""
+        return (
+            self.fixed_polling and self.per_monitor_calls and self.sync_saves and not self.cache_enabled
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (read once). Tests build their own `Settings(...)` instead."""
+    return Settings()

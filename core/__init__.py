@@ -1,0 +1,1 @@
+"""tpsl-guard core: the pure domain. Imports nothing of ours outside core, and no I/O library."""

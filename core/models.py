@@ -1,0 +1,584 @@
+"""The domain vocabulary: closed enums and immutable records.
+
+Pure: no I/O, no clock. Times are epoch seconds (float) handed in by the caller; prices and
+quantities are `Decimal` everywhere (never float). Records are frozen; a change is `dataclasses.replace`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+ZERO = Decimal(0)
+ONE = Decimal(1)
+
+
+# --------------------------------------------------------------------------------------------- enums
+
+
+class Side(StrEnum):
+    """Bybit's order/position side."""
+
+    BUY = "Buy"
+    SELL = "Sell"
+
+    @property
+    def opposite(self) -> Side:
+        return Side.SELL if self is Side.BUY else Side.BUY
+
+    @property
+    def sign(self) -> int:
+        """+1 for a long, -1 for a short: price moves in the profit direction by `sign * d`."""
+        return 1 if self is Side.BUY else -1
+
+
+class Phase(StrEnum):
+    PENDING = "pending"  # created, no order acknowledged yet
+    BUILDING = "building"  # entry orders working
+    MONITORING = "monitoring"  # fully built (or adopted), no take-profit filled yet
+    PROFIT_TAKING = "profit_taking"  # at least one take-profit filled
+    CLOSED = "closed"  # terminal
+
+    @property
+    def is_open(self) -> bool:
+        return self is not Phase.CLOSED
+
+
+class Tier(StrEnum):
+    """Urgency tiers, most urgent first. Intervals live in config/queues.py (the one tier table)."""
+
+    CRITICAL = "critical"
+    ACTIVE = "active"
+    STANDARD = "standard"
+    INACTIVE = "inactive"
+    IDLE = "idle"
+
+    @property
+    def rank(self) -> int:
+        """0 = most urgent."""
+        return _TIER_ORDER.index(self)
+
+    def more_urgent_than(self, other: Tier) -> bool:
+        return self.rank < other.rank
+
+
+_TIER_ORDER: tuple[Tier, ...] = tuple(Tier)
+
+
+class EventKind(StrEnum):
+    # critical: written and committed at once
+    MONITOR_CREATED = "monitor_created"
+    MONITOR_REMOVED = "monitor_removed"
+    TP_HIT = "tp_hit"
+    SL_HIT = "sl_hit"
+    BREAKEVEN_MOVED = "breakeven_moved"
+    POSITION_CLOSED = "position_closed"
+    # non-critical: coalesced (last write wins per monitor) and flushed in batches
+    POSITION_UPDATE = "position_update"
+    PARTIAL_FILL = "partial_fill"
+    ORDER_ADJUSTMENT = "order_adjustment"
+    MONITORING_UPDATE = "monitoring_update"
+
+    @property
+    def critical(self) -> bool:
+        return self in CRITICAL_KINDS
+
+
+CRITICAL_KINDS: frozenset[EventKind] = frozenset(
+    {
+        EventKind.MONITOR_CREATED,
+        EventKind.MONITOR_REMOVED,
+        EventKind.TP_HIT,
+        EventKind.SL_HIT,
+        EventKind.BREAKEVEN_MOVED,
+        EventKind.POSITION_CLOSED,
+    }
+)
+
+
+class CloseReason(StrEnum):
+    TP_COMPLETE = "tp_complete"  # the last take-profit closed the position
+    STOP_LOSS = "stop_loss"  # the original (or a not-yet-breakeven) stop fired
+    BREAKEVEN_STOP = "breakeven_stop"  # the stop fired after it had been moved to breakeven
+    MANUAL = "manual"  # the trader closed it: removed through tpsl-guard, or flattened by hand
+    EXTERNAL = "external"  # the position vanished without a close we can attribute (liquidation, ADL, …)
+
+
+class OrderRole(StrEnum):
+    ENTRY = "E"
+    TP = "TP"
+    SL = "SL"
+
+
+class OrderStatus(StrEnum):
+    """Our view of an order we own."""
+
+    PLACING = "placing"  # create sent, not yet seen on the exchange
+    OPEN = "open"  # seen resting (or untriggered) on the exchange
+    CANCELLING = "cancelling"  # cancel sent, still seen open
+    FILLED = "filled"  # fully filled (terminal)
+    CANCELLED = "cancelled"  # gone after we asked for it (terminal)
+    LOST = "lost"  # gone without us: cancelled from outside, rejected, deactivated (terminal)
+
+    @property
+    def live(self) -> bool:
+        return self in (OrderStatus.PLACING, OrderStatus.OPEN, OrderStatus.CANCELLING)
+
+
+class ExchangeOrderStatus(StrEnum):
+    """Bybit's orderStatus values for linear orders."""
+
+    NEW = "New"
+    PARTIALLY_FILLED = "PartiallyFilled"
+    UNTRIGGERED = "Untriggered"
+    TRIGGERED = "Triggered"
+    FILLED = "Filled"
+    CANCELLED = "Cancelled"
+    REJECTED = "Rejected"
+    DEACTIVATED = "Deactivated"
+
+    @property
+    def is_open(self) -> bool:
+        return self in (
+            ExchangeOrderStatus.NEW,
+            ExchangeOrderStatus.PARTIALLY_FILLED,
+            ExchangeOrderStatus.UNTRIGGERED,
+            ExchangeOrderStatus.TRIGGERED,
+        )
+
+
+class AccountRole(StrEnum):
+    MAIN = "main"
+    MIRROR = "mirror"
+
+
+class ErrorKind(StrEnum):
+    """What the caller must do about a failure (see core.errors for the exception tree)."""
+
+    RETRY_LATER = "retry_later"
+    EXCHANGE_DOWN = "exchange_down"
+    BACK_OFF = "back_off"
+    INVALID_ORDER = "invalid_order"
+    NOT_FOUND = "not_found"
+    DUPLICATE = "duplicate"
+    STOP_AND_ALERT = "stop_and_alert"
+    FIX_INPUT = "fix_input"
+
+
+# ------------------------------------------------------------------------------------------ secrets
+
+
+class Secret:
+    """A credential that never shows itself in repr, str, format or logs. `reveal()` to use it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __format__(self, spec: str) -> str:
+        return "***"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(("Secret", self._value))
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __reduce__(self) -> Any:  # pickling would be a way to leak it into a broker message
+        raise TypeError("a Secret is not serialisable")
+
+
+# ---------------------------------------------------------------------------------------- accounts
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    id: str
+    base_url: str
+    api_key: Secret = field(repr=False)
+    api_secret: Secret = field(repr=False)
+    role: AccountRole = AccountRole.MAIN
+    mirror_of: str | None = None  # the main account a mirror follows
+    ratio: Decimal = ONE  # mirror size = main size × ratio (fixed ratio)
+    ratio_by_equity: bool = False  # when true, ratio = mirror equity / main equity, computed by the caller
+    category: str = "linear"
+    settle_coin: str = "USDT"
+
+    @property
+    def is_mirror(self) -> bool:
+        return self.role is AccountRole.MIRROR
+
+
+# -------------------------------------------------------------------------------------- instruments
+
+
+@dataclass(frozen=True, slots=True)
+class Instrument:
+    """Exchange filters of one symbol (from /v5/market/instruments-info)."""
+
+    symbol: str
+    tick_size: Decimal
+    qty_step: Decimal
+    min_qty: Decimal
+    max_qty: Decimal
+    min_notional: Decimal = ZERO
+    max_mkt_qty: Decimal | None = None
+
+
+# ---------------------------------------------------------------------------------------- the plan
+
+
+@dataclass(frozen=True, slots=True)
+class EntryLevel:
+    qty: Decimal
+    price: Decimal | None = None  # None: a market entry
+
+    @property
+    def is_market(self) -> bool:
+        return self.price is None
+
+
+@dataclass(frozen=True, slots=True)
+class TakeProfitLevel:
+    price: Decimal
+    fraction: Decimal  # of the built position; the fractions of a plan sum to exactly 1
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A validated plan (build one with core.plan.parse_plan, which checks every rule)."""
+
+    symbol: str
+    side: Side
+    entries: tuple[EntryLevel, ...]  # empty when adopting an open position
+    take_profits: tuple[TakeProfitLevel, ...]
+    stop_loss: Decimal
+    breakeven_after: int | None = 1  # move the stop to breakeven once TP k has filled; None: never
+    fee_buffer: Decimal = Decimal("0.0008")  # breakeven = avg entry × (1 ± fee_buffer)
+    adopt: bool = False
+    position_idx: int = 0  # 0 one-way; 1 hedge long; 2 hedge short
+    mirror: bool = True  # follow on mirror accounts
+    entry_time_limit_s: float | None = None  # cancel entries still unfilled after this many seconds
+    preset: str | None = None
+
+    @property
+    def planned_qty(self) -> Decimal:
+        return sum((e.qty for e in self.entries), ZERO)
+
+    @property
+    def reference_entry(self) -> Decimal | None:
+        """Size-weighted limit entry price (None for market-only or adopted plans)."""
+        priced = [e for e in self.entries if e.price is not None]
+        qty = sum((e.qty for e in priced), ZERO)
+        if not priced or qty <= 0:
+            return None
+        return sum((e.qty * e.price for e in priced if e.price is not None), ZERO) / qty
+
+
+# ----------------------------------------------------------------------------------------- monitor
+
+
+@dataclass(frozen=True, slots=True)
+class OwnedOrder:
+    """An order this monitor placed. The orderLinkId is its identity (see core.ids)."""
+
+    role: OrderRole
+    level: int  # 1-based for entries and take-profits, 0 for the stop
+    generation: int  # bumps on every repair: a new orderLinkId
+    link_id: str
+    side: Side
+    qty: Decimal  # total order qty as last set by us (cumulative fills included)
+    price: Decimal | None = None  # limit price (entries, take-profits)
+    trigger_price: Decimal | None = None  # stop trigger
+    filled: Decimal = ZERO  # cumExecQty last seen
+    status: OrderStatus = OrderStatus.PLACING
+    changed_at: float = 0.0  # when we last sent an intent for it: older snapshots cannot confirm it
+
+    @property
+    def remaining(self) -> Decimal:
+        return max(self.qty - self.filled, ZERO)
+
+
+class BreakevenState(StrEnum):
+    NONE = "none"
+    PENDING = "pending"  # amend sent (or due), not yet seen on the exchange
+    DONE = "done"  # seen on the exchange
+
+
+@dataclass(frozen=True, slots=True)
+class Monitor:
+    id: str
+    account: str
+    plan: Plan
+    phase: Phase = Phase.PENDING
+    orders: tuple[OwnedOrder, ...] = ()
+    position_size: Decimal = ZERO  # last size read from the exchange
+    avg_entry: Decimal | None = None  # last avgPrice read from the exchange
+    built_qty: Decimal = ZERO  # the size take-profit fractions apply to (entry fills, adoption, growth)
+    stop_price: Decimal = ZERO  # the stop trigger we want on the exchange
+    breakeven: BreakevenState = BreakevenState.NONE
+    breakeven_price: Decimal | None = None
+    tp_hits: tuple[int, ...] = ()
+    entries_closed: bool = False  # no more entry orders: cancelled after TP1, timed out, or all filled
+    closed_reason: CloseReason | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    last_activity_at: float = 0.0  # last fill, order change or price approach
+    tier: Tier = Tier.STANDARD
+    version: int = 0
+    mirror_of: str | None = None  # main monitor id, for a mirror monitor
+    ratio: Decimal = ONE  # mirror ratio applied to the main plan
+    unexplained_reads: int = 0  # consecutive reads where the size disagrees with our fills
+    repairs: int = 0  # orders re-placed so far (bounded: no loop of new orders)
+    last_price: Decimal | None = None
+
+    @property
+    def symbol(self) -> str:
+        return self.plan.symbol
+
+    @property
+    def side(self) -> Side:
+        return self.plan.side
+
+    @property
+    def position_idx(self) -> int:
+        return self.plan.position_idx
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        """One monitor per (account, symbol, positionIdx)."""
+        return (self.account, self.plan.symbol, self.plan.position_idx)
+
+    def live_orders(self, role: OrderRole | None = None) -> tuple[OwnedOrder, ...]:
+        return tuple(o for o in self.orders if o.status.live and (role is None or o.role is role))
+
+    def current(self, role: OrderRole, level: int) -> OwnedOrder | None:
+        """The newest generation of the order in this slot."""
+        best: OwnedOrder | None = None
+        for o in self.orders:
+            if o.role is role and o.level == level and (best is None or o.generation > best.generation):
+                best = o
+        return best
+
+    def filled_of(self, role: OrderRole, level: int | None = None) -> Decimal:
+        """Total filled across every generation of a slot (or of a role)."""
+        return sum(
+            (o.filled for o in self.orders if o.role is role and (level is None or o.level == level)),
+            ZERO,
+        )
+
+
+# ---------------------------------------------------------------------------------------- snapshot
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    symbol: str
+    position_idx: int
+    side: Side | None  # None when flat
+    size: Decimal
+    avg_price: Decimal
+    mark_price: Decimal | None = None
+    unrealised_pnl: Decimal = ZERO
+    realised_pnl: Decimal = ZERO
+    leverage: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeOrder:
+    """An order as the exchange reports it (/v5/order/realtime or /v5/order/history)."""
+
+    order_id: str
+    link_id: str
+    symbol: str
+    side: Side
+    order_type: str  # Limit | Market
+    qty: Decimal
+    filled: Decimal  # cumExecQty
+    status: ExchangeOrderStatus
+    price: Decimal | None = None
+    trigger_price: Decimal | None = None
+    reduce_only: bool = False
+    position_idx: int = 0
+    avg_price: Decimal | None = None
+    created_ms: int = 0
+    updated_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Ticker:
+    symbol: str
+    last_price: Decimal
+    mark_price: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What one successful read of an account showed. A failed read yields no Snapshot at all:
+    core never sees "unknown" as "flat" or "no orders"."""
+
+    account: str
+    taken_at: float  # when the read started: intents sent after it cannot be confirmed by it
+    positions: Mapping[tuple[str, int], Position]
+    open_orders: Mapping[str, ExchangeOrder]  # by orderLinkId (orders without one are not ours)
+    instruments: Mapping[str, Instrument]
+    tickers: Mapping[str, Ticker] = field(default_factory=dict)
+    # Owned orders missing from open_orders were looked up (history / by orderLinkId): what was
+    # found is in closed_orders; a link id in `looked_up` but not in closed_orders was not found.
+    closed_orders: Mapping[str, ExchangeOrder] = field(default_factory=dict)
+    looked_up: frozenset[str] = frozenset()
+
+    def position(self, symbol: str, position_idx: int) -> Position | None:
+        return self.positions.get((symbol, position_idx))
+
+    def size(self, symbol: str, position_idx: int) -> Decimal:
+        p = self.position(symbol, position_idx)
+        return p.size if p is not None else ZERO
+
+    def price(self, symbol: str) -> Decimal | None:
+        """Mark price of the symbol: from the ticker, else from any position row of it."""
+        t = self.tickers.get(symbol)
+        if t is not None:
+            return t.mark_price
+        for (sym, _), p in self.positions.items():
+            if sym == symbol and p.mark_price:
+                return p.mark_price
+        return None
+
+    def last_price(self, symbol: str) -> Decimal | None:
+        t = self.tickers.get(symbol)
+        return t.last_price if t is not None else self.price(symbol)
+
+
+@dataclass(frozen=True, slots=True)
+class WalletBalance:
+    account: str
+    equity: Decimal  # totalEquity (USD)
+    wallet_balance: Decimal  # USDT walletBalance
+    available: Decimal  # totalAvailableBalance
+    unrealised_pnl: Decimal = ZERO
+    realised_pnl: Decimal = ZERO  # USDT cumRealisedPnl
+
+
+@dataclass(frozen=True, slots=True)
+class Execution:
+    """One fill (/v5/execution/list)."""
+
+    exec_id: str
+    order_id: str
+    link_id: str
+    symbol: str
+    side: Side
+    price: Decimal
+    qty: Decimal
+    fee: Decimal
+    exec_time_ms: int
+    is_maker: bool = False
+    exec_type: str = "Trade"
+
+
+# ------------------------------------------------------------------------------------------ intents
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceOrder:
+    account: str
+    monitor_id: str
+    link_id: str
+    symbol: str
+    side: Side
+    qty: Decimal
+    order_type: str = "Limit"  # Limit | Market
+    price: Decimal | None = None
+    trigger_price: Decimal | None = None
+    trigger_direction: int = 0  # 1 rises to, 2 falls to
+    trigger_by: str = "LastPrice"
+    reduce_only: bool = False
+    close_on_trigger: bool = False
+    position_idx: int = 0
+    time_in_force: str = "GTC"
+
+    @property
+    def conditional(self) -> bool:
+        return self.trigger_price is not None
+
+
+@dataclass(frozen=True, slots=True)
+class AmendOrder:
+    account: str
+    monitor_id: str
+    link_id: str
+    symbol: str
+    qty: Decimal | None = None
+    price: Decimal | None = None
+    trigger_price: Decimal | None = None
+    conditional: bool = False  # conditional orders cannot go through amend-batch
+
+
+@dataclass(frozen=True, slots=True)
+class CancelOrder:
+    account: str
+    monitor_id: str
+    link_id: str
+    symbol: str
+
+
+Intent = PlaceOrder | AmendOrder | CancelOrder
+
+
+@dataclass(frozen=True, slots=True)
+class IntentResult:
+    """The exchange's answer to one intent. Idempotent outcomes (duplicate create, cancel of an
+    unknown order, amend that changes nothing) come back as ok=True."""
+
+    link_id: str
+    ok: bool
+    error: ErrorKind | None = None
+    message: str = ""
+    order_id: str = ""
+
+
+# ------------------------------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    id: str  # deterministic idempotency key (core.ids.event_id)
+    monitor_id: str
+    account: str
+    kind: EventKind
+    at: float
+    monitor_version: int
+    payload: Mapping[str, Any] = field(default_factory=dict)  # JSON-able: str / int / bool / None
+
+    @property
+    def critical(self) -> bool:
+        return self.kind.critical
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The result of one pure step: the monitor's next state, what to send, what to record."""
+
+    monitor: Monitor
+    intents: tuple[Intent, ...] = ()
+    events: tuple[Event, ...] = ()
+
+    @property
+    def tier(self) -> Tier:
+        return self.monitor.tier

@@ -1,0 +1,3 @@
+"""Shared fixtures live in tests/plugins/, one module per service."""
+
+pytest_plugins = ["tests.plugins.services"]
