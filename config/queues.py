@@ -1,12 +1,12 @@
 """The one tier table. Beat, task routing, the Procfile, the README and the dashboard all read it.
 
-| tier     | queue          | interval | when (classifier: core.urgency)                                    |
-|----------|----------------|----------|---------------------------------------------------------------------|
-| critical | tier.critical  |  2 s     | price near the next TP or the SL; breakeven due/unconfirmed; repair  |
-| active   | tier.active    |  5 s     | PROFIT_TAKING with TPs pending, or BUILDING with entries working     |
-| standard | tier.standard  | 12 s     | default                                                              |
-| inactive | tier.inactive  | 30 s     | ≥ 90 % of the planned TP quantity filled                             |
-| idle     | tier.idle      | 60 s     | nothing happened for ≥ 10 minutes                                    |
+| tier     | queue          | interval | when (classifier: core.urgency)                                  |
+|----------|----------------|----------|--------------------------------------------------------------------|
+| critical | tier.critical  |  2 s     | price near the next TP or the SL; breakeven due/unconfirmed; repair|
+| active   | tier.active    |  5 s     | PROFIT_TAKING with TPs pending, or BUILDING with entries working   |
+| standard | tier.standard  | 12 s     | default                                                            |
+| inactive | tier.inactive  | 30 s     | ≥ 90 % of the planned TP quantity filled                           |
+| idle     | tier.idle      | 60 s     | nothing happened for ≥ 10 minutes                                  |
 
 Intervals here are the defaults; `Settings.tier_intervals` overrides them (env TPSL_TIER_INTERVALS).
 """

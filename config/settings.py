@@ -160,9 +160,7 @@ class Settings(BaseSettings):
     @property
     def baseline(self) -> bool:
         """Every rollback switch on: the plain behaviour."""
-        return (
-            self.fixed_polling and self.per_monitor_calls and self.sync_saves and not self.cache_enabled
-        )
+        return self.fixed_polling and self.per_monitor_calls and self.sync_saves and not self.cache_enabled
 
 
 @lru_cache(maxsize=1)
