@@ -103,8 +103,9 @@ class CloseReason(StrEnum):
     TP_COMPLETE = "tp_complete"  # the last take-profit closed the position
     STOP_LOSS = "stop_loss"  # the original (or a not-yet-breakeven) stop fired
     BREAKEVEN_STOP = "breakeven_stop"  # the stop fired after it had been moved to breakeven
-    MANUAL = "manual"  # the trader closed it: removed through tpsl-guard, or flattened by hand
-    EXTERNAL = "external"  # the position vanished without a close we can attribute (liquidation, ADL, …)
+    MANUAL = "manual"  # a person ended it: flattened by hand outside our orders, or removed through us
+    EXTERNAL = "external"  # the position went away in a way that is no close: flipped to the other side
+    EXPIRED = "expired"  # the entries' time limit passed before anything filled
 
 
 class OrderRole(StrEnum):
@@ -116,6 +117,7 @@ class OrderRole(StrEnum):
 class OrderStatus(StrEnum):
     """Our view of an order we own."""
 
+    RETRY = "retry"  # create failed for a passing reason: sent again, same orderLinkId, next pass
     PLACING = "placing"  # create sent, not yet seen on the exchange
     OPEN = "open"  # seen resting (or untriggered) on the exchange
     CANCELLING = "cancelling"  # cancel sent, still seen open
@@ -343,8 +345,9 @@ class Monitor:
     version: int = 0
     mirror_of: str | None = None  # main monitor id, for a mirror monitor
     ratio: Decimal = ONE  # mirror ratio applied to the main plan
-    unexplained_reads: int = 0  # consecutive reads where the size disagrees with our fills
+    unexplained_at: float | None = None  # first read whose size our fills do not explain (taken_at)
     repairs: int = 0  # orders re-placed so far (bounded: no loop of new orders)
+    halted: bool = False  # repair budget spent: no more re-placements; an operator was alerted
     last_price: Decimal | None = None
 
     @property

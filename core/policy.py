@@ -1,0 +1,30 @@
+"""The knobs of the pure core. Built from `config.settings.Settings` by the caller (core never imports
+settings); the defaults equal the settings' defaults so unit tests can use `Policy()`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    proximity_band: Decimal = Decimal("0.005")  # fraction of price: "near" the next TP / SL / entry
+    inactive_filled_fraction: Decimal = Decimal("0.9")  # fraction of the TP quantity filled
+    idle_after_s: float = 600.0  # seconds without activity
+    max_repairs: int = 3  # orders re-placed per monitor before it stops re-placing and alerts
+    stop_trigger_by: str = "LastPrice"
+
+    @classmethod
+    def from_settings(cls, settings: object) -> Policy:
+        """Duck-typed on config.settings.Settings (core may not import config)."""
+        return cls(
+            proximity_band=settings.proximity_band,  # type: ignore[attr-defined]
+            inactive_filled_fraction=settings.inactive_filled_fraction,  # type: ignore[attr-defined]
+            idle_after_s=settings.idle_after_s,  # type: ignore[attr-defined]
+            max_repairs=settings.max_repairs,  # type: ignore[attr-defined]
+            stop_trigger_by=settings.stop_trigger_by,  # type: ignore[attr-defined]
+        )
+
+
+DEFAULT_POLICY = Policy()

@@ -1,0 +1,108 @@
+"""Which urgency tier a monitor belongs in: `classify(monitor, snapshot, now) -> Tier`.
+
+The table (intervals in config/queues.py), first matching row wins:
+
+| tier     | when                                                                                   |
+|----------|----------------------------------------------------------------------------------------|
+| critical | something is in flight (an order placed/cancelled but not yet confirmed, a repair, a    |
+|          | breakeven move due or unconfirmed, a size change waiting for its confirming read), or   |
+|          | the mark is within `proximity_band` of the next TP, of the stop, or of the next working  |
+|          | entry (a fill there needs its stop resized at once)                                      |
+| idle     | no fill, order change or price approach for `idle_after_s`                               |
+| inactive | ≥ `inactive_filled_fraction` of the TP quantity already filled                           |
+| active   | PROFIT_TAKING with TPs pending, or BUILDING with entries working                         |
+| standard | everything else                                                                          |
+
+A closed monitor is `active` while cancels are unconfirmed, `idle` after. Pure; `now` is a parameter.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from core.models import (
+    ZERO,
+    BreakevenState,
+    Instrument,
+    Monitor,
+    OrderRole,
+    OrderStatus,
+    Phase,
+    Snapshot,
+    Tier,
+)
+from core.policy import DEFAULT_POLICY, Policy
+
+_IN_FLIGHT = (OrderStatus.PLACING, OrderStatus.CANCELLING, OrderStatus.RETRY)
+
+
+def classify(
+    m: Monitor,
+    s: Snapshot,
+    now: float,
+    policy: Policy = DEFAULT_POLICY,
+    *,
+    inst: Instrument | None = None,
+) -> Tier:
+    if m.phase is Phase.CLOSED:
+        return Tier.ACTIVE if any(o.status.live for o in m.orders) else Tier.IDLE
+    if in_flight(m):
+        return Tier.CRITICAL
+    price = s.price(m.plan.symbol)
+    if (
+        price is not None
+        and price > 0
+        and any(abs(price - target) <= price * policy.proximity_band for target in watched_prices(m))
+    ):
+        return Tier.CRITICAL
+    if now - m.last_activity_at >= policy.idle_after_s:
+        return Tier.IDLE
+    if m.built_qty > 0 and tp_filled_fraction(m) >= policy.inactive_filled_fraction:
+        return Tier.INACTIVE
+    if m.phase is Phase.PROFIT_TAKING and pending_tp_levels(m):
+        return Tier.ACTIVE
+    if m.phase in (Phase.BUILDING, Phase.PENDING) and m.live_orders(OrderRole.ENTRY):
+        return Tier.ACTIVE
+    return Tier.STANDARD
+
+
+def in_flight(m: Monitor) -> bool:
+    """Something this monitor did is not confirmed yet, or something it must do is due."""
+    if m.phase is Phase.PENDING:
+        return True
+    if any(o.status in _IN_FLIGHT for o in m.orders):
+        return True
+    if m.breakeven is BreakevenState.PENDING:
+        return True
+    be_level = m.plan.breakeven_after
+    if m.breakeven is BreakevenState.NONE and be_level is not None and be_level in m.tp_hits:
+        return True  # due but deferred (the price was through it)
+    return m.unexplained_at is not None
+
+
+def watched_prices(m: Monitor) -> list[Decimal]:
+    """The prices whose approach makes a monitor critical."""
+    out: list[Decimal] = []
+    if m.position_size > 0:
+        pending = pending_tp_levels(m)
+        if pending:
+            out.append(m.plan.take_profits[pending[0] - 1].price)
+        sl = m.current(OrderRole.SL, 0)
+        trigger = sl.trigger_price if sl is not None and sl.trigger_price else m.stop_price
+        if trigger:
+            out.append(trigger)
+    for o in m.live_orders(OrderRole.ENTRY):
+        if o.price is not None:
+            out.append(o.price)
+    return out
+
+
+def pending_tp_levels(m: Monitor) -> list[int]:
+    hit = set(m.tp_hits)
+    return [k for k in range(1, len(m.plan.take_profits) + 1) if k not in hit]
+
+
+def tp_filled_fraction(m: Monitor) -> Decimal:
+    if m.built_qty <= 0:
+        return ZERO
+    return m.filled_of(OrderRole.TP) / m.built_qty

@@ -1,0 +1,245 @@
+"""Focused cases of core.step with hand-built reads: what one pass does with what the exchange shows."""
+
+from decimal import Decimal as D
+
+from core.models import (
+    BreakevenState,
+    CancelOrder,
+    CloseReason,
+    ErrorKind,
+    EventKind,
+    ExchangeOrderStatus,
+    IntentResult,
+    OrderRole,
+    OrderStatus,
+    Phase,
+    PlaceOrder,
+    Side,
+    Tier,
+)
+from core.step import acknowledge, links_to_look_up, open_monitor, step
+
+from .builders import conservative_long, ex_order, long_position, open_view, snapshot
+
+
+def kinds(decision):
+    return [e.kind for e in decision.events]
+
+
+def places(decision):
+    return [i for i in decision.intents if isinstance(i, PlaceOrder)]
+
+
+def ack_all(decision, now):
+    return acknowledge(decision.monitor, [(i, IntentResult(i.link_id, True)) for i in decision.intents], now)
+
+
+def opened(t=1000.0):
+    d = open_monitor("m000000001", "main", conservative_long(), snapshot(taken_at=t, price="60500"), t)
+    return ack_all(d, t).monitor, d
+
+
+def test_open_places_the_three_limit_entries_and_records_creation():
+    m, d = opened()
+    entries = places(d)
+    assert [(p.link_id, p.side, p.price, p.qty, p.order_type, p.reduce_only) for p in entries] == [
+        ("tgm000000001-E1-1", Side.BUY, D("60000"), D("0.010"), "Limit", False),
+        ("tgm000000001-E2-1", Side.BUY, D("59500"), D("0.010"), "Limit", False),
+        ("tgm000000001-E3-1", Side.BUY, D("59000"), D("0.010"), "Limit", False),
+    ]
+    assert kinds(d)[0] is EventKind.MONITOR_CREATED
+    assert d.monitor.phase is Phase.BUILDING
+    assert d.monitor.tier is Tier.CRITICAL  # placements unconfirmed
+    assert all(o.status is OrderStatus.OPEN for o in m.orders)  # acknowledged
+
+
+def test_the_same_read_twice_changes_nothing():
+    m, _ = opened()
+    s = snapshot(taken_at=1005.0, open_orders=open_view(m), price="60400")
+    d1 = step(m, s, 1005.0)
+    d2 = step(d1.monitor, s, 1005.0)
+    assert d2.intents == () and d2.events == () and d2.monitor == d1.monitor
+
+
+def test_a_read_older_than_our_intent_cannot_confirm_or_refute_it():
+    m, _ = opened(t=1000.0)
+    # a read started before the entries were sent shows none of them, and nothing was looked up
+    stale = snapshot(taken_at=999.0, price="60500")
+    again = step(m, stale, 1001.0)
+    assert places(again) == []
+    assert all(o.status is OrderStatus.OPEN for o in again.monitor.orders)
+
+
+def test_first_entry_fill_places_the_ladder_and_a_stop_covering_the_whole_plan():
+    m, _ = opened()
+    e1 = m.orders[0]
+    view = [ex_order(o) for o in m.orders[1:]]
+    s = snapshot(
+        taken_at=1010.0,
+        positions=[long_position("0.010", "60000")],
+        open_orders=view,
+        closed=[ex_order(e1, filled=D("0.010"), status=ExchangeOrderStatus.FILLED)],
+        price="60000",
+    )
+    d = step(m, s, 1010.0)
+    tps = [p for p in places(d) if "-TP" in p.link_id]
+    sl = [p for p in places(d) if "-SL" in p.link_id]
+    assert [(p.link_id, p.qty, p.price) for p in tps] == [
+        ("tgm000000001-TP1-1", D("0.008"), D("62000")),
+        ("tgm000000001-TP2-1", D("0.001"), D("63000")),
+        ("tgm000000001-TP4-1", D("0.001"), D("65000")),  # TP3 under minOrderQty merged forward
+    ]
+    assert all(p.reduce_only and p.side is Side.SELL for p in tps)
+    (stop,) = sl
+    assert (stop.qty, stop.trigger_price, stop.trigger_direction) == (D("0.030"), D("58000"), 2)
+    assert stop.reduce_only and stop.close_on_trigger and stop.order_type == "Market"
+    assert EventKind.PARTIAL_FILL in kinds(d)
+    assert d.monitor.built_qty == D("0.010") and d.monitor.phase is Phase.BUILDING
+
+
+def test_an_order_missing_but_not_looked_up_is_unknown_and_left_alone():
+    m, _ = opened()
+    s = snapshot(taken_at=1010.0, open_orders=[ex_order(o) for o in m.orders[1:]], price="60300")
+    assert links_to_look_up(m, s) == {m.orders[0].link_id}
+    d = step(m, s, 1010.0)
+    assert d.intents == ()
+    assert d.monitor.orders[0].status is OrderStatus.OPEN
+
+
+def _built_long(t=1020.0):
+    """A long with all three entries filled and its ladder and stop acknowledged."""
+    m, _ = opened()
+    closed = [ex_order(o, filled=o.qty, status=ExchangeOrderStatus.FILLED) for o in m.orders]
+    s = snapshot(taken_at=t, positions=[long_position("0.030", "59500")], closed=closed, price="59600")
+    d = step(m, s, t)
+    return ack_all(d, t).monitor
+
+
+def test_fully_built_ladder_sums_exactly_to_the_position():
+    m = _built_long()
+    tps = m.live_orders(OrderRole.TP)
+    assert [o.qty for o in tps] == [D("0.025"), D("0.002"), D("0.001"), D("0.002")]
+    assert sum(o.qty for o in tps) == D("0.030")
+    (sl,) = m.live_orders(OrderRole.SL)
+    assert sl.qty == D("0.030")
+    assert m.phase is Phase.MONITORING and m.entries_closed
+
+
+def test_lost_stop_is_replaced_with_a_new_generation_and_counted():
+    m = _built_long()
+    sl = m.current(OrderRole.SL, 0)
+    others = [ex_order(o) for o in m.live_orders(OrderRole.TP)]
+    s = snapshot(
+        taken_at=1030.0,
+        positions=[long_position("0.030", "59500")],
+        open_orders=others,
+        looked_up=[sl.link_id],
+        price="59700",
+    )
+    d = step(m, s, 1030.0)
+    (p,) = places(d)
+    assert p.link_id == "tgm000000001-SL-2" and p.qty == D("0.030") and p.trigger_price == D("58000")
+    assert d.monitor.repairs == 1
+    assert any(e.payload.get("action") == "repaired" for e in d.events)
+
+
+def test_tp1_fill_moves_the_stop_to_breakeven_and_confirms_only_when_seen():
+    m = _built_long()
+    tp1 = m.current(OrderRole.TP, 1)
+    rest = [ex_order(o) for o in m.live_orders() if o.link_id != tp1.link_id]
+    s = snapshot(
+        taken_at=1040.0,
+        positions=[long_position("0.005", "59500")],
+        open_orders=rest,
+        closed=[ex_order(tp1, filled=tp1.qty, status=ExchangeOrderStatus.FILLED)],
+        price="62000",
+    )
+    d = step(m, s, 1040.0)
+    assert EventKind.TP_HIT in kinds(d)
+    assert d.monitor.tp_hits == (1,)
+    assert d.monitor.breakeven is BreakevenState.PENDING
+    assert d.monitor.breakeven_price == D("59547.6")  # 59500 × 1.0008 rounded up to the tick
+    (amend,) = [i for i in d.intents if i.link_id.endswith("SL-1")]
+    assert amend.trigger_price == D("59547.6") and amend.qty == D("0.005") and amend.conditional
+    assert EventKind.BREAKEVEN_MOVED not in kinds(d)
+    m2 = ack_all(d, 1040.0).monitor
+    # the next read shows the stop at breakeven: now it is done
+    view = [ex_order(o) for o in m2.live_orders()]
+    s2 = snapshot(
+        taken_at=1045.0, positions=[long_position("0.005", "59500")], open_orders=view, price="62100"
+    )
+    d2 = step(m2, s2, 1045.0)
+    assert d2.monitor.breakeven is BreakevenState.DONE
+    assert EventKind.BREAKEVEN_MOVED in kinds(d2)
+
+
+def test_transient_placement_failure_is_resent_with_the_same_link_id():
+    d = open_monitor("m000000002", "main", conservative_long(), snapshot(taken_at=1.0, price="60500"), 1.0)
+    failed = [(i, IntentResult(i.link_id, False, ErrorKind.RETRY_LATER, "timeout")) for i in d.intents]
+    m = acknowledge(d.monitor, failed, 1.0).monitor
+    assert all(o.status is OrderStatus.RETRY for o in m.orders)
+    d2 = step(m, snapshot(taken_at=3.0, price="60500"), 3.0)
+    assert [p.link_id for p in places(d2)] == [p.link_id for p in places(d)]
+
+
+def test_rejected_placement_is_not_retried_forever():
+    m = _built_long()
+    sl = m.current(OrderRole.SL, 0)
+    rest = [ex_order(o) for o in m.live_orders(OrderRole.TP)]
+    t = 1100.0
+    passes = 0
+    for _ in range(5):
+        passes += 1
+        s = snapshot(
+            taken_at=t,
+            positions=[long_position("0.030", "59500")],
+            open_orders=rest,
+            looked_up=[sl.link_id],
+            price="59700",
+        )
+        d = step(m, s, t)
+        new = [p for p in places(d) if "-SL-" in p.link_id]
+        if not new:
+            m = d.monitor
+            break
+        (sl_place,) = new
+        m = acknowledge(
+            d.monitor,
+            [(sl_place, IntentResult(sl_place.link_id, False, ErrorKind.INVALID_ORDER, "rejected"))],
+            t,
+        ).monitor
+        sl = m.current(OrderRole.SL, 0)
+        t += 10
+    assert m.halted and m.repairs == 3  # three re-placements, then it stops and alerts
+    assert passes == 4
+    assert any(e.payload.get("action") == "repair_limit_reached" for e in d.events)
+
+
+def test_stop_fires_closes_the_monitor_and_cancels_every_leftover():
+    m = _built_long()
+    sl = m.current(OrderRole.SL, 0)
+    rest = [ex_order(o) for o in m.live_orders(OrderRole.TP)]
+    s = snapshot(
+        taken_at=1200.0,
+        positions=[],
+        open_orders=rest,
+        closed=[ex_order(sl, filled=sl.qty, status=ExchangeOrderStatus.FILLED)],
+        price="57990",
+    )
+    d = step(m, s, 1200.0)
+    assert d.monitor.phase is Phase.CLOSED and d.monitor.closed_reason is CloseReason.STOP_LOSS
+    assert kinds(d)[:1] == [EventKind.SL_HIT] and EventKind.POSITION_CLOSED in kinds(d)
+    cancelled = {i.link_id for i in d.intents if isinstance(i, CancelOrder)}
+    assert cancelled == {o.link_id for o in m.live_orders(OrderRole.TP)}
+
+
+def test_an_unexplained_flat_read_waits_for_a_second_read():
+    m = _built_long()
+    view = [ex_order(o) for o in m.live_orders()]
+    first = step(m, snapshot(taken_at=1300.0, positions=[], open_orders=view, price="59600"), 1300.0)
+    assert first.monitor.phase is not Phase.CLOSED and first.intents == ()
+    assert first.monitor.tier is Tier.CRITICAL
+    second = step(
+        first.monitor, snapshot(taken_at=1302.0, positions=[], open_orders=view, price="59600"), 1302
+    )
+    assert second.monitor.phase is Phase.CLOSED and second.monitor.closed_reason is CloseReason.MANUAL

@@ -1,0 +1,153 @@
+"""The tier table, row by row (core.urgency)."""
+
+from dataclasses import replace
+from decimal import Decimal as D
+
+import pytest
+
+from core.models import BreakevenState, Monitor, OrderRole, OrderStatus, OwnedOrder, Phase, Side, Tier
+from core.policy import Policy
+from core.urgency import classify
+
+from .builders import conservative_long, snapshot
+
+NOW = 10_000.0
+
+
+def order(role, level, status=OrderStatus.OPEN, qty="0.010", filled="0", price=None, trigger=None):
+    return OwnedOrder(
+        role,
+        level,
+        1,
+        f"tgm000000001-{role.value}{level or ''}-1",
+        Side.SELL,
+        D(qty),
+        price=D(price) if price else None,
+        trigger_price=D(trigger) if trigger else None,
+        filled=D(filled),
+        status=status,
+    )
+
+
+LADDER = (
+    order(OrderRole.TP, 1, qty="0.025", price="62000"),
+    order(OrderRole.TP, 2, qty="0.002", price="63000"),
+    order(OrderRole.SL, 0, qty="0.030", trigger="58000"),
+)
+
+
+def monitoring(**kw) -> Monitor:
+    base = dict(
+        id="m000000001",
+        account="main",
+        plan=conservative_long(),
+        phase=Phase.MONITORING,
+        orders=LADDER,
+        position_size=D("0.030"),
+        built_qty=D("0.030"),
+        avg_entry=D("59500"),
+        stop_price=D("58000"),
+        entries_closed=True,
+        last_activity_at=NOW - 5,
+        version=3,
+    )
+    base.update(kw)
+    return Monitor(**base)
+
+
+def tp_done(level, qty):
+    return order(OrderRole.TP, level, status=OrderStatus.FILLED, qty=qty, filled=qty, price="62000")
+
+
+CASES = [
+    # (name, monitor, mark price, expected)
+    ("pending: nothing placed yet", monitoring(phase=Phase.PENDING, orders=()), "60500", Tier.CRITICAL),
+    (
+        "placement unconfirmed",
+        monitoring(orders=(*LADDER[:2], replace(LADDER[2], status=OrderStatus.PLACING))),
+        "60500",
+        Tier.CRITICAL,
+    ),
+    (
+        "cancel unconfirmed",
+        monitoring(orders=(*LADDER, replace(LADDER[0], link_id="x", status=OrderStatus.CANCELLING))),
+        "60500",
+        Tier.CRITICAL,
+    ),
+    ("breakeven pending", monitoring(breakeven=BreakevenState.PENDING), "60500", Tier.CRITICAL),
+    (
+        "breakeven due but deferred",
+        monitoring(tp_hits=(1,), phase=Phase.PROFIT_TAKING),
+        "60500",
+        Tier.CRITICAL,
+    ),
+    ("size change awaiting confirmation", monitoring(unexplained_at=NOW - 1), "60500", Tier.CRITICAL),
+    ("mark near the next TP", monitoring(), "61800", Tier.CRITICAL),  # 0.32 % from 62000
+    ("mark near the stop", monitoring(), "58200", Tier.CRITICAL),
+    (
+        "mark near a working entry",
+        monitoring(
+            phase=Phase.BUILDING, entries_closed=False, orders=(order(OrderRole.ENTRY, 2, price="59500"),)
+        ),
+        "59700",
+        Tier.CRITICAL,
+    ),
+    ("quiet for ten minutes", monitoring(last_activity_at=NOW - 600), "60500", Tier.IDLE),
+    (
+        "90 % of the TP quantity filled",
+        monitoring(
+            phase=Phase.PROFIT_TAKING,
+            tp_hits=(1, 2),
+            breakeven=BreakevenState.DONE,
+            position_size=D("0.003"),
+            orders=(tp_done(1, "0.025"), tp_done(2, "0.002"), LADDER[2]),
+        ),
+        "60500",
+        Tier.INACTIVE,
+    ),
+    (
+        "profit taking with TPs pending",
+        monitoring(
+            phase=Phase.PROFIT_TAKING,
+            tp_hits=(1,),
+            breakeven=BreakevenState.DONE,
+            position_size=D("0.005"),
+            orders=(tp_done(1, "0.025"), *LADDER[1:]),
+        ),
+        "62500",
+        Tier.ACTIVE,
+    ),
+    (
+        "building with entries working",
+        monitoring(
+            phase=Phase.BUILDING,
+            entries_closed=False,
+            orders=(order(OrderRole.ENTRY, 2, price="59500"),),
+            position_size=D(0),
+            built_qty=D(0),
+        ),
+        "61000",
+        Tier.ACTIVE,
+    ),
+    ("monitoring far from every price", monitoring(), "60500", Tier.STANDARD),
+    (
+        "closed, cancels unconfirmed",
+        monitoring(phase=Phase.CLOSED, orders=(replace(LADDER[0], status=OrderStatus.CANCELLING),)),
+        "60500",
+        Tier.ACTIVE,
+    ),
+    ("closed and done", monitoring(phase=Phase.CLOSED, orders=()), "60500", Tier.IDLE),
+]
+
+
+@pytest.mark.parametrize(("m", "mark", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_tier_table(m, mark, expected):
+    assert classify(m, snapshot(taken_at=NOW, price=mark), NOW) is expected
+
+
+def test_thresholds_come_from_the_policy():
+    m = monitoring()
+    s = snapshot(taken_at=NOW, price="61000")  # 1.6 % under TP1
+    assert classify(m, s, NOW) is Tier.STANDARD
+    assert classify(m, s, NOW, Policy(proximity_band=D("0.02"))) is Tier.CRITICAL
+    assert classify(m, s, NOW + 60, Policy(idle_after_s=60)) is Tier.IDLE
