@@ -1,0 +1,151 @@
+"""Market data shared by every account and worker process: tickers (≈1 s) and instrument filters (hours).
+
+`get_or_load` is single-flight across processes: on a miss, one caller takes a short Redis lock and
+runs the loader; the others poll for the value it writes, for a bounded time (`wait_s`), and then
+load it themselves rather than block behind a loader that hangs or died. A loader that raises
+releases the lock at once, so a waiter takes over without waiting for the lock to expire.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from redis import Redis
+
+from config.settings import Settings
+from workers.locks import Lock
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+Encoded = bytes | str
+
+
+def _seconds(field: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (0 < value < math.inf):
+        raise ValueError(f"{field}: must be a finite number of seconds > 0 (got {value!r})")
+    return float(value)
+
+
+class MarketCache:
+    """`MarketCache(redis, settings).tickers(load, encode, decode)`.
+
+    `wait_s`: longest a caller waits for another process's loader before loading itself.
+    `lock_ttl_s`: lifetime of the loader lock (a loader that died frees it after this).
+    `poll_s`: how often a waiter looks for the value. `clock`/`sleep` are injectable for tests.
+    """
+
+    def __init__(
+        self,
+        redis_client: Redis,
+        settings: Settings,
+        *,
+        prefix: str = "tpsl",
+        wait_s: float = 2.0,
+        lock_ttl_s: float = 5.0,
+        poll_s: float = 0.01,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.redis = redis_client
+        self.settings = settings
+        self.prefix = prefix
+        self.wait_s = _seconds("wait_s", wait_s)
+        self.lock_ttl_s = _seconds("lock_ttl_s", lock_ttl_s)
+        self.poll_s = _seconds("poll_s", poll_s)
+        self._clock = clock
+        self._sleep = sleep
+
+    def value_key(self, name: str) -> str:
+        return f"{self.prefix}:market:{name}"
+
+    def lock_key(self, name: str) -> str:
+        return f"{self.prefix}:market:{name}:loading"
+
+    # ----------------------------------------------------------------------------------- typed use
+
+    def tickers(
+        self,
+        loader: Callable[[], T],
+        encode: Callable[[T], Encoded],
+        decode: Callable[[bytes], T],
+        *,
+        category: str = "linear",
+    ) -> T:
+        """Every ticker of a category, shared for `settings.ticker_cache_s`."""
+        return self.get_or_load(
+            f"tickers:{category}", loader, encode, decode, ttl_s=self.settings.ticker_cache_s
+        )
+
+    def instruments(
+        self,
+        loader: Callable[[], T],
+        encode: Callable[[T], Encoded],
+        decode: Callable[[bytes], T],
+        *,
+        category: str = "linear",
+    ) -> T:
+        """Instrument filters (tick size, qty step, minimums), shared for `settings.instruments_cache_s`."""
+        return self.get_or_load(
+            f"instruments:{category}", loader, encode, decode, ttl_s=self.settings.instruments_cache_s
+        )
+
+    # ------------------------------------------------------------------------------------- engine
+
+    def get_or_load(
+        self,
+        name: str,
+        loader: Callable[[], T],
+        encode: Callable[[T], Encoded],
+        decode: Callable[[bytes], T],
+        *,
+        ttl_s: float,
+    ) -> T:
+        """The cached value of `name`, else the loader's (stored for `ttl_s`); one loader at a time
+        across processes, waiters bounded by `wait_s`. Loader errors propagate to its caller."""
+        if not name:
+            raise ValueError("name: must be a non-empty string")
+        ttl_ms = max(1, round(_seconds("ttl_s", ttl_s) * 1000))
+        key = self.value_key(name)
+        cached = self.redis.get(key)
+        if cached is not None:
+            return decode(_raw(cached))
+
+        lock = Lock(self.redis, self.lock_key(name), self.lock_ttl_s)
+        deadline = self._clock() + self.wait_s
+        while True:
+            token = lock.acquire()
+            if token is not None:
+                try:
+                    cached = self.redis.get(key)  # written between our miss and our lock
+                    if cached is not None:
+                        return decode(_raw(cached))
+                    return self._load(key, loader, encode, ttl_ms)
+                finally:
+                    lock.release(token)
+            self._sleep(self.poll_s)
+            cached = self.redis.get(key)
+            if cached is not None:
+                return decode(_raw(cached))
+            if self._clock() >= deadline:
+                log.warning(
+                    "market cache %s: loader elsewhere took over %.1f s; loading here", name, self.wait_s
+                )
+                return self._load(key, loader, encode, ttl_ms)
+
+    def _load(self, key: str, loader: Callable[[], T], encode: Callable[[T], Encoded], ttl_ms: int) -> T:
+        value = loader()
+        self.redis.set(key, encode(value), px=ttl_ms)
+        return value
+
+    def invalidate(self, name: str) -> None:
+        self.redis.delete(self.value_key(name))
+
+
+def _raw(value: bytes | str) -> bytes:
+    return value.encode() if isinstance(value, str) else value
