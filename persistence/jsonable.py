@@ -1,0 +1,38 @@
+"""JSON for the JSON columns and the Redis buffer: orjson, Decimals as strings, errors naming the field."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from core.errors import FixInput
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def dumps(value: Any) -> str:
+    return orjson.dumps(value, default=_default).decode()
+
+
+def dumps_bytes(value: Any) -> bytes:
+    return orjson.dumps(value, default=_default)
+
+
+loads = orjson.loads
+
+
+def jsonable(field: str, value: Any) -> dict[str, Any]:
+    """`value` (a mapping) as plain JSON data: Decimals become strings; anything else that JSON
+    cannot hold is a FixInput naming `field`."""
+    if not hasattr(value, "items"):
+        raise FixInput(field, f"must be a JSON object (dict), got {type(value).__name__}")
+    try:
+        return orjson.loads(orjson.dumps(dict(value), default=_default))
+    except TypeError as exc:  # orjson.JSONEncodeError is a TypeError
+        raise FixInput(field, f"is not JSON-able: {exc}") from None
