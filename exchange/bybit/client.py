@@ -1,0 +1,588 @@
+"""BybitClient: the ExchangePort over Bybit's v5 REST API (USDT linear), for one exchange host.
+
+The only code that talks to an exchange. Each call: rate-limit token (per account and endpoint group,
+shared by every worker through Redis) → request built and signed from the exact bytes sent → pooled
+session → answer parsed (exchange.bybit.parse) → HTTP status and retCode mapped to a core error in
+one place (exchange.bybit.errors.map_error) → one INFO log line (method, path, account, HTTP status,
+retCode, milliseconds).
+
+Reads raise on failure (a failed read is never an empty result). Batch writes never raise for an
+exchange failure: every intent gets an `IntentResult` in input order; the idempotent outcomes —
+duplicate orderLinkId on create, unknown or already-closed order on cancel, an amend that changes
+nothing — are ok=True. When a whole chunk fails (timeout, 5xx, rate limit, credentials), its items
+carry that error and later chunks are not sent (their items say so): the next check retries them
+under the same orderLinkIds, so nothing is ever placed twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from types import MappingProxyType
+from typing import Any
+
+import requests
+
+from config.settings import Settings
+from core.errors import BackOff, Duplicate, FixInput, InvalidOrder, NotFound, TpslError
+from core.models import (
+    Account,
+    AmendOrder,
+    CancelOrder,
+    ExchangeOrder,
+    Execution,
+    Instrument,
+    IntentResult,
+    PlaceOrder,
+    Position,
+    Side,
+    Snapshot,
+    Ticker,
+    WalletBalance,
+)
+from core.ports import Clock
+from exchange.bybit import parse
+from exchange.bybit.cache import InstrumentCache
+from exchange.bybit.errors import ClockSkew, map_error
+from exchange.bybit.parse import MalformedResponse
+from exchange.bybit.ratelimit import RateLimiter
+from exchange.bybit.session import PooledSession
+from exchange.bybit.signing import auth_headers, json_body, query_string
+
+logger = logging.getLogger(__name__)
+
+CATEGORY = "linear"
+BATCH_MAX = 20  # Bybit's per-request maximum for linear batch endpoints
+POSITIONS_PAGE = 200
+ORDERS_PAGE = 50
+EXECUTIONS_PAGE = 100
+INSTRUMENTS_PAGE = 1000
+WEEK_MS = 7 * 24 * 3600 * 1000
+EXECUTIONS_MAX_AGE_MS = 730 * 24 * 3600 * 1000  # Bybit keeps two years of executions
+_LINK_ID = re.compile(r"^[A-Za-z0-9_-]{1,36}$")
+
+P_TICKERS = "/v5/market/tickers"
+P_INSTRUMENTS = "/v5/market/instruments-info"
+P_POSITIONS = "/v5/position/list"
+P_REALTIME = "/v5/order/realtime"
+P_HISTORY = "/v5/order/history"
+P_EXECUTIONS = "/v5/execution/list"
+P_WALLET = "/v5/account/wallet-balance"
+P_AMEND = "/v5/order/amend"
+P_CREATE_BATCH = "/v5/order/create-batch"
+P_AMEND_BATCH = "/v5/order/amend-batch"
+P_CANCEL_BATCH = "/v5/order/cancel-batch"
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A successful exchange answer."""
+
+    http_status: int
+    result: Mapping[str, Any]
+    ext: Mapping[str, Any]
+    headers: Mapping[str, str]
+
+
+def decimal_text(value: Decimal) -> str:
+    """A decimal as Bybit wants it: plain notation, never an exponent ("0.00001", not "1E-5")."""
+    return format(value, "f")
+
+
+class BybitClient:
+    """ExchangePort for one host. Cheap to build (see `exchange.bybit.build_client`): the session,
+    the instrument cache and the rate limiter are shared by every client of the process."""
+
+    def __init__(
+        self,
+        base_url: str,
+        settings: Settings,
+        *,
+        session: PooledSession,
+        limiter: RateLimiter,
+        instruments: InstrumentCache | None = None,
+        clock: Clock = time.time,
+        history_pages: int = 2,
+        max_pages: int = 100,
+        settle_coin: str = "USDT",
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.settings = settings
+        self.session = session
+        self.limiter = limiter
+        self.instrument_cache = instruments or InstrumentCache(settings.instruments_cache_s)
+        self.clock = clock
+        self.history_pages = history_pages
+        self.max_pages = max_pages
+        self.settle_coin = settle_coin
+
+    def __repr__(self) -> str:
+        return f"BybitClient({self.base_url!r})"
+
+    # ------------------------------------------------------------------------------- transport
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        account: Account | None,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Mapping[str, Any] | None = None,
+        cost: int = 1,
+    ) -> Answer:
+        """One exchange call. Raises the core error map_error names; a 10002 clock-window refusal
+        is re-signed with a fresh timestamp and sent once more (the exchange did nothing with it)."""
+        if account is not None:
+            self.limiter.acquire(account.id, path, cost)
+        for attempt in (1, 2):
+            now = self.clock()
+            data: bytes | None = None
+            if method == "GET":
+                qs = query_string(params or {})
+                payload: str | bytes = qs
+                target = f"{path}?{qs}" if qs else path
+            else:
+                data = json_body(body or {})
+                payload = data
+                target = path
+            headers = {"Content-Type": "application/json"}
+            if account is not None:
+                headers.update(auth_headers(account, payload, int(now * 1000), self.settings.recv_window_ms))
+            t0 = time.perf_counter()
+            try:
+                resp = self.session.request(method, target, data=data, headers=headers)
+            except requests.RequestException as exc:
+                err = map_error(None, None, "", {}, self.clock(), transport_error=exc)
+                assert err is not None
+                self._log(method, path, account, None, None, t0, err)
+                raise err from exc
+            env = parse.envelope(resp.content)
+            if account is not None:
+                self.limiter.observe(account.id, path, resp.headers)
+            ret_msg = _scrub(env.ret_msg, account)
+            err = map_error(
+                resp.status_code,
+                env.ret_code,
+                ret_msg,
+                resp.headers,
+                self.clock(),
+                attempts=_attempts(resp),
+            )
+            self._log(method, path, account, resp.status_code, env.ret_code, t0, err)
+            if err is None:
+                return Answer(resp.status_code, env.result, env.ext, resp.headers)
+            self.session.stats.error(err.kind.value)
+            if isinstance(err, BackOff) and account is not None:
+                self.limiter.back_off(account.id, path, err.until)
+            if isinstance(err, ClockSkew) and attempt == 1:
+                continue
+            raise err
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _log(
+        self,
+        method: str,
+        path: str,
+        account: Account | None,
+        status: int | None,
+        ret_code: int | None,
+        t0: float,
+        err: TpslError | None,
+    ) -> None:
+        ms = (time.perf_counter() - t0) * 1000
+        logger.info(
+            "%s %s account=%s status=%s retCode=%s ms=%.1f%s",
+            method,
+            path,
+            account.id if account is not None else "-",
+            status if status is not None else "-",
+            ret_code if ret_code is not None else "-",
+            ms,
+            f" error={err.kind.value}: {err.message}" if err is not None else "",
+        )
+
+    def _pages(
+        self,
+        path: str,
+        account: Account | None,
+        params: Mapping[str, Any],
+        *,
+        max_pages: int | None = None,
+    ) -> Iterator[Mapping[str, Any]]:
+        """Every page's `result`, following nextPageCursor untouched. Without `max_pages` the walk
+        must end within self.max_pages pages (else the answer is treated as malformed); with it,
+        the walk simply stops there (newest pages first)."""
+        limit = max_pages if max_pages is not None else self.max_pages
+        cursor = ""
+        seen: set[str] = set()
+        for _ in range(limit):
+            page_params = dict(params)
+            if cursor:
+                page_params["cursor"] = cursor
+            result = self._request("GET", path, account, params=page_params).result
+            yield result
+            cursor = parse.next_cursor(result)
+            if not cursor or not parse.rows(result):
+                return
+            if cursor in seen:
+                raise MalformedResponse(f"{path}: the exchange sent the same cursor twice")
+            seen.add(cursor)
+        if max_pages is None:
+            raise MalformedResponse(f"{path}: more than {limit} pages")
+
+    # ------------------------------------------------------------------------------------ reads
+
+    def snapshot(self, account: Account, *, symbol: str | None = None) -> Snapshot:
+        """Positions (size > 0) and open orders of the account, every page, as core types. The
+        calls are the same whatever the number of positions: position/list and order/realtime
+        (one page each below 200 positions / 50 orders), plus the shared instrument cache."""
+        taken_at = self.clock()
+        positions = self.positions(account, symbol=symbol)
+        orders = self.open_orders(account, symbol=symbol)
+        return Snapshot(
+            account=account.id,
+            taken_at=taken_at,
+            positions={(p.symbol, p.position_idx): p for p in positions},
+            open_orders={o.link_id: o for o in orders if o.link_id},
+            instruments=self.instrument_filters(),
+        )
+
+    def positions(self, account: Account, *, symbol: str | None = None) -> list[Position]:
+        params: dict[str, Any] = {"category": CATEGORY, "limit": POSITIONS_PAGE}
+        params.update({"symbol": symbol} if symbol else {"settleCoin": self.settle_coin})
+        out = []
+        for result in self._pages(P_POSITIONS, account, params):
+            for row in parse.rows(result):
+                p = parse.position(row)
+                if p.size > 0:  # a symbol-filtered read also lists flat rows
+                    out.append(p)
+        return out
+
+    def open_orders(self, account: Account, *, symbol: str | None = None) -> list[ExchangeOrder]:
+        """Every open order (plain and conditional), including those without an orderLinkId (not
+        ours: the snapshot leaves them out, a dashboard may show them)."""
+        params: dict[str, Any] = {"category": CATEGORY, "openOnly": 0, "limit": ORDERS_PAGE}
+        params.update({"symbol": symbol} if symbol else {"settleCoin": self.settle_coin})
+        out = []
+        for result in self._pages(P_REALTIME, account, params):
+            for row in parse.rows(result):
+                o = parse.order(row)
+                if o.status.is_open:
+                    out.append(o)
+        return out
+
+    def all_open_orders(self, account: Account, *, symbol: str | None = None) -> list[ExchangeOrder]:
+        """Alias of open_orders, named for callers that want the orders the snapshot leaves out."""
+        return self.open_orders(account, symbol=symbol)
+
+    def lookup_orders(self, account: Account, link_ids: Iterable[str]) -> dict[str, ExchangeOrder]:
+        """Final state of orders that left the open list: the newest pages of order/history, then
+        order/realtime?orderLinkId= one by one for those still missing. Every id is looked up, so
+        an id absent from the answer was not found. Calls ≤ history_pages + ids not in history."""
+        found, _ = self.lookup_some(account, link_ids, max_single=None)
+        return found
+
+    def lookup_some(
+        self, account: Account, link_ids: Iterable[str], *, max_single: int | None = 20
+    ) -> tuple[dict[str, ExchangeOrder], frozenset[str]]:
+        """lookup_orders with a bound on the one-by-one look-ups. Returns (found, looked_up):
+        an id in looked_up but not in found was not found; an id in neither was not looked up
+        this time (Snapshot.closed_orders / Snapshot.looked_up)."""
+        wanted = {lid for lid in link_ids if lid}
+        found: dict[str, ExchangeOrder] = {}
+        if not wanted:
+            return found, frozenset()
+        params = {"category": CATEGORY, "settleCoin": self.settle_coin, "limit": ORDERS_PAGE}
+        for result in self._pages(P_HISTORY, account, params, max_pages=self.history_pages):
+            for row in parse.rows(result):
+                lid = row.get("orderLinkId")
+                if lid in wanted and lid not in found:  # newest first: the first seen is the latest
+                    found[lid] = parse.order(row)
+            if wanted <= found.keys():
+                break
+        missing = sorted(wanted - found.keys())
+        singles = missing if max_single is None else missing[:max_single]
+        for lid in singles:
+            params = {"category": CATEGORY, "settleCoin": self.settle_coin, "orderLinkId": lid}
+            for row in parse.rows(self._request("GET", P_REALTIME, account, params=params).result):
+                if row.get("orderLinkId") == lid:
+                    found[lid] = parse.order(row)
+                    break
+        return found, frozenset(found) | frozenset(singles)
+
+    def tickers(self) -> dict[str, Ticker]:
+        result = self._request("GET", P_TICKERS, None, params={"category": CATEGORY}).result
+        out = {}
+        for row in parse.rows(result):
+            t = parse.ticker(row)
+            if t is not None:
+                out[t.symbol] = t
+        return out
+
+    def instruments(self) -> dict[str, Instrument]:
+        """Filters of every linear symbol (all pages), cached settings.instruments_cache_s.
+        A copy: callers may keep or change it without touching the cache."""
+        return dict(self.instrument_filters())
+
+    def instrument_filters(self) -> Mapping[str, Instrument]:
+        """The cached filters themselves, read-only (what snapshots carry, without a copy)."""
+        return self.instrument_cache.get(self.clock(), self._load_instruments)
+
+    def _load_instruments(self) -> Mapping[str, Instrument]:
+        out: dict[str, Instrument] = {}
+        params = {"category": CATEGORY, "limit": INSTRUMENTS_PAGE}
+        for result in self._pages(P_INSTRUMENTS, None, params):
+            for row in parse.rows(result):
+                try:
+                    inst = parse.instrument(row)
+                except MalformedResponse as exc:  # one odd listing must not hide every other one
+                    logger.warning("instrument skipped: %s", exc.message)
+                    continue
+                out[inst.symbol] = inst
+        return MappingProxyType(out)
+
+    def wallet_balance(self, account: Account) -> WalletBalance:
+        result = self._request("GET", P_WALLET, account, params={"accountType": "UNIFIED"}).result
+        return parse.wallet(result, account.id, coin=self.settle_coin)
+
+    def executions(self, account: Account, *, since_ms: int) -> list[Execution]:
+        """Every fill since `since_ms`, oldest first. Bybit answers at most 7 days per query, so
+        older starts are read window by window (up to two years back)."""
+        now_ms = int(self.clock() * 1000)
+        start = max(int(since_ms), now_ms - EXECUTIONS_MAX_AGE_MS)
+        seen: dict[str, Execution] = {}
+        while start <= now_ms:
+            end = min(start + WEEK_MS - 1, now_ms)
+            params = {
+                "category": CATEGORY,
+                "settleCoin": self.settle_coin,
+                "startTime": start,
+                "endTime": end,
+                "limit": EXECUTIONS_PAGE,
+            }
+            for result in self._pages(P_EXECUTIONS, account, params):
+                for row in parse.rows(result):
+                    e = parse.execution(row)
+                    if e is not None and e.exec_time_ms >= since_ms:
+                        seen.setdefault(e.exec_id, e)
+            start = end + 1
+        return sorted(seen.values(), key=lambda e: (e.exec_time_ms, e.exec_id))
+
+    # ----------------------------------------------------------------------------------- writes
+
+    def place(self, account: Account, orders: Sequence[PlaceOrder]) -> list[IntentResult]:
+        return self._batch(account, orders, P_CREATE_BATCH, _create_item, idempotent=(Duplicate,))
+
+    def amend(self, account: Account, orders: Sequence[AmendOrder]) -> list[IntentResult]:
+        """Plain orders through amend-batch; conditional ones (stops) one by one through
+        /v5/order/amend, first, since amend-batch does not take them."""
+        results: list[IntentResult | None] = [None] * len(orders)
+        singles = [i for i, o in enumerate(orders) if o.conditional]
+        plain = [i for i, o in enumerate(orders) if not o.conditional]
+        stop: TpslError | None = None
+        for i in singles:
+            intent = orders[i]
+            if stop is not None:
+                results[i] = _not_sent(intent.link_id, stop)
+                continue
+            results[i], failure = self._amend_one(account, intent)
+            if failure is not None and _stops_the_rest(failure):
+                stop = failure
+        if plain:
+            if stop is not None:
+                for i in plain:
+                    results[i] = _not_sent(orders[i].link_id, stop)
+            else:
+                batch = self._batch(account, [orders[i] for i in plain], P_AMEND_BATCH, _amend_item)
+                for i, r in zip(plain, batch, strict=True):
+                    results[i] = r
+        return [r for r in results if r is not None]
+
+    def cancel(self, account: Account, orders: Sequence[CancelOrder]) -> list[IntentResult]:
+        return self._batch(account, orders, P_CANCEL_BATCH, _cancel_item, idempotent=(NotFound,))
+
+    def _amend_one(self, account: Account, intent: AmendOrder) -> tuple[IntentResult, TpslError | None]:
+        try:
+            _check_account(intent, account)
+            body = {"category": CATEGORY, **_amend_item(intent)}
+        except FixInput as exc:
+            return _failed(intent.link_id, exc), None
+        try:
+            answer = self._request("POST", P_AMEND, account, body=body)
+        except TpslError as exc:
+            return _failed(intent.link_id, exc), exc
+        return IntentResult(intent.link_id, True, order_id=parse.text(answer.result, "orderId")), None
+
+    def _batch(
+        self,
+        account: Account,
+        intents: Sequence[PlaceOrder | AmendOrder | CancelOrder],
+        path: str,
+        build: Callable[[Any], dict[str, Any]],
+        *,
+        idempotent: tuple[type[TpslError], ...] = (),
+    ) -> list[IntentResult]:
+        results: list[IntentResult | None] = [None] * len(intents)
+        sendable: list[tuple[int, Any, dict[str, Any]]] = []
+        for i, intent in enumerate(intents):
+            try:
+                _check_account(intent, account)
+                sendable.append((i, intent, build(intent)))
+            except FixInput as exc:
+                results[i] = _failed(intent.link_id, exc)
+        stop: TpslError | None = None
+        for start in range(0, len(sendable), BATCH_MAX):
+            chunk = sendable[start : start + BATCH_MAX]
+            if stop is not None:
+                for i, intent, _ in chunk:
+                    results[i] = _not_sent(intent.link_id, stop)
+                continue
+            body = {"category": CATEGORY, "request": [item for _, _, item in chunk]}
+            try:
+                answer = self._request("POST", path, account, body=body, cost=len(chunk))
+                items = parse.batch_items(answer.result, answer.ext, len(chunk))
+                for (_, intent, _), item in zip(chunk, items, strict=True):
+                    if item.link_id and item.link_id != intent.link_id:
+                        raise MalformedResponse(
+                            f"batch answer out of order: {item.link_id!r} where {intent.link_id!r} was sent"
+                        )
+            except TpslError as exc:
+                for i, intent, _ in chunk:
+                    results[i] = _failed(intent.link_id, exc)
+                stop = exc
+                continue
+            now = self.clock()
+            for (i, intent, _), item in zip(chunk, items, strict=True):
+                err = map_error(200, item.code, _scrub(item.msg, account), answer.headers, now)
+                if err is None or isinstance(err, idempotent):
+                    results[i] = IntentResult(intent.link_id, True, order_id=item.order_id)
+                    continue
+                results[i] = IntentResult(
+                    intent.link_id, False, err.kind, err.message, order_id=item.order_id
+                )
+                self.session.stats.error(err.kind.value)
+                if isinstance(err, BackOff):  # the items beyond Bybit's per-second budget
+                    self.limiter.back_off(account.id, path, err.until)
+        return [r for r in results if r is not None]
+
+
+# ---------------------------------------------------------------------------------- helpers
+
+
+def _attempts(resp: requests.Response) -> int:
+    retries = getattr(resp.raw, "retries", None)
+    history = getattr(retries, "history", None) or ()
+    return len(history) + 1
+
+
+def _scrub(msg: str, account: Account | None) -> str:
+    """An exchange message with this account's credentials masked (10004 echoes the signed text)."""
+    if account is not None and msg:
+        for secret in (account.api_key.reveal(), account.api_secret.reveal()):
+            if secret and secret in msg:
+                msg = msg.replace(secret, "***")
+    return msg
+
+
+def _failed(link_id: str, exc: TpslError) -> IntentResult:
+    return IntentResult(link_id, False, exc.kind, exc.message)
+
+
+def _not_sent(link_id: str, cause: TpslError) -> IntentResult:
+    return IntentResult(link_id, False, cause.kind, f"not sent: an earlier request failed ({cause.message})")
+
+
+def _stops_the_rest(exc: TpslError) -> bool:
+    """A verdict on one order (invalid, gone) does not stop the others; anything about the
+    account or the exchange (rate limit, credentials, transport, outage) does."""
+    return not isinstance(exc, InvalidOrder | NotFound | Duplicate)
+
+
+def _check_account(intent: PlaceOrder | AmendOrder | CancelOrder, account: Account) -> None:
+    if intent.account != account.id:
+        raise FixInput(
+            "account",
+            f"intent {intent.link_id!r} belongs to account {intent.account!r}, not {account.id!r}",
+        )
+    if not _LINK_ID.match(intent.link_id or ""):
+        raise FixInput("link_id", f"{intent.link_id!r}: 1-36 characters of [A-Za-z0-9_-]")
+    if not intent.symbol:
+        raise FixInput("symbol", f"missing (order {intent.link_id})")
+
+
+def _positive(value: Decimal | None, field: str, link_id: str, *, allow_zero: bool = False) -> None:
+    if value is None:
+        return
+    if not isinstance(value, Decimal) or not value.is_finite():
+        raise FixInput(field, f"must be a finite Decimal (order {link_id}, got {value!r})")
+    if value < 0 or (value == 0 and not allow_zero):
+        raise FixInput(field, f"must be > 0 (order {link_id}, got {value})")
+
+
+def _create_item(o: PlaceOrder) -> dict[str, Any]:
+    lid = o.link_id
+    if not isinstance(o.side, Side):
+        raise FixInput("side", f"must be Buy or Sell (order {lid}, got {o.side!r})")
+    if o.order_type not in ("Limit", "Market"):
+        raise FixInput("order_type", f"must be Limit or Market (order {lid}, got {o.order_type!r})")
+    # qty "0" with reduceOnly + closeOnTrigger closes the whole position (Bybit's documented idiom)
+    _positive(o.qty, "qty", lid, allow_zero=o.reduce_only and o.close_on_trigger)
+    if o.qty is None:
+        raise FixInput("qty", f"missing (order {lid})")
+    if o.position_idx not in (0, 1, 2):
+        raise FixInput("position_idx", f"must be 0, 1 or 2 (order {lid}, got {o.position_idx})")
+    item: dict[str, Any] = {
+        "symbol": o.symbol,
+        "side": o.side.value,
+        "orderType": o.order_type,
+        "qty": decimal_text(o.qty),
+        "positionIdx": o.position_idx,
+        "orderLinkId": lid,
+        "reduceOnly": bool(o.reduce_only),
+        "closeOnTrigger": bool(o.close_on_trigger),
+    }
+    if o.order_type == "Limit":
+        if o.price is None:
+            raise FixInput("price", f"a Limit order needs a price (order {lid})")
+        _positive(o.price, "price", lid)
+        item["price"] = decimal_text(o.price)
+        if o.time_in_force not in ("GTC", "IOC", "FOK", "PostOnly"):
+            raise FixInput("time_in_force", f"must be GTC, IOC, FOK or PostOnly (order {lid})")
+        item["timeInForce"] = o.time_in_force
+    if o.trigger_price is not None:
+        _positive(o.trigger_price, "trigger_price", lid)
+        if o.trigger_direction not in (1, 2):
+            raise FixInput(
+                "trigger_direction", f"must be 1 (rises to) or 2 (falls to) for a conditional order ({lid})"
+            )
+        if o.trigger_by not in ("LastPrice", "MarkPrice", "IndexPrice"):
+            raise FixInput("trigger_by", f"must be LastPrice, MarkPrice or IndexPrice (order {lid})")
+        item["triggerPrice"] = decimal_text(o.trigger_price)
+        item["triggerDirection"] = o.trigger_direction
+        item["triggerBy"] = o.trigger_by
+    return item
+
+
+def _amend_item(o: AmendOrder) -> dict[str, Any]:
+    lid = o.link_id
+    item: dict[str, Any] = {"symbol": o.symbol, "orderLinkId": lid}
+    for field, key, value in (
+        ("qty", "qty", o.qty),
+        ("price", "price", o.price),
+        ("trigger_price", "triggerPrice", o.trigger_price),
+    ):
+        if value is not None:
+            _positive(value, field, lid)
+            item[key] = decimal_text(value)
+    if len(item) == 2:
+        raise FixInput("qty/price/trigger_price", f"nothing to change (order {lid})")
+    return item
+
+
+def _cancel_item(o: CancelOrder) -> dict[str, Any]:
+    return {"symbol": o.symbol, "orderLinkId": o.link_id}
