@@ -19,7 +19,7 @@ from core.models import Tier
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="TPSL_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="TPSL_", extra="ignore", frozen=True, populate_by_name=True)
 
     # ---- services
     redis_url: str | None = Field(

@@ -454,18 +454,28 @@ class Snapshot:
         return p.size if p is not None else ZERO
 
     def price(self, symbol: str) -> Decimal | None:
-        """Mark price of the symbol: from the ticker, else from any position row of it."""
+        """Mark price of the symbol: from a position row of this read (fresh), else the ticker
+        (shared across accounts, up to a second old)."""
+        mark = self._position_mark(symbol)
+        if mark is not None:
+            return mark
         t = self.tickers.get(symbol)
-        if t is not None:
-            return t.mark_price
-        for (sym, _), p in self.positions.items():
-            if sym == symbol and p.mark_price:
-                return p.mark_price
-        return None
+        return t.mark_price if t is not None else None
 
     def last_price(self, symbol: str) -> Decimal | None:
+        """The freshest price this read knows: a position row's mark, else the ticker's last."""
+        mark = self._position_mark(symbol)
+        if mark is not None:
+            return mark
         t = self.tickers.get(symbol)
-        return t.last_price if t is not None else self.price(symbol)
+        return t.last_price if t is not None else None
+
+    def _position_mark(self, symbol: str) -> Decimal | None:
+        for idx in (0, 1, 2):
+            p = self.positions.get((symbol, idx))
+            if p is not None and p.mark_price:
+                return p.mark_price
+        return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -234,8 +234,8 @@ def step(
         return w.finish(s, policy, inst=inst)
     if size > 0:
         _breakeven(w, s, inst, leader)
+        _stop(w, s, inst, size, policy)  # the stop first: its intent leads the batch
         _take_profits(w, inst, size, policy)
-        _stop(w, s, inst, size, policy)
     _phase(w)
     return w.finish(s, policy, inst=inst)
 
@@ -779,10 +779,11 @@ def _take_profits(w: _Work, inst: Instrument, size: Decimal, policy: Policy) -> 
 
 
 def _may_repair(w: _Work, policy: Policy, lost: OwnedOrder) -> bool:
-    """Count a re-placement against the budget; past it, stop and alert (once)."""
-    if w.get("halted"):
-        return False
-    if w.get("repairs") >= policy.max_repairs:
+    """Count a re-placement against its slot's budget (`max_repairs` per order slot, so one slot's
+    trouble never starves the stop); past it, that slot is not re-placed and an operator is alerted."""
+    if lost.generation > policy.max_repairs:
+        if w.get("halted"):
+            return False  # the operator was alerted already
         w.set(halted=True)
         w.event(
             EventKind.ORDER_ADJUSTMENT,

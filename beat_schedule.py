@@ -1,0 +1,36 @@
+"""Beat's schedule. `celery -A tasks beat` reads it through the app (tasks/app.py).
+
+| entry       | task                | every                         | queue       |
+|-------------|---------------------|-------------------------------|-------------|
+| dispatch    | tpsl.dispatch       | `dispatch_tick_s` (0.5 s)     | dispatch    |
+| flush       | tpsl.flush          | `coalesce_window_s` (30 s)    | persist     |
+| maintenance | tpsl.maintenance    | `maintenance_period_s` (2 h)  | maintenance |
+| stats       | tpsl.stats          | `stats_period_s` (5 min)      | maintenance |
+
+Two beats running at once do no harm: claims are atomic (each due monitor is claimed once),
+flush takes the pending hash atomically, maintenance is idempotent. Every message expires before
+the next one of its kind is due, so a stopped worker does not come back to a pile of stale ticks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from config.queues import DISPATCH_QUEUE, MAINTENANCE_QUEUE, PERSIST_QUEUE
+from config.settings import Settings
+
+
+def schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+    def entry(task: str, every: float, queue: str) -> dict[str, Any]:
+        return {
+            "task": task,
+            "schedule": every,
+            "options": {"queue": queue, "routing_key": queue, "expires": max(every, 1.0)},
+        }
+
+    return {
+        "dispatch": entry("tpsl.dispatch", settings.dispatch_tick_s, DISPATCH_QUEUE),
+        "flush": entry("tpsl.flush", settings.coalesce_window_s, PERSIST_QUEUE),
+        "maintenance": entry("tpsl.maintenance", settings.maintenance_period_s, MAINTENANCE_QUEUE),
+        "stats": entry("tpsl.stats", settings.stats_period_s, MAINTENANCE_QUEUE),
+    }

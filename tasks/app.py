@@ -1,0 +1,86 @@
+"""The app with its tasks, beat schedule and worker signals."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from celery import Celery, signals
+
+import beat_schedule
+from config.celery_app import make_celery
+from config.logging import setup_logging
+from config.settings import Settings, get_settings
+from tasks import checks, housekeeping, persist
+from tasks.publisher import CeleryPublisher
+from workers.runtime import Runtime, build_runtime, get_runtime, set_runtime
+
+log = logging.getLogger(__name__)
+
+_default: Celery | None = None
+_default_lock = threading.Lock()
+
+
+def create_app(settings: Settings | None = None) -> Celery:
+    settings = settings or get_settings()
+    app = make_celery(settings)
+    app.conf.beat_schedule = beat_schedule.schedule(settings)
+    checks.register(app)
+    persist.register(app)
+    housekeeping.register(app)
+    _connect_signals(app, settings)
+    return app
+
+
+def default_app() -> Celery:
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = create_app()
+    return _default
+
+
+def runtime(app: Celery) -> Runtime:
+    """This process's runtime, publishing through `app`."""
+    rt = get_runtime()
+    if rt.publisher is None:
+        rt.publisher = CeleryPublisher(app)
+    return rt
+
+
+def _connect_signals(app: Celery, settings: Settings) -> None:
+    @signals.setup_logging.connect(weak=False, dispatch_uid="tpsl.setup_logging")
+    def _logging(**_: object) -> None:
+        setup_logging(settings.log_level)
+
+    @signals.worker_process_init.connect(weak=False, dispatch_uid="tpsl.process_init")
+    def _process_init(**_: object) -> None:
+        # a fresh child: its own redis connections and HTTP pools (never inherited across fork)
+        set_runtime(build_runtime(settings))
+        runtime(app)
+
+    @signals.worker_ready.connect(weak=False, dispatch_uid="tpsl.worker_ready")
+    def _ready(sender: object = None, **_: object) -> None:
+        try:
+            from workers.reconcile import reconcile
+
+            reconcile(runtime(app))
+        except Exception:
+            log.exception("reconcile at worker start failed; the maintenance run will retry")
+
+    @signals.worker_process_shutdown.connect(weak=False, dispatch_uid="tpsl.process_shutdown")
+    def _process_shutdown(**_: object) -> None:
+        _flush_quietly(app)
+
+    @signals.worker_shutdown.connect(weak=False, dispatch_uid="tpsl.worker_shutdown")
+    def _shutdown(**_: object) -> None:
+        _flush_quietly(app)
+
+
+def _flush_quietly(app: Celery) -> None:
+    """Write what is coalesced before the process goes (the next flush would, but sooner is better)."""
+    try:
+        runtime(app).writer.flush()
+    except Exception:
+        log.exception("flush at shutdown failed; the entries stay pending for the next flush")

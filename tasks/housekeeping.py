@@ -1,0 +1,46 @@
+"""Maintenance (a group of independent parts) and the periodic statistics line."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import Celery, group
+
+from persistence.stats import persist_stats
+from workers.maintenance import cancel_orphans, prune_history
+from workers.reconcile import reconcile
+
+log = logging.getLogger(__name__)
+
+
+def register(app: Celery) -> None:
+    from tasks.app import runtime
+
+    @app.task(shared=False, name="tpsl.maintenance", soft_time_limit=20, time_limit=30)
+    def maintenance() -> None:
+        group(prune.s(), orphans.s(), reconcile_task.s()).apply_async()
+
+    @app.task(shared=False, name="tpsl.maintenance_prune", soft_time_limit=240, time_limit=300)
+    def prune() -> int:
+        return prune_history(runtime(app))
+
+    @app.task(shared=False, name="tpsl.maintenance_orphans", soft_time_limit=240, time_limit=300)
+    def orphans() -> dict[str, int]:
+        return cancel_orphans(runtime(app))
+
+    @app.task(shared=False, name="tpsl.maintenance_reconcile", soft_time_limit=240, time_limit=300)
+    def reconcile_task() -> dict[str, int]:
+        r = reconcile(runtime(app))
+        return {"restored": r.restored, "refreshed": r.refreshed, "persisted": r.persisted}
+
+    @app.task(shared=False, name="tpsl.stats", soft_time_limit=20, time_limit=30)
+    def stats() -> None:
+        rt = runtime(app)
+        parts = [f"monitors per tier {dict((t.value, n) for t, n in rt.registry.counts_by_tier().items())}"]
+        p = persist_stats(rt.redis, prefix=rt.prefix)
+        parts.append(f"persistence {p}")
+        for base, client in rt.clients().items():
+            stats_fn = getattr(client, "stats", None)
+            if stats_fn is not None:
+                parts.append(f"pool {base} {stats_fn()}")
+        log.info("stats: %s", "; ".join(parts))

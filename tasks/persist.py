@@ -1,0 +1,68 @@
+"""Persistence tasks: critical events committed before the message is acked; the periodic flush."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Celery
+from sqlalchemy.exc import SQLAlchemyError
+
+from core.codec import event_from_dict
+from persistence.records import MonitorRecord
+from workers.notifiers import notifiers_from, pooled_session
+
+log = logging.getLogger(__name__)
+
+
+def register(app: Celery) -> None:
+    from tasks.app import runtime
+
+    @app.task(
+        shared=False,
+        name="tpsl.persist_critical",
+        bind=True,
+        max_retries=None,
+        soft_time_limit=20,
+        time_limit=30,
+    )
+    def persist_critical(self: Any, events: list[dict[str, Any]], monitors: list[dict[str, Any]]) -> int:
+        rt = runtime(app)
+        try:
+            return rt.writer.write_critical(
+                [event_from_dict(e) for e in events], [MonitorRecord.from_dict(m) for m in monitors]
+            )
+        except SQLAlchemyError as e:
+            # the database is away: keep the events (a retry is a new message, published before ack)
+            delay = min(60, 2 ** min(self.request.retries, 6))
+            log.warning("critical events not written (%s); retrying in %d s", type(e).__name__, delay)
+            raise self.retry(exc=e, countdown=delay) from None
+
+    @app.task(shared=False, name="tpsl.flush", soft_time_limit=50, time_limit=60)
+    def flush() -> dict[str, int]:
+        result = runtime(app).writer.flush()
+        return {"monitors": result.monitors, "events": result.events, "transactions": result.transactions}
+
+    @app.task(shared=False, name="tpsl.alert", bind=True, max_retries=5, soft_time_limit=20, time_limit=30)
+    def alert(self: Any, event: dict[str, Any]) -> int:
+        rt = runtime(app)
+        session = _session()
+        sent = 0
+        for notifier in notifiers_from(rt.settings, session):
+            try:
+                notifier.send(event)
+                sent += 1
+            except Exception as e:
+                log.warning("alert through %r failed: %s", notifier, e)
+                raise self.retry(countdown=min(300, 5 * 2**self.request.retries)) from None
+        return sent
+
+
+_SESSION = None
+
+
+def _session() -> Any:
+    global _SESSION
+    if _SESSION is None:
+        _SESSION = pooled_session()
+    return _SESSION

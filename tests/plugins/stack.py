@@ -1,0 +1,177 @@
+"""The whole pipeline in one test process: paper exchange (real HTTP), a real redis-server, a SQLite
+database migrated with Alembic, a real Celery worker (`start_worker`, threads pool) consuming every
+queue, and the dispatcher loop (what beat's 0.5 s tick does, faster). Intervals are shortened so a
+lifecycle runs in seconds; waiting is by polling with generous deadlines, never by fixed sleeps.
+
+    def test_x(stack):
+        m = stack.create(plan_dict)             # through workers.lifecycle, like the API
+        stack.prices(BTCUSDT="62100")
+        stack.wait(lambda: stack.monitor(m.id).tp_hits == (1,))
+        stack.flush(); stack.events(m.id)       # what the database holds
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from celery.contrib.testing.worker import start_worker
+
+from config.queues import ALL_QUEUES
+from config.settings import Settings
+from core.models import Monitor, Tier
+from exchange.paper.runner import PaperCredentials
+from persistence.db import session_factory
+from persistence.migrate import upgrade
+from persistence.queries import events_for, get_monitor
+from workers.dispatcher import run_loop
+from workers.runtime import Runtime, build_runtime, set_runtime
+from workers.store import MonitorStore
+
+FAST_TIERS = {Tier.CRITICAL: 0.2, Tier.ACTIVE: 0.3, Tier.STANDARD: 0.5, Tier.INACTIVE: 0.5, Tier.IDLE: 0.5}
+
+
+def wait_for(condition: Callable[[], Any], *, timeout: float = 30.0, what: str = "condition") -> Any:
+    """Poll until `condition()` is truthy; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = condition()
+            if value:
+                return value
+        except AssertionError as e:
+            last_error = e
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}") from last_error
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    rt: Runtime
+    paper: Any
+    creds: dict[str, PaperCredentials]
+    app: Any
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    # -- acting
+    def create(self, plan: dict[str, Any], **kw: Any) -> Monitor:
+        from workers.lifecycle import create_monitor
+
+        return create_monitor(self.rt, plan, **kw)
+
+    def remove(self, monitor_id: str, **kw: Any) -> Monitor:
+        from workers.lifecycle import remove_monitor
+
+        return remove_monitor(self.rt, monitor_id, **kw)
+
+    def prices(self, **prices: str) -> list[dict[str, Any]]:
+        return self.paper.admin.set_prices(prices)
+
+    # -- observing
+    def monitor(self, monitor_id: str) -> Monitor | None:
+        item = MonitorStore(self.rt.registry).load(monitor_id)
+        return item.monitor if item else None
+
+    def wait(self, condition: Callable[[], Any], *, timeout: float = 30.0, what: str = "condition") -> Any:
+        return wait_for(condition, timeout=timeout, what=what)
+
+    def flush(self) -> None:
+        self.rt.writer.flush()
+
+    def db_monitor(self, monitor_id: str) -> Any:
+        with session_factory(self.rt.engine)() as s:
+            return get_monitor(s, monitor_id)
+
+    def events(self, monitor_id: str) -> list[Any]:
+        with session_factory(self.rt.engine)() as s:
+            return list(reversed(events_for(s, monitor_id, limit=1000)))
+
+    def exchange_orders(self, account: str = "main") -> list[dict[str, Any]]:
+        return self.paper.admin.account(self.creds[account].api_key)["orders"]
+
+
+def stack_settings(redis_url: str, db_url: str, accounts: list[dict[str, Any]], **over: Any) -> Settings:
+    base: dict[str, Any] = dict(
+        redis_url=redis_url,
+        database_url=db_url,
+        accounts=json.dumps(accounts),
+        tier_intervals=FAST_TIERS,
+        dispatch_tick_s=0.1,
+        claim_lookahead_s=0.1,
+        account_lock_ttl_s=10.0,
+        idle_after_s=600.0,
+    )
+    base.update(over)
+    return Settings(**base)
+
+
+@pytest.fixture
+def stack_accounts(paper) -> tuple[dict[str, PaperCredentials], list[dict[str, Any]]]:
+    main = paper.new_account(balance=1_000_000)
+    mirror = paper.new_account(balance=500_000)
+    creds = {"main": main, "mirror1": mirror}
+    accounts = [
+        {"id": "main", "base_url": paper.base_url, "api_key": main.api_key, "api_secret": main.api_secret},
+        {
+            "id": "mirror1",
+            "base_url": paper.base_url,
+            "api_key": mirror.api_key,
+            "api_secret": mirror.api_secret,
+            "mirror_of": "main",
+            "ratio": "0.5",
+        },
+    ]
+    paper.admin.set_rate_limits(enabled=False)
+    return creds, accounts
+
+
+@pytest.fixture
+def stack_overrides() -> dict[str, Any]:
+    """Override in a test module to change the stack's settings."""
+    return {}
+
+
+@pytest.fixture
+def stack(paper, redis_url, redis_client, tmp_path, stack_accounts, stack_overrides) -> Iterator[Stack]:
+    from tasks.app import create_app, runtime
+    from tasks.checks import publish_checks
+
+    creds, accounts = stack_accounts
+    db_url = f"sqlite:///{tmp_path / 'tpsl.db'}"
+    upgrade(db_url)
+    settings = stack_settings(redis_url, db_url, accounts, **stack_overrides)
+    rt = build_runtime(settings)
+    set_runtime(rt)
+    app = create_app(settings)
+    runtime(app)  # publishes through this app
+    s = Stack(settings=settings, rt=rt, paper=paper, creds=creds, app=app)
+    with start_worker(
+        app,
+        pool="threads",
+        concurrency=4,
+        perform_ping_check=False,
+        queues=list(ALL_QUEUES),
+        shutdown_timeout=30,
+        loglevel="WARNING",
+    ):
+        loop = threading.Thread(
+            target=run_loop,
+            args=(rt, lambda o: publish_checks(app, o), s._stop),
+            daemon=True,
+            name="dispatcher",
+        )
+        loop.start()
+        try:
+            yield s
+        finally:
+            s._stop.set()
+            loop.join(5)
+    set_runtime(None)
+    rt.close()

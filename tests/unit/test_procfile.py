@@ -1,0 +1,47 @@
+"""The Procfile, the tier table and the routing name the same queues."""
+
+import pathlib
+import re
+
+from config.celery_app import ROUTES
+from config.queues import ALL_QUEUES, POOLS, TIER_QUEUES
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def procfile() -> dict[str, str]:
+    out = {}
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, cmd = line.partition(":")
+            out[name.strip()] = cmd.strip()
+    return out
+
+
+def worker_queues(cmd: str) -> tuple[str, ...]:
+    m = re.search(r"-Q\s+(\S+)", cmd)
+    assert m, cmd
+    return tuple(m.group(1).split(","))
+
+
+def test_each_worker_pool_reads_the_queues_of_the_table_in_order():
+    procs = procfile()
+    for pool, queues in POOLS.items():
+        assert pool in procs, f"Procfile has no {pool}"
+        assert worker_queues(procs[pool]) == queues
+
+
+def test_every_queue_has_a_consumer_and_every_route_a_queue():
+    consumed = {q for cmd in procfile().values() if " worker " in cmd for q in worker_queues(cmd)}
+    assert consumed == set(ALL_QUEUES)
+    assert set(ROUTES.values()) <= set(ALL_QUEUES)
+    assert set(TIER_QUEUES) <= consumed
+
+
+def test_worker_node_names_are_unique_and_processes_complete():
+    procs = procfile()
+    names = [re.search(r"-n\s+(\S+)", c).group(1) for c in procs.values() if " worker " in c]
+    assert len(names) == len(set(names))
+    assert {"web", "beat", "flower", "release"} <= set(procs)
+    assert "--basic-auth" in procs["flower"]
+    assert procs["release"] == "tpsl db upgrade"

@@ -1,0 +1,184 @@
+"""One check of one account: read it once, step every listed monitor, act, record, reschedule.
+
+The cost of a check is a fixed handful of exchange calls per account (positions + open orders, all
+pages; a look-up of orders that left the open list, when some did; the shared ticker cache) whatever
+the number of monitors, unless the `per_monitor_calls` rollback switch asks for one read per monitor.
+A failed read changes nothing: no Snapshot, no step; the monitors stay scheduled.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from core.codec import ticker_from_dict, ticker_to_dict
+from core.errors import StopAndAlert, TpslError
+from core.models import Account, Decision, Event, Monitor, Snapshot, Ticker
+from core.ports import ExchangePort
+from core.step import acknowledge, is_finished, links_to_look_up, step
+from workers.executor import Outcome, execute
+from workers.hold import hold_account
+from workers.recorder import Recorder
+from workers.store import Loaded, MonitorStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CheckResult:
+    account: str
+    checked: int = 0
+    changed: int = 0
+    intents: int = 0
+    events: int = 0
+    finished: int = 0
+    reads: int = 0
+    skipped: str | None = None
+    monitors: list[Monitor] = field(default_factory=list)
+
+
+def run_check(
+    rt: Any, account_id: str, monitor_ids: Sequence[str], *, lock_wait_s: float = 2.0
+) -> CheckResult:
+    result = CheckResult(account_id)
+    account = rt.accounts.get(account_id)
+    if account is None:
+        log.warning("check: account %s is not configured; its monitors are left alone", account_id)
+        result.skipped = "unknown account"
+        return result
+    with hold_account(rt, account_id, wait_s=lock_wait_s) as held:
+        if not held:
+            result.skipped = "account busy"
+            return result
+        try:
+            _check(rt, account, monitor_ids, result)
+        except StopAndAlert as e:
+            result.skipped = f"stop: {e.message}"
+            log.error("check of %s: credentials refused (%s); alerting", account_id, e.message)
+            Recorder(rt).publisher.alert(
+                {
+                    "kind": "account_error",
+                    "account": account_id,
+                    "monitor_id": None,
+                    "payload": {"error": e.kind.value, "message": e.message},
+                    "critical": True,
+                }
+            )
+        except TpslError as e:
+            # unknown is not flat: nothing is decided on a failed read; the monitors stay scheduled
+            result.skipped = f"{e.kind.value}: {e.message}"
+            log.warning("check of %s skipped: %s", account_id, result.skipped)
+    return result
+
+
+def _check(rt: Any, account: Account, monitor_ids: Sequence[str], result: CheckResult) -> None:
+    store = MonitorStore(rt.registry)
+    loaded = store.load_many(monitor_ids)
+    if not loaded:
+        return
+    client = rt.client_for(account)
+    if rt.settings.per_monitor_calls:
+        groups: list[list[Loaded]] = [[item] for item in loaded.values()]
+    else:
+        groups = [list(loaded.values())]
+    for group in groups:
+        symbol = group[0].monitor.plan.symbol if rt.settings.per_monitor_calls else None
+        _pass(rt, account, client, store, group, symbol, result)
+
+
+def read(
+    rt: Any, account: Account, client: ExchangePort, monitors: Iterable[Monitor], *, symbol: str | None = None
+) -> Snapshot:
+    """A Snapshot of the account for these monitors: positions + open orders, the shared tickers,
+    and the final state of every owned order that left the open list."""
+    snap = client.snapshot(account, symbol=symbol)
+    snap = replace(snap, tickers=shared_tickers(rt, client))
+    need: set[str] = set()
+    for m in monitors:
+        need |= links_to_look_up(m, snap)
+    if need:
+        found = client.lookup_orders(account, need)
+        snap = replace(snap, closed_orders=found, looked_up=frozenset(need))
+    return snap
+
+
+def shared_tickers(rt: Any, client: ExchangePort) -> dict[str, Ticker]:
+    """Every ticker, one exchange call per `ticker_cache_s` shared by all accounts and workers."""
+    import orjson
+
+    return rt.market.tickers(
+        client.tickers,
+        lambda t: orjson.dumps([ticker_to_dict(x) for x in t.values()]),
+        lambda b: {d["symbol"]: ticker_from_dict(d) for d in orjson.loads(b)},
+    )
+
+
+def _pass(
+    rt: Any,
+    account: Account,
+    client: ExchangePort,
+    store: MonitorStore,
+    group: list[Loaded],
+    symbol: str | None,
+    result: CheckResult,
+) -> None:
+    snap = read(rt, account, client, (item.monitor for item in group), symbol=symbol)
+    result.reads += 1
+    leaders = _leaders(store, group)
+    now = rt.clock()
+    decisions: dict[str, Decision] = {}
+    for item in group:
+        m = item.monitor
+        decisions[m.id] = step(m, snap, now, rt.policy, leader=leaders.get(m.mirror_of or ""))
+    intents = [i for d in decisions.values() for i in d.intents]
+    outcomes: dict[str, list[Outcome]] = defaultdict(list)
+    if intents:
+        for intent, res in execute(client, account, intents):
+            outcomes[intent.monitor_id].append((intent, res))
+    events: list[Event] = []
+    finals: list[tuple[Loaded, Monitor]] = []
+    for item in group:
+        d = decisions[item.monitor.id]
+        final, evs = d.monitor, list(d.events)
+        if outcomes.get(final.id):
+            ack = acknowledge(final, outcomes[final.id], rt.clock())
+            final = ack.monitor
+            evs.extend(ack.events)
+        events.extend(evs)
+        finals.append((item, final))
+    saved = store.save_many(finals)
+    lost = [mid for mid, ok in saved.items() if not ok]
+    if lost:
+        log.warning(
+            "check of %s: %d monitors changed meanwhile (kept theirs): %s",
+            account.id,
+            len(lost),
+            ", ".join(lost[:5]),
+        )
+    changed = [new for old, new in finals if new != old.monitor and saved.get(new.id, False)]
+    kept_events = [e for e in events if e.monitor_id not in lost]
+    Recorder(rt).record(kept_events, changed)
+    moves = {
+        new.id: new.tier for old, new in finals if new.id not in lost and new.tier is not old.monitor.tier
+    }
+    if moves:
+        rt.registry.move_tiers(moves, now)
+    done = [new for new in changed if is_finished(new)]
+    for m in done:
+        rt.registry.remove(m.id)
+    result.checked += len(group)
+    result.changed += len(changed)
+    result.intents += len(intents)
+    result.events += len(kept_events)
+    result.finished += len(done)
+    result.monitors.extend(new for _, new in finals)
+
+
+def _leaders(store: MonitorStore, group: list[Loaded]) -> dict[str, Monitor]:
+    ids = {item.monitor.mirror_of for item in group if item.monitor.mirror_of}
+    if not ids:
+        return {}
+    return {mid: item.monitor for mid, item in store.load_many(ids).items()}

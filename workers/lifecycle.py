@@ -1,0 +1,236 @@
+"""Creating and removing monitors (API, CLI and tasks all come here).
+
+Create: the plan is validated first (nothing is placed for a plan that fails); then, holding the
+account, the account is read once, the first pass places the entries (or, when adopting an open
+position, its ladder and stop), the monitor is registered and `monitor_created` is committed before
+the call returns. Mirrors follow at their account's ratio; a mirror failure is logged and alerted,
+never raised: it must not block the main account.
+
+Remove: `monitor_removed` is recorded; the monitor's live orders are cancelled unless told to leave
+them; mirrors of the monitor are removed the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from config.accounts import mirrors_of
+from core import ids
+from core.codec import instrument_from_dict, instrument_to_dict
+from core.errors import FixInput, NotFound, RetryLater
+from core.mirror import equity_ratio, mirror_plan
+from core.models import Account, Decision, Instrument, Monitor, Phase, Plan
+from core.plan import check_adoption, parse_request
+from core.step import acknowledge, is_finished, open_monitor
+from core.step import remove_monitor as core_remove
+from workers.checker import read
+from workers.executor import execute
+from workers.hold import hold_account
+from workers.recorder import Recorder, needs_alert
+from workers.store import Loaded, MonitorStore, record_of
+
+log = logging.getLogger(__name__)
+
+LOCK_WAIT_S = 10.0
+
+
+def instruments(rt: Any, account: Account) -> dict[str, Instrument]:
+    """Instrument filters, shared through Redis for `instruments_cache_s`."""
+    client = rt.client_for(account)
+    return rt.market.instruments(
+        client.instruments,
+        lambda v: orjson.dumps([instrument_to_dict(i) for i in v.values()]),
+        lambda b: {d["symbol"]: instrument_from_dict(d) for d in orjson.loads(b)},
+    )
+
+
+def create_monitor(rt: Any, data: Mapping[str, Any], *, nonce: str | None = None) -> Monitor:
+    """Validate, place, register and record a monitor for the plan `data` (the pinned request
+    shape). Raises FixInput (bad input, nothing placed) or RetryLater (exchange or account busy)."""
+    if not isinstance(data, Mapping):
+        raise FixInput("plan", "must be a JSON object")
+    account_id = data.get("account")
+    if not isinstance(account_id, str):
+        raise FixInput("account", "missing or not a string")
+    account = rt.account(account_id)
+    if account.is_mirror:
+        raise FixInput("account", f"{account.id} is a mirror account: guard positions on {account.mirror_of}")
+    insts = instruments(rt, account)
+    symbol = data.get("symbol")
+    mark = None
+    if isinstance(symbol, str) and symbol in insts:
+        from workers.checker import shared_tickers
+
+        ticker = shared_tickers(rt, rt.client_for(account)).get(symbol)
+        mark = ticker.mark_price if ticker else None
+    req = parse_request(data, instruments=insts, fee_buffer=rt.settings.fee_buffer, mark_price=mark)
+    mid = ids.monitor_id(account.id, req.plan.symbol, req.plan.position_idx, nonce or uuid.uuid4().hex)
+    main = _open(rt, account, req.plan, mid)
+    if req.plan.mirror:
+        for mirror in mirrors_of(rt.accounts, account.id):
+            try:
+                _open_mirror(rt, main, mirror, insts)
+            except Exception as e:  # a mirror never blocks the main account
+                log.exception("mirror %s of monitor %s failed", mirror.id, main.id)
+                Recorder(rt).publisher.alert(
+                    {
+                        "kind": "mirror_failed",
+                        "account": mirror.id,
+                        "monitor_id": main.id,
+                        "critical": True,
+                        "payload": {"error": type(e).__name__, "message": str(e)[:300]},
+                    }
+                )
+    return main
+
+
+def _open(
+    rt: Any,
+    account: Account,
+    plan: Plan,
+    mid: str,
+    *,
+    mirror_of: str | None = None,
+    ratio: Decimal = Decimal(1),
+    leader: Monitor | None = None,
+) -> Monitor:
+    store = MonitorStore(rt.registry)
+    with hold_account(rt, account.id, wait_s=LOCK_WAIT_S) as held:
+        if not held:
+            raise RetryLater(f"account {account.id} is busy; try again")
+        existing = store.load(mid)
+        if existing is not None:
+            return existing.monitor  # the same request again: same id, nothing placed twice
+        _refuse_duplicate(rt, store, account, plan)
+        client = rt.client_for(account)
+        snap = read(rt, account, client, ())
+        pos = snap.position(plan.symbol, plan.position_idx)
+        if plan.adopt:
+            if pos is None:
+                raise FixInput("adopt", f"no open {plan.side.value} position on {plan.symbol} to adopt")
+            check_adoption(plan, pos)
+        elif pos is not None and pos.size > 0:
+            raise FixInput(
+                "adopt",
+                f"a {plan.symbol} position of {pos.size} is already open on {account.id}: "
+                'guard it with "adopt": true',
+            )
+        now = rt.clock()
+        d = open_monitor(
+            mid, account.id, plan, snap, now, rt.policy, mirror_of=mirror_of, ratio=ratio, leader=leader
+        )
+        d = _send(rt, account, client, d)
+        store.add(d.monitor, due_at=now)
+        _record_now(rt, d)
+        return d.monitor
+
+
+def _refuse_duplicate(rt: Any, store: MonitorStore, account: Account, plan: Plan) -> None:
+    """One monitor per (account, symbol, positionIdx)."""
+    key = (account.id, plan.symbol, plan.position_idx)
+    for item in store.load_many(rt.registry.ids(account.id)).values():
+        m = item.monitor
+        if m.key == key and m.phase is not Phase.CLOSED:
+            raise FixInput(
+                "symbol",
+                f"{plan.symbol} (positionIdx {plan.position_idx}) on {account.id} "
+                f"is already guarded by monitor {m.id}",
+            )
+
+
+def _open_mirror(rt: Any, main: Monitor, mirror: Account, insts: dict[str, Instrument]) -> Monitor | None:
+    ratio = mirror.ratio
+    if mirror.ratio_by_equity:
+        main_acc = rt.account(main.account)
+        main_eq = rt.client_for(main_acc).wallet_balance(main_acc).equity
+        mirror_eq = rt.client_for(mirror).wallet_balance(mirror).equity
+        ratio = equity_ratio(main_eq, mirror_eq)
+    plan = mirror_plan(main.plan, ratio, insts[main.plan.symbol])
+    if plan is None:
+        log.warning(
+            "monitor %s: %s at ratio %s is under the minimum order size; not mirrored",
+            main.id,
+            mirror.id,
+            ratio,
+        )
+        Recorder(rt).publisher.alert(
+            {
+                "kind": "mirror_skipped",
+                "account": mirror.id,
+                "monitor_id": main.id,
+                "critical": False,
+                "payload": {"reason": "under minimum order size", "ratio": str(ratio)},
+            }
+        )
+        return None
+    mid = ids.mirror_monitor_id(main.id, mirror.id)
+    return _open(rt, mirror, plan, mid, mirror_of=main.id, ratio=ratio, leader=main)
+
+
+def remove_monitor(rt: Any, monitor_id: str, *, cancel_orders: bool = True) -> Monitor:
+    """End a monitor (and its mirrors). Raises NotFound when no such live monitor exists."""
+    store = MonitorStore(rt.registry)
+    item = store.load(monitor_id)
+    if item is None:
+        raise NotFound(f"no live monitor {monitor_id}")
+    removed = _remove(rt, store, item.monitor.account, monitor_id, cancel_orders)
+    for mirror in mirrors_of(rt.accounts, removed.account):
+        mirror_id = ids.mirror_monitor_id(monitor_id, mirror.id)
+        if store.load(mirror_id) is not None:
+            try:
+                _remove(rt, store, mirror.id, mirror_id, cancel_orders)
+            except Exception:
+                log.exception("removing mirror monitor %s failed; the next check retries cancels", mirror_id)
+    return removed
+
+
+def _remove(rt: Any, store: MonitorStore, account_id: str, monitor_id: str, cancel_orders: bool) -> Monitor:
+    account = rt.account(account_id)
+    with hold_account(rt, account.id, wait_s=LOCK_WAIT_S) as held:
+        if not held:
+            raise RetryLater(f"account {account.id} is busy; try again")
+        item = store.load(monitor_id)  # fresh, under the lock
+        if item is None:
+            raise NotFound(f"no live monitor {monitor_id}")
+        d = core_remove(item.monitor, rt.clock(), cancel_orders=cancel_orders)
+        d = _send(rt, account, rt.client_for(account), d)
+        saved = store.save_many([(item, d.monitor)])
+        if saved and not saved.get(monitor_id, False):
+            raise RetryLater(f"monitor {monitor_id} changed meanwhile; try again")
+        _record_now(rt, d)
+        if is_finished(d.monitor):
+            rt.registry.remove(monitor_id)
+        return d.monitor
+
+
+def _send(rt: Any, account: Account, client: Any, d: Decision) -> Decision:
+    if not d.intents:
+        return d
+    outcomes = execute(client, account, d.intents)
+    ack = acknowledge(d.monitor, outcomes, rt.clock())
+    return Decision(ack.monitor, d.intents, (*d.events, *ack.events))
+
+
+def _record_now(rt: Any, d: Decision) -> None:
+    """Lifecycle events are committed before the caller hears back (read-your-writes for the API)."""
+    writer = rt.writer
+    critical = [e for e in d.events if e.critical]
+    writer.write_critical(critical, [record_of(d.monitor)])
+    rest = [e for e in d.events if not e.critical]
+    if rest:
+        writer.buffer(rest, [record_of(d.monitor)])
+    publisher = Recorder(rt).publisher
+    for e in d.events:
+        if needs_alert(e):
+            from core.codec import event_to_dict
+
+            publisher.alert(event_to_dict(e))
+
+
+__all__ = ["Loaded", "create_monitor", "instruments", "remove_monitor"]

@@ -1,0 +1,87 @@
+"""Where a pass's events and changed monitors go.
+
+- critical events (and the rows of their monitors) → the `persist` queue: written and committed at
+  once by a persist worker, acked only after the commit;
+- everything else → the coalescing buffer in Redis (last write wins per monitor), flushed in one
+  transaction at most `coalesce_window_s` later;
+- `sync_saves` (rollback switch): every monitor's events and row written now, one transaction each;
+- critical events and alert-flagged ones → the `alerts` queue.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
+
+from core.codec import event_to_dict
+from core.models import Event, Monitor
+from workers.store import record_of
+
+log = logging.getLogger(__name__)
+
+
+class Publisher(Protocol):
+    """How events leave a process: Celery queues in workers, direct writes elsewhere."""
+
+    def persist_critical(self, events: list[dict[str, Any]], monitors: list[dict[str, Any]]) -> None: ...
+
+    def alert(self, event: dict[str, Any]) -> None: ...
+
+
+def needs_alert(e: Event) -> bool:
+    return e.critical or bool(e.payload.get("alert"))
+
+
+class DirectPublisher:
+    """For processes without a broker consumer (CLI, tests): writes and notifies in-line."""
+
+    def __init__(self, rt: Any) -> None:
+        self.rt = rt
+
+    def persist_critical(self, events: list[dict[str, Any]], monitors: list[dict[str, Any]]) -> None:
+        from core.codec import event_from_dict
+        from persistence.records import MonitorRecord
+
+        self.rt.writer.write_critical(
+            [event_from_dict(e) for e in events], [MonitorRecord.from_dict(m) for m in monitors]
+        )
+
+    def alert(self, event: dict[str, Any]) -> None:
+        log.info("alert: %s %s", event.get("kind"), event.get("monitor_id"))
+
+
+class Recorder:
+    def __init__(self, rt: Any) -> None:
+        self.rt = rt
+
+    @property
+    def publisher(self) -> Publisher:
+        return self.rt.publisher or DirectPublisher(self.rt)
+
+    def record(self, events: Sequence[Event], monitors: Iterable[Monitor]) -> None:
+        by_id = {m.id: m for m in monitors}
+        if not events and not by_id:
+            return
+        writer = self.rt.writer
+        if self.rt.settings.sync_saves:
+            # the plain behaviour: every change written now, one transaction per monitor
+            for mid, m in by_id.items():
+                writer.write_critical([e for e in events if e.monitor_id == mid], [record_of(m)])
+            loose = [e for e in events if e.monitor_id not in by_id]
+            if loose:
+                writer.write_critical(loose, [])
+        else:
+            critical = [e for e in events if e.critical]
+            if critical:
+                ids = {e.monitor_id for e in critical}
+                self.publisher.persist_critical(
+                    [event_to_dict(e) for e in critical],
+                    [record_of(by_id[i]).to_dict() for i in ids if i in by_id],
+                )
+            rest = [e for e in events if not e.critical]
+            if rest or by_id:
+                writer.buffer(rest, [record_of(m) for m in by_id.values()])
+        for e in events:
+            if needs_alert(e):
+                self.publisher.alert(event_to_dict(e))
