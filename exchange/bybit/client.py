@@ -47,6 +47,7 @@ from core.models import (
 from core.ports import Clock
 from exchange.bybit import parse
 from exchange.bybit.cache import InstrumentCache
+from exchange.bybit.callstats import CallStats
 from exchange.bybit.errors import ClockSkew, map_error
 from exchange.bybit.parse import MalformedResponse
 from exchange.bybit.ratelimit import RateLimiter
@@ -109,8 +110,10 @@ class BybitClient:
         history_pages: int = 2,
         max_pages: int = 100,
         settle_coin: str = "USDT",
+        calls: CallStats | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.calls = calls or CallStats()
         self.settings = settings
         self.session = session
         self.limiter = limiter
@@ -195,6 +198,7 @@ class BybitClient:
         err: TpslError | None,
     ) -> None:
         ms = (time.perf_counter() - t0) * 1000
+        self.calls.record(account.id if account is not None else None, path, err is None)
         logger.info(
             "%s %s account=%s status=%s retCode=%s ms=%.1f%s",
             method,

@@ -9,6 +9,7 @@ from typing import Any
 from config.settings import Settings
 from core.ports import Clock
 from exchange.bybit.cache import InstrumentCache
+from exchange.bybit.callstats import CallStats
 from exchange.bybit.client import BybitClient
 from exchange.bybit.ratelimit import LocalTokenBucket, RateLimiter, RedisTokenBucket
 from exchange.bybit.session import SessionPool, get_session_pool
@@ -41,4 +42,7 @@ def build_client(
         limiter = pool.shared(
             "", "local-limiter", lambda: LocalTokenBucket(settings, clock=clock, sleep=sleep)
         )
-    return BybitClient(base, settings, session=session, limiter=limiter, instruments=instruments, clock=clock)
+    calls = pool.shared("", f"calls:{id(redis)}", lambda: CallStats(redis, clock=clock))
+    return BybitClient(
+        base, settings, session=session, limiter=limiter, instruments=instruments, clock=clock, calls=calls
+    )
