@@ -14,6 +14,12 @@ app = typer.Typer(
 
 def _register() -> None:
     """Sub-command groups register here (one import line each)."""
+    from cli.paper import paper_app
+
+    app.add_typer(paper_app, name="paper")
+    from cli.db import app as db_app
+
+    app.add_typer(db_app, name="db")
 
 
 _register()

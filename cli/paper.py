@@ -1,0 +1,73 @@
+"""`tpsl paper …`: run the paper exchange (a local Bybit v5 look-alike) and benchmark it."""
+
+from __future__ import annotations
+
+import typer
+
+paper_app = typer.Typer(
+    name="paper", help="The paper exchange: a local Bybit v5 REST look-alike.", no_args_is_help=True
+)
+
+
+@paper_app.command("serve")
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8080, help="TCP port."),
+    seed: int = typer.Option(0, help="Seed of ids and random walks (same seed, same run)."),
+    account: list[str] = typer.Option(
+        [], "--account", help="KEY:SECRET[:BALANCE] (USDT, default 100000); repeat for more accounts."
+    ),
+    walk: bool = typer.Option(False, "--walk", help="Random-walk the real symbols' prices (1 s steps)."),
+    extra_symbols: int = typer.Option(0, "--extra-symbols", min=0, help="Synthetic symbols SYN0001USDT…"),
+    no_rate_limit: bool = typer.Option(
+        False, "--no-rate-limit", help="Switch Bybit's per-account limits off."
+    ),
+    fault_hold_s: float = typer.Option(30.0, help="How long a `timeout` fault holds a request, seconds."),
+) -> None:
+    """Serve the paper exchange in the foreground (uvloop + httptools, one process)."""
+    from config.logging import setup_logging
+    from core.errors import FixInput
+    from exchange.paper.runner import serve_forever
+    from exchange.paper.server import AccountSeed
+
+    try:
+        seeds = [AccountSeed.parse(a) for a in account]
+    except FixInput as err:
+        raise typer.BadParameter(err.problem, param_hint="--account") from None
+    setup_logging()
+    serve_forever(
+        host=host,
+        port=port,
+        seed=seed,
+        extra_symbols=extra_symbols,
+        rate_limits=not no_rate_limit,
+        accounts=seeds,
+        walk=walk,
+        fault_hold_s=fault_hold_s,
+    )
+
+
+@paper_app.command("bench")
+def bench(
+    seconds: float = typer.Option(5.0, min=0.5, help="Measuring time per endpoint and round, seconds."),
+    rounds: int = typer.Option(3, min=1, help="Rounds per endpoint; the median is reported."),
+    clients: int = typer.Option(3, min=1, help="Load-generating processes."),
+    connections: int = typer.Option(2, min=1, help="Keep-alive connections per process."),
+    positions: int = typer.Option(500, min=1, help="Open positions of the benchmark account."),
+    orders: int = typer.Option(2000, min=0, help="Open orders of the benchmark account."),
+) -> None:
+    """Requests/s of /v5/position/list and /v5/order/realtime (signed, keep-alive, loopback)."""
+    from exchange.paper.bench import main as bench_main
+
+    raise typer.Exit(
+        bench_main(
+            [
+                f"--seconds={seconds}",
+                f"--rounds={rounds}",
+                f"--clients={clients}",
+                f"--connections={connections}",
+                f"--positions={positions}",
+                f"--orders={orders}",
+            ]
+        )
+    )

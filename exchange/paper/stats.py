@@ -1,0 +1,40 @@
+"""Request counters of the paper exchange (GET /paper/stats)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class RequestStats:
+    """Every /v5 request received, by endpoint and by presented API key, plus the number of TCP
+    connections seen (distinct client (host, port) pairs: exact for HTTP/1.1 keep-alive while the
+    OS does not reuse a port within one stats period)."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.total = 0
+        self.by_endpoint: dict[str, int] = {}
+        self.by_account: dict[str, dict[str, int]] = {}
+        self._clients: set[tuple[str, int]] = set()
+
+    def count(self, path: str, api_key: str | None) -> None:
+        self.total += 1
+        self.by_endpoint[path] = self.by_endpoint.get(path, 0) + 1
+        if api_key:
+            per = self.by_account.get(api_key)
+            if per is None:
+                per = self.by_account[api_key] = {}
+            per[path] = per.get(path, 0) + 1
+
+    def connection(self, client: tuple[str, int]) -> None:
+        self._clients.add(client)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "total": self.total,
+            "by_endpoint": dict(self.by_endpoint),
+            "by_account": {k: dict(v) for k, v in self.by_account.items()},
+            "connections": len(self._clients),
+        }

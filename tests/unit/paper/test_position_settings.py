@@ -1,0 +1,127 @@
+"""Position take-profit / stop-loss (trading-stop, Full mode), position mode and leverage."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.models import ExchangeOrderStatus as St
+from exchange.paper.commands import TradingStopRequest
+from exchange.paper.errors import (
+    LEVERAGE_NOT_MODIFIED,
+    MODE_NOT_MODIFIED,
+    NOT_MODIFIED,
+    ORDERS_EXIST,
+    PARAMS,
+    POSITION_EXISTS,
+    PaperError,
+)
+from tests.unit.paper.harness import D, Exchange
+
+
+@pytest.fixture
+def ex() -> Exchange:
+    return Exchange()
+
+
+def stops(ex: Exchange, acct, idx: int = 0, **kw) -> None:
+    values = {k: D(v) if k in ("take_profit", "stop_loss") else v for k, v in kw.items()}
+    ex.engine.set_trading_stop(acct, TradingStopRequest(symbol="BTCUSDT", position_idx=idx, **values))
+
+
+def refused(fn, *args, **kwargs) -> PaperError:
+    with pytest.raises(PaperError) as err:
+        fn(*args, **kwargs)
+    return err.value
+
+
+def test_trading_stop_needs_a_position(ex: Exchange) -> None:
+    err = refused(stops, ex, ex.account(), stop_loss="60000")
+    assert (err.code, err.message) == (PARAMS, "can not set tp/sl/ts for zero position")
+
+
+def test_full_mode_take_profit_and_stop_loss(ex: Exchange) -> None:
+    a = ex.account()
+    ex.place(a, "Buy", "0.010")
+    stops(ex, a, take_profit="67000", stop_loss="64000")
+    pos = ex.position(a)
+    assert (pos.take_profit, pos.stop_loss) == (D(67000), D(64000))
+    tp, sl = pos.tp_order, pos.sl_order
+    assert (tp.stop_order_type, tp.create_type, tp.trigger_direction) == (
+        "TakeProfit",
+        "CreateByTakeProfit",
+        1,
+    )
+    assert (sl.stop_order_type, sl.create_type, sl.trigger_direction) == ("StopLoss", "CreateByStopLoss", 2)
+    assert refused(stops, ex, a, take_profit="67000", stop_loss="64000").code == NOT_MODIFIED
+
+    ex.place(a, "Buy", "0.005")  # the position grows: Full mode follows it
+    (fill,) = ex.walk("64000")
+    assert fill.qty == D("0.015")
+    assert sl.status is St.FILLED and ex.size(a) == 0
+    assert (tp.status, tp.cancel_type) == (St.DEACTIVATED, "CancelByTpSlTsClear")
+    assert pos.take_profit == 0 and pos.stop_loss == 0
+
+
+def test_stop_loss_on_the_wrong_side(ex: Exchange) -> None:
+    a = ex.account()
+    ex.place(a, "Buy", "0.010")
+    err = refused(stops, ex, a, stop_loss="66000")
+    assert err.code == PARAMS
+    assert err.message == (
+        "StopLoss:6600000000000 set for Buy position should lower than base_price:6500000000000??LastPrice"
+    )
+    err = refused(stops, ex, a, take_profit="64000")
+    assert err.message.startswith("TakeProfit:6400000000000 set for Buy position should higher than")
+
+
+def test_short_position_stops(ex: Exchange) -> None:
+    a = ex.account()
+    ex.place(a, "Sell", "0.010")
+    stops(ex, a, take_profit="60000", stop_loss="66000")
+    (fill,) = ex.walk("60000")
+    assert fill.side.value == "Buy" and ex.size(a) == 0
+
+
+def test_clearing_a_stop(ex: Exchange) -> None:
+    a = ex.account()
+    ex.place(a, "Buy", "0.010")
+    stops(ex, a, stop_loss="64000")
+    sl = ex.position(a).sl_order
+    stops(ex, a, stop_loss="0")
+    assert sl.status is St.DEACTIVATED and ex.position(a).stop_loss == 0
+    assert ex.walk("63000") == []
+
+
+def test_partial_mode_is_refused_clearly(ex: Exchange) -> None:
+    a = ex.account()
+    ex.place(a, "Buy", "0.010")
+    err = refused(stops, ex, a, tpsl_mode="Partial", stop_loss="64000")
+    assert err.code == PARAMS and "tpslMode" in err.message
+
+
+def test_switch_mode(ex: Exchange) -> None:
+    a = ex.account()
+    err = refused(ex.engine.switch_mode, a, symbol="BTCUSDT", coin=None, mode=0)
+    assert (err.code, err.message) == (MODE_NOT_MODIFIED, "Position mode is not modified")
+    ex.place(a, "Buy", "0.010")
+    assert refused(ex.engine.switch_mode, a, symbol="BTCUSDT", coin=None, mode=3).code == POSITION_EXISTS
+    ex.place(a, "Buy", "1", symbol="ETHUSDT", price="3000")
+    assert refused(ex.engine.switch_mode, a, symbol="ETHUSDT", coin=None, mode=3).code == ORDERS_EXIST
+    ex.engine.switch_mode(a, symbol="SOLUSDT", coin=None, mode=3)
+    assert a.hedge("SOLUSDT") and not a.hedge("BTCUSDT")
+    ex.place(a, "Buy", "1", symbol="SOLUSDT", idx=1)
+    assert refused(ex.engine.switch_mode, a, symbol=None, coin="USDT", mode=3).code == POSITION_EXISTS
+    assert refused(ex.engine.switch_mode, a, symbol="BTCUSDT", coin=None, mode=1).code == PARAMS
+
+
+def test_set_leverage(ex: Exchange) -> None:
+    a = ex.account()
+    ex.engine.set_leverage(a, "BTCUSDT", D(25), D(25))
+    err = refused(ex.engine.set_leverage, a, "BTCUSDT", D(25), D(25))
+    assert (err.code, err.message) == (LEVERAGE_NOT_MODIFIED, "leverage not modified")
+    assert refused(ex.engine.set_leverage, a, "BTCUSDT", D(0), D(0)).code == PARAMS
+    assert refused(ex.engine.set_leverage, a, "BTCUSDT", D(101), D(101)).code == PARAMS
+    assert refused(ex.engine.set_leverage, a, "BTCUSDT", D(10), D(20)).code == PARAMS  # one-way
+    h = ex.account(hedge=True)
+    ex.engine.set_leverage(h, "BTCUSDT", D(10), D(20))
+    assert ex.engine.leverage_of(h, "BTCUSDT", 2) == D(20)
