@@ -22,7 +22,7 @@ import orjson
 
 from config.accounts import mirrors_of
 from core import ids
-from core.codec import instrument_from_dict, instrument_to_dict
+from core.codec import event_to_dict, instrument_from_dict, instrument_to_dict
 from core.errors import FixInput, NotFound, RetryLater
 from core.mirror import equity_ratio, mirror_plan
 from core.models import Account, Decision, Instrument, Monitor, Phase, Plan
@@ -218,18 +218,12 @@ def _send(rt: Any, account: Account, client: Any, d: Decision) -> Decision:
 
 
 def _record_now(rt: Any, d: Decision) -> None:
-    """Lifecycle events are committed before the caller hears back (read-your-writes for the API)."""
-    writer = rt.writer
-    critical = [e for e in d.events if e.critical]
-    writer.write_critical(critical, [record_of(d.monitor)])
-    rest = [e for e in d.events if not e.critical]
-    if rest:
-        writer.buffer(rest, [record_of(d.monitor)])
+    """Lifecycle passes are rare: their events and the monitor row are committed in one transaction
+    before the caller hears back (read-your-writes for the API)."""
+    rt.writer.write_critical(list(d.events), [record_of(d.monitor)])
     publisher = Recorder(rt).publisher
     for e in d.events:
         if needs_alert(e):
-            from core.codec import event_to_dict
-
             publisher.alert(event_to_dict(e))
 
 

@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
+from config.logging import register_secret
+
 log = logging.getLogger(__name__)
 
 _TITLES = {
@@ -85,6 +87,7 @@ class TelegramNotifier:
         api_url: str = "https://api.telegram.org",
         timeout_s: float = 10.0,
     ) -> None:
+        register_secret(token)  # the token is in the URL: mask it wherever a library logs that
         self._token = token
         self.chat_id = chat_id
         self.api_url = api_url.rstrip("/")

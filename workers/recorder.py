@@ -4,7 +4,7 @@
   once by a persist worker, acked only after the commit;
 - everything else → the coalescing buffer in Redis (last write wins per monitor), flushed in one
   transaction at most `coalesce_window_s` later;
-- `sync_saves` (rollback switch): every monitor's events and row written now, one transaction each;
+- `sync_saves` (rollback switch): every event written now, one transaction each;
 - critical events and alert-flagged ones → the `alerts` queue.
 """
 
@@ -65,12 +65,15 @@ class Recorder:
             return
         writer = self.rt.writer
         if self.rt.settings.sync_saves:
-            # the plain behaviour: every change written now, one transaction per monitor
+            # the plain behaviour: every event saved at once, each in its own transaction with its
+            # monitor's row; a monitor that changed without an event is saved too
+            for e in events:
+                m = by_id.get(e.monitor_id)
+                writer.write_critical([e], [record_of(m)] if m is not None else [])
+            quiet = {e.monitor_id for e in events}
             for mid, m in by_id.items():
-                writer.write_critical([e for e in events if e.monitor_id == mid], [record_of(m)])
-            loose = [e for e in events if e.monitor_id not in by_id]
-            if loose:
-                writer.write_critical(loose, [])
+                if mid not in quiet:
+                    writer.write_critical([], [record_of(m)])
         else:
             critical = [e for e in events if e.critical]
             if critical:

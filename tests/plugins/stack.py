@@ -74,6 +74,22 @@ class Stack:
     def prices(self, **prices: str) -> list[dict[str, Any]]:
         return self.paper.admin.set_prices(prices)
 
+    def quiesce(self) -> None:
+        """Stop the dispatcher and wait until no check is queued or running: the test drives alone."""
+        from celery.worker import state
+
+        from config.queues import TIER_QUEUES
+
+        self._stop.set()
+
+        def idle() -> bool:
+            queued = sum(self.rt.redis.llen(q) for q in TIER_QUEUES)
+            return queued == 0 and not state.active_requests
+
+        wait_for(idle, what="the pipeline to go idle")
+        time.sleep(0.1)
+        wait_for(idle, what="the pipeline to stay idle")
+
     # -- observing
     def monitor(self, monitor_id: str) -> Monitor | None:
         item = MonitorStore(self.rt.registry).load(monitor_id)

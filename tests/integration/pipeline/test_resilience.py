@@ -1,0 +1,165 @@
+"""What must survive: a check delivered twice, Redis emptied, the rollback switches, price approach."""
+
+from __future__ import annotations
+
+from collections import Counter
+from decimal import Decimal as D
+
+import pytest
+
+from core.models import BreakevenState, OrderRole, Phase, Tier
+from persistence.stats import persist_stats
+from workers.checker import run_check
+from workers.reconcile import reconcile
+from workers.store import MonitorStore, encode
+
+from .plans import conservative_long
+
+
+def live(stack, mid):
+    m = stack.monitor(mid)
+    assert m is not None
+    return m
+
+
+def links_on_exchange(stack, account="main"):
+    return Counter(o["orderLinkId"] for o in stack.exchange_orders(account))
+
+
+def test_a_check_replayed_from_stale_state_places_nothing_twice(stack):
+    """The worst duplicate: a check whose state save was lost runs again from the old state. The
+    same orderLinkIds go out again; the exchange refuses the duplicates and nothing is doubled."""
+    stack.prices(BTCUSDT="60500")
+    m = stack.create(conservative_long())
+    stack.quiesce()  # no dispatcher: this test runs the checks itself
+    stored = stack.rt.registry.get(m.id)
+    before = MonitorStore(stack.rt.registry).load(m.id)
+    stack.prices(BTCUSDT="59990")
+    first = run_check(stack.rt, "main", [m.id])
+    assert first.intents >= 4  # stop + ladder
+    placed = links_on_exchange(stack)
+    # the first check's save is lost: the registry goes back to the state it started from
+    now_stored = stack.rt.registry.get(m.id)
+    assert stack.rt.registry.save(m.id, stored.state_json, expected_version=now_stored.version)
+    again = run_check(stack.rt, "main", [m.id])
+    assert again.intents >= 4  # it decided the same things again…
+    assert links_on_exchange(stack) == placed  # …and the exchange holds each order once
+    assert all(n == 1 for n in placed.values())
+    assert before.monitor.version < live(stack, m.id).version
+    third = run_check(stack.rt, "main", [m.id])
+    assert third.intents == 0  # and then it is quiet
+
+
+def test_the_same_check_delivered_twice_at_once(stack):
+    stack.prices(BTCUSDT="60500")
+    m = stack.create(conservative_long())
+    stack.quiesce()
+    stack.prices(BTCUSDT="59990")
+    check = stack.app.tasks["tpsl.check"]
+    for _ in range(2):
+        check.apply_async(("main", [m.id]), queue="tier.critical")
+    stack.wait(lambda: live(stack, m.id).live_orders(OrderRole.SL), what="stop placed")
+    stack.wait(lambda: all(o.status.value == "open" for o in live(stack, m.id).live_orders()))
+    placed = links_on_exchange(stack)
+    assert all(n == 1 for n in placed.values())
+    assert sum(1 for lid in placed if "-SL-" in lid) == 1
+
+
+def test_tier_follows_the_price(stack):
+    stack.prices(BTCUSDT="60500")
+    m = stack.create(conservative_long())
+    for price in ("59990", "59400", "58900", "60500"):
+        stack.prices(BTCUSDT=price)
+    stack.wait(
+        lambda: live(stack, m.id).phase is Phase.MONITORING and live(stack, m.id).tier is Tier.STANDARD,
+        what="monitoring, standard tier",
+    )
+    stack.prices(BTCUSDT="61800")  # within 0.5 % of TP1 (62000)
+    stack.wait(lambda: live(stack, m.id).tier is Tier.CRITICAL, what="critical near TP1")
+    assert stack.rt.registry.next_due(m.id)[0] is Tier.CRITICAL
+    stack.prices(BTCUSDT="60500")
+    stack.wait(lambda: live(stack, m.id).tier is Tier.STANDARD, what="back to standard")
+    assert stack.rt.registry.next_due(m.id)[0] is Tier.STANDARD
+
+
+def test_redis_emptied_then_reconcile_rebuilds_and_catches_up_on_fills(stack, redis_client):
+    stack.prices(BTCUSDT="60500")
+    m = stack.create(conservative_long())
+    for price in ("59990", "59400", "58900"):
+        stack.prices(BTCUSDT=price)
+    stack.wait(lambda: live(stack, m.id).phase is Phase.MONITORING)
+    stack.wait(lambda: all(o.status.value == "open" for o in live(stack, m.id).live_orders()))
+    stack.flush()  # the database has the monitor as it is now
+    redis_client.flushdb()  # Redis lost everything: registry, queues, caches
+    assert stack.monitor(m.id) is None
+    stack.prices(BTCUSDT="62100")  # TP1 fills while nothing knows about the monitor
+    report = reconcile(stack.rt)
+    assert report.restored == 1
+    # the next checks read each order's cumExecQty: the fill that happened meanwhile becomes events
+    stack.wait(lambda: live(stack, m.id).breakeven is BreakevenState.DONE, what="breakeven after rebuild")
+    assert live(stack, m.id).tp_hits == (1,)
+    stack.flush()
+    kinds = [e.kind for e in stack.events(m.id)]
+    assert kinds.count("tp_hit") == 1 and kinds.count("breakeven_moved") == 1
+    assert reconcile(stack.rt).restored == 0  # idempotent
+
+
+def test_registry_monitor_unknown_to_the_database_is_persisted(stack):
+    stack.prices(BTCUSDT="60500")
+    m = stack.create(conservative_long())
+    # an old Redis copy that the database never saw (e.g. the database was restored)
+    item = MonitorStore(stack.rt.registry).load(m.id)
+    assert item is not None and encode(item.monitor)
+    with stack.rt.engine.begin() as conn:
+        from sqlalchemy import text
+
+        conn.execute(text("DELETE FROM monitors WHERE id = :id"), {"id": m.id})
+    assert stack.db_monitor(m.id) is None
+    assert reconcile(stack.rt).persisted >= 1
+    assert stack.db_monitor(m.id) is not None
+
+
+class TestRollbackSwitches:
+    @pytest.fixture
+    def stack_overrides(self):
+        return {
+            "fixed_polling": True,
+            "fixed_polling_interval_s": 0.3,
+            "per_monitor_calls": True,
+            "sync_saves": True,
+            "cache_enabled": False,
+        }
+
+    def test_the_plain_baseline_still_guards_positions(self, stack):
+        assert stack.settings.baseline
+        assert {stack.rt.registry.interval(t) for t in Tier} == {0.3}
+        stack.prices(BTCUSDT="60500", ETHUSDT="2980")
+        a = stack.create(conservative_long())
+        for price in ("59990", "59400", "58900"):
+            stack.prices(BTCUSDT=price)
+        stack.wait(lambda: live(stack, a.id).phase is Phase.MONITORING)
+        stack.prices(BTCUSDT="62100")
+        stack.wait(lambda: live(stack, a.id).breakeven is BreakevenState.DONE, what="baseline breakeven")
+        # synchronous saves: nothing waits in the coalescing buffer, every change was a transaction
+        stats = persist_stats(stack.rt.redis, prefix="tpsl")
+        assert stats["pending"] == 0
+        assert stats["transactions"] >= stats["events_received"] / 2
+        assert stack.db_monitor(a.id).state["breakeven"] == "done"
+        # per-monitor calls: the reads of this account were narrowed to the monitor's symbol
+        by_endpoint = stack.paper.admin.stats()["by_endpoint"]
+        assert by_endpoint.get("/v5/position/list", 0) > 0
+
+
+def test_optimised_saves_coalesce(stack):
+    stack.prices(BTCUSDT="60500")
+    m = stack.create(conservative_long())
+    for price in ("59990", "59400", "58900", "62100"):
+        stack.prices(BTCUSDT=price)
+    stack.wait(lambda: live(stack, m.id).breakeven is BreakevenState.DONE)
+    stats = persist_stats(stack.rt.redis, prefix="tpsl")
+    assert stats["pending"] >= 1  # non-critical changes wait for the flush
+    stack.flush()
+    after = persist_stats(stack.rt.redis, prefix="tpsl")
+    assert after["pending"] == 0
+    assert after["events_received"] > after["transactions"]  # coalescing happened
+    assert D(str(after["coalescing_ratio"])) > 1
