@@ -125,7 +125,7 @@ class PaperPort:
     def wallet_balance(self, account: Account) -> WalletBalance:
         with self.engine.lock:
             result = queries.wallet(self.engine, self._acct(account), None)
-        return parse.wallet(orjson.loads(orjson.dumps(result)), account.id)
+        return parse.wallet({"list": [orjson.loads(orjson.dumps(result))]}, account.id)
 
     def executions(self, account: Account, *, since_ms: int) -> list[Execution]:
         with self.engine.lock:
