@@ -256,6 +256,7 @@ class _Work:
         self.amends: list[AmendOrder] = []
         self.cancels: list[CancelOrder] = []
         self.activity = False
+        self.seen_ms: dict[str, int] = {}  # exchange update time of each order this read showed
 
     def get(self, name: str) -> Any:
         return self.changes.get(name, getattr(self.m, name))
@@ -435,6 +436,9 @@ def _observe(w: _Work, s: Snapshot) -> None:
         if not o.status.live:
             continue
         fresh = s.taken_at >= o.changed_at
+        ex = s.open_orders.get(o.link_id) or s.closed_orders.get(o.link_id)
+        if ex is not None and ex.updated_ms:
+            w.seen_ms[o.link_id] = ex.updated_ms
         ex = s.open_orders.get(o.link_id)
         if ex is not None:
             upd: dict[str, Any] = {}
@@ -510,6 +514,7 @@ def _fills(w: _Work) -> _Deltas:
                     "qty": str(delta),
                     "filled": str(o.filled),
                     "link_id": o.link_id,
+                    "exchange_ms": w.seen_ms.get(o.link_id),
                 },
                 discriminator=(o.link_id, o.filled),
             )
@@ -534,6 +539,7 @@ def _fills(w: _Work) -> _Deltas:
                     "qty": str(w.filled_of(OrderRole.TP, level)),
                     "price": price,
                     "link_id": cur.link_id,
+                    "exchange_ms": w.seen_ms.get(cur.link_id),
                 },
                 discriminator=level,
             )
@@ -547,6 +553,7 @@ def _fills(w: _Work) -> _Deltas:
                     "filled": str(cur.filled),
                     "price": price,
                     "link_id": cur.link_id,
+                    "exchange_ms": w.seen_ms.get(cur.link_id),
                 },
                 discriminator=(cur.link_id, cur.filled),
             )
@@ -562,6 +569,7 @@ def _fills(w: _Work) -> _Deltas:
                 "qty": str(d.sl),
                 "trigger_price": str(sl.trigger_price) if sl and sl.trigger_price else None,
                 "breakeven": w.get("breakeven") is BreakevenState.DONE,
+                "exchange_ms": w.seen_ms.get(sl.link_id) if sl is not None else None,
             },
             discriminator=None,
         )

@@ -140,15 +140,22 @@ def _pass(
             outcomes[intent.monitor_id].append((intent, res))
     events: list[Event] = []
     finals: list[tuple[Loaded, Monitor]] = []
+    reactions: list[tuple[str, float]] = []
     for item in group:
         d = decisions[item.monitor.id]
         final, evs = d.monitor, list(d.events)
         if outcomes.get(final.id):
-            ack = acknowledge(final, outcomes[final.id], rt.clock())
+            acked_at = rt.clock()
+            ack = acknowledge(final, outcomes[final.id], acked_at)
             final = ack.monitor
             evs.extend(ack.events)
+            reaction = _reaction(d.events, outcomes[final.id], acked_at)
+            if reaction is not None:
+                reactions.append(reaction)
         events.extend(evs)
         finals.append((item, final))
+    if reactions:
+        rt.latency.record_many("reaction", reactions, now=now)
     saved = store.save_many(finals)
     lost = [mid for mid, ok in saved.items() if not ok]
     if lost:
@@ -175,6 +182,20 @@ def _pass(
     result.events += len(kept_events)
     result.finished += len(done)
     result.monitors.extend(new for _, new in finals)
+
+
+def _reaction(
+    events: Sequence[Event], outcomes: Sequence[Outcome], acked_at: float
+) -> tuple[str, float] | None:
+    """Fill on the exchange → follow-up order acknowledged: (kind of the fill, seconds), for a pass
+    that reacted to a fill with at least one accepted intent."""
+    if not any(r.ok for _, r in outcomes):
+        return None
+    fills = [(e.payload["exchange_ms"], e.kind.value) for e in events if e.payload.get("exchange_ms")]
+    if not fills:
+        return None
+    first_ms, kind = min(fills)
+    return kind, max(0.0, acked_at - first_ms / 1000)
 
 
 def _leaders(store: MonitorStore, group: list[Loaded]) -> dict[str, Monitor]:

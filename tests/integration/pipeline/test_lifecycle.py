@@ -72,6 +72,10 @@ def test_conservative_long_full_lifecycle(stack):
     assert counts["monitor_created"] == 1 and counts["breakeven_moved"] == 1
     assert counts["tp_hit"] == 4 and counts["position_closed"] == 1
     assert len({e.id for e in stack.events(m.id)}) == len(stack.events(m.id))  # each event once
+    # reaction latency (fill on the exchange → follow-up acknowledged) was measured along the way
+    reactions = stack.rt.latency.summaries("reaction", now=stack.rt.clock())
+    assert sum(h.count for h in reactions.values()) >= 4
+    assert all(h.p99_s < 60 for h in reactions.values())
 
 
 def test_stop_loss_before_tp1(stack):
