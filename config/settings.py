@@ -63,7 +63,9 @@ class Settings(BaseSettings):
         Decimal("0.0008"), description="Default breakeven buffer: avg entry × (1 ± this), fraction."
     )
     max_repairs: int = Field(
-        3, description="Re-placements of one monitor's orders before it stops and alerts, count."
+        3,
+        description="Re-placements of one order slot (the stop, a TP level) before that slot is "
+        "left alone and an operator alerted, count.",
     )
     stop_trigger_by: str = Field("LastPrice", description="triggerBy of stops: LastPrice|MarkPrice.")
 
