@@ -51,6 +51,13 @@ class ExchangePort(Protocol):
         A link id absent from the answer was not found on the exchange."""
         ...
 
+    def lookup_some(
+        self, account: Account, link_ids: Iterable[str], *, max_single: int | None = 20
+    ) -> tuple[dict[str, ExchangeOrder], frozenset[str]]:
+        """`lookup_orders` with a bound on per-order calls: (found, looked_up). An id in looked_up
+        but not in found was not found; an id in neither was not looked up this time."""
+        ...
+
     def tickers(self) -> dict[str, Ticker]:
         """Every linear ticker, one call."""
         ...

@@ -26,6 +26,8 @@ from workers.store import Loaded, MonitorStore
 
 log = logging.getLogger(__name__)
 
+LOOKUPS_PER_PASS = 20  # one-by-one order look-ups per account read, beyond the history pages
+
 
 @dataclass
 class CheckResult:
@@ -100,8 +102,9 @@ def read(
     for m in monitors:
         need |= links_to_look_up(m, snap)
     if need:
-        found = client.lookup_orders(account, need)
-        snap = replace(snap, closed_orders=found, looked_up=frozenset(need))
+        # bounded: orders not looked up this time stay "unknown" and are looked up next pass
+        found, looked = client.lookup_some(account, need, max_single=LOOKUPS_PER_PASS)
+        snap = replace(snap, closed_orders=found, looked_up=looked)
     return snap
 
 

@@ -110,6 +110,12 @@ class PaperPort:
                     found[lid] = parse.order(row)
         return found
 
+    def lookup_some(
+        self, account: Account, link_ids: Iterable[str], *, max_single: int | None = 20
+    ) -> tuple[dict[str, ExchangeOrder], frozenset[str]]:
+        wanted = frozenset(link_ids)
+        return self.lookup_orders(account, wanted), wanted  # in process, every look-up is free
+
     def tickers(self) -> dict[str, Ticker]:
         with self.engine.lock:
             rows = _rows(queries.tickers(self.engine, None))
