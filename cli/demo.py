@@ -1,0 +1,819 @@
+"""`tpsl demo`: the whole system from one command, on this machine, with nothing to configure.
+
+What it starts (each a child process in its own process group, logging to var/logs/<name>.log):
+
+    redis      an embedded redis-server (unless REDIS_URL is set)
+    paper      the paper exchange, with a main and a mirror account (fresh random keys, never shown)
+    worker_*   the three Celery worker pools of config/queues.py POOLS (small concurrency)
+    beat       Celery beat (dispatch tick, flush, maintenance)
+    web        the dashboard (`tpsl web`), behind a generated token
+    flower     Celery's monitoring UI, behind generated basic-auth credentials
+
+The database is a fresh SQLite file var/demo.db (unless DATABASE_URL is set), migrated first. Then
+it seeds the scenarios of cli/scenarios.py through `workers.lifecycle.create_monitor` (like the API)
+and drives prices on the paper exchange along their scripts, showing the monitors, the newest events
+and the URLs. Ctrl-C (or SIGTERM) stops every process it started and exits 0; `--minutes N` stops by
+itself after N minutes and exits 0 only if every scenario reached its expected end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import secrets
+import socket
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from cli.processes import (
+    Child,
+    ProcessDied,
+    ProcessError,
+    ProcessSpec,
+    StopRequested,
+    Supervisor,
+    free_port,
+    http_ok,
+    log_line,
+    tcp_port,
+)
+from cli.scenarios import MIRROR_RATIO, SCENARIOS, Run, Scenario, ScriptRunner, State, start_prices
+from config.queues import POOLS
+from core.models import BreakevenState, Monitor, OrderRole, Phase
+
+log = logging.getLogger(__name__)
+
+TICK_S = 0.5  # view refresh and script step, seconds (~2 refreshes per second)
+START_TIMEOUT_S = 180.0  # a process not ready by then has failed to start (2 slow cores, cold caches)
+STOP_GRACE_S = 20.0  # SIGTERM → SIGKILL, seconds (Celery's warm shutdown finishes running checks)
+LINGER_S = 3.0  # with --until-done: the final state stays on screen this long, seconds
+MAIN_BALANCE = 1_000_000
+MIRROR_BALANCE = 500_000
+CONCURRENCY = {"worker_fast": 2, "worker_bulk": 1, "worker_persist": 1}  # this demo runs on 2 cores
+DEMO_COALESCE_WINDOW_S = "5"  # non-critical events reach the database within 5 s instead of 30
+FLOWER_USER = "demo"
+EVENTS_SHOWN = 12  # the live view's newest events (fewer when the terminal is short)
+EVENTS_PLAIN = 100  # --no-live prints every new event: read enough per tick not to skip any
+
+
+# ------------------------------------------------------------------------------------ configuration
+
+
+@dataclass(frozen=True, slots=True)
+class Ports:
+    paper: int
+    web: int
+    flower: int
+    redis: int | None  # None: REDIS_URL is set, no embedded server
+
+    @classmethod
+    def pick(cls, base: int | None, *, embedded_redis: bool) -> Ports:
+        """`base`, base+1, base+2 (, base+3) when given (each must be free), else any free ports."""
+        if base is None:
+            return cls(free_port(), free_port(), free_port(), free_port() if embedded_redis else None)
+        wanted = [base, base + 1, base + 2] + ([base + 3] if embedded_redis else [])
+        for port in wanted:
+            if not port_free(port):
+                raise typer.BadParameter(
+                    f"port {port} is in use (ports {base}..{wanted[-1]} are needed)", param_hint="--port-base"
+                )
+        return cls(base, base + 1, base + 2, base + 3 if embedded_redis else None)
+
+
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Can a server listen on `port`? (SO_REUSEADDR like the servers: TIME_WAIT leftovers don't count.)"""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class Paths:
+    var: Path
+    logs: Path
+    work: Path  # beat's schedule, the embedded redis' directory
+
+    @classmethod
+    def under(cls, cwd: Path) -> Paths:
+        var = cwd / "var"
+        return cls(var=var, logs=var / "logs", work=var / "demo")
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """Generated for this run; shown once on the terminal, never logged."""
+
+    dashboard_token: str = field(repr=False)
+    flower_user: str
+    flower_password: str = field(repr=False)
+
+    @classmethod
+    def generate(cls) -> Credentials:
+        from config.logging import register_secret
+
+        c = cls(secrets.token_urlsafe(24), FLOWER_USER, secrets.token_urlsafe(12))
+        register_secret(c.dashboard_token)
+        register_secret(c.flower_password)
+        return c
+
+    @property
+    def flower_basic_auth(self) -> str:
+        return f"{self.flower_user}:{self.flower_password}"
+
+
+def fresh_sqlite(paths: Paths) -> str:
+    """var/demo.db, deleted (with its WAL files) so every run starts empty."""
+    db = paths.var / "demo.db"
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        with contextlib.suppress(FileNotFoundError):
+            Path(f"{db}{suffix}").unlink()
+    return f"sqlite:///{db.resolve()}"
+
+
+def accounts_json(paper_url: str, main: Any, mirror: Any) -> str:
+    return json.dumps(
+        [
+            {"id": "main", "base_url": paper_url, "api_key": main.api_key, "api_secret": main.api_secret},
+            {
+                "id": "mirror1",
+                "base_url": paper_url,
+                "api_key": mirror.api_key,
+                "api_secret": mirror.api_secret,
+                "mirror_of": "main",
+                "ratio": str(MIRROR_RATIO),
+            },
+        ]
+    )
+
+
+def child_env(
+    base: Mapping[str, str], *, redis_url: str, database_url: str, accounts: str, creds: Credentials
+) -> dict[str, str]:
+    """What every child reads (12-factor): services, accounts, the generated credentials."""
+    env = dict(base)
+    env.update(
+        REDIS_URL=redis_url,
+        DATABASE_URL=database_url,
+        TPSL_ACCOUNTS=accounts,
+        TPSL_DASHBOARD_TOKEN=creds.dashboard_token,
+        FLOWER_BASIC_AUTH=creds.flower_basic_auth,
+        PYTHONUNBUFFERED="1",
+    )
+    env.setdefault("TPSL_COALESCE_WINDOW_S", DEMO_COALESCE_WINDOW_S)
+    # the children import the code this process runs, whatever the cwd and however it was installed
+    # (an editable install made before a package existed maps it as a namespace package: `celery -A
+    # tasks` would then find no app)
+    root = Path(__file__).resolve().parents[1]
+    if (root / "tasks" / "__init__.py").exists():
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+# ------------------------------------------------------------------------------------------ processes
+
+
+def python(*args: str) -> list[str]:
+    """This interpreter running a module: works whether or not the venv's bin/ is on PATH."""
+    return [sys.executable, *args]
+
+
+def redis_spec(port: int, paths: Paths, env: Mapping[str, str]) -> ProcessSpec:
+    from workers.embedded_redis import redis_server_binary
+
+    rdir = paths.work / "redis"
+    rdir.mkdir(parents=True, exist_ok=True)
+    argv = [
+        redis_server_binary(),
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(rdir),
+        "--protected-mode",
+        "yes",
+        "--maxclients",
+        "10000",
+    ]
+    return ProcessSpec("redis", argv, env=env, ready=tcp_port(port), layer=0)
+
+
+def paper_spec(port: int, env: Mapping[str, str]) -> ProcessSpec:
+    argv = python("-m", "cli.main", "paper", "serve", "--host", "127.0.0.1", "--port", str(port))
+    return ProcessSpec(
+        "paper", argv, env=env, ready=http_ok(f"http://127.0.0.1:{port}/paper/health"), layer=0
+    )
+
+
+def worker_specs(env: Mapping[str, str]) -> list[ProcessSpec]:
+    """One worker per pool of config/queues.py, reading that pool's queues in their order."""
+    specs = []
+    for pool, queues in POOLS.items():
+        short = pool.removeprefix("worker_")
+        argv = python(
+            "-m",
+            "celery",
+            "-A",
+            "tasks",
+            "worker",
+            "-n",
+            f"{short}.demo@%h",
+            "-Q",
+            ",".join(queues),
+            "--concurrency",
+            str(CONCURRENCY.get(pool, 1)),
+            "--prefetch-multiplier",
+            "1",
+            "--loglevel",
+            "INFO",
+            "-E",  # task events, for Flower
+        )
+        specs.append(ProcessSpec(pool, argv, env=env, ready=log_line(r"\bready\.\s*$"), layer=1))
+    return specs
+
+
+def beat_spec(paths: Paths, env: Mapping[str, str]) -> ProcessSpec:
+    schedule = paths.work / "celerybeat-schedule"
+    for old in paths.work.glob("celerybeat-schedule*"):
+        old.unlink()
+    argv = python("-m", "celery", "-A", "tasks", "beat", "--loglevel", "INFO", "--schedule", str(schedule))
+    return ProcessSpec("beat", argv, env=env, ready=log_line(r"beat: Starting"), layer=1)
+
+
+def web_spec(port: int, env: Mapping[str, str]) -> ProcessSpec:
+    argv = python("-m", "cli.main", "web", "--host", "127.0.0.1", "--port", str(port))
+    return ProcessSpec("web", argv, env=env, ready=http_ok(f"http://127.0.0.1:{port}/api/health"), layer=2)
+
+
+def flower_spec(port: int, env: Mapping[str, str]) -> ProcessSpec:
+    # the credentials go in the environment (FLOWER_BASIC_AUTH), not on the command line
+    argv = python("-m", "celery", "-A", "tasks", "flower", "--address=127.0.0.1", f"--port={port}")
+    return ProcessSpec("flower", argv, env=env, ready=tcp_port(port), layer=2)
+
+
+# ------------------------------------------------------------------------------------------ observing
+
+
+def _bad_configuration() -> tuple[type[BaseException], ...]:
+    """Errors that mean "fix your environment": they name the setting and need no traceback."""
+    from pydantic import ValidationError
+
+    from core.errors import FixInput
+
+    return (FixInput, ValidationError)
+
+
+def _transient() -> tuple[type[BaseException], ...]:
+    """Errors of one observation or price move that the next tick simply retries."""
+    import redis
+    import requests
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from exchange.paper.runner import PaperAdminError
+
+    return (redis.RedisError, SQLAlchemyError, requests.RequestException, PaperAdminError)
+
+
+class Observer:
+    """Reads what the view and the scripts need: monitors (live ones from Redis, finished ones from
+    the database) and the newest events."""
+
+    def __init__(self, rt: Any) -> None:
+        from persistence.db import session_factory
+        from workers.store import MonitorStore
+
+        self.rt = rt
+        self.store = MonitorStore(rt.registry)
+        self.sessions = session_factory(rt.engine)
+
+    def monitors(self, ids: Sequence[str]) -> dict[str, Monitor | None]:
+        from core.codec import monitor_from_dict
+        from persistence.queries import get_monitor
+
+        out: dict[str, Monitor | None] = {
+            mid: item.monitor for mid, item in self.store.load_many(ids).items()
+        }
+        missing = [mid for mid in ids if mid not in out]
+        if missing:
+            with self.sessions() as s:
+                for mid in missing:
+                    row = get_monitor(s, mid)
+                    out[mid] = monitor_from_dict(row.state) if row is not None else None
+        return out
+
+    def events(self, limit: int = EVENTS_SHOWN) -> list[Any]:
+        from persistence.queries import recent_events
+
+        with self.sessions() as s:
+            return recent_events(s, limit=limit)
+
+
+# -------------------------------------------------------------------------------------------- showing
+
+
+def _clock(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch).strftime("%H:%M:%S")
+
+
+def tp_text(m: Monitor) -> str:
+    n = len(m.plan.take_profits)
+    return "".join("●" if k in m.tp_hits else "○" for k in range(1, n + 1)) + f" {len(m.tp_hits)}/{n}"
+
+
+def stop_text(m: Monitor) -> str:
+    """The stop's trigger as last set on the exchange (else the one wanted), BE once at breakeven."""
+    sl = m.current(OrderRole.SL, 0)
+    trigger = sl.trigger_price if sl is not None and sl.trigger_price else m.stop_price
+    if m.breakeven is BreakevenState.PENDING and m.breakeven_price is not None:
+        return f"{trigger} →BE {m.breakeven_price}"
+    mark = " BE" if m.breakeven is BreakevenState.DONE else ""
+    return f"{trigger}{mark}" if trigger else "-"
+
+
+def event_detail(payload: Mapping[str, Any]) -> str:
+    keys = ("level", "reason", "price", "trigger_price", "qty", "size", "phase", "action", "symbol")
+    parts = [f"{k}={payload[k]}" for k in keys if payload.get(k) not in (None, "")]
+    return " ".join(parts[:4])
+
+
+@dataclass
+class Urls:
+    dashboard: str | None
+    flower: str | None
+    paper: str
+    logs: Path
+
+
+def render(
+    runs: Sequence[Run],
+    monitors: Mapping[str, Monitor | None],
+    events: Sequence[Any],
+    urls: Urls,
+    footer: str,
+    height: int | None = None,
+) -> Any:
+    """The live view: monitors, scenario progress, newest events (as many as `height` leaves room
+    for), URLs."""
+    from rich import box
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    def table(title: str, *cols: str) -> Table:
+        t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, title_style="bold")
+        for col in cols:
+            t.add_column(col, no_wrap=True)
+        return t
+
+    mt = table(
+        "monitors",
+        "scenario",
+        "monitor",
+        "account",
+        "symbol",
+        "side",
+        "price",
+        "phase",
+        "tier",
+        "TP hits",
+        "stop",
+        "size",
+        "closed",
+    )
+    for run in runs:
+        for i, mid in enumerate(run.monitor_ids):
+            m = monitors.get(mid)
+            name = run.scenario.key if i == 0 else "  mirror"
+            if m is None:
+                mt.add_row(name, mid, "", run.scenario.symbol, "", "", "…", "", "", "", "", "")
+                continue
+            mt.add_row(
+                name,
+                mid,
+                m.account,
+                m.plan.symbol,
+                m.plan.side.value,
+                f"{m.last_price}" if m.last_price is not None else "",
+                Text(m.phase.value, style="green" if m.phase is Phase.CLOSED else ""),
+                Text(m.tier.value, style="yellow" if m.tier.value == "critical" else ""),
+                tp_text(m),
+                stop_text(m),
+                f"{m.position_size}",
+                m.closed_reason.value if m.closed_reason else "",
+            )
+    st = table("scenarios", "scenario", "state", "step", "now")
+    for run in runs:
+        style = {State.DONE: "green", State.FAILED: "red"}.get(run.state, "")
+        step = f"{run.step + 1}/{len(run.scenario.steps)}" if run.step >= 0 else "-"
+        st.add_row(run.scenario.title, Text(run.state.value, style=style), step, run.detail)
+    rows = sum(len(r.monitor_ids) for r in runs) + len(runs)
+    room = len(events) if height is None else max(3, height - rows - 17)
+    et = table("newest events", "time", "monitor", "account", "event", "detail")
+    for e in list(events)[:room]:
+        kind = Text(e.kind, style="bold" if e.critical else "")
+        et.add_row(_clock(e.at), e.monitor_id, e.account, kind, event_detail(e.payload))
+    lines = [
+        f"dashboard {urls.dashboard or 'not running'}   flower {urls.flower or 'not running'}   "
+        f"paper exchange {urls.paper}   logs {urls.logs}/",
+        footer,
+    ]
+    return Group(mt, st, et, Text("\n".join(lines)))
+
+
+class PlainReporter:
+    """`--no-live`: one line per change (script steps, monitor phase/tier/TP/breakeven, events)."""
+
+    def __init__(self) -> None:
+        self._seen_events: set[str] = set()
+        self._last: dict[str, tuple[Any, ...]] = {}
+
+    @staticmethod
+    def say(text: str) -> None:
+        print(f"[{_clock(time.time())}] {text}", flush=True)
+
+    def update(
+        self, changed: Sequence[Run], monitors: Mapping[str, Monitor | None], events: Sequence[Any]
+    ) -> None:
+        for run in changed:
+            step = f"step {run.step + 1}/{len(run.scenario.steps)}" if run.step >= 0 else "seeded"
+            self.say(f"scenario {run.scenario.key}: {run.state.value}, {step}: {run.detail}")
+        for mid, m in monitors.items():
+            if m is None:
+                continue
+            key = (m.phase, m.tier, m.tp_hits, m.breakeven, m.position_size, m.closed_reason)
+            if self._last.get(mid) != key:
+                self._last[mid] = key
+                self.say(
+                    f"monitor {mid} {m.account} {m.plan.symbol} {m.plan.side.value}: {m.phase.value}, "
+                    f"tier {m.tier.value}, TP {tp_text(m)}, stop {stop_text(m)}, size {m.position_size}"
+                    + (f", closed {m.closed_reason.value}" if m.closed_reason else "")
+                )
+        for e in reversed(events):
+            if e.id not in self._seen_events:
+                self._seen_events.add(e.id)
+                self.say(f"event {e.kind} {e.monitor_id} {e.account} {event_detail(e.payload)}")
+
+
+# -------------------------------------------------------------------------------------------- running
+
+
+@dataclass
+class Options:
+    minutes: float | None = None
+    speed: float = 1.0
+    live: bool = True
+    port_base: int | None = None
+    until_done: bool = False
+
+
+class Demo:
+    def __init__(self, opts: Options, cwd: Path | None = None) -> None:
+        from rich.console import Console
+
+        self.paths = Paths.under(cwd or Path.cwd())
+        self.console = Console(highlight=False)
+        if opts.live and not self.console.is_terminal:  # piped or redirected: plain lines read better
+            opts = replace(opts, live=False)
+        self.opts = opts
+        self.sup = Supervisor(self.paths.logs, grace_s=STOP_GRACE_S)
+        self.optional_down: set[str] = set()
+        self.urls: Urls | None = None
+
+    # -- output
+    def say(self, text: str) -> None:
+        if self.opts.live:
+            self.console.print(text)
+        else:
+            PlainReporter.say(text)
+
+    def run(self) -> int:
+        self.paths.logs.mkdir(parents=True, exist_ok=True)
+        self.paths.work.mkdir(parents=True, exist_ok=True)
+        _log_to_file(self.paths.logs / "demo.log")
+        with self.sup:
+            self.sup.install_signal_handlers(sigint=True)  # Ctrl-C too, even if inherited as ignored
+            try:
+                return self._run()
+            except (KeyboardInterrupt, StopRequested):
+                return 0  # asked to stop: not a failure
+            except ProcessError as e:
+                self.say(f"error: {e}")
+                self.say(f"the logs are in {self.paths.logs}/")
+                return 1
+            except _bad_configuration() as e:  # a TPSL_… variable, DATABASE_URL, …: named, no traceback
+                self.say(f"error: {e}")
+                return 2
+            finally:
+                if self.sup.children:
+                    self.say(f"stopping {len(self.sup.children)} processes …")
+
+    def _run(self) -> int:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from config.settings import Settings
+        from core.errors import FixInput
+        from exchange.paper.runner import PaperAdmin
+        from persistence.migrate import upgrade
+
+        Settings()  # every process reads the same environment: a bad TPSL_… variable fails here, named
+        base = dict(os.environ)
+        external_redis = base.get("REDIS_URL") or base.get("TPSL_REDIS_URL")
+        external_db = base.get("DATABASE_URL") or base.get("TPSL_DATABASE_URL")
+        ports = Ports.pick(self.opts.port_base, embedded_redis=not external_redis)
+
+        # 1. infrastructure: redis (unless given) and the paper exchange, in parallel
+        infra: list[Child] = []
+        if ports.redis is not None:
+            infra.append(self.sup.start(redis_spec(ports.redis, self.paths, base)))
+            redis_url = f"redis://127.0.0.1:{ports.redis}/0"
+        else:
+            redis_url = str(external_redis)
+        infra.append(self.sup.start(paper_spec(ports.paper, base)))
+        self.say(f"starting: {', '.join(c.name for c in infra)} (logs in {self.paths.logs}/)")
+        self.sup.wait_ready(infra, timeout_s=START_TIMEOUT_S)
+
+        # 2. database: fresh SQLite (unless given), migrated
+        database_url = str(external_db) if external_db else fresh_sqlite(self.paths)
+        try:
+            upgrade(database_url)
+        except SQLAlchemyError as e:
+            from persistence.db import safe_url
+
+            detail = str(getattr(e, "orig", None) or e).strip().splitlines()
+            raise FixInput(
+                "DATABASE_URL", f"{safe_url(database_url)}: {detail[0] if detail else e}"
+            ) from None
+
+        # 3. exchange accounts (random keys, handed to the children through the environment only)
+        paper_url = f"http://127.0.0.1:{ports.paper}"
+        admin = PaperAdmin(paper_url)  # Bybit's per-account rate limits stay on (the server's default)
+        main_acc = admin.create_account(balance=MAIN_BALANCE)
+        mirror_acc = admin.create_account(balance=MIRROR_BALANCE)
+        admin.set_prices({s: str(p) for s, p in start_prices(SCENARIOS).items()})
+        creds = Credentials.generate()
+        accounts = accounts_json(paper_url, main_acc, mirror_acc)
+        from config.logging import register_secret
+
+        for secret in (main_acc.api_key, main_acc.api_secret, mirror_acc.api_key, mirror_acc.api_secret):
+            register_secret(secret)
+        env = child_env(base, redis_url=redis_url, database_url=database_url, accounts=accounts, creds=creds)
+
+        # 4. the system: workers and beat (needed), dashboard and Flower (shown when they come up)
+        needed = [self.sup.start(s) for s in [*worker_specs(env), beat_spec(self.paths, env)]]
+        extras = [self.sup.start(web_spec(ports.web, env)), self.sup.start(flower_spec(ports.flower, env))]
+        self.say(f"starting: {', '.join(c.name for c in needed + extras)}")
+        self.sup.wait_ready(needed, timeout_s=START_TIMEOUT_S)
+        for child in extras:
+            try:
+                self.sup.wait_ready([child], timeout_s=START_TIMEOUT_S)
+            except ProcessError as e:
+                self.optional_down.add(child.name)
+                self.say(f"warning: {child.name} is not running; the demo goes on without it.\n{e}")
+        self.urls = Urls(
+            dashboard=None if "web" in self.optional_down else f"http://127.0.0.1:{ports.web}/",
+            flower=None if "flower" in self.optional_down else f"http://127.0.0.1:{ports.flower}/",
+            paper=paper_url,
+            logs=self.paths.logs,
+        )
+        self._announce(creds)
+
+        # 5. seed and drive
+        settings = Settings(redis_url=redis_url, database_url=database_url, accounts=accounts)
+        return self._drive(settings, admin)
+
+    def _announce(self, creds: Credentials) -> None:
+        """The URLs and the generated credentials, printed once."""
+        assert self.urls is not None
+        lines = ["", "tpsl demo is running:"]
+        if self.urls.dashboard:
+            lines.append(f"  dashboard  {self.urls.dashboard}?token={creds.dashboard_token}")
+        else:
+            lines.append(f"  dashboard  not running (see {self.paths.logs}/web.log)")
+        if self.urls.flower:
+            login = f"user {creds.flower_user}, password {creds.flower_password}"
+            lines.append(f"  flower     {self.urls.flower}  ({login})")
+        else:
+            lines.append(f"  flower     not running (see {self.paths.logs}/flower.log)")
+        lines += [f"  exchange   {self.urls.paper} (paper)", f"  logs       {self.paths.logs}/", ""]
+        if self.opts.live:
+            self.console.print("\n".join(lines), markup=False)
+        else:
+            print("\n".join(lines), flush=True)
+
+    def _drive(self, settings: Any, admin: Any) -> int:
+        from tasks.app import create_app
+        from tasks.publisher import CeleryPublisher
+        from workers.runtime import build_runtime
+
+        rt = build_runtime(settings)
+        try:
+            rt.publisher = CeleryPublisher(create_app(settings))
+            before = rt.registry.count()
+            if before:  # only with REDIS_URL set: the embedded server starts empty
+                self.say(
+                    f"warning: REDIS_URL already holds {before} live monitors; a scenario whose symbol one "
+                    "of them guards on account main is refused. Use an empty Redis database for the demo."
+                )
+            observer = Observer(rt)
+            runner = ScriptRunner(
+                lambda symbol, price: admin.set_prices({symbol: str(price)}), speed=self.opts.speed
+            )
+            self._seed(rt, runner)
+            return self._loop(runner, observer)
+        finally:
+            rt.close()
+
+    def _seed(self, rt: Any, runner: ScriptRunner) -> None:
+        from core import ids
+        from workers.store import MonitorStore
+
+        store = MonitorStore(rt.registry)
+        for sc in SCENARIOS:
+            try:
+                main = _create(rt, sc)
+            except Exception as e:  # shown as that scenario's failure; the others go on
+                log.exception("seeding %s failed", sc.key)
+                run = runner.add(sc, [], time.time())
+                runner.fail(run, f"could not create its monitor: {e}", time.time())
+                self.say(f"scenario {sc.key}: could not create its monitor: {e}")
+                continue
+            mirrors = [
+                ids.mirror_monitor_id(main.id, a.id)
+                for a in rt.accounts.values()
+                if a.mirror_of == main.account
+            ]
+            run = runner.add(sc, [main.id, *mirrors], time.time())
+            missing = [m for m in mirrors if store.load(m) is None]
+            if missing or not mirrors:
+                runner.fail(
+                    run,
+                    f"mirror monitor not created ({', '.join(missing) or 'no mirror account'})",
+                    time.time(),
+                )
+        self.say(f"seeded {len(runner.runs)} scenarios: " + ", ".join(r.scenario.title for r in runner.runs))
+
+    def _loop(self, runner: ScriptRunner, observer: Observer) -> int:
+        opts = self.opts
+        started = time.monotonic()
+        deadline = started + opts.minutes * 60 if opts.minutes else None
+        ids = [mid for r in runner.runs for mid in r.monitor_ids]
+        transient = _transient()
+        plain = None if opts.live else PlainReporter()
+        done_at: float | None = None
+        live_cm: Any = contextlib.nullcontext()
+        if opts.live:
+            from rich.live import Live
+
+            live_cm = Live(console=self.console, refresh_per_second=2, transient=False, redirect_stdout=False)
+        with live_cm as live:
+            while True:
+                tick = time.monotonic()
+                self._watch_children()
+                try:
+                    monitors = observer.monitors(ids)
+                    events = observer.events(EVENTS_SHOWN if opts.live else EVENTS_PLAIN)
+                    changed = runner.advance(monitors, time.time())
+                except transient as e:  # a busy database, a slow exchange: the next tick tries again
+                    log.warning("observing or moving a price failed (%s); retrying", e)
+                    time.sleep(TICK_S)
+                    continue
+                footer = self._footer(runner, started, deadline)
+                if live is not None:
+                    urls = self.urls or Urls(None, None, "", Path())
+                    live.update(render(runner.runs, monitors, events, urls, footer, self.console.height))
+                elif plain is not None:
+                    plain.update(changed, monitors, events)
+                if runner.all_finished and done_at is None:
+                    done_at = tick
+                    if plain is not None:
+                        self.say(
+                            "every scenario has finished"
+                            + ("" if opts.minutes else "; Ctrl-C stops the demo")
+                        )
+                if deadline is not None and tick >= deadline:
+                    break
+                if opts.until_done and done_at is not None and tick - done_at >= LINGER_S:
+                    break
+                time.sleep(max(0.0, TICK_S - (time.monotonic() - tick)))
+        return self._report(runner)
+
+    def _footer(self, runner: ScriptRunner, started: float, deadline: float | None) -> str:
+        elapsed = time.monotonic() - started
+        done = sum(r.state is State.DONE for r in runner.runs)
+        text = f"{elapsed:.0f} s, scenarios done {done}/{len(runner.runs)}"
+        if deadline is not None:
+            text += f", stops in {max(0.0, deadline - time.monotonic()):.0f} s"
+        if runner.all_finished and deadline is None:
+            text += " — every scenario has finished"
+        return text + "   (Ctrl-C stops the demo)"
+
+    def _watch_children(self) -> None:
+        for child in self.sup.dead():
+            if child.spec.layer == 2 or child.name in self.optional_down:  # dashboard, Flower
+                if child.name not in self.optional_down:
+                    self.optional_down.add(child.name)
+                    self.say(
+                        f"warning: {child.name} exited with code {child.returncode}; see {child.log_path}"
+                    )
+                continue
+            raise ProcessDied(child.name, child.popen.returncode, child.log_tail())
+
+    def _report(self, runner: ScriptRunner) -> int:
+        ok = runner.all_done
+        if self.opts.minutes is None:
+            return 0
+        lines = [r.summary() for r in runner.runs]
+        self.say("scenarios:\n" + "\n".join(f"  {line}" for line in lines))
+        self.say(
+            "all scenarios reached their expected end" if ok else "some scenarios did not reach their end"
+        )
+        return 0 if ok else 1
+
+
+def _create(rt: Any, sc: Scenario, attempts: int = 5) -> Monitor:
+    """create_monitor, retried while the account is busy (RetryLater)."""
+    from core.errors import RetryLater
+    from workers.lifecycle import create_monitor
+
+    for i in range(attempts):
+        try:
+            return create_monitor(rt, dict(sc.plan), nonce=f"demo-{sc.key}-{secrets.token_hex(4)}")
+        except RetryLater:
+            if i == attempts - 1:
+                raise
+            time.sleep(1.0)
+    raise AssertionError("unreachable")
+
+
+def _log_to_file(path: Path) -> None:
+    """The demo's own log goes to var/logs/demo.log: the terminal belongs to the view."""
+    from config.logging import FORMAT, RedactFilter
+
+    root = logging.getLogger()
+    handler = logging.FileHandler(path, mode="w", encoding="utf-8")
+    handler.setFormatter(logging.Formatter(FORMAT))
+    handler.addFilter(RedactFilter())
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    root._tpsl_configured = True  # type: ignore[attr-defined]  # setup_logging must not add a stderr handler
+    for noisy in ("urllib3.connectionpool", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+# ---------------------------------------------------------------------------------------------- command
+
+
+def demo_command(
+    minutes: float | None = typer.Option(
+        None,
+        "--minutes",
+        min=0.05,
+        help="Run this many minutes (after start-up), then stop; exit 0 only if every "
+        "scenario reached its expected end, else 1 with one line per scenario.",
+    ),
+    speed: float = typer.Option(
+        1.0, "--speed", min=0.1, max=50.0, help="Compress the price scripts' timing by this factor."
+    ),
+    live: bool = typer.Option(
+        True, "--live/--no-live", help="Live terminal view, or plain progress lines (for CI logs)."
+    ),
+    port_base: int | None = typer.Option(
+        None,
+        "--port-base",
+        min=1024,
+        max=65000,
+        help="Paper exchange on this port, dashboard +1, Flower +2, embedded Redis +3 (default: free ports).",
+    ),
+    until_done: bool = typer.Option(
+        False,
+        "--until-done",
+        help="Stop as soon as every scenario has finished (and exit as --minutes does).",
+    ),
+) -> None:
+    """Run the whole system on this machine: Redis, the paper exchange, workers, beat, dashboard and
+    Flower; seed monitors and drive prices so that within about two minutes you see entries fill,
+    take-profits hit, breakeven moves, a stop-loss, a breakeven stop and closes. Ctrl-C stops it all."""
+    opts = Options(minutes=minutes, speed=speed, live=live, port_base=port_base, until_done=until_done)
+    if until_done and minutes is None:
+        opts.minutes = 60.0  # a generous bound: never run forever unattended
+    raise typer.Exit(Demo(opts).run())
+
+
+__all__ = ["Demo", "Observer", "Options", "Ports", "demo_command", "render"]
