@@ -24,7 +24,6 @@ import logging
 import os
 import secrets
 import socket
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -38,16 +37,21 @@ from cli.processes import (
     Child,
     ProcessDied,
     ProcessError,
-    ProcessSpec,
     StopRequested,
     Supervisor,
     free_port,
-    http_ok,
-    log_line,
-    tcp_port,
 )
 from cli.scenarios import MIRROR_RATIO, SCENARIOS, Run, Scenario, ScriptRunner, State, start_prices
-from config.queues import POOLS
+from cli.stack import (
+    beat_spec,
+    flower_spec,
+    fresh_sqlite,
+    paper_spec,
+    redis_spec,
+    web_spec,
+    with_source_path,
+    worker_specs,
+)
 from core.models import BreakevenState, Monitor, OrderRole, Phase
 
 log = logging.getLogger(__name__)
@@ -134,13 +138,9 @@ class Credentials:
         return f"{self.flower_user}:{self.flower_password}"
 
 
-def fresh_sqlite(paths: Paths) -> str:
+def fresh_demo_db(paths: Paths) -> str:
     """var/demo.db, deleted (with its WAL files) so every run starts empty."""
-    db = paths.var / "demo.db"
-    for suffix in ("", "-wal", "-shm", "-journal"):
-        with contextlib.suppress(FileNotFoundError):
-            Path(f"{db}{suffix}").unlink()
-    return f"sqlite:///{db.resolve()}"
+    return fresh_sqlite(paths.var / "demo.db")
 
 
 def accounts_json(paper_url: str, main: Any, mirror: Any) -> str:
@@ -173,99 +173,7 @@ def child_env(
         PYTHONUNBUFFERED="1",
     )
     env.setdefault("TPSL_COALESCE_WINDOW_S", DEMO_COALESCE_WINDOW_S)
-    # the children import the code this process runs, whatever the cwd and however it was installed
-    # (an editable install made before a package existed maps it as a namespace package: `celery -A
-    # tasks` would then find no app)
-    root = Path(__file__).resolve().parents[1]
-    if (root / "tasks" / "__init__.py").exists():
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH", "")) if p)
-    return env
-
-
-# ------------------------------------------------------------------------------------------ processes
-
-
-def python(*args: str) -> list[str]:
-    """This interpreter running a module: works whether or not the venv's bin/ is on PATH."""
-    return [sys.executable, *args]
-
-
-def redis_spec(port: int, paths: Paths, env: Mapping[str, str]) -> ProcessSpec:
-    from workers.embedded_redis import redis_server_binary
-
-    rdir = paths.work / "redis"
-    rdir.mkdir(parents=True, exist_ok=True)
-    argv = [
-        redis_server_binary(),
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--dir",
-        str(rdir),
-        "--protected-mode",
-        "yes",
-        "--maxclients",
-        "10000",
-    ]
-    return ProcessSpec("redis", argv, env=env, ready=tcp_port(port), layer=0)
-
-
-def paper_spec(port: int, env: Mapping[str, str]) -> ProcessSpec:
-    argv = python("-m", "cli.main", "paper", "serve", "--host", "127.0.0.1", "--port", str(port))
-    return ProcessSpec(
-        "paper", argv, env=env, ready=http_ok(f"http://127.0.0.1:{port}/paper/health"), layer=0
-    )
-
-
-def worker_specs(env: Mapping[str, str]) -> list[ProcessSpec]:
-    """One worker per pool of config/queues.py, reading that pool's queues in their order."""
-    specs = []
-    for pool, queues in POOLS.items():
-        short = pool.removeprefix("worker_")
-        argv = python(
-            "-m",
-            "celery",
-            "-A",
-            "tasks",
-            "worker",
-            "-n",
-            f"{short}.demo@%h",
-            "-Q",
-            ",".join(queues),
-            "--concurrency",
-            str(CONCURRENCY.get(pool, 1)),
-            "--prefetch-multiplier",
-            "1",
-            "--loglevel",
-            "INFO",
-            "-E",  # task events, for Flower
-        )
-        specs.append(ProcessSpec(pool, argv, env=env, ready=log_line(r"\bready\.\s*$"), layer=1))
-    return specs
-
-
-def beat_spec(paths: Paths, env: Mapping[str, str]) -> ProcessSpec:
-    schedule = paths.work / "celerybeat-schedule"
-    for old in paths.work.glob("celerybeat-schedule*"):
-        old.unlink()
-    argv = python("-m", "celery", "-A", "tasks", "beat", "--loglevel", "INFO", "--schedule", str(schedule))
-    return ProcessSpec("beat", argv, env=env, ready=log_line(r"beat: Starting"), layer=1)
-
-
-def web_spec(port: int, env: Mapping[str, str]) -> ProcessSpec:
-    argv = python("-m", "cli.main", "web", "--host", "127.0.0.1", "--port", str(port))
-    return ProcessSpec("web", argv, env=env, ready=http_ok(f"http://127.0.0.1:{port}/api/health"), layer=2)
-
-
-def flower_spec(port: int, env: Mapping[str, str]) -> ProcessSpec:
-    # the credentials go in the environment (FLOWER_BASIC_AUTH), not on the command line
-    argv = python("-m", "celery", "-A", "tasks", "flower", "--address=127.0.0.1", f"--port={port}")
-    return ProcessSpec("flower", argv, env=env, ready=tcp_port(port), layer=2)
+    return with_source_path(env)
 
 
 # ------------------------------------------------------------------------------------------ observing
@@ -541,7 +449,7 @@ class Demo:
         # 1. infrastructure: redis (unless given) and the paper exchange, in parallel
         infra: list[Child] = []
         if ports.redis is not None:
-            infra.append(self.sup.start(redis_spec(ports.redis, self.paths, base)))
+            infra.append(self.sup.start(redis_spec(ports.redis, self.paths.work, base)))
             redis_url = f"redis://127.0.0.1:{ports.redis}/0"
         else:
             redis_url = str(external_redis)
@@ -550,7 +458,7 @@ class Demo:
         self.sup.wait_ready(infra, timeout_s=START_TIMEOUT_S)
 
         # 2. database: fresh SQLite (unless given), migrated
-        database_url = str(external_db) if external_db else fresh_sqlite(self.paths)
+        database_url = str(external_db) if external_db else fresh_demo_db(self.paths)
         try:
             upgrade(database_url)
         except SQLAlchemyError as e:
@@ -576,7 +484,13 @@ class Demo:
         env = child_env(base, redis_url=redis_url, database_url=database_url, accounts=accounts, creds=creds)
 
         # 4. the system: workers and beat (needed), dashboard and Flower (shown when they come up)
-        needed = [self.sup.start(s) for s in [*worker_specs(env), beat_spec(self.paths, env)]]
+        needed = [
+            self.sup.start(s)
+            for s in [
+                *worker_specs(env, concurrency=CONCURRENCY, node="demo"),
+                beat_spec(self.paths.work, env),
+            ]
+        ]
         extras = [self.sup.start(web_spec(ports.web, env)), self.sup.start(flower_spec(ports.flower, env))]
         self.say(f"starting: {', '.join(c.name for c in needed + extras)}")
         self.sup.wait_ready(needed, timeout_s=START_TIMEOUT_S)

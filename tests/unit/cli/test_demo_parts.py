@@ -19,13 +19,13 @@ from cli.demo import (
     Ports,
     Urls,
     child_env,
-    fresh_sqlite,
+    fresh_demo_db,
     render,
     stop_text,
     tp_text,
-    worker_specs,
 )
 from cli.scenarios import SCENARIOS, ScriptRunner
+from cli.stack import worker_specs
 from config.queues import POOLS
 from core.models import BreakevenState, CloseReason, Monitor, OrderRole, OwnedOrder, Phase, Side, Tier
 from core.plan import parse_request
@@ -178,7 +178,7 @@ def test_children_get_services_accounts_and_credentials_through_the_environment(
 
 
 def test_workers_read_the_pools_of_the_tier_table() -> None:
-    specs = worker_specs({})
+    specs = worker_specs({}, concurrency={}, node="demo")
     assert [s.name for s in specs] == list(POOLS)
     for spec in specs:
         argv = list(spec.argv)
@@ -202,6 +202,6 @@ def test_the_demo_database_is_fresh_each_run(tmp_path: Path) -> None:
     paths.var.mkdir()
     for name in ("demo.db", "demo.db-wal", "demo.db-shm"):
         (paths.var / name).write_text("old")
-    url = fresh_sqlite(paths)
+    url = fresh_demo_db(paths)
     assert url == f"sqlite:///{(paths.var / 'demo.db').resolve()}"
     assert list(paths.var.iterdir()) == []

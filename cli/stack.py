@@ -1,0 +1,119 @@
+"""How the whole system is started as processes (the demo and the benchmark start the same stack):
+one ProcessSpec per component, each reading its configuration from the environment (12-factor)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from cli.processes import ProcessSpec, http_ok, log_line, tcp_port
+from config.queues import POOLS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def python(*args: str) -> list[str]:
+    """This interpreter running a module: works whether or not the venv's bin/ is on PATH."""
+    return [sys.executable, *args]
+
+
+def with_source_path(env: Mapping[str, str]) -> dict[str, str]:
+    """The children import the code this process runs, whatever the cwd and however it was installed
+    (an editable install made before a package existed maps it as a namespace package: `celery -A
+    tasks` would then find no app)."""
+    out = dict(env)
+    if (ROOT / "tasks" / "__init__.py").exists():
+        out["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), out.get("PYTHONPATH", "")) if p)
+    out.setdefault("PYTHONUNBUFFERED", "1")
+    return out
+
+
+def fresh_sqlite(db: Path) -> str:
+    """A SQLite file deleted (with its WAL files) so the run starts empty; its URL."""
+    db.parent.mkdir(parents=True, exist_ok=True)
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        with contextlib.suppress(FileNotFoundError):
+            Path(f"{db}{suffix}").unlink()
+    return f"sqlite:///{db.resolve()}"
+
+
+def redis_spec(port: int, workdir: Path, env: Mapping[str, str]) -> ProcessSpec:
+    from workers.embedded_redis import redis_server_binary
+
+    rdir = workdir / "redis"
+    rdir.mkdir(parents=True, exist_ok=True)
+    argv = [
+        redis_server_binary(),
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(rdir),
+        "--protected-mode",
+        "yes",
+        "--maxclients",
+        "10000",
+    ]
+    return ProcessSpec("redis", argv, env=env, ready=tcp_port(port), layer=0)
+
+
+def paper_spec(port: int, env: Mapping[str, str], *, extra: Sequence[str] = ()) -> ProcessSpec:
+    argv = python("-m", "cli.main", "paper", "serve", "--host", "127.0.0.1", "--port", str(port), *extra)
+    return ProcessSpec(
+        "paper", argv, env=env, ready=http_ok(f"http://127.0.0.1:{port}/paper/health"), layer=0
+    )
+
+
+def worker_specs(env: Mapping[str, str], *, concurrency: Mapping[str, int], node: str) -> list[ProcessSpec]:
+    """One worker per pool of config/queues.py, reading that pool's queues in their order."""
+    specs = []
+    for pool, queues in POOLS.items():
+        short = pool.removeprefix("worker_")
+        argv = python(
+            "-m",
+            "celery",
+            "-A",
+            "tasks",
+            "worker",
+            "-n",
+            f"{short}.{node}@%h",
+            "-Q",
+            ",".join(queues),
+            "--concurrency",
+            str(concurrency.get(pool, 1)),
+            "--prefetch-multiplier",
+            "1",
+            "--loglevel",
+            "INFO",
+            "-E",  # task events, for Flower
+        )
+        specs.append(ProcessSpec(pool, argv, env=env, ready=log_line(r"\bready\.\s*$"), layer=1))
+    return specs
+
+
+def beat_spec(workdir: Path, env: Mapping[str, str]) -> ProcessSpec:
+    workdir.mkdir(parents=True, exist_ok=True)
+    schedule = workdir / "celerybeat-schedule"
+    for old in workdir.glob("celerybeat-schedule*"):
+        old.unlink()
+    argv = python("-m", "celery", "-A", "tasks", "beat", "--loglevel", "INFO", "--schedule", str(schedule))
+    return ProcessSpec("beat", argv, env=env, ready=log_line(r"beat: Starting"), layer=1)
+
+
+def web_spec(port: int, env: Mapping[str, str]) -> ProcessSpec:
+    argv = python("-m", "cli.main", "web", "--host", "127.0.0.1", "--port", str(port))
+    return ProcessSpec("web", argv, env=env, ready=http_ok(f"http://127.0.0.1:{port}/api/health"), layer=2)
+
+
+def flower_spec(port: int, env: Mapping[str, str]) -> ProcessSpec:
+    # the credentials go in the environment (FLOWER_BASIC_AUTH), not on the command line
+    argv = python("-m", "celery", "-A", "tasks", "flower", "--address=127.0.0.1", f"--port={port}")
+    return ProcessSpec("flower", argv, env=env, ready=tcp_port(port), layer=2)
