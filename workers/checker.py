@@ -130,6 +130,7 @@ def _pass(
 ) -> None:
     snap = read(rt, account, client, (item.monitor for item in group), symbol=symbol)
     result.reads += 1
+    count_read(rt, account.id, len(group))
     leaders = _leaders(store, group)
     now = rt.clock()
     decisions: dict[str, Decision] = {}
@@ -199,6 +200,23 @@ def _reaction(
         return None
     first_ms, kind = min(fills)
     return kind, max(0.0, acked_at - first_ms / 1000)
+
+
+def count_read(rt: Any, account_id: str, monitors: int) -> None:
+    """Fleet-wide counters: account reads (snapshots) and monitors checked, per account."""
+    pipe = rt.redis.pipeline(transaction=False)
+    pipe.hincrby(f"{rt.prefix}:stats:reads", account_id, 1)
+    pipe.hincrby(f"{rt.prefix}:stats:checked", account_id, monitors)
+    pipe.execute()
+
+
+def read_counts(rt: Any) -> dict[str, dict[str, int]]:
+    """{"reads": {account: n}, "checked": {account: n}} since the counters were last reset."""
+    out: dict[str, dict[str, int]] = {}
+    for name in ("reads", "checked"):
+        raw = rt.redis.hgetall(f"{rt.prefix}:stats:{name}")
+        out[name] = {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()}
+    return out
 
 
 def _leaders(store: MonitorStore, group: list[Loaded]) -> dict[str, Monitor]:
