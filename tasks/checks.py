@@ -9,6 +9,7 @@ from celery import Celery
 from config.queues import TIERS
 from workers.checker import run_check
 from workers.dispatcher import CheckOrder, dispatch_once
+from workers.lag import CHECK_START_LAG
 
 log = logging.getLogger(__name__)
 
@@ -21,27 +22,37 @@ def register(app: Celery) -> None:
         return len(dispatch_once(runtime(app), lambda orders: publish_checks(app, orders)))
 
     @app.task(shared=False, name="tpsl.check", soft_time_limit=40, time_limit=60)
-    def check(account: str, monitor_ids: list[str]) -> None:
-        result = run_check(runtime(app), account, monitor_ids)
+    def check(
+        account: str, monitor_ids: list[str], due_at: float | None = None, tier: str | None = None
+    ) -> None:
+        rt = runtime(app)
+        if due_at is not None and tier is not None:
+            now = rt.clock()  # due time → the check starts: what a monitor really waits
+            rt.latency.record(CHECK_START_LAG, tier, max(0.0, now - due_at), now=now)
+        result = run_check(rt, account, monitor_ids)
         if result.skipped:
             log.info("check %s: %d monitors skipped (%s)", account, len(monitor_ids), result.skipped)
 
 
 def publish_checks(app: Celery, orders: list[CheckOrder]) -> None:
-    """One message per account, to its most urgent tier's queue, in one producer batch; each expires
-    after its tier's interval (a newer check is due by then) and carries that tier's time limits."""
+    """One message per account, to its most urgent tier's queue, in one producer batch; a check
+    claimed ahead of its due time waits for it (countdown); each expires one interval after it is
+    due (a newer check is due by then) and carries its tier's time limits."""
     from tasks.app import runtime
 
     task = app.tasks["tpsl.check"]
-    settings = runtime(app).settings
+    rt = runtime(app)
+    now = rt.clock()
     with app.producer_or_acquire() as producer:
         for order in orders:
             spec = TIERS[order.tier]
+            wait = max(0.0, order.due_at - now)  # claimed ahead: start when due
             task.apply_async(
-                args=(order.account, list(order.monitor_ids)),
+                args=(order.account, list(order.monitor_ids), order.due_at, order.tier.value),
                 queue=spec.queue,
                 routing_key=spec.queue,
-                expires=settings.interval(order.tier),
+                countdown=wait or None,
+                expires=wait + rt.settings.interval(order.tier),
                 soft_time_limit=spec.soft_time_limit_s,
                 time_limit=spec.time_limit_s,
                 producer=producer,

@@ -21,6 +21,7 @@ from core.ports import ExchangePort
 from core.step import acknowledge, is_finished, links_to_look_up, step
 from workers.executor import Outcome, execute
 from workers.hold import hold_account
+from workers.lag import REACTION
 from workers.recorder import Recorder
 from workers.store import Loaded, MonitorStore
 
@@ -159,7 +160,7 @@ def _pass(
         events.extend(evs)
         finals.append((item, final))
     if reactions:
-        rt.latency.record_many("reaction", reactions, now=now)
+        rt.latency.record_many(REACTION, reactions, now=now)
     saved = store.save_many(finals)
     lost = [mid for mid, ok in saved.items() if not ok]
     if lost:

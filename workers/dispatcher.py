@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.models import Tier
+from workers.lag import CHECK_LAG
 from workers.registry import Claimed
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,7 @@ class CheckOrder:
     account: str
     tier: Tier  # the most urgent tier among the monitors: decides the queue
     monitor_ids: tuple[str, ...]
-    oldest_due: float
+    due_at: float  # the earliest due time among the account's due monitors: when the check should start
 
 
 def group_claims(claimed: Sequence[Claimed]) -> list[CheckOrder]:
@@ -35,19 +36,26 @@ def group_claims(claimed: Sequence[Claimed]) -> list[CheckOrder]:
     out = []
     for account, items in sorted(by_account.items()):
         tier = min((c.tier for c in items), key=lambda t: t.rank)
-        out.append(
-            CheckOrder(account, tier, tuple(c.monitor_id for c in items), min(c.due_at for c in items))
-        )
+        due = [c.due_at for c in items if not c.ride_along] or [c.due_at for c in items]
+        out.append(CheckOrder(account, tier, tuple(c.monitor_id for c in items), min(due)))
     return out
 
 
 def dispatch_once(rt: Any, publish: Callable[[list[CheckOrder]], None]) -> list[CheckOrder]:
-    """One tick: claim (atomic across dispatchers), record check lag, publish."""
+    """One tick: claim what is due before the next tick (atomic across dispatchers), record check
+    lag, publish. A check claimed ahead of its due time is published to start at that time, so a
+    monitor is checked when it is due, not up to a tick later."""
     now = rt.clock()
-    claimed = rt.registry.claim(now, lookahead=rt.settings.claim_lookahead_s, cap=rt.settings.claim_cap)
+    ahead = rt.settings.dispatch_tick_s
+    claimed = rt.registry.claim(
+        now + ahead, lookahead=rt.settings.claim_lookahead_s, cap=rt.settings.claim_cap
+    )
     if not claimed:
         return []
-    rt.latency.record_lags(claimed, now=now)  # check lag per tier (ride-alongs were early: skipped)
+    # claim time − due time of due monitors (claimed ahead: 0); ride-alongs were early by design
+    rt.latency.record_many(
+        CHECK_LAG, [(c.tier.value, max(0.0, now - c.due_at)) for c in claimed if not c.ride_along], now=now
+    )
     orders = group_claims(claimed)
     publish(orders)
     return orders

@@ -29,6 +29,8 @@ MAX_BUCKET = 400  # 1 ms × 1.05^400 ≈ 3·10^5 s; anything larger is counted h
 _LOG_GROWTH = math.log(GROWTH)
 
 CHECK_LAG = "check_lag"  # claim time − due time of due monitors, per tier
+CHECK_START_LAG = "check_start_lag"  # check task start − due time of its earliest due monitor, per tier
+REACTION = "reaction"  # fill on the exchange → follow-up order acknowledged, per kind of fill
 
 
 def bucket_of(value_s: float) -> int:

@@ -1,0 +1,99 @@
+"""`tpsl bench`: the real stack, twice (optimized and the plain baseline), on the same workload."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from cli.bench import report
+from cli.bench.run import Options, run_profile
+from cli.bench.run import Progress as RunProgress
+
+console = Console(stderr=True)
+
+
+def bench_command(
+    monitors: Annotated[int, typer.Option(help="Monitors in all (mirror monitors included).")] = 1000,
+    accounts: Annotated[int, typer.Option(help="Accounts (one of them a mirror of the first).")] = 4,
+    minutes: Annotated[float, typer.Option(help="Measured minutes per profile.")] = 5.0,
+    seed: Annotated[int, typer.Option(help="Workload seed: plans and price scripts.")] = 1,
+    profile: Annotated[str, typer.Option(help="optimized | baseline | both")] = "both",
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write every figure to this file.")] = None,
+    quick: Annotated[bool, typer.Option(help="About a minute per profile, 200 monitors (CI).")] = False,
+    capacity: Annotated[
+        str | None,
+        typer.Option(help="Comma list of monitor counts for the capacity run, e.g. 2500,5000,10000."),
+    ] = None,
+    capacity_minutes: Annotated[float, typer.Option(help="Minutes per capacity step.")] = 2.0,
+    docs: Annotated[bool, typer.Option(help="Write the results into docs/benchmarks.md.")] = False,
+) -> None:
+    """Run the real stack (Redis, worker pools, beat, paper exchange over HTTP, persistence,
+    dashboard) with the optimized settings and with every rollback switch on, on the same workload,
+    and print both side by side with their ratio."""
+    if quick:
+        monitors, minutes = 200, 1.0
+    names = ["optimized", "baseline"] if profile == "both" else [profile]
+    for n in names:
+        if n not in ("optimized", "baseline"):
+            raise typer.BadParameter(f"{profile!r}: optimized, baseline or both", param_hint="--profile")
+    if monitors < accounts or accounts < 1:
+        raise typer.BadParameter("need at least one monitor per account", param_hint="--monitors")
+    results: dict[str, Any] = {}
+    cap: list[dict[str, Any]] = []
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:.0f}/{task.total:.0f}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as bar:
+        tasks: dict[str, Any] = {}
+
+        def step(what: str, done: float, total: float) -> None:
+            if what not in tasks:
+                tasks[what] = bar.add_task(what, total=total)
+            bar.update(tasks[what], completed=done, total=total)
+
+        progress = RunProgress(say=lambda text: bar.console.print(text), step=step)
+        for n in names:
+            results[n] = run_profile(
+                n, Options(monitors=monitors, accounts=accounts, minutes=minutes, seed=seed), progress
+            )
+        for size in [int(x) for x in capacity.split(",")] if capacity else []:
+            cap.append(
+                run_profile(
+                    "optimized",
+                    Options(monitors=size, accounts=accounts, minutes=capacity_minutes, seed=seed),
+                    progress,
+                )
+            )
+    Console().print(report.table(results))
+    if cap:
+        for c in cap:
+            lag = (c.get("check_lag") or {}).get("critical") or {}
+            Console().print(
+                f"capacity {c['monitors']} monitors: critical lag p50 {lag.get('p50_ms')} ms, "
+                f"p99 {lag.get('p99_ms')} ms"
+            )
+    options = {"monitors": monitors, "accounts": accounts, "minutes": minutes, "seed": seed}
+    machine = report.machine()
+    if json_path:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(
+            json.dumps(
+                {"machine": machine, "options": options, "profiles": results, "capacity": cap}, indent=2
+            )
+        )
+    if docs:
+        report.write_docs(Path("docs/benchmarks.md"), report.markdown(results, options, machine, cap))
+    missing = {n: report.missing_figures(r) for n, r in results.items()}
+    if any(missing.values()):
+        console.print(f"figures not produced: {missing}")
+        sys.exit(1)

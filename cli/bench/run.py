@@ -1,0 +1,486 @@
+"""One benchmark profile on the real stack: processes up, workload seeded, prices driven, figures read.
+
+Every figure is measured, none estimated:
+- exchange calls per minute: the paper exchange's own request counter (`/paper/stats`);
+- account reads (snapshots): the workers' fleet-wide counter; calls per read = calls / reads;
+- check lag per tier (claim time − due time) and reaction latency (fill on the exchange → follow-up
+  order acknowledged): the workers' latency histograms in Redis;
+- database transactions and events: the persistence counters;
+- critical events lost: the paper exchange's executions compared with the events in the database;
+- dashboard latency: HTTP requests against `tpsl web` with a warm cache; hit rate from the cache's
+  counters;
+- connection reuse: connections the paper exchange accepted vs requests it served;
+- worker RSS: /proc of every process of the worker pools.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import statistics
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from cli.bench.workload import Workload, build
+from cli.processes import Child, Supervisor, free_port, group_members
+from cli.stack import (
+    beat_spec,
+    fresh_sqlite,
+    paper_spec,
+    redis_spec,
+    web_spec,
+    with_source_path,
+    worker_specs,
+)
+from config.queues import PERSIST_QUEUE, TIER_QUEUES
+from core.models import Tier
+from workers.lag import CHECK_LAG, CHECK_START_LAG, REACTION
+
+PROFILES: dict[str, dict[str, str]] = {
+    "optimized": {},
+    # every rollback switch on: the plain behaviour the optimisations are measured against
+    "baseline": {
+        "TPSL_FIXED_POLLING": "true",
+        "TPSL_PER_MONITOR_CALLS": "true",
+        "TPSL_SYNC_SAVES": "true",
+        "TPSL_CACHE_ENABLED": "false",
+    },
+}
+# the paper exchange runs without rate limits; so must the client's fleet-wide buckets, or they
+# would cap what is measured (a real Bybit account's limits are discussed in docs/benchmarks.md)
+COMMON_ENV = {
+    "TPSL_RATE_READ_PER_S": "100000",
+    "TPSL_RATE_TRADE_PER_S": "100000",
+    "TPSL_RATE_BATCH_ORDERS_PER_S": "100000",
+}
+CONCURRENCY = {"worker_fast": 4, "worker_bulk": 2, "worker_persist": 2}
+DASHBOARD_REQUESTS = 200  # per endpoint, after warming
+START_TIMEOUT_S = 240.0
+
+
+@dataclass
+class Options:
+    monitors: int = 1000
+    accounts: int = 4
+    minutes: float = 5.0
+    seed: int = 1
+    workdir: Path = Path("var/bench")
+    quiet: bool = False
+
+
+@dataclass
+class Progress:
+    """What the runner tells the user while it works (a callable per event)."""
+
+    say: Callable[[str], None] = print
+    step: Callable[[str, float, float], None] = lambda what, done, total: None
+
+
+@dataclass
+class Stack:
+    sup: Supervisor
+    redis_url: str
+    database_url: str
+    paper_url: str
+    web_url: str
+    token: str
+    accounts: list[dict[str, str]]
+    creds: dict[str, Any]
+    env: dict[str, str]
+    workers: list[Child] = field(default_factory=list)
+
+
+def run_profile(name: str, opts: Options, progress: Progress) -> dict[str, Any]:
+    from exchange.paper.instruments import synthetic_instruments
+
+    per = max(1, opts.monitors // opts.accounts)
+    workload = build(
+        monitors=opts.monitors,
+        accounts=opts.accounts,
+        seed=opts.seed,
+        instruments=list(synthetic_instruments(per)),
+    )
+    base = opts.workdir / name
+    sup = Supervisor(base / "logs", grace_s=30.0)
+    with sup:
+        sup.install_signal_handlers(sigint=True)
+        stack = _start(name, opts, workload, sup, base, per, progress)
+        rt = _runtime(stack)
+        try:
+            _seed(rt, workload, stack, progress)
+            figures = _measure(name, rt, workload, stack, opts, progress)
+        finally:
+            rt.close()
+    return figures
+
+
+# ---------------------------------------------------------------------------------------------- start
+
+
+def _start(
+    name: str, opts: Options, workload: Workload, sup: Supervisor, base: Path, per: int, progress: Progress
+) -> Stack:
+    from exchange.paper.runner import PaperAdmin
+    from persistence.migrate import upgrade
+
+    env0 = dict(os.environ)
+    for var in ("REDIS_URL", "DATABASE_URL", "TPSL_ACCOUNTS", "TPSL_ACCOUNTS_FILE"):
+        env0.pop(var, None)
+    redis_port, paper_port, web_port = free_port(), free_port(), free_port()
+    progress.say(f"{name}: starting redis and the paper exchange ({per} symbols)")
+    infra = [
+        sup.start(redis_spec(redis_port, base, env0)),
+        sup.start(
+            paper_spec(
+                paper_port,
+                env0,
+                extra=["--extra-symbols", str(per), "--no-rate-limit", "--seed", str(opts.seed)],
+            )
+        ),
+    ]
+    sup.wait_ready(infra, timeout_s=START_TIMEOUT_S)
+    redis_url = f"redis://127.0.0.1:{redis_port}/0"
+    paper_url = f"http://127.0.0.1:{paper_port}"
+    database_url = fresh_sqlite(base / "tpsl.db")
+    upgrade(database_url)
+    admin = PaperAdmin(paper_url)
+    creds = {a.id: admin.create_account(balance=1_000_000_000) for a in workload.accounts}
+    accounts = []
+    for a in workload.accounts:
+        row = {
+            "id": a.id,
+            "base_url": paper_url,
+            "api_key": creds[a.id].api_key,
+            "api_secret": creds[a.id].api_secret,
+        }
+        if a.mirror_of:
+            row.update(mirror_of=a.mirror_of, ratio="0.5")
+        accounts.append(row)
+    admin.set_prices(workload.prices_at(0.0))
+    token = secrets.token_urlsafe(24)
+    env = with_source_path(
+        {
+            **env0,
+            **COMMON_ENV,
+            **PROFILES[name],
+            "REDIS_URL": redis_url,
+            "DATABASE_URL": database_url,
+            "TPSL_ACCOUNTS": json.dumps(accounts),
+            "TPSL_DASHBOARD_TOKEN": token,
+        }
+    )
+    progress.say(f"{name}: starting the worker pools, beat and the dashboard")
+    workers = [sup.start(s) for s in worker_specs(env, concurrency=CONCURRENCY, node=f"bench-{name}")]
+    others = [sup.start(beat_spec(base, env)), sup.start(web_spec(web_port, env))]
+    sup.wait_ready([*workers, *others], timeout_s=START_TIMEOUT_S)
+    return Stack(
+        sup,
+        redis_url,
+        database_url,
+        paper_url,
+        f"http://127.0.0.1:{web_port}",
+        token,
+        accounts,
+        creds,
+        env,
+        workers,
+    )
+
+
+def _runtime(stack: Stack) -> Any:
+    from config.settings import Settings
+    from workers.runtime import build_runtime
+
+    over = {
+        k.removeprefix("TPSL_").lower(): v
+        for k, v in stack.env.items()
+        if k.startswith("TPSL_") and k not in ("TPSL_ACCOUNTS", "TPSL_DASHBOARD_TOKEN")
+    }
+    settings = Settings(
+        redis_url=stack.redis_url,
+        database_url=stack.database_url,
+        accounts=json.dumps(stack.accounts),
+        **over,
+    )
+    return build_runtime(settings)
+
+
+# ----------------------------------------------------------------------------------------------- seed
+
+
+def _seed(rt: Any, workload: Workload, stack: Stack, progress: Progress) -> None:
+    """Every monitor through the real creation path (validation, placement, commit), one thread per
+    main account (creations of one account are serialised by its lock anyway)."""
+    from workers.lifecycle import create_monitor
+
+    total = len(workload.mains) * len(workload.scripts)
+    done = Counter[str]()
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    def seed(account: str) -> None:
+        for script in workload.scripts:
+            for attempt in range(5):
+                try:
+                    create_monitor(
+                        rt, workload.plan(account, script), nonce=f"bench-{account}-{script.symbol}"
+                    )
+                    break
+                except Exception as e:  # reported below: a benchmark goes on
+                    if attempt == 4:
+                        with lock:
+                            errors.append(f"{account} {script.symbol}: {type(e).__name__}: {e}")
+                    time.sleep(0.2)
+            with lock:
+                done["n"] += 1
+
+    threads = [threading.Thread(target=seed, args=(a.id,), daemon=True) for a in workload.mains]
+    for t in threads:
+        t.start()
+    while any(t.is_alive() for t in threads):
+        progress.step("seeding monitors", done["n"], total)
+        stack.sup.check()
+        time.sleep(0.5)
+    progress.step("seeding monitors", done["n"], total)
+    if errors:
+        progress.say(f"{len(errors)} monitors could not be created; first: {errors[0]}")
+
+
+# ------------------------------------------------------------------------------------------- measure
+
+
+def _measure(
+    name: str, rt: Any, workload: Workload, stack: Stack, opts: Options, progress: Progress
+) -> dict[str, Any]:
+    from exchange.paper.runner import PaperAdmin
+    from persistence.stats import persist_stats
+    from workers.checker import read_counts
+
+    admin = PaperAdmin(stack.paper_url)
+    # the window starts now: counters are taken as deltas from here
+    admin.reset()
+    rt.redis.delete(f"{rt.prefix}:stats:reads", f"{rt.prefix}:stats:checked")
+    persist0 = persist_stats(rt.redis, prefix=rt.prefix)
+    rss = [_rss(stack)]
+    t0 = time.time()
+    duration = opts.minutes * 60
+    next_rss = t0 + 15
+    while (now := time.time()) < t0 + duration:
+        admin.set_prices(workload.prices_at((now - t0) / duration))
+        stack.sup.check()
+        if now >= next_rss:
+            rss.append(_rss(stack))
+            next_rss = now + 15
+        progress.step(f"{name}: driving prices", now - t0, duration)
+        time.sleep(max(0.0, 1.0 - (time.time() - now)))
+    t1 = time.time()
+    progress.step(f"{name}: driving prices", duration, duration)
+    rss.append(_rss(stack))
+    window = t1 - t0
+    stats = admin.stats()
+    reads = read_counts(rt)
+    persist1 = persist_stats(rt.redis, prefix=rt.prefix)
+    lag = rt.latency.summaries(CHECK_LAG, now=t1, window_s=window)
+    reaction = _merged(rt.latency.summaries(REACTION, now=t1, window_s=window).values())
+    start_lag = rt.latency.summaries(CHECK_START_LAG, now=t1, window_s=window)
+    tiers = {t.value: n for t, n in rt.registry.counts_by_tier().items()}
+    progress.say(f"{name}: measuring the dashboard")
+    dashboard = _dashboard(rt, stack)
+    progress.say(f"{name}: settling: every monitor checked once more, everything persisted")
+    _settle(rt, stack)
+    lost = _lost_critical_events(rt, stack, workload)
+    closes = _closes(rt)
+    minutes = window / 60
+    calls = stats["total"]
+    n_reads = sum(reads["reads"].values())
+    read_endpoints = ("/v5/position/list", "/v5/order/realtime", "/v5/order/history")
+    read_calls = sum(v for k, v in stats["by_endpoint"].items() if k in read_endpoints)
+    calls_per_read = read_calls / n_reads if n_reads else None
+    accounts = len(workload.accounts)
+    critical_polls = 60 / rt.settings.interval(Tier.CRITICAL)
+    tx = persist1["transactions"] - persist0["transactions"]
+    received = persist1["events_received"] - persist0["events_received"]
+    crit = persist1.get("events_received_critical", 0) - persist0.get("events_received_critical", 0)
+    conns = stats.get("connections")
+    return {
+        "profile": name,
+        "monitors": workload.monitors,
+        "accounts": accounts,
+        "minutes": round(minutes, 2),
+        "exchange_calls_per_min": round(calls / minutes, 1),
+        "calls_by_endpoint_per_min": {
+            k: round(v / minutes, 1) for k, v in sorted(stats["by_endpoint"].items())
+        },
+        "account_reads_per_min": round(n_reads / minutes, 1),
+        "calls_per_read": round(calls_per_read, 2) if calls_per_read else None,
+        "target_calls_per_min": round(1.2 * accounts * calls_per_read * critical_polls, 1)
+        if calls_per_read
+        else None,
+        "check_lag": {
+            t: {"p50_ms": round(h.p50_s * 1000, 1), "p99_ms": round(h.p99_s * 1000, 1), "n": h.count}
+            for t, h in sorted(lag.items())
+        },
+        "check_start_lag": {
+            t: {"p50_ms": round(h.p50_s * 1000, 1), "p99_ms": round(h.p99_s * 1000, 1), "n": h.count}
+            for t, h in sorted(start_lag.items())
+        },
+        "reaction": {
+            "p50_ms": round(reaction.p50_s * 1000, 1),
+            "p99_ms": round(reaction.p99_s * 1000, 1),
+            "n": reaction.count,
+        },
+        "db_transactions_per_hour": round(tx / minutes * 60, 1),
+        "critical_events_per_hour": round(crit / minutes * 60, 1),
+        "events_received_per_hour": round(received / minutes * 60, 1),
+        "coalescing_ratio": round(received / tx, 2) if tx else None,
+        "critical_events_lost": lost["lost"],
+        "critical_fills_checked": lost["expected"],
+        "dashboard": dashboard,
+        "connection_reuse": round(1 - conns / calls, 5) if conns is not None and calls else None,
+        "worker_rss_mb": {"start": rss[0], "end": rss[-1], "max": max(rss)},
+        "monitors_per_tier_at_end": tiers,
+        "closes": closes,
+    }
+
+
+def _merged(hists: Any) -> Any:
+    from workers.lag import Histogram
+
+    counts: Counter[int] = Counter()
+    n, total = 0, 0.0
+    for h in hists:
+        counts.update(h.counts)
+        n += h.count
+        total += h.total_s
+    return Histogram(dict(counts), n, total)
+
+
+def _rss(stack: Stack) -> float:
+    """MB resident in every process of the worker pools (their prefork children included)."""
+    kb = 0
+    for child in stack.workers:
+        for pid in group_members(child.pgid):
+            with contextlib.suppress(OSError):
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        kb += int(line.split()[1])
+    return round(kb / 1024, 1)
+
+
+def _dashboard(rt: Any, stack: Stack) -> dict[str, Any]:
+    from workers.ttl_cache import TTLCache
+
+    cache = TTLCache(rt.redis, rt.settings, prefix=rt.prefix)
+    s = requests.Session()
+    s.headers["Authorization"] = f"Bearer {stack.token}"
+    some = rt.registry.ids()
+    endpoints = ["/api/monitors", "/api/stats", f"/api/accounts/{stack.accounts[0]['id']}", "/api/insights"]
+    if some:
+        endpoints.append(f"/api/monitors/{some[0]}")
+    before = cache.stats()
+    out: dict[str, Any] = {}
+    for path in endpoints:
+        s.get(stack.web_url + path, timeout=30)  # warm
+        times = []
+        for _ in range(DASHBOARD_REQUESTS):
+            t = time.perf_counter()
+            r = s.get(stack.web_url + path, timeout=30)
+            times.append((time.perf_counter() - t) * 1000)
+            r.raise_for_status()
+        times.sort()
+        out[path.replace(some[0], "{id}") if some else path] = {
+            "p50_ms": round(statistics.median(times), 2),
+            "p95_ms": round(times[int(len(times) * 0.95) - 1], 2),
+        }
+    after = cache.stats()
+    hits = sum(c.get("hits", 0) for c in after.values()) - sum(c.get("hits", 0) for c in before.values())
+    misses = sum(c.get("misses", 0) for c in after.values()) - sum(
+        c.get("misses", 0) for c in before.values()
+    )
+    out["hit_rate"] = round(hits / (hits + misses), 4) if hits + misses else None
+    return out
+
+
+def _drained(rt: Any) -> bool:
+    return all(rt.redis.llen(q) == 0 for q in (*TIER_QUEUES, PERSIST_QUEUE))
+
+
+def _settle(rt: Any, stack: Stack, timeout_s: float = 180.0) -> None:
+    """Prices frozen; every monitor made due now twice (fills that happened late are seen), then the
+    coalesced buffer flushed and the persist queue drained."""
+    for _ in range(2):
+        now = time.time()
+        for mid in rt.registry.ids():
+            stored = rt.registry.get(mid)
+            if stored is not None:
+                rt.registry.schedule(mid, stored.account, stored.tier, now)
+        deadline = time.time() + timeout_s
+        time.sleep(2.0)
+        while not _drained(rt) and time.time() < deadline:
+            stack.sup.check()
+            time.sleep(0.5)
+        time.sleep(2.0)
+    rt.writer.flush()
+    deadline = time.time() + timeout_s
+    while rt.redis.llen(PERSIST_QUEUE) and time.time() < deadline:
+        time.sleep(0.5)
+    time.sleep(1.0)
+
+
+def _lost_critical_events(rt: Any, stack: Stack, workload: Workload) -> dict[str, int]:
+    """Every take-profit order the exchange filled completely must have its tp_hit in the database,
+    every stop that filled its sl_hit. Returns {"expected": n, "lost": k}."""
+    from core import ids
+    from core.models import ExchangeOrderStatus, OrderRole
+    from persistence.db import session_factory
+    from persistence.models import DbEvent
+
+    expected: set[tuple[str, str, int]] = set()
+    for acc in workload.accounts:
+        account = rt.account(acc.id)
+        client = rt.client_for(account)
+        fills = client.executions(account, since_ms=0)
+        filled: dict[str, Decimal] = {}
+        for e in fills:
+            if ids.is_ours(e.link_id):
+                filled[e.link_id] = filled.get(e.link_id, Decimal(0)) + e.qty
+        tp_links = [lid for lid in filled if ids.parse_link_id(lid)[1] is OrderRole.TP]
+        final = client.lookup_orders(account, tp_links) if tp_links else {}
+        for lid in filled:
+            mid, role, level, _ = ids.parse_link_id(lid)
+            if role is OrderRole.SL:
+                expected.add((mid, "sl_hit", 0))
+            elif role is OrderRole.TP and lid in final and final[lid].status is ExchangeOrderStatus.FILLED:
+                expected.add((mid, "tp_hit", level))
+    recorded: set[tuple[str, str, int]] = set()
+    with session_factory(rt.engine)() as s:
+        for e in s.query(DbEvent).filter(DbEvent.kind.in_(["tp_hit", "sl_hit"])):
+            level = int(e.payload.get("level", 0)) if e.kind == "tp_hit" else 0
+            recorded.add((e.monitor_id, e.kind, level))
+    return {"expected": len(expected), "lost": len(expected - recorded)}
+
+
+def _closes(rt: Any) -> dict[str, int]:
+    """Closed monitors by reason (what the run reached: TPs, stops, breakeven stops, …)."""
+    from sqlalchemy import func, select
+
+    from persistence.db import session_factory
+    from persistence.models import DbMonitor
+
+    with session_factory(rt.engine)() as s:
+        rows = s.execute(
+            select(DbMonitor.closed_reason, func.count())
+            .where(DbMonitor.closed_reason.is_not(None))
+            .group_by(DbMonitor.closed_reason)
+        )
+        return {str(reason): int(n) for reason, n in rows}
