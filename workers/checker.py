@@ -16,7 +16,7 @@ from typing import Any
 
 from core.codec import ticker_from_dict, ticker_to_dict
 from core.errors import StopAndAlert, TpslError
-from core.models import Account, Decision, Event, Monitor, Snapshot, Ticker
+from core.models import Account, Decision, Event, Monitor, Snapshot, Ticker, Tier
 from core.ports import ExchangePort
 from core.step import acknowledge, is_finished, links_to_look_up, step
 from workers.executor import Outcome, execute
@@ -173,11 +173,7 @@ def _pass(
     changed = [new for old, new in finals if new != old.monitor and saved.get(new.id, False)]
     kept_events = [e for e in events if e.monitor_id not in lost]
     Recorder(rt).record(kept_events, changed)
-    moves = {
-        new.id: new.tier for old, new in finals if new.id not in lost and new.tier is not old.monitor.tier
-    }
-    if moves:
-        rt.registry.move_tiers(moves, now)
+    _move_tiers(rt, [(old.monitor, new) for old, new in finals if new.id not in lost], rt.clock())
     done = [new for new in changed if is_finished(new)]
     for m in done:
         rt.registry.remove(m.id)
@@ -201,6 +197,19 @@ def _reaction(
         return None
     first_ms, kind = min(fills)
     return kind, max(0.0, acked_at - first_ms / 1000)
+
+
+def _move_tiers(rt: Any, pairs: Sequence[tuple[Monitor, Monitor]], now: float) -> None:
+    """Each monitor into the tier its step classified. An escalation takes effect at once: the
+    monitor's next check is one new-tier interval after this read (this check has just read the
+    account: re-reading it right away would repeat the same data); a de-escalation keeps the next
+    natural due time."""
+    by_tier: dict[Tier, dict[str, Tier]] = defaultdict(dict)
+    for old, new in pairs:
+        if new.tier is not old.tier:
+            by_tier[new.tier][new.id] = new.tier
+    for tier, moves in by_tier.items():
+        rt.registry.move_tiers(moves, now + rt.settings.interval(tier))
 
 
 def count_read(rt: Any, account_id: str, monitors: int) -> None:
