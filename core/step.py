@@ -612,9 +612,11 @@ def _position(w: _Work, s: Snapshot, d: _Deltas) -> Decimal:
             _close(w, _close_reason(w, flipped=False))
         return actual
 
-    # the size disagrees with our fills: act on it only when a later read confirms it
+    # the size disagrees with our fills: act on it only when a later read confirms it, and never
+    # while one of our orders is unaccounted for in this read (missing from the open list and not
+    # looked up yet: its fills may be what explains the size, and would be counted twice)
     since = m.unexplained_at
-    if since is None or s.taken_at <= since:
+    if since is None or s.taken_at <= since or _unresolved(w, s):
         if since is None:
             w.set(unexplained_at=s.taken_at)
         if expected != m.position_size:
@@ -634,6 +636,14 @@ def _position(w: _Work, s: Snapshot, d: _Deltas) -> Decimal:
         {"size": str(actual), "expected": str(expected), "reason": "changed_outside"},
     )
     return actual
+
+
+def _unresolved(w: _Work, s: Snapshot) -> bool:
+    """Some live owned order's state is unknown in this read."""
+    return any(
+        o.status.live and o.link_id not in s.open_orders and o.link_id not in s.looked_up
+        for o in w.orders
+    )
 
 
 def _close_reason(w: _Work, *, flipped: bool, unexplained: bool = False) -> CloseReason:

@@ -243,3 +243,31 @@ def test_an_unexplained_flat_read_waits_for_a_second_read():
         first.monitor, snapshot(taken_at=1302.0, positions=[], open_orders=view, price="59600"), 1302
     )
     assert second.monitor.phase is Phase.CLOSED and second.monitor.closed_reason is CloseReason.MANUAL
+
+
+def test_a_size_change_is_never_adopted_while_one_of_our_orders_is_unaccounted_for():
+    """A fill whose order was not looked up yet must not be taken for a change by hand: once the
+    order is seen, its fill would be counted a second time (found by the benchmark)."""
+    m, _ = opened()
+    e1 = m.orders[0]
+    rest = [ex_order(o) for o in m.orders[1:]]
+    # E1 filled; it left the open list, but this read could not look it up (bounded look-ups)
+    for t in (1010.0, 1012.0, 1014.0):
+        d = step(
+            m, snapshot(taken_at=t, positions=[long_position("0.010")], open_orders=rest, price="60000"), t
+        )
+        m = d.monitor
+        assert m.built_qty == 0 and d.intents == ()  # nothing adopted, nothing placed on a guess
+        assert m.phase is not Phase.CLOSED
+    # the look-up comes: the fill is counted once
+    s = snapshot(
+        taken_at=1016.0,
+        positions=[long_position("0.010")],
+        open_orders=rest,
+        closed=[ex_order(e1, filled=D("0.010"), status=ExchangeOrderStatus.FILLED)],
+        price="60000",
+    )
+    d = step(m, s, 1016.0)
+    assert d.monitor.built_qty == D("0.010") and d.monitor.position_size == D("0.010")
+    (sl,) = [p for p in places(d) if "-SL-" in p.link_id]
+    assert sl.qty == D("0.030")
