@@ -37,10 +37,10 @@ fmt: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 bench: $(STAMP)
-	$(BIN)/tpsl bench
+	$(BIN)/tpsl bench --json var/bench/last.json
 
 bench-quick: $(STAMP)
-	$(BIN)/tpsl bench --quick
+	$(BIN)/tpsl bench --quick --json var/bench/quick.json
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
