@@ -20,6 +20,22 @@ def _register() -> None:
     from cli.db import app as db_app
 
     app.add_typer(db_app, name="db")
+    from cli.demo import demo_command
+
+    app.command("demo")(demo_command)
+    from cli.monitor import app as monitor_app
+
+    app.add_typer(monitor_app, name="monitor")
+    from cli.web import web_cmd
+
+    app.command("web")(web_cmd)
+    from cli.ops import dispatch_cmd, reconcile_cmd
+
+    app.command("reconcile")(reconcile_cmd)
+    app.command("dispatch")(dispatch_cmd)
+    from cli.bench import bench_command
+
+    app.command("bench")(bench_command)
 
 
 _register()

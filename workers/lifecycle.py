@@ -34,6 +34,7 @@ from workers.executor import execute
 from workers.hold import hold_account
 from workers.recorder import Recorder, needs_alert
 from workers.store import Loaded, MonitorStore, record_of
+from workers.ttl_cache import invalidate_accounts_quietly
 
 log = logging.getLogger(__name__)
 
@@ -221,6 +222,7 @@ def _record_now(rt: Any, d: Decision) -> None:
     """Lifecycle passes are rare: their events and the monitor row are committed in one transaction
     before the caller hears back (read-your-writes for the API)."""
     rt.writer.write_critical(list(d.events), [record_of(d.monitor)])
+    invalidate_accounts_quietly(rt, {e.account for e in d.events if e.critical})
     publisher = Recorder(rt).publisher
     for e in d.events:
         if needs_alert(e):

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from core.codec import event_to_dict
 from core.models import Event, Monitor
 from workers.store import record_of
+from workers.ttl_cache import invalidate_accounts_quietly
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,9 @@ class Recorder:
             rest = [e for e in events if not e.critical]
             if rest or by_id:
                 writer.buffer(rest, [record_of(m) for m in by_id.values()])
+        # a fill, a stop move or a close changes the account's positions and orders: the dashboard
+        # must not serve its cached copies of them
+        invalidate_accounts_quietly(self.rt, {e.account for e in events if e.critical})
         for e in events:
             if needs_alert(e):
                 self.publisher.alert(event_to_dict(e))

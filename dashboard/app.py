@@ -1,0 +1,54 @@
+"""`create_app(rt) -> FastAPI`: the dashboard (JSON API, HTML page, /metrics), OpenAPI at /docs.
+
+    from dashboard.app import create_app
+    app = create_app(build_runtime(settings))      # uvicorn.run(app, …) — `tpsl web` does this
+
+The runtime's publisher decides where alerts of API-created monitors go (`tpsl web` sets the
+Celery publisher: the alerts queue; None writes and logs in-process).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from dashboard.api import build_api
+from dashboard.errors import install_error_handlers
+from dashboard.page import build_page, make_templates
+from dashboard.state import DashboardState
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+def create_app(rt: Any, *, token: str | None = None) -> FastAPI:
+    """The dashboard over a Runtime. `token` overrides `settings.dashboard_token` (tests)."""
+    state = DashboardState.build(rt, token=token)
+    app = FastAPI(
+        title="tpsl-guard dashboard",
+        version="1",
+        description="Monitors, accounts and operations of tpsl-guard. Every error is "
+        '`{"error": {"code", "message", "field"}}`. With TPSL_DASHBOARD_TOKEN set, every /api/ route '
+        "but /api/health (and /metrics, /ui/) needs `Authorization: Bearer <token>`.",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.dashboard = state
+    install_error_handlers(app)
+    open_api, api = build_api(state)
+    shell, ui = build_page(state, make_templates())
+    for router in (open_api, api, shell, ui):
+        app.include_router(router)
+    app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
+    log.info(
+        "dashboard ready: %d accounts, token %s, cache %s",
+        len(rt.accounts),
+        "required" if state.guard.enabled else "not set",
+        "on" if rt.settings.cache_enabled else "off (rollback switch)",
+    )
+    return app

@@ -1,0 +1,200 @@
+"""Operations figures (`GET /api/stats`, the page's operations panel) and the tier series.
+
+Everything here is fleet-wide and read from Redis (the figures every process adds to), except the
+counts by phase and kind, which come from the database through the `stats` cache entry:
+
+- exchange calls per minute (CallStats: the last complete minutes) and per endpoint last minute;
+- cache hit rate per component (TTLCache counters);
+- connection reuse of this web process's HTTP pool (the workers' pools log theirs: `tpsl.stats`);
+- persistence: events received, transactions, coalescing ratio, pending entries;
+- monitors per tier (the registry's due sets), queue depths (LLEN on the broker), check lag
+  p50/p99 per tier and reaction latency (LatencyRecorder, last `LAG_WINDOW_S`).
+
+The whole set is computed at most once per `OPS_TTL_S` (2 s) in the fleet and shared through the
+`stats` cache entry `ops` (`snapshot()`); the database counts inside it are their own `stats`
+entry (300 s). Computing the figures also appends a point to the monitors-per-tier series (at most
+one per `SERIES_STEP_S`, `SERIES_POINTS` kept) that the page plots.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from config.queues import ALL_QUEUES
+from dashboard.series import RollingSeries, tiers_key
+from persistence.stats import persist_stats
+from workers.lag import CHECK_LAG
+from workers.registry import TIER_ORDER
+
+log = logging.getLogger(__name__)
+
+OPS_TTL_S = 2.0  # the figures are computed at most this often in the fleet (the "stats" cache entry)
+LAG_WINDOW_S = 300.0
+REACTION = "reaction"
+CALL_MINUTES = 10
+SERIES_STEP_S = 10.0
+SERIES_POINTS = 360  # one hour at 10 s
+PRIORITY_SEP = "\x06\x16"  # kombu's Redis transport: "<queue><sep><priority>" for priorities > 0
+PRIORITY_STEPS = (3, 6, 9)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes | bytearray) else str(value)
+
+
+class OpsStats:
+    """`OpsStats(rt, cache, data).compute()` → the /api/stats dict."""
+
+    def __init__(self, rt: Any, cache: Any, counts: Callable[[], dict[str, Any]] | None = None) -> None:
+        self.rt = rt
+        self.cache = cache
+        self.counts = counts
+        self.series = RollingSeries(rt.redis, step_s=SERIES_STEP_S, points=SERIES_POINTS)
+
+    @property
+    def series_key(self) -> str:
+        return tiers_key(self.rt.prefix)
+
+    # -------------------------------------------------------------------------------- parts
+
+    def call_minutes(self, *, now: float, minutes: int = CALL_MINUTES) -> list[tuple[int, dict[str, int]]]:
+        """(minute, {"<account>|<path>[|err]": n}) of the last `minutes` complete minutes, oldest
+        first, one round trip (the hashes exchange.bybit.callstats writes: `<p>:calls:<minute>`)."""
+        current = int(now // 60)
+        span = range(current - minutes, current)
+        pipe = self.rt.redis.pipeline(transaction=False)
+        for m in span:
+            pipe.hgetall(f"{self.rt.prefix}:calls:{m}")
+        return [
+            (m, {_text(k): int(v) for k, v in raw.items()})
+            for m, raw in zip(span, pipe.execute(), strict=True)
+        ]
+
+    def calls(self, *, now: float) -> dict[str, Any]:
+        minutes = self.call_minutes(now=now)
+        per_minute = [(m, sum(v for k, v in d.items() if not k.endswith("|err"))) for m, d in minutes]
+        detail = minutes[-1][1] if minutes else {}
+        return {
+            "per_minute": [{"minute": m, "at": m * 60, "calls": n} for m, n in per_minute],
+            "last_minute": per_minute[-1][1] if per_minute else 0,
+            "errors_last_minute": sum(v for k, v in detail.items() if k.endswith("|err")),
+            "by_endpoint": {k: v for k, v in sorted(detail.items()) if not k.endswith("|err")},
+            "errors_by_endpoint": {
+                k[: -len("|err")]: v for k, v in sorted(detail.items()) if k.endswith("|err")
+            },
+        }
+
+    def cache_stats(self) -> dict[str, Any]:
+        if self.cache is None:
+            return {"enabled": False, "components": {}, "hit_rate": None}
+        comps = self.cache.stats()
+        hits = sum(c["hits"] for c in comps.values())
+        reads = sum(c["reads"] for c in comps.values())
+        return {
+            "enabled": self.cache.enabled,
+            "components": comps,
+            "hit_rate": round(hits / reads, 4) if reads else None,
+        }
+
+    def connections(self) -> dict[str, Any]:
+        from exchange.bybit.session import get_session_pool
+
+        stats = get_session_pool(self.rt.settings).stats()
+        return {
+            "scope": "this web process",
+            "reuse_rate": stats["reuse_rate"],
+            "attempts": stats["attempts"],
+            "new_connections": stats["new_connections"],
+            "open_connections": stats["open_connections"],
+        }
+
+    def persistence(self) -> dict[str, Any]:
+        p = persist_stats(self.rt.redis, prefix=self.rt.prefix)
+        return {
+            "events_received": p["events_received"],
+            "transactions": p["transactions"],
+            "coalescing_ratio": p["coalescing_ratio"],
+            "pending": p["pending"],
+            "flushes": p["flushes"],
+            "flush_failures": p["flush_failures"],
+        }
+
+    def monitors_by_tier(self) -> dict[str, int]:
+        return {t.value: n for t, n in self.rt.registry.counts_by_tier().items()}
+
+    def queue_depths(self) -> dict[str, int]:
+        """Messages waiting in each queue (the broker is the same Redis), priorities summed."""
+        pipe = self.rt.redis.pipeline(transaction=False)
+        for q in ALL_QUEUES:
+            pipe.llen(q)
+            for p in PRIORITY_STEPS:
+                pipe.llen(f"{q}{PRIORITY_SEP}{p}")
+        replies = iter(pipe.execute())
+        out = {}
+        for q in ALL_QUEUES:
+            out[q] = int(next(replies)) + sum(int(next(replies)) for _ in PRIORITY_STEPS)
+        return out
+
+    def latency(self, metric: str, *, now: float, labels: list[str] | None = None) -> dict[str, Any]:
+        summaries = self.rt.latency.summaries(metric, now=now, window_s=LAG_WINDOW_S, labels=labels)
+        return {
+            label: {
+                "p50_s": round(h.p50_s, 4),
+                "p99_s": round(h.p99_s, 4),
+                "mean_s": round(h.mean_s, 4),
+                "samples": h.count,
+            }
+            for label, h in summaries.items()
+        }
+
+    def check_lag(self, *, now: float) -> dict[str, Any]:
+        return self.latency(CHECK_LAG, now=now, labels=[t.value for t in TIER_ORDER])
+
+    # ---------------------------------------------------------------------------------- series
+
+    def record_tiers(self, by_tier: dict[str, int], *, now: float) -> bool:
+        return self.series.append(self.series_key, by_tier, now=now)
+
+    def tier_series(self) -> list[dict[str, Any]]:
+        return self.series.read(self.series_key)
+
+    # --------------------------------------------------------------------------------- whole
+
+    def snapshot(self) -> dict[str, Any]:
+        """The figures as /api/stats, the page and /metrics serve them: computed at most once per
+        `OPS_TTL_S` in the whole fleet (the `stats` cache entry `ops`, single-flight), so polling
+        costs one Redis round trip. With the cache switched off: computed on every call."""
+        if self.cache is None:
+            return self.compute()
+        return self.cache.get_or_load("stats", "ops", self.compute, ttl_s=OPS_TTL_S)  # type: ignore[no-any-return]
+
+    def compute(self, *, now: float | None = None) -> dict[str, Any]:
+        now = time.time() if now is None else now
+        by_tier = self.monitors_by_tier()
+        try:
+            self.record_tiers(by_tier, now=now)
+        except Exception as exc:  # the series is decoration: never fail the figures for it
+            log.warning("tier series not recorded: %s", type(exc).__name__)
+        monitors: dict[str, Any] = {"by_tier": by_tier, "live": sum(by_tier.values())}
+        if self.counts is not None:
+            try:
+                c = self.counts()
+                monitors["by_phase"] = c["monitors_by_phase"]
+                monitors["total"] = c["monitors_total"]
+                monitors["events_by_kind"] = c["events_by_kind"]
+            except Exception as exc:
+                log.warning("database counts unavailable: %s", type(exc).__name__)
+        return {
+            "at": now,
+            "exchange_calls": self.calls(now=now),
+            "cache": self.cache_stats(),
+            "connections": self.connections(),
+            "persistence": self.persistence(),
+            "monitors": monitors,
+            "queues": self.queue_depths(),
+            "check_lag": self.check_lag(now=now),
+            "reaction": self.latency(REACTION, now=now),
+        }

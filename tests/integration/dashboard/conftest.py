@@ -1,0 +1,52 @@
+"""The dashboard served by uvicorn on a free loopback port over the whole `stack` (paper exchange,
+Redis, SQLite, a Celery worker, the dispatcher), and an HTTP client for it.
+
+    def test_x(dash):
+        r = dash.client.post("/api/monitors", json=plan)
+        dash.stack.prices(BTCUSDT="62100")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+
+from dashboard.app import create_app
+from dashboard.server import DashboardServer
+
+
+@dataclass
+class Dash:
+    stack: Any
+    server: DashboardServer
+    client: httpx.Client
+    token: str | None = field(repr=False)
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def cache(self) -> Any:
+        return self.server.app.state.dashboard.cache
+
+
+@pytest.fixture
+def dashboard_token() -> str | None:
+    """Override in a module to serve the dashboard with a token."""
+    return None
+
+
+@pytest.fixture
+def dash(stack, dashboard_token) -> Iterator[Dash]:
+    app = create_app(stack.rt, token=dashboard_token)
+    headers = {"Authorization": f"Bearer {dashboard_token}"} if dashboard_token else {}
+    with (
+        DashboardServer(app) as server,
+        httpx.Client(base_url=server.url, headers=headers, timeout=30) as client,
+    ):
+        yield Dash(stack, server, client, dashboard_token)
