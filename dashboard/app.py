@@ -26,6 +26,25 @@ log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
 
 
+def _offline_docs(app: FastAPI) -> None:
+    """The OpenAPI page at /docs with Swagger UI's own files served from the installed
+    swagger-ui-bundle package, not from a CDN."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount("/docs-assets", StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> Any:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} — API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/static/favicon.svg",
+        )
+
+
 def create_app(rt: Any, *, token: str | None = None) -> FastAPI:
     """The dashboard over a Runtime. `token` overrides `settings.dashboard_token` (tests)."""
     state = DashboardState.build(rt, token=token)
@@ -35,7 +54,7 @@ def create_app(rt: Any, *, token: str | None = None) -> FastAPI:
         description="Monitors, accounts and operations of tpsl-guard. Every error is "
         '`{"error": {"code", "message", "field"}}`. With TPSL_DASHBOARD_TOKEN set, every /api/ route '
         "but /api/health (and /metrics, /ui/) needs `Authorization: Bearer <token>`.",
-        docs_url="/docs",
+        docs_url=None,  # served below from local assets: the machine may have no internet
         redoc_url=None,
     )
     app.state.dashboard = state
@@ -45,6 +64,7 @@ def create_app(rt: Any, *, token: str | None = None) -> FastAPI:
     for router in (open_api, api, shell, ui):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
+    _offline_docs(app)
     log.info(
         "dashboard ready: %d accounts, token %s, cache %s",
         len(rt.accounts),

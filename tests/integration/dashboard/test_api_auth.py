@@ -56,6 +56,12 @@ def test_health_page_shell_static_and_docs_stay_open(dash):
         assert TOKEN not in page.text
         assert client.get("/static/app.js").status_code == 200
         assert client.get("/openapi.json").status_code == 200
+        # the OpenAPI page works offline: Swagger UI's files come from this server, not a CDN
+        docs = client.get("/docs")
+        assert docs.status_code == 200 and "/docs-assets/swagger-ui-bundle.js" in docs.text
+        assert "cdn." not in docs.text
+        assert client.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
+        assert client.get("/docs-assets/swagger-ui.css").status_code == 200
 
 
 def test_the_right_token_opens_everything(dash):
