@@ -11,6 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from core.codec import event_from_dict
 from persistence.records import MonitorRecord
 from workers.notifiers import notifiers_from, pooled_session
+from workers.ttl_cache import invalidate_accounts_quietly
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +30,12 @@ def register(app: Celery) -> None:
     def persist_critical(self: Any, events: list[dict[str, Any]], monitors: list[dict[str, Any]]) -> int:
         rt = runtime(app)
         try:
-            return rt.writer.write_critical(
+            written = rt.writer.write_critical(
                 [event_from_dict(e) for e in events], [MonitorRecord.from_dict(m) for m in monitors]
             )
+            # the dashboard's history reads see the committed events from now on
+            invalidate_accounts_quietly(rt, {e["account"] for e in events})
+            return written
         except SQLAlchemyError as e:
             # the database is away: keep the events (a retry is a new message, published before ack)
             delay = min(60, 2 ** min(self.request.retries, 6))
