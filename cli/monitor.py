@@ -22,7 +22,7 @@ from typing import Any
 
 import typer
 
-from cli.ops import echo_json, fail, fail_for, open_runtime, quiet_logging
+from cli.common import echo_json, fail, fail_for, open_runtime, quiet_logging
 from core.errors import FixInput, NotFound
 
 app = typer.Typer(

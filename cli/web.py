@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from cli.ops import open_runtime
+from cli.common import open_runtime
 
 log = logging.getLogger(__name__)
 
