@@ -99,6 +99,17 @@ class Stack:
         return wait_for(condition, timeout=timeout, what=what)
 
     def flush(self) -> None:
+        """Everything recorded so far reaches the database: the persist queue drained (critical
+        events committed by the worker), then the coalescing buffer flushed."""
+        from celery.worker import state
+
+        from config.queues import PERSIST_QUEUE
+
+        def persisted() -> bool:
+            busy = any(getattr(r, "name", "") == "tpsl.persist_critical" for r in list(state.active_requests))
+            return self.rt.redis.llen(PERSIST_QUEUE) == 0 and not busy
+
+        wait_for(persisted, what="the persist queue to drain")
         self.rt.writer.flush()
 
     def db_monitor(self, monitor_id: str) -> Any:

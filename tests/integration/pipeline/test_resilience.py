@@ -144,7 +144,8 @@ class TestRollbackSwitches:
         stats = persist_stats(stack.rt.redis, prefix="tpsl")
         assert not stack.rt.redis.hexists("tpsl:persist:pending", a.id)  # nothing of it waits
         assert stats["transactions"] >= stats["events_received"] / 2
-        assert stack.db_monitor(a.id).state["breakeven"] == "done"
+        # written synchronously by the check itself (right after it saved the registry)
+        stack.wait(lambda: stack.db_monitor(a.id).state["breakeven"] == "done", what="the row written")
         # per-monitor calls: the reads of this account were narrowed to the monitor's symbol
         by_endpoint = stack.paper.admin.stats()["by_endpoint"]
         assert by_endpoint.get("/v5/position/list", 0) > 0
