@@ -22,6 +22,7 @@ from core.step import acknowledge, is_finished, links_to_look_up, step
 from workers.executor import Outcome, execute
 from workers.hold import hold_account
 from workers.lag import REACTION
+from workers.position_index import PositionIndex, key_of
 from workers.recorder import Recorder
 from workers.store import Loaded, MonitorStore
 
@@ -97,16 +98,25 @@ def read(
 ) -> Snapshot:
     """A Snapshot of the account for these monitors: positions + open orders, the shared tickers,
     and the final state of every owned order that left the open list."""
+    return look_up(account, client, read_account(rt, account, client, symbol=symbol), monitors)
+
+
+def read_account(rt: Any, account: Account, client: ExchangePort, *, symbol: str | None = None) -> Snapshot:
+    """Positions + open orders of the account (or of one symbol), with the shared tickers."""
     snap = client.snapshot(account, symbol=symbol)
-    snap = replace(snap, tickers=shared_tickers(rt, client))
+    return replace(snap, tickers=shared_tickers(rt, client))
+
+
+def look_up(account: Account, client: ExchangePort, snap: Snapshot, monitors: Iterable[Monitor]) -> Snapshot:
+    """The final state of owned orders that left the open list (bounded: orders not looked up this
+    time stay "unknown" and are looked up next pass)."""
     need: set[str] = set()
     for m in monitors:
         need |= links_to_look_up(m, snap)
-    if need:
-        # bounded: orders not looked up this time stay "unknown" and are looked up next pass
-        found, looked = client.lookup_some(account, need, max_single=LOOKUPS_PER_PASS)
-        snap = replace(snap, closed_orders=found, looked_up=looked)
-    return snap
+    if not need:
+        return snap
+    found, looked = client.lookup_some(account, need, max_single=LOOKUPS_PER_PASS)
+    return replace(snap, closed_orders=found, looked_up=looked)
 
 
 def shared_tickers(rt: Any, client: ExchangePort) -> dict[str, Ticker]:
@@ -129,7 +139,15 @@ def _pass(
     symbol: str | None,
     result: CheckResult,
 ) -> None:
-    snap = read(rt, account, client, (item.monitor for item in group), symbol=symbol)
+    snap = read_account(rt, account, client, symbol=symbol)
+    index = PositionIndex(rt.redis, prefix=rt.prefix)
+    if symbol is None:
+        # monitors whose position changed since their last step join this pass, due or not: a fill
+        # is acted on within one read of the account, whatever the monitor's tier
+        moved = index.changed(snap, skip={item.monitor.id for item in group})
+        if moved:
+            group = group + list(store.load_many(moved).values())
+    snap = look_up(account, client, snap, (item.monitor for item in group))
     result.reads += 1
     count_read(rt, account.id, len(group))
     leaders = _leaders(store, group)
@@ -174,9 +192,14 @@ def _pass(
     kept_events = [e for e in events if e.monitor_id not in lost]
     Recorder(rt).record(kept_events, changed)
     _move_tiers(rt, [(old.monitor, new) for old, new in finals if new.id not in lost], rt.clock())
+    stepped = [new for old, new in finals if new.id not in lost]
+    index.remember(
+        account.id, {key_of(m.symbol, m.position_idx): snap.size(m.symbol, m.position_idx) for m in stepped}
+    )
     done = [new for new in changed if is_finished(new)]
     for m in done:
         rt.registry.remove(m.id)
+    index.unbind(done)
     result.checked += len(group)
     result.changed += len(changed)
     result.intents += len(intents)

@@ -32,6 +32,7 @@ from core.step import remove_monitor as core_remove
 from workers.checker import read
 from workers.executor import execute
 from workers.hold import hold_account
+from workers.position_index import PositionIndex
 from workers.recorder import Recorder, needs_alert
 from workers.store import Loaded, MonitorStore, record_of
 from workers.ttl_cache import invalidate_accounts_quietly
@@ -128,6 +129,7 @@ def _open(
         )
         d = _send(rt, account, client, d)
         store.add(d.monitor, due_at=now)
+        PositionIndex(rt.redis, prefix=rt.prefix).bind([d.monitor])
         _record_now(rt, d)
         return d.monitor
 

@@ -22,6 +22,7 @@ from core.models import Phase, Tier
 from persistence.db import session_factory
 from persistence.queries import list_monitors
 from workers.locks import Lock
+from workers.position_index import PositionIndex
 from workers.store import MonitorStore, encode, record_of
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,10 @@ def _reconcile(rt: Any, report: ReconcileReport) -> None:
         ):
             rt.registry.move_tier(mid, Tier.CRITICAL, now)
             report.refreshed += 1
+    # every live monitor guards its position in the index the checks use to spot fills
+    PositionIndex(rt.redis, prefix=rt.prefix).bind(
+        item.monitor for item in store.load_many(rt.registry.ids()).values()
+    )
     missing = [item.monitor for mid, item in live.items() if mid not in rows]
     if missing:
         rt.writer.write_critical([], [record_of(m) for m in missing])

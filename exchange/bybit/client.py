@@ -107,7 +107,7 @@ class BybitClient:
         limiter: RateLimiter,
         instruments: InstrumentCache | None = None,
         clock: Clock = time.time,
-        history_pages: int = 2,
+        history_pages: int = 10,
         max_pages: int = 100,
         settle_coin: str = "USDT",
         calls: CallStats | None = None,
