@@ -76,10 +76,10 @@ def test_tier_follows_the_price(stack):
     )
     stack.prices(BTCUSDT="61800")  # within 0.5 % of TP1 (62000)
     stack.wait(lambda: live(stack, m.id).tier is Tier.CRITICAL, what="critical near TP1")
-    assert stack.rt.registry.next_due(m.id)[0] is Tier.CRITICAL
+    stack.wait(lambda: stack.rt.registry.next_due(m.id)[0] is Tier.CRITICAL, what="due set moved too")
     stack.prices(BTCUSDT="60500")
     stack.wait(lambda: live(stack, m.id).tier is Tier.STANDARD, what="back to standard")
-    assert stack.rt.registry.next_due(m.id)[0] is Tier.STANDARD
+    stack.wait(lambda: stack.rt.registry.next_due(m.id)[0] is Tier.STANDARD, what="due set moved back")
 
 
 def test_redis_emptied_then_reconcile_rebuilds_and_catches_up_on_fills(stack, redis_client):
