@@ -111,7 +111,7 @@ def _open(
             return existing.monitor  # the same request again: same id, nothing placed twice
         _refuse_duplicate(rt, store, account, plan)
         client = rt.client_for(account)
-        snap = read(rt, account, client, ())
+        snap = read(rt, account, client, (), symbol=plan.symbol)  # the new monitor's symbol is all it needs
         pos = snap.position(plan.symbol, plan.position_idx)
         if plan.adopt:
             if pos is None:
@@ -135,16 +135,15 @@ def _open(
 
 
 def _refuse_duplicate(rt: Any, store: MonitorStore, account: Account, plan: Plan) -> None:
-    """One monitor per (account, symbol, positionIdx)."""
-    key = (account.id, plan.symbol, plan.position_idx)
-    for item in store.load_many(rt.registry.ids(account.id)).values():
-        m = item.monitor
-        if m.key == key and m.phase is not Phase.CLOSED:
-            raise FixInput(
-                "symbol",
-                f"{plan.symbol} (positionIdx {plan.position_idx}) on {account.id} "
-                f"is already guarded by monitor {m.id}",
-            )
+    """One monitor per (account, symbol, positionIdx): the position index names its guard."""
+    mid = PositionIndex(rt.redis, prefix=rt.prefix).owner(account.id, plan.symbol, plan.position_idx)
+    item = store.load(mid) if mid is not None else None
+    if item is not None and item.monitor.phase is not Phase.CLOSED:
+        raise FixInput(
+            "symbol",
+            f"{plan.symbol} (positionIdx {plan.position_idx}) on {account.id} "
+            f"is already guarded by monitor {item.monitor.id}",
+        )
 
 
 def _open_mirror(rt: Any, main: Monitor, mirror: Account, insts: dict[str, Instrument]) -> Monitor | None:

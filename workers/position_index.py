@@ -49,6 +49,11 @@ class PositionIndex:
         if n:
             pipe.execute()
 
+    def owner(self, account: str, symbol: str, position_idx: int) -> str | None:
+        """The monitor guarding this position, if any (until it finishes)."""
+        raw = self.redis.hget(self._mon(account), key_of(symbol, position_idx))
+        return None if raw is None else _text(raw)
+
     def unbind(self, monitors: Iterable[Monitor]) -> None:
         """Forget finished monitors (only if the position still names them)."""
         for m in monitors:

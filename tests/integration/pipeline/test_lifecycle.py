@@ -190,3 +190,36 @@ def test_remove_cancels_orders(stack):
     )
     stack.wait(lambda: stack.monitor(m.id) is None)
     assert "monitor_removed" in critical_kinds(stack, m.id)
+
+
+def test_adopting_an_open_position_and_refusing_to_guess(stack):
+    import pytest
+
+    from core.errors import FixInput
+
+    stack.prices(BTCUSDT="60000")
+    from pybit.unified_trading import HTTP
+
+    s = HTTP(api_key=stack.creds["main"].api_key, api_secret=stack.creds["main"].api_secret, retry_delay=0.05)
+    s.endpoint = stack.paper.base_url
+    s.place_order(category="linear", symbol="BTCUSDT", side="Buy", orderType="Market", qty="0.040")
+    # a plan with entries over an open position: refused, nothing placed
+    with pytest.raises(FixInput) as err:
+        stack.create(conservative_long())
+    assert err.value.field == "adopt"
+    assert not [o for o in stack.exchange_orders() if o["orderLinkId"].startswith("tg")]
+    m = stack.create(
+        {
+            "account": "main",
+            "symbol": "BTCUSDT",
+            "side": "Buy",
+            "adopt": True,
+            "mirror": False,
+            "take_profits": [{"price": "62000", "fraction": "0.5"}, {"price": "63000", "fraction": "0.5"}],
+            "stop_loss": "58000",
+        }
+    )
+    assert m.phase is Phase.MONITORING and m.built_qty == D("0.040")
+    stack.wait(lambda: all(o.status.value == "open" for o in live(stack, m.id).live_orders()))
+    assert sum(o.qty for o in live(stack, m.id).live_orders(OrderRole.TP)) == D("0.040")
+    assert live(stack, m.id).current(OrderRole.SL, 0).qty == D("0.040")
