@@ -45,3 +45,13 @@ def test_worker_node_names_are_unique_and_processes_complete():
     assert {"web", "beat", "flower", "release"} <= set(procs)
     assert "--basic-auth" in procs["flower"]
     assert procs["release"] == "tpsl db upgrade"
+
+
+def test_honcho_accepts_the_procfile():
+    import subprocess
+    import sys
+
+    honcho = pathlib.Path(sys.executable).parent / "honcho"  # installed with the dev extras
+    out = subprocess.run([str(honcho), "check"], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    assert "Valid procfile" in out.stderr
