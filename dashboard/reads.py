@@ -100,6 +100,7 @@ class DashboardData:
         self.cache = cache
         self._sessions: Any = None
         self._decoded: dict[str, tuple[int, dict[str, Any]]] = {}  # id → (version, state dict)
+        self._views: dict[str, tuple[Any, dict[str, Any]]] = {}  # id → (version, view without next_check)
 
     @property
     def sessions(self) -> Any:
@@ -194,11 +195,26 @@ class DashboardData:
         """Live monitors, most urgent first (tier, then next check); views only for the slice."""
         index = self._live_index(account, offset=offset, limit=limit)
         states = self._states([mid for mid, _, _, _ in index])
-        return [
-            monitor_view(states[mid], live=True, next_check=(tier, due))
-            for mid, _, tier, due in index
-            if mid in states
-        ]
+        out = []
+        for mid, _, tier, due in index:
+            state = states.get(mid)
+            if state is None:
+                continue
+            view = dict(self._view_of(mid, state))  # built once per monitor version
+            view["next_check"] = {"tier": tier, "at": due}
+            out.append(view)
+        return out
+
+    def _view_of(self, mid: str, state: dict[str, Any]) -> dict[str, Any]:
+        version = state.get("version")
+        known = self._views.get(mid)
+        if known is not None and known[0] == version:
+            return known[1]
+        view = monitor_view(state, live=True)
+        if len(self._views) >= DECODED_MAX:
+            self._views.clear()
+        self._views[mid] = (version, view)
+        return view
 
     def live_count(self, account: str | None = None) -> int:
         if account is None:
