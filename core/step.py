@@ -641,8 +641,7 @@ def _position(w: _Work, s: Snapshot, d: _Deltas) -> Decimal:
 def _unresolved(w: _Work, s: Snapshot) -> bool:
     """Some live owned order's state is unknown in this read."""
     return any(
-        o.status.live and o.link_id not in s.open_orders and o.link_id not in s.looked_up
-        for o in w.orders
+        o.status.live and o.link_id not in s.open_orders and o.link_id not in s.looked_up for o in w.orders
     )
 
 

@@ -1,3 +1,8 @@
 """Shared fixtures live in tests/plugins/, one module per service."""
 
-pytest_plugins = ["tests.plugins.services", "tests.plugins.recorded_bybit", "tests.plugins.paper", "tests.plugins.stack"]
+pytest_plugins = [
+    "tests.plugins.services",
+    "tests.plugins.recorded_bybit",
+    "tests.plugins.paper",
+    "tests.plugins.stack",
+]

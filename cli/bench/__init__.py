@@ -23,7 +23,9 @@ def bench_command(
     accounts: Annotated[int, typer.Option(help="Accounts (one of them a mirror of the first).")] = 4,
     minutes: Annotated[float, typer.Option(help="Measured minutes per profile.")] = 5.0,
     seed: Annotated[int, typer.Option(help="Workload seed: plans and price scripts.")] = 1,
-    profile: Annotated[str, typer.Option(help="optimized | baseline | both")] = "both",
+    profile: Annotated[
+        str, typer.Option(help="optimized | baseline | both | none (only the capacity run)")
+    ] = "both",
     json_path: Annotated[Path | None, typer.Option("--json", help="Write every figure to this file.")] = None,
     quick: Annotated[bool, typer.Option(help="200 monitors, half a minute per profile (CI).")] = False,
     capacity: Annotated[
@@ -38,10 +40,15 @@ def bench_command(
     and print both side by side with their ratio."""
     if quick:
         monitors, minutes = 200, 0.5
-    names = ["optimized", "baseline"] if profile == "both" else [profile]
+    names = {"both": ["optimized", "baseline"], "none": []}.get(profile, [profile])
     for n in names:
         if n not in ("optimized", "baseline"):
-            raise typer.BadParameter(f"{profile!r}: optimized, baseline or both", param_hint="--profile")
+            raise typer.BadParameter(
+                f"{profile!r}: optimized, baseline, both or none", param_hint="--profile"
+            )
+    sizes = _sizes(capacity)
+    if not names and not sizes:
+        raise typer.BadParameter("none: give --capacity N,N,… to run", param_hint="--profile")
     if monitors < accounts or accounts < 1:
         raise typer.BadParameter("need at least one monitor per account", param_hint="--monitors")
     results: dict[str, Any] = {}
@@ -66,15 +73,17 @@ def bench_command(
             results[n] = run_profile(
                 n, Options(monitors=monitors, accounts=accounts, minutes=minutes, seed=seed), progress
             )
-        for size in [int(x) for x in capacity.split(",")] if capacity else []:
+        for size in sizes:
             cap.append(
                 run_profile(
                     "optimized",
                     Options(monitors=size, accounts=accounts, minutes=capacity_minutes, seed=seed),
                     progress,
+                    run_dir=f"capacity-{size}",
                 )
             )
-    Console().print(report.table(results))
+    if results:
+        Console().print(report.table(results))
     if cap:
         for c in cap:
             lag = (c.get("check_lag") or {}).get("critical") or {}
@@ -82,6 +91,8 @@ def bench_command(
                 f"capacity {c['monitors']} monitors: critical lag p50 {lag.get('p50_ms')} ms, "
                 f"p99 {lag.get('p99_ms')} ms"
             )
+        largest, _ = report.capacity_verdict(cap)
+        Console().print(f"largest monitor count with critical p99 lag < 1 s: {largest}")
     options = {"monitors": monitors, "accounts": accounts, "minutes": minutes, "seed": seed}
     machine = report.machine()
     if json_path:
@@ -92,8 +103,27 @@ def bench_command(
             )
         )
     if docs:
-        report.write_docs(Path("docs/benchmarks.md"), report.markdown(results, options, machine, cap))
+        if results:
+            report.write_docs(Path("docs/benchmarks.md"), report.markdown(results, options, machine))
+        if cap:
+            report.write_docs(
+                Path("docs/benchmarks.md"), report.capacity_markdown(cap, machine), block="capacity"
+            )
     missing = {n: report.missing_figures(r) for n, r in results.items()}
     if any(missing.values()):
         console.print(f"figures not produced: {missing}")
         sys.exit(1)
+
+
+def _sizes(capacity: str | None) -> list[int]:
+    if not capacity:
+        return []
+    try:
+        sizes = [int(x) for x in capacity.split(",") if x.strip()]
+    except ValueError:
+        raise typer.BadParameter(
+            f"{capacity!r}: a comma list of monitor counts", param_hint="--capacity"
+        ) from None
+    if any(n < 1 for n in sizes):
+        raise typer.BadParameter(f"{capacity!r}: counts must be positive", param_hint="--capacity")
+    return sizes

@@ -101,7 +101,11 @@ class Stack:
     workers: list[Child] = field(default_factory=list)
 
 
-def run_profile(name: str, opts: Options, progress: Progress) -> dict[str, Any]:
+def run_profile(
+    name: str, opts: Options, progress: Progress, *, run_dir: str | None = None
+) -> dict[str, Any]:
+    """Start the stack with profile `name`'s settings, seed, drive, measure, stop. Logs go to
+    `<workdir>/<run_dir or name>/logs`."""
     from exchange.paper.instruments import synthetic_instruments
 
     per = max(1, opts.monitors // opts.accounts)
@@ -111,7 +115,7 @@ def run_profile(name: str, opts: Options, progress: Progress) -> dict[str, Any]:
         seed=opts.seed,
         instruments=list(synthetic_instruments(per)),
     )
-    base = opts.workdir / name
+    base = opts.workdir / (run_dir or name)
     sup = Supervisor(base / "logs", grace_s=30.0)
     with sup:
         sup.install_signal_handlers(sigint=True)

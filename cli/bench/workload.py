@@ -8,8 +8,10 @@ through every tier and reach take-profits, breakevens, stop-losses and closes du
 |----------|-------|----------------------------------------------------------|-----------------|
 | tp_all   | 35 %  | down through the entries, then up through every TP       | tp_complete     |
 | stop     | 20 %  | down through the entries, then through the stop          | stop_loss       |
-| be_stop  | 20 %  | through the entries, up to TP1, back below breakeven     | breakeven_stop  |
+| be_stop  | 20 %  | through the entries, up to TP1, back below breakeven     | breakeven_stop (*) |
 | hover    | 25 %  | wanders ±0.4 % around the start (near entries: critical) | still open      |
+
+(*) a `fast` plan (one TP at +1.5 %, no breakeven) never reaches its TP on this path and stays open.
 
 Accounts: `main1 … main{A-1}` and `mirror1` (a mirror of main1 at ratio 0.5); with A = 1, one main.
 The monitor count N includes the mirror monitors: N/A per account.
@@ -100,6 +102,9 @@ class Workload:
         return {s.symbol: str(s.price_at(fraction)) for s in self.scripts}
 
     def expected_end(self, script: SymbolScript) -> str | None:
+        """The close reason the script drives its plans into; None: still open at the end."""
+        if script.fate == "be_stop" and script.kind == "fast":
+            return None  # its single TP (+1.5 %) is above the be_stop peak (+1.1 %): no TP1, no breakeven
         return {"tp_all": "tp_complete", "stop": "stop_loss", "be_stop": "breakeven_stop"}.get(script.fate)
 
 

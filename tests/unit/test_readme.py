@@ -14,5 +14,7 @@ def test_the_two_commands_come_first():
 
 
 def test_every_setting_is_documented():
-    missing = [env_names(n, f)[0] for n, f in Settings.model_fields.items() if env_names(n, f)[0] not in README]
+    missing = [
+        env_names(n, f)[0] for n, f in Settings.model_fields.items() if env_names(n, f)[0] not in README
+    ]
     assert missing == []

@@ -91,34 +91,45 @@ def test_component_ttl_comes_from_settings(redis_client):
 
 
 def test_single_flight_twenty_threads_one_load(redis_client):
+    """One caller loads while it is held at a gate; 19 more arrive meanwhile: none of them loads,
+    all get its value."""
     cache = make_cache(redis_client, wait_s=30.0)
     gate = threading.Event()
     load = Loader({"v": 42}, gate=gate)
     results: list[object] = []
     errors: list[BaseException] = []
-    start = threading.Barrier(20)
+    arrived = threading.Semaphore(0)
 
     def reader():
         try:
-            start.wait(10)
+            arrived.release()
             results.append(cache.get_or_load("stats", "ops", load))
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=reader) for _ in range(20)]
-    for t in threads:
-        t.start()
+    first = threading.Thread(target=reader)
+    first.start()
     deadline = time.monotonic() + 10
-    while load.calls == 0 and time.monotonic() < deadline:  # one of them is loading…
+    while load.calls == 0 and time.monotonic() < deadline:  # the first one is loading…
         time.sleep(0.01)
-    gate.set()  # …let it finish: the other 19 find its value
-    for t in threads:
+    assert load.calls == 1
+    others = [threading.Thread(target=reader) for _ in range(19)]
+    for t in others:
+        t.start()
+    for _ in range(20):
+        assert arrived.acquire(timeout=10)
+    time.sleep(0.2)  # …the others reach the cache while the load is held…
+    gate.set()  # …then it finishes: they find its value
+    for t in [first, *others]:
         t.join(30)
     assert not errors
     assert load.calls == 1
     assert len(results) == 20 and all(r == {"v": 42} for r in results)
     s = cache.stats()["stats"]
-    assert s["misses"] == 1 and s["hits"] == 19 and s["waits"] == 19
+    assert s["misses"] == 1 and s["hits"] == 19
+    # a reader the scheduler held back until after the load finished finds the value without
+    # waiting: how many waited depends on the machine's load, not on the cache
+    assert 1 <= s["waits"] <= 19
 
 
 def test_a_loader_error_is_not_cached_and_frees_the_lock(redis_client):
