@@ -108,6 +108,25 @@ def test_lookup_orders(venue: Venue) -> None:
     assert found[lid("E2")].status is ExchangeOrderStatus.CANCELLED
 
 
+def test_a_burst_of_closed_orders_is_looked_up_in_pages_not_one_by_one(venue: Venue) -> None:
+    """An order placed long ago that fills now, and 55 newer ones cancelled just before it: all
+    are found in the recent-closed pages (50 a page), whatever their age, none one by one."""
+    venue.set_price(SYM, "65000")
+    venue.add_order(symbol=SYM, side="Buy", qty="0.001", price="50000", link_id="old")
+    for i in range(55):
+        venue.add_order(symbol=SYM, side="Buy", qty="0.001", price=str(40000 + i), link_id=f"c-{i}")
+    for i in range(55):
+        venue.finish_order(f"c-{i}", SYM, "cancelled")
+    venue.finish_order("old", SYM, "filled")
+    before = venue.calls("/v5/order/realtime")
+    found = venue.client().lookup_orders(venue.account, ["old", *(f"c-{i}" for i in range(55))])
+    assert len(found) == 56
+    assert found["old"].status is ExchangeOrderStatus.FILLED
+    assert all(found[f"c-{i}"].status is ExchangeOrderStatus.CANCELLED for i in range(55))
+    assert venue.calls("/v5/order/realtime") - before <= 2
+    assert venue.calls("/v5/order/history") == 0
+
+
 def test_tickers_and_wallet(venue: Venue) -> None:
     venue.set_price(SYM, "65000")
     client = venue.client()

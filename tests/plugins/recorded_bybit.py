@@ -413,10 +413,16 @@ def _realtime(st: RecordedBybit, params: dict, raw: str, body: Any) -> dict:
         if params.get("orderLinkId"):
             lid = params["orderLinkId"]
             rows = [o for o in st.open_orders + st.history if o["orderLinkId"] == lid][:1]
+        elif str(params.get("openOnly", "0")) == "1":  # the 500 most recent closed, newest first
+            rows = [o for o in st.history if _symbol_ok(params, o)][:500]
         else:
             sym = params.get("symbol")
             rows = [o for o in st.open_orders if sym in (None, o["symbol"])]
     return _paged(st, rows, params, raw)
+
+
+def _symbol_ok(params: dict, row: dict) -> bool:
+    return params.get("symbol") in (None, row["symbol"])
 
 
 def _history(st: RecordedBybit, params: dict, raw: str, body: Any) -> dict:

@@ -148,18 +148,19 @@ def test_symbol_read_uses_symbol_and_drops_flat_rows(recorded_bybit: RecordedByb
     assert "symbol=ETHUSDT" in queries(srv, "/v5/order/realtime")[0]
 
 
-def test_lookup_reads_history_then_one_by_one(recorded_bybit: RecordedBybit) -> None:
+def test_lookup_reads_recent_closed_then_one_by_one(recorded_bybit: RecordedBybit) -> None:
     srv = recorded_bybit
     srv.page_cap = 1
     srv.add_history(orderLinkId="old", orderStatus="Filled", cumExecQty="0.003", symbol="BTCUSDT")
     srv.add_history(orderLinkId="x2", orderStatus="Cancelled", symbol="BTCUSDT")
     srv.add_history(orderLinkId="x1", orderStatus="Filled", cumExecQty="0.003", symbol="BTCUSDT")
     c = client(srv)
-    c.history_pages = 2
+    c.closed_pages = 2
     found = c.lookup_orders(account(srv), ["x1", "old", "never"])
     assert set(found) == {"x1", "old"}
     assert found["x1"].filled == D("0.003") and found["old"].status.value == "Filled"
-    assert srv.calls["/v5/order/history"] == 2
+    pages = [q for q in queries(srv, "/v5/order/realtime") if "openOnly=1" in q]
+    assert len(pages) == 2 and "/v5/order/history" not in srv.calls
     singles = [q for q in queries(srv, "/v5/order/realtime") if "orderLinkId=" in q]
     assert sorted(singles) == sorted(
         [
@@ -174,7 +175,7 @@ def test_lookup_some_bounds_the_single_lookups(recorded_bybit: RecordedBybit) ->
     c = client(srv)
     found, looked_up = c.lookup_some(account(srv), ["a", "b", "c"], max_single=1)
     assert found == {} and looked_up == {"a"}
-    assert srv.calls["/v5/order/history"] == 1 and srv.calls["/v5/order/realtime"] == 1
+    assert srv.calls["/v5/order/realtime"] == 2  # one page of recent closed orders, one single
     assert c.lookup_orders(account(srv), []) == {}
 
 
