@@ -107,7 +107,7 @@ class BybitClient:
         instruments: InstrumentCache | None = None,
         clock: Clock = time.time,
         closed_pages: int = 10,
-        max_pages: int = 100,
+        max_pages: int = 1000,
         settle_coin: str = "USDT",
         calls: CallStats | None = None,
     ) -> None:
@@ -119,6 +119,8 @@ class BybitClient:
         self.instrument_cache = instruments or InstrumentCache(settings.instruments_cache_s)
         self.clock = clock
         self.closed_pages = closed_pages  # pages of recent closed orders per look-up (50 rows each)
+        # a guard against a cursor that never ends, not a size limit: 1,000 pages are 50,000 open
+        # orders or 200,000 positions (a repeated cursor is caught at once, see _pages)
         self.max_pages = max_pages
         self.settle_coin = settle_coin
 
@@ -241,9 +243,9 @@ class BybitClient:
     # ------------------------------------------------------------------------------------ reads
 
     def snapshot(self, account: Account, *, symbol: str | None = None) -> Snapshot:
-        """Positions (size > 0) and open orders of the account, every page, as core types. The
-        calls are the same whatever the number of positions: position/list and order/realtime
-        (one page each below 200 positions / 50 orders), plus the shared instrument cache."""
+        """Positions (size > 0) and open orders of the account, every page, as core types: one
+        position/list page per 200 positions and one order/realtime page per 50 open orders (so
+        2 calls below that), plus the shared instrument cache."""
         taken_at = self.clock()
         positions = self.positions(account, symbol=symbol)
         orders = self.open_orders(account, symbol=symbol)

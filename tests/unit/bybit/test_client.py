@@ -15,6 +15,7 @@ from core.errors import BackOff, ExchangeDown, FixInput, RetryLater, StopAndAler
 from core.models import Account, AmendOrder, CancelOrder, ErrorKind, PlaceOrder, Secret, Side
 from exchange.bybit import BybitClient, build_client
 from exchange.bybit.errors import ClockSkew
+from exchange.bybit.parse import MalformedResponse
 from exchange.bybit.session import SessionPool
 from tests.plugins.recorded_bybit import TEST_KEY, TEST_SECRET, RecordedBybit
 
@@ -135,6 +136,28 @@ def test_every_page_is_read_and_cursors_go_back_untouched(recorded_bybit: Record
     qs = queries(srv, "/v5/position/list")
     assert len(qs) == 3
     assert qs[1].endswith("&cursor=page_args%3D2%26") and qs[2].endswith("&cursor=page_args%3D4%26")
+
+
+def test_a_large_account_is_read_to_its_last_page(recorded_bybit: RecordedBybit) -> None:
+    # 8,000 open orders (2,500 positions at ~3 orders each) are 160 pages of 50: the page guard
+    # must not mistake a large account for a cursor that never ends
+    srv = recorded_bybit
+    srv.page_cap = 2
+    for i in range(300):
+        srv.add_order(symbol=f"S{i}USDT", side="Buy", qty="1", price="2", orderLinkId=f"l{i}")
+    assert len(client(srv).open_orders(account(srv))) == 300  # 150 pages
+    assert len(queries(srv, "/v5/order/realtime")) == 150
+
+
+def test_a_walk_past_the_page_guard_is_malformed(recorded_bybit: RecordedBybit) -> None:
+    srv = recorded_bybit
+    srv.page_cap = 1
+    for i in range(4):
+        srv.add_order(symbol=f"S{i}USDT", side="Buy", qty="1", price="2", orderLinkId=f"l{i}")
+    c = client(srv)
+    c.max_pages = 3
+    with pytest.raises(MalformedResponse, match="more than 3 pages"):
+        c.open_orders(account(srv))
 
 
 def test_symbol_read_uses_symbol_and_drops_flat_rows(recorded_bybit: RecordedBybit) -> None:
