@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import orjson
+
 from core.errors import RetryLater
 from core.models import (
     ZERO,
@@ -53,10 +55,7 @@ class Envelope:
 
 def envelope(body: bytes) -> Envelope:
     """Parse a response body. Never raises: an unreadable body gives ret_code None."""
-    try:
-        data = json.loads(body) if body else None
-    except (ValueError, UnicodeDecodeError):
-        data = None
+    data = _loads(body) if body else None
     if not isinstance(data, dict):
         return Envelope(None, _snippet(body), {}, {})
     raw_code = data.get("retCode", 0)  # pybit treats an absent retCode as success; so do we
@@ -96,6 +95,22 @@ def next_cursor(result: Mapping[str, Any]) -> str:
     return cur
 
 
+def _loads(body: bytes) -> Any:
+    """orjson is ~3.5x faster than `json` on an order page (a read of an account with 2,500
+    monitors is ~140 pages). It differs from `json` in two ways, neither reachable by Bybit's
+    answers: it refuses NaN/Infinity literals (then `json` reads the body, as it always did), and
+    it reads an integer past 64 bits as a float (Bybit sends ids, times and sizes as strings or
+    64-bit numbers)."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
 # -------------------------------------------------------------------------------------- scalars
 
 _UNSET = {"", "0", "0.0", "0.00", "0.000", "0.0000"}
@@ -114,13 +129,21 @@ def dec(row: Mapping[str, Any], field: str, *, default: Decimal | None = None) -
 def opt_dec(row: Mapping[str, Any], field: str) -> Decimal | None:
     """An optional price: None when absent, "" or zero (Bybit's ways of saying "unset")."""
     value = row.get(field)
-    if value is None or (isinstance(value, str) and value.strip() in _UNSET):
+    if value is None or (type(value) is str and (value in _UNSET or value.strip() in _UNSET)):
         return None
     d = _to_decimal(value, field)
     return None if d == 0 else d
 
 
 def _to_decimal(value: Any, field: str) -> Decimal:
+    if type(value) is str:  # the usual case; Decimal() ignores surrounding whitespace itself
+        try:
+            d = Decimal(value)
+        except InvalidOperation:
+            raise MalformedResponse(f"{field}: not a number: {value!r}") from None
+        if not d.is_finite():
+            raise MalformedResponse(f"{field}: not a finite number: {value!r}")
+        return d
     if isinstance(value, bool):
         raise MalformedResponse(f"{field}: expected a number, got a boolean")
     if isinstance(value, float):
@@ -136,6 +159,8 @@ def _to_decimal(value: Any, field: str) -> Decimal:
 
 def to_int(row: Mapping[str, Any], field: str, *, default: int = 0) -> int:
     value = row.get(field)
+    if type(value) is int:
+        return value
     if value is None or value == "":
         return default
     if isinstance(value, bool):
@@ -151,10 +176,10 @@ def to_int(row: Mapping[str, Any], field: str, *, default: int = 0) -> int:
 
 def to_bool(row: Mapping[str, Any], field: str, *, default: bool = False) -> bool:
     value = row.get(field)
+    if type(value) is bool:
+        return value
     if value is None or value == "":
         return default
-    if isinstance(value, bool):
-        return value
     if isinstance(value, int | float):
         return value != 0
     text = str(value).strip().lower()
@@ -170,14 +195,19 @@ def side(row: Mapping[str, Any], field: str = "side") -> Side | None:
     value = row.get(field)
     if value in (None, "", "None"):
         return None
-    try:
-        return Side(str(value))
-    except ValueError:
-        raise MalformedResponse(f"{field}: unknown side {value!r}") from None
+    found = _SIDES.get(value) if type(value) is str else None
+    if found is None:
+        raise MalformedResponse(f"{field}: unknown side {value!r}")
+    return found
+
+
+_SIDES = {s.value: s for s in Side}
 
 
 def text(row: Mapping[str, Any], field: str) -> str:
     value = row.get(field)
+    if type(value) is str:
+        return value
     if value is None:
         return ""
     if not isinstance(value, str | int):
@@ -220,15 +250,15 @@ _STATUS_ALIASES = {
 }
 
 
+_STATUSES = {s.value: s for s in ExchangeOrderStatus} | _STATUS_ALIASES
+
+
 def order_status(row: Mapping[str, Any]) -> ExchangeOrderStatus:
     value = text(row, "orderStatus")
-    try:
-        return ExchangeOrderStatus(value)
-    except ValueError:
-        alias = _STATUS_ALIASES.get(value)
-        if alias is None:
-            raise MalformedResponse(f"orderStatus: unknown status {value!r}") from None
-        return alias
+    found = _STATUSES.get(value)
+    if found is None:
+        raise MalformedResponse(f"orderStatus: unknown status {value!r}")
+    return found
 
 
 def order(row: Mapping[str, Any]) -> ExchangeOrder:

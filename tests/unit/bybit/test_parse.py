@@ -171,6 +171,8 @@ def test_batch_items_zip_the_two_lists() -> None:
         (b"", None),
         (b'{"retCode":"abc"}', None),
         (b"[1,2]", None),
+        (b'{"retCode":0,"result":{"x":NaN}}', 0),  # orjson refuses NaN: json reads it, as before
+        (b"\xff\xfe", None),
     ],
 )
 def test_envelope(raw: bytes, code: int | None) -> None:
@@ -182,3 +184,49 @@ def test_unset_spellings() -> None:
         assert parse.opt_dec({"x": v}, "x") is None
     assert parse.opt_dec({"x": "65000.5"}, "x") == D("65000.5")
     assert parse.opt_dec({"x": 1.5}, "x") == D("1.5")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("0.010", D("0.010")),
+        (" 65000.5\n", D("65000.5")),
+        (7, D("7")),
+        (0.1, D("0.1")),
+        ("abc", "not a number"),
+        ("NaN", "not a finite number"),
+        ("Infinity", "not a finite number"),
+        (True, "expected a number, got a boolean"),
+        ([1], "not a number"),
+    ],
+)
+def test_decimal_fields_every_json_type(value: object, expected: object) -> None:
+    if isinstance(expected, str):
+        with pytest.raises(MalformedResponse, match=f"^qty: {expected}"):
+            parse.dec({"qty": value}, "qty")
+    else:
+        assert parse.dec({"qty": value}, "qty") == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(2, 2), ("1", 1), (" 1 ", 1), ("1684738540559.0", 1684738540559), ("", 0), (None, 0), (True, "boolean"),
+     ("x", "not an integer")],
+)  # fmt: skip
+def test_integer_fields_every_json_type(value: object, expected: object) -> None:
+    if isinstance(expected, str):
+        with pytest.raises(MalformedResponse, match=f"positionIdx: .*{expected}"):
+            parse.to_int({"positionIdx": value}, "positionIdx")
+    else:
+        assert parse.to_int({"positionIdx": value}, "positionIdx") == expected
+
+
+def test_side_status_and_text_refuse_what_they_do_not_know() -> None:
+    row = parse.rows(result("order_realtime"))[0]
+    for field, bad in (("side", "buy"), ("side", 1), ("orderStatus", "Exploded"), ("orderStatus", 3)):
+        with pytest.raises(MalformedResponse, match=field):
+            parse.order({**row, field: bad})
+    assert parse.order({**row, "orderStatus": "Active"}).status.value == "New"  # an alias
+    assert parse.order({**row, "side": "Sell"}).side is Side.SELL
+    with pytest.raises(MalformedResponse, match="orderId: expected a string"):
+        parse.order({**row, "orderId": {"x": 1}})
