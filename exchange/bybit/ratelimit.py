@@ -180,6 +180,10 @@ class _BucketLimiter:
         if remaining is None:
             return
         rate_ms, cap = self._spec(group)
+        if remaining >= cap:
+            # the bucket never holds more than `cap`, so there is nothing to lower, and only
+            # "0 remaining" backs off: skip the store's round trip (most answers, when not busy)
+            return
         self._observe(
             self._key(account_id, group), remaining, reset_ms or 0, cap, rate_ms, int(self._clock() * 1000)
         )

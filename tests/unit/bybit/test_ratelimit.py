@@ -140,6 +140,23 @@ def test_headers_cap_the_bucket_and_zero_remaining_backs_off(make) -> None:
     assert info.value.until == pytest.approx(T0 + 0.7, abs=0.002)
 
 
+def test_a_header_with_a_full_bucket_left_changes_nothing_and_is_not_stored(make) -> None:
+    clock = FakeClock()
+    rl = make(clock, max_wait_s=0.0)
+    stored: list[int] = []
+    real = rl._observe
+    rl._observe = lambda key, remaining, *a: (stored.append(remaining), real(key, remaining, *a))
+    rl.observe("main", "/v5/order/amend", {"X-Bapi-Limit": "10", "X-Bapi-Limit-Status": "9"})
+    rl.observe("main", "/v5/order/amend", {"X-Bapi-Limit": "10", "X-Bapi-Limit-Status": "8"})
+    assert stored == []  # capacity is 10 × 0.8 = 8 tokens: 8 or 9 remaining cannot lower it
+    for _ in range(8):
+        rl.acquire("main", "/v5/order/amend")
+    with pytest.raises(BackOff):
+        rl.acquire("main", "/v5/order/amend")
+    rl.observe("main", "/v5/order/amend", {"X-Bapi-Limit": "10", "X-Bapi-Limit-Status": "7"})
+    assert stored == [7]
+
+
 def test_parse_limit_headers() -> None:
     assert parse_limit_headers(
         {"x-bapi-limit-status": "9", "X-Bapi-Limit-Reset-Timestamp": "1672738134824"}
