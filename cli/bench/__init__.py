@@ -68,40 +68,40 @@ def bench_command(
                 tasks[what] = bar.add_task(what, total=total)
             bar.update(tasks[what], completed=done, total=total)
 
+        options = {"monitors": monitors, "accounts": accounts, "minutes": minutes, "seed": seed}
+        machine = report.machine()
+
+        def save() -> None:  # after every run: a long capacity walk keeps what it measured so far
+            if json_path:
+                json_path.parent.mkdir(parents=True, exist_ok=True)
+                doc = {"machine": machine, "options": options, "profiles": results, "capacity": cap}
+                json_path.write_text(json.dumps(doc, indent=2))
+
         progress = RunProgress(say=lambda text: bar.console.print(text), step=step)
         for n in names:
             results[n] = run_profile(
                 n, Options(monitors=monitors, accounts=accounts, minutes=minutes, seed=seed), progress
             )
+            save()
         for size in sizes:
-            cap.append(
-                run_profile(
-                    "optimized",
-                    Options(monitors=size, accounts=accounts, minutes=capacity_minutes, seed=seed),
-                    progress,
-                    run_dir=f"capacity-{size}",
-                )
+            c = run_profile(
+                "optimized",
+                Options(monitors=size, accounts=accounts, minutes=capacity_minutes, seed=seed),
+                progress,
+                run_dir=f"capacity-{size}",
+            )
+            cap.append(c)
+            save()
+            lag = (c.get("check_lag") or {}).get("critical") or {}
+            progress.say(
+                f"capacity {c['monitors']} monitors: critical lag p50 {lag.get('p50_ms')} ms, "
+                f"p99 {lag.get('p99_ms')} ms"
             )
     if results:
         Console().print(report.table(results))
     if cap:
-        for c in cap:
-            lag = (c.get("check_lag") or {}).get("critical") or {}
-            Console().print(
-                f"capacity {c['monitors']} monitors: critical lag p50 {lag.get('p50_ms')} ms, "
-                f"p99 {lag.get('p99_ms')} ms"
-            )
         largest, _ = report.capacity_verdict(cap)
         Console().print(f"largest monitor count with critical p99 lag < 1 s: {largest}")
-    options = {"monitors": monitors, "accounts": accounts, "minutes": minutes, "seed": seed}
-    machine = report.machine()
-    if json_path:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(
-            json.dumps(
-                {"machine": machine, "options": options, "profiles": results, "capacity": cap}, indent=2
-            )
-        )
     if docs:
         if results:
             report.write_docs(Path("docs/benchmarks.md"), report.markdown(results, options, machine))
