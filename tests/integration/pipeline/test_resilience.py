@@ -98,9 +98,14 @@ def test_redis_emptied_then_reconcile_rebuilds_and_catches_up_on_fills(stack, re
     # the next checks read each order's cumExecQty: the fill that happened meanwhile becomes events
     stack.wait(lambda: live(stack, m.id).breakeven is BreakevenState.DONE, what="breakeven after rebuild")
     assert live(stack, m.id).tp_hits == (1,)
-    stack.flush()
-    kinds = [e.kind for e in stack.events(m.id)]
-    assert kinds.count("tp_hit") == 1 and kinds.count("breakeven_moved") == 1
+
+    def kinds() -> list[str]:
+        # the check saves the state before it publishes the events: wait for them to be written
+        stack.flush()
+        return [e.kind for e in stack.events(m.id)]
+
+    stack.wait(lambda: "breakeven_moved" in kinds(), what="the breakeven event in the database")
+    assert kinds().count("tp_hit") == 1 and kinds().count("breakeven_moved") == 1
     assert reconcile(stack.rt).restored == 0  # idempotent
 
 
