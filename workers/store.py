@@ -89,15 +89,14 @@ class Loaded:
 
 
 class MonitorStore:
-    def __init__(self, registry: Registry, *, decoded: DecodedStates | None = None) -> None:
+    def __init__(self, registry: Registry) -> None:
         self.registry = registry
-        self.decoded = decoded if decoded is not None else _DECODED
 
     def load_many(self, ids: Iterable[str]) -> dict[str, Loaded]:
         out: dict[str, Loaded] = {}
         for mid, stored in self.registry.get_many(list(ids)).items():
             try:
-                out[mid] = Loaded(self.decoded.decode(mid, stored.state_json), stored.version)
+                out[mid] = Loaded(_DECODED.decode(mid, stored.state_json), stored.version)
             except Exception:  # a state we cannot read must not stop the others
                 log.exception("monitor %s: unreadable state in the registry; skipped", mid)
         return out

@@ -136,20 +136,13 @@ def opt_dec(row: Mapping[str, Any], field: str) -> Decimal | None:
 
 
 def _to_decimal(value: Any, field: str) -> Decimal:
-    if type(value) is str:  # the usual case; Decimal() ignores surrounding whitespace itself
-        try:
-            d = Decimal(value)
-        except InvalidOperation:
-            raise MalformedResponse(f"{field}: not a number: {value!r}") from None
-        if not d.is_finite():
-            raise MalformedResponse(f"{field}: not a finite number: {value!r}")
-        return d
-    if isinstance(value, bool):
-        raise MalformedResponse(f"{field}: expected a number, got a boolean")
-    if isinstance(value, float):
-        value = repr(value)  # the shortest exact text of what the JSON said
+    if type(value) is not str:  # strings are the usual case
+        if isinstance(value, bool):
+            raise MalformedResponse(f"{field}: expected a number, got a boolean")
+        if isinstance(value, float):
+            value = repr(value)  # the shortest exact text of what the JSON said
     try:
-        d = Decimal(str(value).strip())
+        d = Decimal(value if type(value) is str else str(value))  # Decimal() ignores surrounding blanks
     except InvalidOperation:
         raise MalformedResponse(f"{field}: not a number: {value!r}") from None
     if not d.is_finite():
@@ -190,6 +183,9 @@ def to_bool(row: Mapping[str, Any], field: str, *, default: bool = False) -> boo
     raise MalformedResponse(f"{field}: not a boolean: {value!r}")
 
 
+_SIDES = {s.value: s for s in Side}
+
+
 def side(row: Mapping[str, Any], field: str = "side") -> Side | None:
     """Buy | Sell, or None for "" (a flat position row)."""
     value = row.get(field)
@@ -199,9 +195,6 @@ def side(row: Mapping[str, Any], field: str = "side") -> Side | None:
     if found is None:
         raise MalformedResponse(f"{field}: unknown side {value!r}")
     return found
-
-
-_SIDES = {s.value: s for s in Side}
 
 
 def text(row: Mapping[str, Any], field: str) -> str:

@@ -105,7 +105,8 @@ def test_redis_emptied_then_reconcile_rebuilds_and_catches_up_on_fills(stack, re
         return [e.kind for e in stack.events(m.id)]
 
     stack.wait(lambda: "breakeven_moved" in kinds(), what="the breakeven event in the database")
-    assert kinds().count("tp_hit") == 1 and kinds().count("breakeven_moved") == 1
+    written = kinds()
+    assert written.count("tp_hit") == 1 and written.count("breakeven_moved") == 1
     assert reconcile(stack.rt).restored == 0  # idempotent
 
 
