@@ -1,0 +1,269 @@
+"""The exchange the simulator's guard talks to: the paper engine in process, read without JSON (fast),
+written through `PaperPort`'s own error mapping, with seeded faults in between.
+
+What the adversary can do to one call (all decided by the world's seeded RNG):
+- refuse a whole call as rate limited (nothing sent);
+- answer a create, amend or cancel with a timeout although it was carried out, or was not, or will
+  land later (a create still in the network: it lands within the exchange's receive window, never
+  after);
+- refuse a create outright (as a rejection);
+- move the market between two calls of one batch, so an order fills between our read and our amend
+  or cancel (the exchange then answers "not found" for real);
+- answer a read whose look-ups of missing orders were cut short (bounded look-ups).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from core.errors import BackOff
+from core.models import (
+    ZERO,
+    Account,
+    AmendOrder,
+    CancelOrder,
+    ErrorKind,
+    ExchangeOrder,
+    IntentResult,
+    PlaceOrder,
+    Position,
+    Snapshot,
+)
+from exchange.paper.port import PaperPort
+from exchange.paper.records import PaperOrder
+
+RECEIVE_WINDOW_S = 5.0  # a request older than this is refused by the exchange: it can never land later
+
+
+@dataclass
+class Faults:
+    """Per-item probabilities of the adversary (all zero: a perfect exchange)."""
+
+    backoff: float = 0.0  # whole call refused as rate limited
+    timeout_done: float = 0.0  # carried out, answered with a timeout
+    timeout_lost: float = 0.0  # not carried out, answered with a timeout
+    timeout_late: float = 0.0  # a create answered with a timeout that lands later (within the window)
+    reject: float = 0.0  # a create refused
+    race: float = 0.0  # the market moves between two calls
+    lookup_cut: float = 0.0  # a read's look-ups are bounded at a random small number
+
+    @classmethod
+    def quiet(cls) -> Faults:
+        return cls()
+
+
+@dataclass
+class Late:
+    land_at: float
+    account: Account
+    order: PlaceOrder
+
+
+@dataclass
+class Ledger:
+    """What the adversary did, for the trace and for the invariants."""
+
+    faulted_accounts: set[str] = field(default_factory=set)  # accounts whose writes were faulted this pass
+    wrong_reuse: list[str] = field(default_factory=list)  # a create answered "ok" for another order
+    late: list[Late] = field(default_factory=list)
+    log: list[str] = field(default_factory=list)
+
+
+class SimPort(PaperPort):
+    def __init__(self, engine: Any, rng: Any, faults: Faults, race: Callable[[], None]) -> None:
+        super().__init__(engine)
+        self.rng = rng
+        self.faults = faults
+        self.race = race  # moves the market (called between calls when the adversary races)
+        self.ledger = Ledger()
+        self._instruments = super().instruments()
+
+    # ------------------------------------------------------------------------------ fast reads
+
+    def instruments(self) -> dict:
+        return self._instruments
+
+    def snapshot(self, account: Account, *, symbol: str | None = None) -> Snapshot:
+        acct = self._acct(account)
+        eng = self.engine
+        positions = {}
+        for (sym, idx), p in acct.positions.items():
+            if p.size > 0 and (symbol is None or sym == symbol):
+                positions[(sym, idx)] = Position(
+                    symbol=sym,
+                    position_idx=idx,
+                    side=p.side,
+                    size=p.size,
+                    avg_price=p.avg,
+                    mark_price=eng.markets[sym].mark,
+                )
+        orders = {}
+        for o in acct.open_orders.newest_first():
+            if o.link_id and (symbol is None or o.spec.symbol == symbol):
+                orders[o.link_id] = order_view(o)
+        return Snapshot(
+            account=account.id,
+            taken_at=eng.clock(),
+            positions=positions,
+            open_orders=orders,
+            instruments=self._instruments,
+        )
+
+    def lookup_orders(self, account: Account, link_ids: Iterable[str]) -> dict[str, ExchangeOrder]:
+        acct = self._acct(account)
+        out = {}
+        for lid in link_ids:
+            o = acct.orders_by_link.get(lid)
+            if o is not None:
+                out[lid] = order_view(o)
+        return out
+
+    def lookup_some(
+        self, account: Account, link_ids: Iterable[str], *, max_single: int | None = 20
+    ) -> tuple[dict[str, ExchangeOrder], frozenset[str]]:
+        wanted = sorted(link_ids)
+        if self.faults.lookup_cut and self.rng.random() < self.faults.lookup_cut:
+            wanted = wanted[: self.rng.randint(0, 2)]
+        return self.lookup_orders(account, wanted), frozenset(wanted)
+
+    # ---------------------------------------------------------------------------------- writes
+
+    def _maybe_race(self) -> None:
+        if self.faults.race and self.rng.random() < self.faults.race:
+            self.race()
+
+    def _maybe_backoff(self, account: Account, what: str) -> None:
+        self._maybe_race()
+        if self.faults.backoff and self.rng.random() < self.faults.backoff:
+            self.ledger.faulted_accounts.add(account.id)
+            self.ledger.log.append(f"  ! {what}: whole call rate limited")
+            raise BackOff("rate limited (simulated)", until=self.engine.clock() + 1.0)
+
+    def _draw(self, late_ok: bool, reject_ok: bool) -> str:
+        f = self.faults
+        r = self.rng.random()
+        for name, p in (
+            ("timeout_done", f.timeout_done),
+            ("timeout_lost", f.timeout_lost),
+            ("timeout_late", f.timeout_late if late_ok else 0.0),
+            ("reject", f.reject if reject_ok else 0.0),
+        ):
+            if r < p:
+                return name
+            r -= p
+        return "ok"
+
+    def place(self, account: Account, orders: Sequence[PlaceOrder]) -> list[IntentResult]:
+        self._maybe_backoff(account, "place")
+        out = []
+        for o in orders:
+            self._maybe_race()
+            fate = self._draw(late_ok=True, reject_ok=True)
+            if fate != "ok":
+                self.ledger.faulted_accounts.add(account.id)
+                self.ledger.log.append(f"  ! place {o.link_id}: {fate}")
+            if fate == "reject":
+                out.append(IntentResult(o.link_id, False, ErrorKind.INVALID_ORDER, "rejected (simulated)"))
+                continue
+            if fate == "timeout_lost":
+                out.append(_timeout(o.link_id))
+                continue
+            if fate == "timeout_late":
+                land = self.engine.clock() + self.rng.uniform(0.2, RECEIVE_WINDOW_S - 0.2)
+                self.ledger.late.append(Late(land, account, o))
+                out.append(_timeout(o.link_id))
+                continue
+            res = self._place_checked(account, o)
+            out.append(_timeout(o.link_id) if fate == "timeout_done" else res)
+        return out
+
+    def _place_checked(self, account: Account, o: PlaceOrder) -> IntentResult:
+        acct = self._acct(account)
+        before = acct.orders_by_link.get(o.link_id)
+        (res,) = super().place(account, [o])
+        if res.ok and before is not None and not _same_order(before, o):
+            self.ledger.wrong_reuse.append(
+                f"{o.link_id}: answered ok for a {o.order_type} trigger={o.trigger_price} qty={o.qty} "
+                f"but the exchange holds a {before.order_type} trigger={before.trigger_price} qty={before.qty}"
+            )
+        return res
+
+    def land_late(self, now: float) -> None:
+        """Creates still in the network land now (if their time has come)."""
+        due = [x for x in self.ledger.late if x.land_at <= now]
+        self.ledger.late = [x for x in self.ledger.late if x.land_at > now]
+        for x in due:
+            (res,) = PaperPort.place(self, x.account, [x.order])
+            self.ledger.log.append(f"  ~ late create {x.order.link_id} landed: ok={res.ok} {res.message}")
+
+    def amend(self, account: Account, orders: Sequence[AmendOrder]) -> list[IntentResult]:
+        self._maybe_backoff(account, "amend")
+        out = []
+        for o in orders:
+            self._maybe_race()
+            fate = self._draw(late_ok=False, reject_ok=False)
+            if fate != "ok":
+                self.ledger.faulted_accounts.add(account.id)
+                self.ledger.log.append(f"  ! amend {o.link_id}: {fate}")
+            if fate == "timeout_lost":
+                out.append(_timeout(o.link_id))
+                continue
+            (res,) = super().amend(account, [o])
+            out.append(_timeout(o.link_id) if fate == "timeout_done" else res)
+        return out
+
+    def cancel(self, account: Account, orders: Sequence[CancelOrder]) -> list[IntentResult]:
+        self._maybe_backoff(account, "cancel")
+        out = []
+        for o in orders:
+            self._maybe_race()
+            fate = self._draw(late_ok=False, reject_ok=False)
+            if fate != "ok":
+                self.ledger.faulted_accounts.add(account.id)
+                self.ledger.log.append(f"  ! cancel {o.link_id}: {fate}")
+            if fate == "timeout_lost":
+                out.append(_timeout(o.link_id))
+                continue
+            (res,) = super().cancel(account, [o])
+            out.append(_timeout(o.link_id) if fate == "timeout_done" else res)
+        return out
+
+
+def _timeout(link_id: str) -> IntentResult:
+    return IntentResult(link_id, False, ErrorKind.RETRY_LATER, "read timeout (simulated)")
+
+
+def _same_order(held: PaperOrder, o: PlaceOrder) -> bool:
+    conditional = bool(held.trigger_price)
+    return (
+        held.order_type == o.order_type
+        and conditional == (o.trigger_price is not None)
+        and held.side is o.side
+        and held.reduce_only == o.reduce_only
+    )
+
+
+def order_view(o: PaperOrder) -> ExchangeOrder:
+    return ExchangeOrder(
+        order_id=o.order_id,
+        link_id=o.link_id,
+        symbol=o.spec.symbol,
+        side=o.side,
+        order_type=o.order_type,
+        qty=o.qty,
+        filled=o.cum_qty,
+        status=o.status,
+        price=o.price if o.price else None,
+        trigger_price=o.trigger_price if o.trigger_price else None,
+        reduce_only=o.reduce_only,
+        position_idx=o.position_idx,
+        avg_price=(o.cum_value / o.cum_qty) if o.cum_qty > 0 else None,
+        created_ms=o.created_ms,
+        updated_ms=o.updated_ms,
+    )
+
+
+__all__ = ["RECEIVE_WINDOW_S", "ZERO", "Decimal", "Faults", "SimPort", "order_view"]
