@@ -57,6 +57,7 @@ from core.models import (
     Position,
     Side,
     Snapshot,
+    Stage,
     TakeProfitLevel,
     Ticker,
     Tier,
@@ -172,6 +173,8 @@ def owned_order_to_dict(o: OwnedOrder) -> dict[str, Any]:
         "filled": str(o.filled),
         "status": o.status.value,
         "changed_at": o.changed_at,
+        "confirmed": o.confirmed,
+        "unanswered_at": o.unanswered_at,
     }
 
 
@@ -190,6 +193,9 @@ def owned_order_from_dict(d: Mapping[str, Any]) -> OwnedOrder:
         filled=Decimal(d["filled"]),
         status=_ORDER_STATUS[d["status"]],
         changed_at=float(d["changed_at"]),
+        # states saved before these fields existed: an order past PLACING was answered or seen
+        confirmed=bool(d.get("confirmed", d["status"] not in ("placing", "retry"))),
+        unanswered_at=float(d.get("unanswered_at", 0.0)),
     )
 
 
@@ -322,6 +328,7 @@ def intent_to_dict(intent: Intent) -> dict[str, Any]:
             "close_on_trigger": intent.close_on_trigger,
             "position_idx": intent.position_idx,
             "time_in_force": intent.time_in_force,
+            "stage": intent.stage,
         }
     if isinstance(intent, AmendOrder):
         return {
@@ -334,6 +341,7 @@ def intent_to_dict(intent: Intent) -> dict[str, Any]:
             "price": _opt_str(intent.price),
             "trigger_price": _opt_str(intent.trigger_price),
             "conditional": intent.conditional,
+            "stage": intent.stage,
         }
     if isinstance(intent, CancelOrder):
         return {
@@ -342,6 +350,7 @@ def intent_to_dict(intent: Intent) -> dict[str, Any]:
             "monitor_id": intent.monitor_id,
             "link_id": intent.link_id,
             "symbol": intent.symbol,
+            "stage": intent.stage,
         }
     raise TypeError(f"not an intent: {type(intent).__name__}")
 
@@ -366,6 +375,7 @@ def intent_from_dict(d: Mapping[str, Any]) -> Intent:
                 close_on_trigger=d["close_on_trigger"],
                 position_idx=d["position_idx"],
                 time_in_force=d["time_in_force"],
+                stage=d.get("stage", Stage.RAISE),
             )
         if kind == "amend":
             return AmendOrder(
@@ -377,10 +387,15 @@ def intent_from_dict(d: Mapping[str, Any]) -> Intent:
                 price=_opt_dec(d["price"]),
                 trigger_price=_opt_dec(d["trigger_price"]),
                 conditional=d["conditional"],
+                stage=d.get("stage", Stage.RAISE),
             )
         if kind == "cancel":
             return CancelOrder(
-                account=d["account"], monitor_id=d["monitor_id"], link_id=d["link_id"], symbol=d["symbol"]
+                account=d["account"],
+                monitor_id=d["monitor_id"],
+                link_id=d["link_id"],
+                symbol=d["symbol"],
+                stage=d.get("stage", Stage.CANCEL),
             )
     except _DECODE_ERRORS as exc:
         raise _fail(f"{kind} intent", exc) from exc
@@ -394,6 +409,7 @@ def intent_result_to_dict(r: IntentResult) -> dict[str, Any]:
         "error": None if r.error is None else r.error.value,
         "message": r.message,
         "order_id": r.order_id,
+        "sent": r.sent,
     }
 
 
@@ -406,6 +422,7 @@ def intent_result_from_dict(d: Mapping[str, Any]) -> IntentResult:
             error=None if error is None else _ERROR[error],
             message=d["message"],
             order_id=d["order_id"],
+            sent=d.get("sent", True),
         )
     except _DECODE_ERRORS as exc:
         raise _fail("intent result", exc) from exc

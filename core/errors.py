@@ -48,6 +48,13 @@ class InvalidOrder(TpslError):
     kind = ErrorKind.INVALID_ORDER
 
 
+class TriggerPassed(InvalidOrder):
+    """A conditional order was refused because the price is already through its trigger: for a stop,
+    close at market instead."""
+
+    kind = ErrorKind.TRIGGER_PASSED
+
+
 class NotFound(TpslError):
     """The order (or position) does not exist (any more)."""
 
@@ -90,4 +97,5 @@ ERROR_FOR_KIND: dict[ErrorKind, type[TpslError]] = {
     ErrorKind.DUPLICATE: Duplicate,
     ErrorKind.STOP_AND_ALERT: StopAndAlert,
     ErrorKind.FIX_INPUT: FixInput,
+    ErrorKind.TRIGGER_PASSED: TriggerPassed,
 }

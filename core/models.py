@@ -40,6 +40,7 @@ class Phase(StrEnum):
     BUILDING = "building"  # entry orders working
     MONITORING = "monitoring"  # fully built (or adopted), no take-profit filled yet
     PROFIT_TAKING = "profit_taking"  # at least one take-profit filled
+    CLOSING = "closing"  # flat (or expired): cancels sent; closed once a read shows everything final
     CLOSED = "closed"  # terminal
 
     @property
@@ -117,13 +118,20 @@ class OrderRole(StrEnum):
 class OrderStatus(StrEnum):
     """Our view of an order we own."""
 
-    RETRY = "retry"  # create failed for a passing reason: sent again, same orderLinkId, next pass
-    PLACING = "placing"  # create sent, not yet seen on the exchange
+    # known not to be on the exchange (refused before it was carried out, or a create whose answer
+    # never came that a look-up made after the receive window did not find): sent again with the
+    # same orderLinkId, or dropped if it is no longer wanted
+    RETRY = "retry"
+    # create sent, not yet seen on the exchange; a create whose answer never came stays here (in
+    # flight) until a read finds it or proves that it never landed
+    PLACING = "placing"
     OPEN = "open"  # seen resting (or untriggered) on the exchange
     CANCELLING = "cancelling"  # cancel sent, still seen open
     FILLED = "filled"  # fully filled (terminal)
     CANCELLED = "cancelled"  # gone after we asked for it (terminal)
     LOST = "lost"  # gone without us: cancelled from outside, rejected, deactivated (terminal)
+    # An order whose amend or cancel was answered "not found" keeps its status: the next read looks
+    # it up (its final fills) before anything is re-placed.
 
     @property
     def live(self) -> bool:
@@ -168,6 +176,7 @@ class ErrorKind(StrEnum):
     DUPLICATE = "duplicate"
     STOP_AND_ALERT = "stop_and_alert"
     FIX_INPUT = "fix_input"
+    TRIGGER_PASSED = "trigger_passed"  # a conditional order refused: the price is already through it
 
 
 # ------------------------------------------------------------------------------------------ secrets
@@ -310,6 +319,15 @@ class OwnedOrder:
     filled: Decimal = ZERO  # cumExecQty last seen
     status: OrderStatus = OrderStatus.PLACING
     changed_at: float = 0.0  # when we last sent an intent for it: older snapshots cannot confirm it
+    confirmed: bool = False  # the exchange answered its create, or a read showed it
+    # when a create of it was last sent without an answer (0: never): until the exchange's receive
+    # window has passed since, it may still land
+    unanswered_at: float = 0.0
+
+    @property
+    def market_close(self) -> bool:
+        """A stop slot's market close (the stop was breached or could not be placed)."""
+        return self.role is OrderRole.SL and self.trigger_price is None
 
     @property
     def remaining(self) -> Decimal:
@@ -470,6 +488,15 @@ class Snapshot:
         t = self.tickers.get(symbol)
         return t.last_price if t is not None else None
 
+    def trigger_price(self, symbol: str, trigger_by: str) -> Decimal | None:
+        """The price a conditional order with this `triggerBy` fires on: the last traded price
+        (LastPrice) or the mark (MarkPrice; IndexPrice is judged on the mark too)."""
+        if trigger_by == "LastPrice":
+            t = self.tickers.get(symbol)
+            if t is not None:
+                return t.last_price
+        return self.price(symbol)
+
     def _position_mark(self, symbol: str) -> Decimal | None:
         for idx in (0, 1, 2):
             p = self.positions.get((symbol, idx))
@@ -525,6 +552,7 @@ class PlaceOrder:
     close_on_trigger: bool = False
     position_idx: int = 0
     time_in_force: str = "GTC"
+    stage: int = 3  # send order within a pass (see `Stage`)
 
     @property
     def conditional(self) -> bool:
@@ -541,6 +569,7 @@ class AmendOrder:
     price: Decimal | None = None
     trigger_price: Decimal | None = None
     conditional: bool = False  # conditional orders cannot go through amend-batch
+    stage: int = 3  # send order within a pass (see `Stage`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -549,9 +578,21 @@ class CancelOrder:
     monitor_id: str
     link_id: str
     symbol: str
+    stage: int = 1  # send order within a pass (see `Stage`)
 
 
 Intent = PlaceOrder | AmendOrder | CancelOrder
+
+
+class Stage:
+    """The order in which one pass's intents are sent: the stop first (placed or amended), then
+    cancels, then amends that lower a quantity, then places and amends that raise one — so the
+    reduce-only total never exceeds the position on the way, and no failed call delays the stop."""
+
+    STOP = 0
+    CANCEL = 1
+    LOWER = 2
+    RAISE = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -564,6 +605,12 @@ class IntentResult:
     error: ErrorKind | None = None
     message: str = ""
     order_id: str = ""
+    sent: bool = True  # False: never sent (an earlier call of the pass failed)
+
+    @property
+    def unknown(self) -> bool:
+        """No answer came for an intent that was sent: it may or may not have been carried out."""
+        return not self.ok and self.sent and self.error in (ErrorKind.RETRY_LATER, ErrorKind.EXCHANGE_DOWN)
 
 
 # ------------------------------------------------------------------------------------------- events

@@ -17,8 +17,30 @@ Rules that cost the original bot money, kept here on purpose:
   a size change our fills do not explain is acted on only when a second read confirms it;
 - a long's stop only moves up, a short's only down; after the first take-profit fill no intent adds
   exposure (working entries are cancelled);
-- breakeven is recorded done only when the stop is seen on the exchange at that price;
+- breakeven is recorded done only when the stop is seen on the exchange at that price (open, or in
+  its final state once it closed);
 - re-placements are bounded (`Policy.max_repairs`): a rejected order never becomes a loop.
+
+Rules that races with the exchange taught (each has a regression test and a simulator invariant):
+1. a monitor closes only once a read shows every owned order final and the position flat; until then
+   it is CLOSING, keeps accounting fills of what it is cancelling, and guards again if one lands;
+2. an amend or cancel answered "not found" leaves the order unknown, not lost: the next read looks
+   it up (its final fills) before anything is re-placed; an order is only amended when this read
+   shows it;
+3. a create whose answer never came is in flight: looked up by orderLinkId every pass until found,
+   or until a look-up made after the exchange's receive window proves it never landed; it is
+   cancelled by orderLinkId when it must go, never dropped unsent;
+4. a stop slot's market close is never amended as a stop: it is awaited;
+5. a breach is judged on the stop's own trigger price (`Policy.stop_trigger_by`); a stop refused as
+   already breached is replaced by a reduce-only market close at once, and so is a stop whose
+   repair budget is spent (with a critical alert);
+6. a take-profit level is hit at its first fill (tp_hit once, later fills are partial fills); a level
+   merged into the next is hit when the order carrying its quantity fills;
+7. the stop covers the position plus every entry not yet seen cancelled;
+8. intents go out stop first, then cancels, then amends that lower, then places and raising amends
+   (`core.models.Stage`);
+9. a breakeven move still unconfirmed when the position goes flat is settled by the stop's final
+   state: breakeven_moved is recorded before position_closed when the stop was there.
 """
 
 from __future__ import annotations
@@ -53,6 +75,7 @@ from core.models import (
     Plan,
     Side,
     Snapshot,
+    Stage,
 )
 from core.policy import DEFAULT_POLICY, Policy
 from core.sizing import allocate, breakeven_price, stop_improves
@@ -143,19 +166,35 @@ def is_finished(m: Monitor) -> bool:
     return m.phase is Phase.CLOSED and not any(o.status.live for o in m.orders)
 
 
+def is_closing(m: Monitor) -> bool:
+    return m.phase is Phase.CLOSING
+
+
 def links_to_look_up(m: Monitor, snapshot: Snapshot) -> set[str]:
-    """Owned orders missing from the open list whose final state the next step needs."""
-    return {o.link_id for o in m.orders if o.status.live and o.link_id not in snapshot.open_orders}
+    """Owned orders missing from the open list whose final state the next step needs (and orders
+    waiting to be sent again whose earlier create was never answered: they may be there)."""
+    return {o.link_id for o in m.orders if _watched(o) and o.link_id not in snapshot.open_orders}
+
+
+def _watched(o: OwnedOrder) -> bool:
+    """Its state on the exchange matters: live, or a RETRY an earlier unanswered create may have put
+    there."""
+    return o.status.live or (o.status is OrderStatus.RETRY and o.unanswered_at > 0)
 
 
 def acknowledge(m: Monitor, outcomes: Sequence[tuple[Intent, IntentResult]], now: float) -> Decision:
     """Fold the exchange's answers to a step's intents back into the monitor.
 
     - place ok: the exchange holds it (OPEN until a read says otherwise);
-    - place failed for a passing reason: RETRY, re-sent next pass with the same orderLinkId;
+    - place without an answer (timeout, 5xx): in flight (PLACING, unconfirmed): looked up by
+      orderLinkId until found or proven never landed;
+    - place refused before it was carried out (rate limit, not sent): RETRY, same orderLinkId;
+    - stop refused as already breached: a reduce-only market close, sent at once (the intents of the
+      returned Decision are a follow-up the caller sends in the same pass);
     - place rejected: LOST; re-placing it is counted against the repair budget (no loop);
-    - amend of a vanished order: LOST (the next step re-places it); amend rejected: our view is
-      resynced from the next read; a rejected breakeven amend is retried when the price allows;
+    - amend or cancel answered "not found": unknown, not lost: the next read looks it up;
+    - amend rejected: our view is resynced from the next read; a rejected breakeven amend is retried
+      when the price allows;
     - cancel ok: stays CANCELLING until a read shows its final fills (a fill racing the cancel counts).
     """
     w = _Work(m, now)
@@ -168,20 +207,42 @@ def acknowledge(m: Monitor, outcomes: Sequence[tuple[Intent, IntentResult]], now
         if isinstance(intent, PlaceOrder):
             if result.ok:
                 if o.status is OrderStatus.PLACING:
-                    w.orders[i] = replace(o, status=OrderStatus.OPEN)
-            elif result.error in _TRANSIENT:
+                    w.orders[i] = replace(o, status=OrderStatus.OPEN, confirmed=True)
+            elif result.unknown:
+                # stays PLACING, unconfirmed: in flight until a read finds it or proves it absent
+                w.orders[i] = replace(o, unanswered_at=o.changed_at)
+                w.event(
+                    EventKind.ORDER_ADJUSTMENT,
+                    {"action": "create_unanswered", "link_id": o.link_id, "error": _err(result)},
+                )
+            elif result.error in _TRANSIENT or not result.sent:
                 w.orders[i] = replace(o, status=OrderStatus.RETRY, changed_at=0.0)
+            elif _may_still_land(w, o):
+                # this send was refused, but an earlier one that was never answered may still land:
+                # in flight until the receive window has passed
+                w.event(
+                    EventKind.ORDER_ADJUSTMENT,
+                    {"action": "rejected_while_unanswered", "link_id": o.link_id, "error": _err(result)},
+                )
             else:
                 w.orders[i] = replace(o, status=OrderStatus.LOST)  # its re-placement is counted
                 w.event(
                     EventKind.ORDER_ADJUSTMENT,
                     {"action": "rejected", "link_id": o.link_id, "error": _err(result)},
                 )
+                if (
+                    o.role is OrderRole.SL
+                    and not o.market_close
+                    and result.error is ErrorKind.TRIGGER_PASSED
+                    and w.get("position_size") > 0
+                ):
+                    _market_close(w, w.get("position_size"), why="stop_refused_as_breached")
         elif isinstance(intent, AmendOrder):
             if result.ok:
                 continue
-            if result.error is ErrorKind.NOT_FOUND:
-                w.orders[i] = replace(o, status=OrderStatus.LOST, changed_at=0.0)
+            if result.error is ErrorKind.NOT_FOUND or result.unknown:
+                # filled, cancelled or triggered meanwhile (or no answer): the next read looks it up
+                w.orders[i] = replace(o, changed_at=0.0)
             else:
                 w.orders[i] = replace(o, changed_at=0.0)
                 if o.role is OrderRole.SL and w.get("breakeven") is BreakevenState.PENDING:
@@ -215,27 +276,32 @@ def step(
     if s.account != m.account:
         raise ValueError(f"snapshot of account {s.account!r} given for a monitor of {m.account!r}")
     inst = s.instruments.get(m.plan.symbol)
-    w = _Work(m, now)
-    _observe(w, s)
+    w = _Work(m, now, policy)
+    _observe(w, s, policy)
     if m.phase is Phase.CLOSED:
         _resend_cancels(w, s)
         return w.finish(s, policy, inst=inst)
+    _confirm_breakeven(w, s, leader)
     if inst is None:
         # no filters for the symbol: nothing can be sized; keep observing fills, act next time
         return w.finish(s, policy, inst=None)
 
     deltas = _fills(w)
-    size = _position(w, s, deltas)
-    if w.get("phase") is Phase.CLOSED:
-        return w.finish(s, policy, inst=inst)
+    size, ladder, settled = _position(w, s, deltas)
+    if w.get("phase") is Phase.CLOSING:
+        if size <= 0:
+            _keep_closing(w, s)
+            return w.finish(s, policy, inst=inst)
+        _reopen(w, size)  # an order we were cancelling filled: guard what it opened
 
     _entries(w, s, inst)
-    if w.get("phase") is Phase.CLOSED:
+    if w.get("phase") is Phase.CLOSING:
+        _keep_closing(w, s)
         return w.finish(s, policy, inst=inst)
     if size > 0:
-        _breakeven(w, s, inst, leader)
-        _stop(w, s, inst, size, policy)  # the stop first: its intent leads the batch
-        _take_profits(w, inst, size, policy)
+        _breakeven(w, s, inst, leader, policy)
+        _stop(w, s, inst, size, policy)
+        _take_profits(w, s, inst, ladder, policy, lower_only=not settled)
     _phase(w)
     return w.finish(s, policy, inst=inst)
 
@@ -246,9 +312,10 @@ def step(
 class _Work:
     """A mutable draft of the next monitor state plus what to send and record."""
 
-    def __init__(self, m: Monitor, now: float) -> None:
+    def __init__(self, m: Monitor, now: float, policy: Policy = DEFAULT_POLICY) -> None:
         self.m = m
         self.now = now
+        self.policy = policy
         self.orders: list[OwnedOrder] = list(m.orders)
         self.changes: dict[str, Any] = {}
         self.events: list[tuple[EventKind, dict[str, Any], object]] = []
@@ -321,6 +388,8 @@ class _Work:
             trigger_price=trigger,
             status=OrderStatus.PLACING,
             changed_at=self.now,
+            # a re-sent create keeps the time of an earlier one that was never answered
+            unanswered_at=self.orders[replace_index].unanswered_at if replace_index is not None else 0.0,
         )
         direction = 0
         if trigger is not None:
@@ -342,6 +411,7 @@ class _Work:
             close_on_trigger=close_on_trigger,
             position_idx=m.plan.position_idx,
             time_in_force=time_in_force,
+            stage=Stage.STOP if role is OrderRole.SL else Stage.RAISE,
         )
         self.place(order, intent, replace_index)
 
@@ -362,6 +432,9 @@ class _Work:
                 qty=qty,
                 trigger_price=trigger,
                 conditional=o.role is OrderRole.SL and o.trigger_price is not None,
+                stage=Stage.STOP
+                if o.role is OrderRole.SL
+                else (Stage.LOWER if qty is not None and qty < o.qty else Stage.RAISE),
             )
         )
         self.activity = True
@@ -397,7 +470,7 @@ class _Work:
         version = m.version + 1
         new = replace(draft, version=version, updated_at=self.now)
         events = tuple(self._build_events(new))
-        intents: tuple[Intent, ...] = (*self.places, *self.amends, *self.cancels)
+        intents = tuple(sorted((*self.places, *self.amends, *self.cancels), key=lambda i: i.stage))
         return Decision(new, intents, events)
 
     def _build_events(self, new: Monitor) -> list[Event]:
@@ -430,9 +503,15 @@ class _Work:
 # ---------------------------------------------------------------------------------------- observe
 
 
-def _observe(w: _Work, s: Snapshot) -> None:
+def _observe(w: _Work, s: Snapshot, policy: Policy) -> None:
     """Bring every live owned order up to what this read shows."""
     for i, o in enumerate(w.orders):
+        if o.status is OrderStatus.RETRY and o.unanswered_at > 0:
+            if o.link_id in s.open_orders or o.link_id in s.closed_orders:
+                o = w.orders[i] = replace(o, status=OrderStatus.PLACING)  # it landed after all
+            else:
+                _proven_absent(w, s, policy, i, o)
+                continue
         if not o.status.live:
             continue
         fresh = s.taken_at >= o.changed_at
@@ -446,6 +525,8 @@ def _observe(w: _Work, s: Snapshot) -> None:
                 upd["filled"] = ex.filled
             if o.status is OrderStatus.PLACING:
                 upd["status"] = OrderStatus.OPEN
+            if not o.confirmed:
+                upd["confirmed"] = True
             if fresh:
                 # what the exchange holds wins over what we last asked for
                 if ex.qty != o.qty:
@@ -457,21 +538,38 @@ def _observe(w: _Work, s: Snapshot) -> None:
             continue
         closed = s.closed_orders.get(o.link_id)
         if closed is not None:
+            if closed.status.is_open:
+                continue  # an open order seen by the look-up only: next read shows it
             filled = max(o.filled, closed.filled)
             if closed.status is ExchangeOrderStatus.FILLED or (o.qty > 0 and filled >= o.qty):
                 status = OrderStatus.FILLED
             elif o.status is OrderStatus.CANCELLING:
                 status = OrderStatus.CANCELLED
-            elif closed.status.is_open:
-                continue  # an open order seen by the look-up only: next read shows it
             else:
                 status = OrderStatus.LOST
-            w.orders[i] = replace(o, filled=filled, status=status)
+            trigger = o.trigger_price
+            if o.trigger_price is not None and closed.trigger_price:
+                trigger = closed.trigger_price  # its final state: where it really stood
+            w.orders[i] = replace(o, filled=filled, status=status, trigger_price=trigger, confirmed=True)
             continue
-        if fresh and o.link_id in s.looked_up:
-            status = OrderStatus.CANCELLED if o.status is OrderStatus.CANCELLING else OrderStatus.LOST
-            w.orders[i] = replace(o, status=status)
-        # else: not seen, not looked up (or the read predates our intent): unknown, wait
+        if not (fresh and o.link_id in s.looked_up):
+            continue  # not seen, not looked up (or the read predates our intent): unknown, wait
+        if o.status is OrderStatus.CANCELLING:
+            if not o.confirmed and s.taken_at < o.unanswered_at + policy.create_window_s:
+                continue  # its create may still land after our cancel: gone only once the window passed
+            w.orders[i] = replace(o, status=OrderStatus.CANCELLED)
+        elif not o.confirmed:
+            # not there (yet): send the same create again — the same orderLinkId cannot land twice
+            w.orders[i] = replace(o, status=OrderStatus.RETRY)
+        else:
+            w.orders[i] = replace(o, status=OrderStatus.LOST)
+
+
+def _proven_absent(w: _Work, s: Snapshot, policy: Policy, i: int, o: OwnedOrder) -> None:
+    """A RETRY whose earlier create was never answered and that a look-up made after the receive
+    window did not find: it never will land (a plain RETRY from now on)."""
+    if o.link_id in s.looked_up and s.taken_at >= o.unanswered_at + policy.create_window_s:
+        w.orders[i] = replace(o, unanswered_at=0.0)
 
 
 def _resend_cancels(w: _Work, s: Snapshot) -> None:
@@ -530,7 +628,16 @@ def _fills(w: _Work) -> _Deltas:
         _, cur = w.slot(OrderRole.TP, level)
         assert cur is not None
         price = str(m.plan.take_profits[level - 1].price) if level <= len(m.plan.take_profits) else None
-        if cur.status is OrderStatus.FILLED and level not in hits:
+        if level not in hits:
+            # the price reached the level: hit at its first fill, partial or full
+            for lower in range(1, level):
+                if lower not in hits and not _ever_placed(w, lower):
+                    hits.append(lower)  # merged into this level's order: done with it
+                    w.event(
+                        EventKind.TP_HIT,
+                        {"level": lower, "qty": "0", "merged_into": level, "price": _tp_price(m, lower)},
+                        discriminator=lower,
+                    )
             hits.append(level)
             w.event(
                 EventKind.TP_HIT,
@@ -561,7 +668,14 @@ def _fills(w: _Work) -> _Deltas:
         w.set(tp_hits=tuple(sorted(hits)))
     if d.tp > 0 and not w.get("entries_closed"):
         _close_entries(w, "take_profit_filled")
-    if d.sl > 0:
+    if d.sl > 0 and w.filled_of(OrderRole.SL) > d.sl:
+        _, sl = w.slot(OrderRole.SL, 0)
+        w.event(
+            EventKind.PARTIAL_FILL,
+            {"role": "sl", "qty": str(d.sl), "filled": str(w.filled_of(OrderRole.SL))},
+            discriminator=("sl", w.filled_of(OrderRole.SL)),
+        )
+    elif d.sl > 0:
         _, sl = w.slot(OrderRole.SL, 0)
         w.event(
             EventKind.SL_HIT,
@@ -576,12 +690,22 @@ def _fills(w: _Work) -> _Deltas:
     return d
 
 
+def _ever_placed(w: _Work, level: int) -> bool:
+    return any(o.role is OrderRole.TP and o.level == level for o in w.orders)
+
+
+def _tp_price(m: Monitor, level: int) -> str | None:
+    return str(m.plan.take_profits[level - 1].price) if level <= len(m.plan.take_profits) else None
+
+
 # --------------------------------------------------------------------------------------- position
 
 
-def _position(w: _Work, s: Snapshot, d: _Deltas) -> Decimal:
-    """Reconcile the position size with our fills; close the monitor when it is flat. Returns the
-    size the ladder and the stop are sized for."""
+def _position(w: _Work, s: Snapshot, d: _Deltas) -> tuple[Decimal, Decimal, bool]:
+    """Reconcile the position size with our fills; begin closing the monitor when it is flat.
+    Returns (the size the stop must cover, the size the ladder may cover, settled): while a size
+    change is unexplained, the stop covers the larger of the real and the expected size and the
+    ladder may only shrink to the smaller."""
     m = w.m
     plan = m.plan
     pos = s.position(plan.symbol, plan.position_idx)
@@ -598,7 +722,7 @@ def _position(w: _Work, s: Snapshot, d: _Deltas) -> Decimal:
         if actual > 0:
             w.set(built_qty=actual, position_size=actual, entries_closed=True, unexplained_at=None)
             w.event(EventKind.POSITION_UPDATE, {"size": str(actual), "reason": "adopted"})
-        return actual
+        return actual, actual, True
 
     expected = max(m.position_size + d.entry - d.tp - d.sl, ZERO)
     exposure = m.built_qty > 0 or d.entry > 0 or m.position_size > 0
@@ -609,8 +733,8 @@ def _position(w: _Work, s: Snapshot, d: _Deltas) -> Decimal:
         if m.unexplained_at is not None:
             w.set(unexplained_at=None)
         if actual == 0 and exposure:
-            _close(w, _close_reason(w, flipped=False))
-        return actual
+            _begin_close(w, _close_reason(w, flipped=False))
+        return actual, actual, True
 
     # the size disagrees with our fills: act on it only when a later read confirms it, and never
     # while one of our orders is unaccounted for in this read (missing from the open list and not
@@ -621,13 +745,15 @@ def _position(w: _Work, s: Snapshot, d: _Deltas) -> Decimal:
             w.set(unexplained_at=s.taken_at)
         if expected != m.position_size:
             w.set(position_size=expected)
-        return expected
+        # the stop covers what may be there; the ladder may shrink to a smaller real size, but a
+        # flat read is acted on only once a second read confirms it (the close path)
+        return max(actual, expected), (min(actual, expected) if actual > 0 else expected), False
     w.set(unexplained_at=None, position_size=actual)
     diff = actual - expected
     if actual == 0:
         if exposure or flipped:
-            _close(w, _close_reason(w, flipped=flipped, unexplained=True))
-        return ZERO
+            _begin_close(w, _close_reason(w, flipped=flipped, unexplained=True))
+        return ZERO, ZERO, True
     if diff > 0:
         # grown by hand: adopt the growth; the ladder and the stop follow the new size
         w.set(built_qty=w.get("built_qty") + diff)
@@ -635,13 +761,13 @@ def _position(w: _Work, s: Snapshot, d: _Deltas) -> Decimal:
         EventKind.POSITION_UPDATE,
         {"size": str(actual), "expected": str(expected), "reason": "changed_outside"},
     )
-    return actual
+    return actual, actual, True
 
 
 def _unresolved(w: _Work, s: Snapshot) -> bool:
-    """Some live owned order's state is unknown in this read."""
+    """Some owned order's state on the exchange is unknown in this read."""
     return any(
-        o.status.live and o.link_id not in s.open_orders and o.link_id not in s.looked_up for o in w.orders
+        _watched(o) and o.link_id not in s.open_orders and o.link_id not in s.looked_up for o in w.orders
     )
 
 
@@ -660,29 +786,74 @@ def _close_reason(w: _Work, *, flipped: bool, unexplained: bool = False) -> Clos
     return CloseReason.TP_COMPLETE
 
 
-def _close(w: _Work, reason: CloseReason) -> None:
-    w.set(phase=Phase.CLOSED, closed_reason=reason, position_size=ZERO, unexplained_at=None)
+def _begin_close(w: _Work, reason: CloseReason) -> None:
+    """The position is flat (or the entries expired unfilled): cancel everything of ours. The
+    monitor is CLOSING until a read shows every owned order final and the position still flat."""
+    if w.get("phase") is not Phase.CLOSING:
+        w.set(phase=Phase.CLOSING, closed_reason=reason, unexplained_at=None)
+    w.set(position_size=ZERO)
     _cancel_all(w)
-    w.event(
-        EventKind.POSITION_CLOSED,
-        {
-            "reason": reason.value,
-            "tp_hits": list(w.get("tp_hits")),
-            "tp_filled": str(w.filled_of(OrderRole.TP)),
-            "sl_filled": str(w.filled_of(OrderRole.SL)),
-            "built_qty": str(w.get("built_qty")),
-            "avg_entry": str(w.get("avg_entry")) if w.get("avg_entry") is not None else None,
-        },
-        discriminator=None,
-    )
+
+
+def _keep_closing(w: _Work, s: Snapshot) -> None:
+    """A closing monitor: re-send cancels a fresh read still shows open; close once nothing of ours
+    is live (every fill of what we cancelled is accounted)."""
+    _resend_cancels(w, s)
+    _cancel_all(w)
+    if any(o.status.live for o in w.orders):
+        return
+    tentative = w.get("closed_reason")
+    if tentative is CloseReason.EXPIRED and w.get("built_qty") <= 0:
+        reason = CloseReason.EXPIRED
+    else:
+        reason = _close_reason(
+            w, flipped=tentative is CloseReason.EXTERNAL, unexplained=tentative is CloseReason.MANUAL
+        )
+    w.set(phase=Phase.CLOSED, closed_reason=reason, position_size=ZERO, unexplained_at=None)
+    payload: dict[str, Any] = {"reason": reason.value}
+    if reason is not CloseReason.EXPIRED:
+        payload.update(
+            {
+                "tp_hits": list(w.get("tp_hits")),
+                "tp_filled": str(w.filled_of(OrderRole.TP)),
+                "sl_filled": str(w.filled_of(OrderRole.SL)),
+                "built_qty": str(w.get("built_qty")),
+                "avg_entry": str(w.get("avg_entry")) if w.get("avg_entry") is not None else None,
+            }
+        )
+    w.event(EventKind.POSITION_CLOSED, payload, discriminator=None)
+
+
+def _reopen(w: _Work, size: Decimal) -> None:
+    """An order we were cancelling on the way to closing filled: the position is open again and is
+    guarded as before (the stop is placed again this very pass)."""
+    w.set(phase=Phase.MONITORING, closed_reason=None)
+    w.event(EventKind.ORDER_ADJUSTMENT, {"action": "reguarded", "size": str(size)})
+
+
+_DROPPABLE = (OrderStatus.PLACING, OrderStatus.OPEN, OrderStatus.RETRY)
 
 
 def _cancel_all(w: _Work) -> None:
     for i, o in enumerate(w.orders):
-        if o.status in (OrderStatus.PLACING, OrderStatus.OPEN):
-            w.cancel(i)
-        elif o.status is OrderStatus.RETRY:
-            w.orders[i] = replace(o, status=OrderStatus.CANCELLED)
+        if o.status in _DROPPABLE:
+            _drop(w, i)
+
+
+def _drop(w: _Work, i: int) -> None:
+    """The order must go. A RETRY that is known not to be on the exchange is simply forgotten; any
+    other is cancelled by its orderLinkId (a create without an answer may have landed)."""
+    o = w.orders[i]
+    if o.status is OrderStatus.RETRY and o.unanswered_at <= 0:
+        w.orders[i] = replace(o, status=OrderStatus.CANCELLED)
+    else:
+        w.cancel(i)
+
+
+def _may_still_land(w: _Work, o: OwnedOrder) -> bool:
+    """A create of it was sent without an answer, and the exchange's receive window since has not
+    passed: it may yet land."""
+    return not o.confirmed and o.unanswered_at > 0 and w.now < o.unanswered_at + w.policy.create_window_s
 
 
 # ---------------------------------------------------------------------------------------- entries
@@ -693,11 +864,10 @@ def _close_entries(w: _Work, why: str) -> None:
     w.set(entries_closed=True)
     cancelled = []
     for i, o in enumerate(w.orders):
-        if o.role is OrderRole.ENTRY and o.status in (OrderStatus.PLACING, OrderStatus.OPEN):
-            w.cancel(i)
-            cancelled.append(o.link_id)
-        elif o.role is OrderRole.ENTRY and o.status is OrderStatus.RETRY:
-            w.orders[i] = replace(o, status=OrderStatus.CANCELLED)
+        if o.role is OrderRole.ENTRY and o.status in _DROPPABLE:
+            _drop(w, i)
+            if w.orders[i].status is OrderStatus.CANCELLING:
+                cancelled.append(o.link_id)
     if cancelled:
         w.event(EventKind.ORDER_ADJUSTMENT, {"action": "entries_cancelled", "why": why, "links": cancelled})
 
@@ -744,39 +914,47 @@ def _entries(w: _Work, s: Snapshot, inst: Instrument) -> None:
 
 
 def _expire_if_empty(w: _Work) -> None:
-    """Entries are over and nothing filled: there is nothing to guard."""
+    """Entries are over and nothing filled: there is nothing to guard once their cancels are
+    confirmed (an entry that fills meanwhile is guarded)."""
     if w.get("built_qty") <= 0 and w.get("position_size") <= 0:
-        w.set(phase=Phase.CLOSED, closed_reason=CloseReason.EXPIRED)
-        w.event(EventKind.POSITION_CLOSED, {"reason": CloseReason.EXPIRED.value}, discriminator=None)
+        _begin_close(w, CloseReason.EXPIRED)
 
 
 # ------------------------------------------------------------------------------------ take-profits
 
 
-def _take_profits(w: _Work, inst: Instrument, size: Decimal, policy: Policy) -> None:
-    """The ladder: remaining weight per level, split of the position, diff against the live orders."""
+def _take_profits(
+    w: _Work, s: Snapshot, inst: Instrument, size: Decimal, policy: Policy, *, lower_only: bool = False
+) -> None:
+    """The ladder: remaining weight per level, split of the position, diff against the live orders.
+    A level merged away (hit with no fill of its own) weighs nothing; any other level weighs what is
+    left of its share, so a partly filled level keeps the rest of its quantity. `lower_only` (the
+    size is not settled): only cancels and amends that lower a quantity."""
     plan = w.m.plan
     built = w.get("built_qty")
     hits = set(w.get("tp_hits"))
     weights = []
     for level, tp in enumerate(plan.take_profits, start=1):
-        if level in hits:
+        filled = w.filled_of(OrderRole.TP, level)
+        if level in hits and filled <= 0:
             weights.append(ZERO)
         else:
-            weights.append(max(built * tp.fraction - w.filled_of(OrderRole.TP, level), ZERO))
+            weights.append(max(built * tp.fraction - filled, ZERO))
     wanted = allocate(size, weights, inst)
     for level, (tp, qty) in enumerate(zip(plan.take_profits, wanted, strict=True), start=1):
         i, cur = w.slot(OrderRole.TP, level)
         if cur is not None and cur.status in (OrderStatus.PLACING, OrderStatus.OPEN):
             assert i is not None
+            if cur.link_id not in s.open_orders:
+                continue  # this read does not show it (in flight, or gone and not looked up): wait
             if qty <= 0:
                 w.cancel(i)
-            elif cur.remaining != qty:
+            elif cur.remaining > qty or (cur.remaining < qty and not lower_only):
                 w.amend(i, qty=cur.filled + qty)
             continue
         if cur is not None and cur.status is OrderStatus.CANCELLING:
             continue
-        if qty <= 0:
+        if qty <= 0 or lower_only:
             continue
         generation = 1
         if cur is not None:
@@ -835,37 +1013,53 @@ def _stop_trigger(w: _Work) -> Decimal:
     return trigger
 
 
-def _breakeven(w: _Work, s: Snapshot, inst: Instrument, leader: Monitor | None) -> None:
+def _through(price: Decimal | None, trigger: Decimal, side: Side) -> bool:
+    """The price is at or beyond a long's (short's) stop trigger: a stop there would be refused."""
+    if price is None:
+        return False
+    return price <= trigger if side is Side.BUY else price >= trigger
+
+
+def _confirm_breakeven(w: _Work, s: Snapshot, leader: Monitor | None) -> None:
+    """A pending breakeven move is done once the exchange shows the stop there: open in a read made
+    after the amend, or in its final state (a stop that fired or was cancelled keeps its trigger)."""
+    if w.get("breakeven") is not BreakevenState.PENDING:
+        return
+    be = w.get("breakeven_price")
+    if be is None:
+        return
+    side = w.m.plan.side
+    for o in reversed(w.orders):
+        if o.role is not OrderRole.SL or o.market_close:
+            continue
+        ex = s.open_orders.get(o.link_id)
+        if ex is not None and s.taken_at < o.changed_at:
+            ex = None  # a read from before our amend cannot confirm it
+        if ex is None:
+            ex = s.closed_orders.get(o.link_id)
+        if ex is None or ex.trigger_price is None or stop_improves(ex.trigger_price, be, side):
+            continue
+        m = w.m
+        w.set(breakeven=BreakevenState.DONE)
+        w.event(
+            EventKind.BREAKEVEN_MOVED,
+            {
+                "price": str(ex.trigger_price),
+                "avg_entry": str(w.get("avg_entry")),
+                "link_id": o.link_id,
+                "followed_main": bool(
+                    m.mirror_of and leader is not None and leader.breakeven is BreakevenState.DONE
+                ),
+            },
+            discriminator=None,
+        )
+        return
+
+
+def _breakeven(w: _Work, s: Snapshot, inst: Instrument, leader: Monitor | None, policy: Policy) -> None:
     m = w.m
     plan = m.plan
-    state = w.get("breakeven")
-    if state is BreakevenState.PENDING:
-        _, sl = w.slot(OrderRole.SL, 0)
-        ex = s.open_orders.get(sl.link_id) if sl is not None else None
-        be = w.get("breakeven_price")
-        if (
-            sl is not None
-            and ex is not None
-            and s.taken_at >= sl.changed_at
-            and ex.trigger_price is not None
-            and be is not None
-            and not stop_improves(ex.trigger_price, be, plan.side)
-        ):
-            w.set(breakeven=BreakevenState.DONE)
-            w.event(
-                EventKind.BREAKEVEN_MOVED,
-                {
-                    "price": str(ex.trigger_price),
-                    "avg_entry": str(w.get("avg_entry")),
-                    "link_id": sl.link_id,
-                    "followed_main": bool(
-                        m.mirror_of and leader is not None and leader.breakeven is BreakevenState.DONE
-                    ),
-                },
-                discriminator=None,
-            )
-        return
-    if state is not BreakevenState.NONE:
+    if w.get("breakeven") is not BreakevenState.NONE:
         return
     due = plan.breakeven_after is not None and plan.breakeven_after in w.get("tp_hits")
     if leader is not None and leader.breakeven is BreakevenState.DONE:
@@ -877,11 +1071,8 @@ def _breakeven(w: _Work, s: Snapshot, inst: Instrument, leader: Monitor | None) 
     current = w.get("stop_price")
     if not stop_improves(current, be, plan.side):
         be = current  # the stop already protects at least breakeven: confirm it as such
-    else:
-        last = s.last_price(plan.symbol)
-        through = last is not None and (last <= be if plan.side is Side.BUY else last >= be)
-        if through:
-            return  # the price is already beyond breakeven: such a stop would be refused; wait
+    elif _through(s.trigger_price(plan.symbol, policy.stop_trigger_by), be, plan.side):
+        return  # the price is already beyond breakeven: such a stop would be refused; wait
     if not w.get("entries_closed"):
         _close_entries(w, "breakeven")
     w.set(breakeven=BreakevenState.PENDING, breakeven_price=be)
@@ -889,23 +1080,29 @@ def _breakeven(w: _Work, s: Snapshot, inst: Instrument, leader: Monitor | None) 
 
 
 def _stop(w: _Work, s: Snapshot, inst: Instrument, size: Decimal, policy: Policy) -> None:
-    """One stop covering the position plus the entries still working, amended in place."""
+    """One stop covering the position plus every entry not yet seen cancelled, amended in place."""
     plan = w.m.plan
     working = sum(
-        (
-            o.remaining
-            for o in w.orders
-            if o.role is OrderRole.ENTRY and o.status in (OrderStatus.PLACING, OrderStatus.OPEN)
-        ),
+        (o.remaining for o in w.orders if o.role is OrderRole.ENTRY and o.status.live),
         ZERO,
     )
     qty = size + working
     trigger = _stop_trigger(w)
     i, cur = w.slot(OrderRole.SL, 0)
-    if cur is not None and cur.status in (OrderStatus.PLACING, OrderStatus.OPEN):
+    if cur is not None and cur.status in (OrderStatus.PLACING, OrderStatus.OPEN, OrderStatus.CANCELLING):
         assert i is not None
+        if cur.market_close or cur.status is OrderStatus.CANCELLING:
+            return  # a market close (or a cancel) under way: its fate comes with the next read
         if cur.filled > 0:
             return  # the stop has fired: the close is under way
+        if cur.link_id not in s.open_orders:
+            if cur.status is OrderStatus.PLACING and not cur.confirmed:
+                price = s.trigger_price(plan.symbol, policy.stop_trigger_by)
+                if _through(price, trigger, plan.side):
+                    # a stop whose create was never answered, and the price is through it: do not
+                    # wait for its fate, close (reduce-only: if the stop landed too, nothing doubles)
+                    _market_close(w, size, why="stop_unanswered_and_breached", trigger=trigger, last=price)
+            return  # this read does not show it: never amend an order in an unknown state
         new_qty = qty if cur.qty != qty else None
         new_trigger = trigger if cur.trigger_price != trigger else None
         if (
@@ -917,34 +1114,18 @@ def _stop(w: _Work, s: Snapshot, inst: Instrument, size: Decimal, policy: Policy
         if new_qty is not None or new_trigger is not None:
             w.amend(i, qty=new_qty, trigger=new_trigger)
         return
-    if cur is not None and cur.status is OrderStatus.CANCELLING:
+    price = s.trigger_price(plan.symbol, policy.stop_trigger_by)
+    if _through(price, trigger, plan.side):
+        # the price is already through the stop: a stop there would be refused; close now instead
+        _market_close(w, size, why="stop_breached_market_close", trigger=trigger, last=price)
         return
     generation = 1
     if cur is not None:
         generation = cur.generation if cur.status is OrderStatus.RETRY else cur.generation + 1
         if cur.status is OrderStatus.LOST and not _may_repair(w, policy, cur):
+            # the slot's repair budget is spent: never leave the position without protection
+            _market_close(w, size, why="stop_repair_budget_spent", alert=True)
             return
-    last = s.last_price(plan.symbol)
-    breached = last is not None and (last <= trigger if plan.side is Side.BUY else last >= trigger)
-    index = i if cur is not None and cur.status is OrderStatus.RETRY else None
-    if breached:
-        # the price is already through the stop: a stop there would be refused; close now instead
-        w.event(
-            EventKind.ORDER_ADJUSTMENT,
-            {"action": "stop_breached_market_close", "trigger": str(trigger), "last": str(last)},
-        )
-        w.new_order(
-            OrderRole.SL,
-            0,
-            generation,
-            plan.side.opposite,
-            size,
-            order_type="Market",
-            reduce_only=True,
-            time_in_force="IOC",
-            replace_index=index,
-        )
-        return
     w.new_order(
         OrderRole.SL,
         0,
@@ -956,7 +1137,59 @@ def _stop(w: _Work, s: Snapshot, inst: Instrument, size: Decimal, policy: Policy
         reduce_only=True,
         close_on_trigger=True,
         trigger_by=policy.stop_trigger_by,
-        replace_index=index,
+        replace_index=i if cur is not None and cur.status is OrderStatus.RETRY else None,
+    )
+
+
+MAX_MARKET_CLOSES = 5  # market-close attempts of one stop slot (a loop of refusals ends; alerted)
+
+
+def _market_close(
+    w: _Work,
+    size: Decimal,
+    *,
+    why: str,
+    trigger: Decimal | None = None,
+    last: Decimal | None = None,
+    alert: bool = False,
+) -> None:
+    """Close the position at market, reduce-only, in the stop's slot under a new orderLinkId (never
+    the id of an order that may exist). A slot whose create was refused before it was carried out
+    (RETRY) is dropped for it. Bounded: after `MAX_MARKET_CLOSES` refusals the operator is alerted."""
+    if size <= 0:
+        return
+    i, cur = w.slot(OrderRole.SL, 0)
+    closes = sum(1 for o in w.orders if o.market_close)
+    if closes >= MAX_MARKET_CLOSES:
+        if not w.get("halted"):
+            w.set(halted=True)
+            w.event(
+                EventKind.ORDER_ADJUSTMENT,
+                {"action": "market_close_refused", "closes": closes, "alert": True},
+                discriminator=None,
+            )
+        return
+    if cur is not None and cur.status is OrderStatus.RETRY:
+        assert i is not None
+        _drop(w, i)
+    generation = cur.generation + 1 if cur is not None else 1
+    payload: dict[str, Any] = {"action": why, "qty": str(size)}
+    if trigger is not None:
+        payload["trigger"] = str(trigger)
+    if last is not None:
+        payload["last"] = str(last)
+    if alert:
+        payload["alert"] = True
+    w.event(EventKind.ORDER_ADJUSTMENT, payload)
+    w.new_order(
+        OrderRole.SL,
+        0,
+        generation,
+        w.m.plan.side.opposite,
+        size,
+        order_type="Market",
+        reduce_only=True,
+        time_in_force="IOC",
     )
 
 
@@ -965,7 +1198,7 @@ def _stop(w: _Work, s: Snapshot, inst: Instrument, size: Decimal, policy: Policy
 
 def _phase(w: _Work) -> None:
     phase = w.get("phase")
-    if phase is Phase.CLOSED:
+    if phase in (Phase.CLOSED, Phase.CLOSING):
         return
     if w.get("tp_hits") or w.filled_of(OrderRole.TP) > 0:
         new = Phase.PROFIT_TAKING

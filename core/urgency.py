@@ -5,6 +5,7 @@ The table (intervals in config/queues.py), first matching row wins:
 | tier     | when                                                                                   |
 |----------|----------------------------------------------------------------------------------------|
 | critical | something is in flight (an order placed/cancelled but not yet confirmed, a repair, a    |
+|          | close waiting for its confirming read,                                                   |
 |          | breakeven move due or unconfirmed, a size change waiting for its confirming read), or   |
 |          | the mark is within `proximity_band` of the next TP, of the stop, or of the next working  |
 |          | entry (a fill there needs its stop resized at once)                                      |
@@ -68,7 +69,7 @@ def classify(
 
 def in_flight(m: Monitor) -> bool:
     """Something this monitor did is not confirmed yet, or something it must do is due."""
-    if m.phase is Phase.PENDING:
+    if m.phase in (Phase.PENDING, Phase.CLOSING):
         return True
     if any(o.status in _IN_FLIGHT for o in m.orders):
         return True

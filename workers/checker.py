@@ -164,6 +164,7 @@ def _pass(
     events: list[Event] = []
     finals: list[tuple[Loaded, Monitor]] = []
     reactions: list[tuple[str, float]] = []
+    follow: dict[str, Decision] = {}
     for item in group:
         d = decisions[item.monitor.id]
         final, evs = d.monitor, list(d.events)
@@ -172,11 +173,24 @@ def _pass(
             ack = acknowledge(final, outcomes[final.id], acked_at)
             final = ack.monitor
             evs.extend(ack.events)
+            if ack.intents:
+                follow[final.id] = ack
             reaction = _reaction(d.events, outcomes[final.id], acked_at)
             if reaction is not None:
                 reactions.append(reaction)
         events.extend(evs)
         finals.append((item, final))
+    if follow:
+        # what the answers made urgent (a stop refused as breached → a market close), this pass
+        more: dict[str, list[Outcome]] = defaultdict(list)
+        for intent, res in execute(client, account, [i for a in follow.values() for i in a.intents]):
+            more[intent.monitor_id].append((intent, res))
+        for n, (item, final) in enumerate(finals):
+            if final.id in follow:
+                again = acknowledge(final, more[final.id], rt.clock())
+                finals[n] = (item, again.monitor)
+                events.extend(again.events)
+        intents.extend(i for a in follow.values() for i in a.intents)
     if reactions:
         rt.latency.record_many(REACTION, reactions, now=now)
     saved = store.save_many(finals)

@@ -1,18 +1,35 @@
 """Sends a pass's intents through the batch endpoints of the account's own client.
 
-Order matters: places first (a new stop is on the exchange before anything is cancelled), then
-amends, then cancels. If a whole call fails (transport, rate limit), nothing after it is sent in
-this pass and every unsent intent is answered with that failure, so the monitors retry next pass.
+Order matters (`core.models.Stage`): the stops first (placed or amended), then cancels, then amends
+that lower a quantity, then places and amends that raise one — so the reduce-only total never
+exceeds the position on the way. Every stop call is sent whatever happened to another; from the
+cancels on, a whole call that fails (transport, rate limit) stops the pass: every later intent is
+answered "not sent" (`IntentResult.sent` False), so the monitors retry next pass.
+
+`send` is what a pass does with a Decision: execute, fold the answers back (`core.step.acknowledge`),
+and send once more what the answers made urgent (a stop refused as breached becomes a market close).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from core.errors import TpslError
-from core.models import Account, AmendOrder, CancelOrder, Intent, IntentResult, PlaceOrder
+from core.models import (
+    Account,
+    AmendOrder,
+    CancelOrder,
+    Decision,
+    Event,
+    Intent,
+    IntentResult,
+    Monitor,
+    PlaceOrder,
+    Stage,
+)
 from core.ports import ExchangePort
+from core.step import acknowledge
 
 log = logging.getLogger(__name__)
 
@@ -23,37 +40,65 @@ def execute(client: ExchangePort, account: Account, intents: Sequence[Intent]) -
     for intent in intents:
         if intent.account != account.id:  # every action goes through its monitor's own account
             raise ValueError(f"intent for account {intent.account!r} sent through {account.id!r}")
-    groups: list[tuple[str, list[Intent]]] = [
-        ("place", [i for i in intents if isinstance(i, PlaceOrder)]),
-        ("amend", [i for i in intents if isinstance(i, AmendOrder)]),
-        ("cancel", [i for i in intents if isinstance(i, CancelOrder)]),
-    ]
     out: list[Outcome] = []
     failure: TpslError | None = None
-    for name, group in groups:
-        if not group:
-            continue
+    for stage, kind, group in _calls(intents):
         if failure is not None:
             out.extend((i, _failed(i, failure, sent=False)) for i in group)
             continue
         try:
-            if name == "place":
+            if kind is PlaceOrder:
                 results = client.place(account, group)  # type: ignore[arg-type]
-            elif name == "amend":
+            elif kind is AmendOrder:
                 results = client.amend(account, group)  # type: ignore[arg-type]
             else:
                 results = client.cancel(account, group)  # type: ignore[arg-type]
         except TpslError as e:
-            log.warning("account %s: %s of %d orders failed: %s", account.id, name, len(group), e)
-            failure = e
+            log.warning("account %s: %s of %d orders failed: %s", account.id, kind.__name__, len(group), e)
             out.extend((i, _failed(i, e, sent=True)) for i in group)
+            if stage != Stage.STOP:
+                failure = e  # a failed stop call never holds back another stop
             continue
         if len(results) != len(group):
-            raise RuntimeError(f"{name}: {len(results)} results for {len(group)} intents")
+            raise RuntimeError(f"{kind.__name__}: {len(results)} results for {len(group)} intents")
         out.extend(zip(group, results, strict=True))
     return out
 
 
+def _calls(intents: Sequence[Intent]) -> list[tuple[int, type, list[Intent]]]:
+    """One call per (stage, kind), in stage order; within a stage places before amends before
+    cancels (the order the intents' types are listed in)."""
+    order = {PlaceOrder: 0, AmendOrder: 1, CancelOrder: 2}
+    groups: dict[tuple[int, int], list[Intent]] = {}
+    for i in intents:
+        groups.setdefault((i.stage, order[type(i)]), []).append(i)
+    kinds = {v: k for k, v in order.items()}
+    return [(stage, kinds[k], groups[(stage, k)]) for stage, k in sorted(groups)]
+
+
 def _failed(intent: Intent, error: TpslError, *, sent: bool) -> IntentResult:
     prefix = "" if sent else "not sent: "
-    return IntentResult(intent.link_id, False, error.kind, f"{prefix}{error.message}"[:300])
+    return IntentResult(intent.link_id, False, error.kind, f"{prefix}{error.message}"[:300], sent=sent)
+
+
+def send(
+    client: ExchangePort, account: Account, d: Decision, clock: Callable[[], float]
+) -> tuple[Decision, list[Outcome]]:
+    """Execute a decision's intents and fold the answers back; what the answers made urgent (a
+    market close for a stop refused as breached) is sent in the same pass. Returns the decision as
+    it stands after the answers (every intent sent, every event) and all outcomes."""
+    if not d.intents:
+        return d, []
+    outcomes = execute(client, account, d.intents)
+    ack = acknowledge(d.monitor, outcomes, clock())
+    monitor: Monitor = ack.monitor
+    events: list[Event] = [*d.events, *ack.events]
+    intents: list[Intent] = [*d.intents]
+    if ack.intents:
+        more = execute(client, account, ack.intents)
+        again = acknowledge(monitor, more, clock())
+        monitor = again.monitor
+        events.extend(again.events)
+        intents.extend(ack.intents)
+        outcomes.extend(more)
+    return Decision(monitor, tuple(intents), tuple(events)), outcomes

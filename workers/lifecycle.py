@@ -27,10 +27,10 @@ from core.errors import FixInput, NotFound, RetryLater
 from core.mirror import equity_ratio, mirror_plan
 from core.models import Account, Decision, Instrument, Monitor, Phase, Plan
 from core.plan import check_adoption, parse_request
-from core.step import acknowledge, is_finished, open_monitor
+from core.step import is_finished, open_monitor
 from core.step import remove_monitor as core_remove
 from workers.checker import read
-from workers.executor import execute
+from workers.executor import send
 from workers.hold import hold_account
 from workers.position_index import PositionIndex
 from workers.recorder import Recorder, needs_alert
@@ -212,11 +212,8 @@ def _remove(rt: Any, store: MonitorStore, account_id: str, monitor_id: str, canc
 
 
 def _send(rt: Any, account: Account, client: Any, d: Decision) -> Decision:
-    if not d.intents:
-        return d
-    outcomes = execute(client, account, d.intents)
-    ack = acknowledge(d.monitor, outcomes, rt.clock())
-    return Decision(ack.monitor, d.intents, (*d.events, *ack.events))
+    sent, _ = send(client, account, d, rt.clock)
+    return sent
 
 
 def _record_now(rt: Any, d: Decision) -> None:

@@ -8,7 +8,8 @@ Classes are named by what the caller must do (core.errors):
 - RetryLater: timeouts, connection errors, 5xx once, 10002 clock window (`ClockSkew`: re-sign first)
 - ExchangeDown: 503, maintenance, 5xx that persisted through the transport's retries
 - BackOff(until): 10006, HTTP 403 (IP limit), HTTP 429 / 10429 — until the reset time
-- InvalidOrder: 10001 and the order rejections (110007, 110017, 110092/3, 110094, 110003, 110064, …)
+- InvalidOrder: 10001 and the order rejections (110007, 110017, 110094, 110003, 110064, …)
+- TriggerPassed (an InvalidOrder): 110092/110093, a conditional order whose trigger the price has passed
 - NotFound: 110001, 170213 (and 110008/110010: already completed or cancelled)
 - Duplicate: 110072
 - StopAndAlert: 10003, 10004, 10005, 33004, HTTP 401 and the other credential/permission codes
@@ -30,6 +31,7 @@ from core.errors import (
     RetryLater,
     StopAndAlert,
     TpslError,
+    TriggerPassed,
 )
 
 
@@ -62,6 +64,9 @@ STOP_AND_ALERT_CODES = frozenset(
 NOT_FOUND_CODES = frozenset({110001, 170213, 110008, 110010})
 NOT_MODIFIED_CODES = frozenset({34040, 110025, 110026, 110027, 110043})
 RETRY_CODES = frozenset({10000, 10014, 10016, 40004, 110079, 429, 30034, 30035, 130035, 130150})
+# "expect Rising/Falling, but trigger_price[…] <=/>= current[…]": the price is already through the
+# trigger of a conditional order (for a stop: close at market instead)
+TRIGGER_PASSED_CODES = frozenset({110092, 110093})
 INVALID_ORDER_CODES = frozenset(
     {
         10001,
@@ -212,6 +217,8 @@ def map_error(
         return ExchangeDown(text, code=ret_code)
     if ret_code in RETRY_CODES:
         return RetryLater(text, code=ret_code)
+    if ret_code in TRIGGER_PASSED_CODES:
+        return TriggerPassed(text, code=ret_code)
     if ret_code in INVALID_ORDER_CODES:
         return InvalidOrder(text, code=ret_code)
     # Unlisted order-domain codes (110xxx, 170xxx, 3xxxx) are rejections of the order as sent;

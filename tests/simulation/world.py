@@ -31,10 +31,10 @@ from core.models import (
 from core.plan import validate_plan
 from core.policy import Policy
 from core.sizing import price_to_tick
-from core.step import acknowledge, is_finished, links_to_look_up, open_monitor, remove_monitor, step
+from core.step import is_finished, links_to_look_up, open_monitor, remove_monitor, step
 from exchange.paper.commands import OrderRequest
 from exchange.paper.engine import PaperEngine
-from workers.executor import execute
+from workers.executor import send
 
 from .invariants import Checker, Violation
 from .port import Faults, SimPort
@@ -305,22 +305,17 @@ class World:
     def _apply(self, account: str, before: Monitor | None, d: Decision) -> Monitor:
         acct = self.accounts[account]
         self.checker.on_intents(before or d.monitor, d.intents)
-        final, events = d.monitor, list(d.events)
         if d.intents:
-            self.trace.append(f"  {final.id} intents: " + "; ".join(_short(i) for i in d.intents))
-            outcomes = execute(self.port, acct, d.intents)
-            for intent, res in outcomes:
-                if not res.ok:
-                    self.trace.append(f"    {intent.link_id}: {res.error} {res.message}")
-            ack = acknowledge(final, outcomes, self.t)
-            self.checker.on_intents(final, ack.intents)
-            if ack.intents:
-                self.trace.append(f"  {final.id} follow-up: " + "; ".join(_short(i) for i in ack.intents))
-                more = execute(self.port, acct, ack.intents)
-                ack2 = acknowledge(ack.monitor, more, self.t)
-                final, events = ack2.monitor, [*events, *ack.events, *ack2.events]
-            else:
-                final, events = ack.monitor, [*events, *ack.events]
+            self.trace.append(f"  {d.monitor.id} intents: " + "; ".join(_short(i) for i in d.intents))
+        sent, outcomes = send(self.port, acct, d, lambda: self.t)
+        extra = sent.intents[len(d.intents) :]
+        if extra:
+            self.checker.on_intents(d.monitor, extra)
+            self.trace.append(f"  {d.monitor.id} follow-up: " + "; ".join(_short(i) for i in extra))
+        for intent, res in outcomes:
+            if not res.ok:
+                self.trace.append(f"    {intent.link_id}: {res.error} {res.message}")
+        final, events = sent.monitor, list(sent.events)
         for e in events:
             self.trace.append(f"  event {e.monitor_id} {e.kind.value} {dict(e.payload)}")
         self.checker.on_events(events)

@@ -13,6 +13,7 @@ from core.errors import (
     NotFound,
     RetryLater,
     StopAndAlert,
+    TriggerPassed,
 )
 from exchange.bybit.errors import ClockSkew, clean_message, map_error
 from tests.plugins.recorded_bybit import fixture_body
@@ -44,7 +45,7 @@ def envelope_error(name: str, headers: dict | None = None, now: float = NOW):
         ("error_110017", InvalidOrder),
         ("error_110064", InvalidOrder),
         ("error_110072", Duplicate),
-        ("error_110092", InvalidOrder),
+        ("error_110092", TriggerPassed),
         ("error_110094", InvalidOrder),
         ("error_170213", NotFound),
     ],

@@ -173,13 +173,28 @@ def test_tp1_fill_moves_the_stop_to_breakeven_and_confirms_only_when_seen():
     assert EventKind.BREAKEVEN_MOVED in kinds(d2)
 
 
-def test_transient_placement_failure_is_resent_with_the_same_link_id():
+def test_a_placement_refused_before_it_was_carried_out_is_resent_with_the_same_link_id():
+    d = open_monitor("m000000002", "main", conservative_long(), snapshot(taken_at=1.0, price="60500"), 1.0)
+    failed = [(i, IntentResult(i.link_id, False, ErrorKind.BACK_OFF, "rate limited")) for i in d.intents]
+    m = acknowledge(d.monitor, failed, 1.0).monitor
+    assert all(o.status is OrderStatus.RETRY and o.unanswered_at == 0 for o in m.orders)
+    d2 = step(m, snapshot(taken_at=3.0, price="60500"), 3.0)
+    assert [p.link_id for p in places(d2)] == [p.link_id for p in places(d)]
+
+
+def test_a_create_without_an_answer_is_in_flight_until_a_read_finds_it_or_it_is_resent():
     d = open_monitor("m000000002", "main", conservative_long(), snapshot(taken_at=1.0, price="60500"), 1.0)
     failed = [(i, IntentResult(i.link_id, False, ErrorKind.RETRY_LATER, "timeout")) for i in d.intents]
     m = acknowledge(d.monitor, failed, 1.0).monitor
-    assert all(o.status is OrderStatus.RETRY for o in m.orders)
-    d2 = step(m, snapshot(taken_at=3.0, price="60500"), 3.0)
-    assert [p.link_id for p in places(d2)] == [p.link_id for p in places(d)]
+    assert all(o.status is OrderStatus.PLACING and not o.confirmed for o in m.orders)
+    assert {o.link_id for o in m.orders} <= links_to_look_up(m, snapshot(taken_at=2.0, price="60500"))
+    e1, e2, e3 = m.orders
+    # the next read finds E1 (it landed); E2 and E3 were looked up and not found: sent again under
+    # the same orderLinkId (if the first create lands after all, the exchange refuses the duplicate)
+    s = snapshot(taken_at=2.0, open_orders=[ex_order(e1)], looked_up=[e2.link_id, e3.link_id], price="60500")
+    d2 = step(m, s, 2.0)
+    assert d2.monitor.orders[0].status is OrderStatus.OPEN and d2.monitor.orders[0].confirmed
+    assert [p.link_id for p in places(d2)] == [e2.link_id, e3.link_id]
 
 
 def test_rejected_placement_is_not_retried_forever():
@@ -199,7 +214,7 @@ def test_rejected_placement_is_not_retried_forever():
         )
         d = step(m, s, t)
         new = [p for p in places(d) if "-SL-" in p.link_id]
-        if not new:
+        if new[0].trigger_price is None:
             m = d.monitor
             break
         (sl_place,) = new
@@ -210,9 +225,14 @@ def test_rejected_placement_is_not_retried_forever():
         ).monitor
         sl = m.current(OrderRole.SL, 0)
         t += 10
-    assert m.halted and m.repairs == 3  # three re-placements, then it stops and alerts
-    assert passes == 4
+    # three re-placements; the fourth pass does not leave the position bare: it alerts and closes it
+    # at market, reduce-only
+    assert m.halted and m.repairs == 3 and passes == 4
     assert any(e.payload.get("action") == "repair_limit_reached" for e in d.events)
+    assert any(e.payload.get("action") == "stop_repair_budget_spent" and e.payload["alert"] for e in d.events)
+    (close,) = new
+    assert close.order_type == "Market" and close.reduce_only and close.trigger_price is None
+    assert close.qty == D("0.030")
 
 
 def test_stop_fires_closes_the_monitor_and_cancels_every_leftover():
@@ -227,10 +247,16 @@ def test_stop_fires_closes_the_monitor_and_cancels_every_leftover():
         price="57990",
     )
     d = step(m, s, 1200.0)
-    assert d.monitor.phase is Phase.CLOSED and d.monitor.closed_reason is CloseReason.STOP_LOSS
-    assert kinds(d)[:1] == [EventKind.SL_HIT] and EventKind.POSITION_CLOSED in kinds(d)
+    # closing: every leftover is cancelled; closed only once a read shows them gone
+    assert d.monitor.phase is Phase.CLOSING and d.monitor.closed_reason is CloseReason.STOP_LOSS
+    assert kinds(d)[:1] == [EventKind.SL_HIT] and EventKind.POSITION_CLOSED not in kinds(d)
     cancelled = {i.link_id for i in d.intents if isinstance(i, CancelOrder)}
     assert cancelled == {o.link_id for o in m.live_orders(OrderRole.TP)}
+    m2 = ack_all(d, 1200.0).monitor
+    gone = [ex_order(o, status=ExchangeOrderStatus.CANCELLED) for o in m.live_orders(OrderRole.TP)]
+    d2 = step(m2, snapshot(taken_at=1202.0, positions=[], closed=gone, price="57990"), 1202.0)
+    assert d2.monitor.phase is Phase.CLOSED and d2.monitor.closed_reason is CloseReason.STOP_LOSS
+    assert kinds(d2) == [EventKind.POSITION_CLOSED] and d2.intents == ()
 
 
 def test_an_unexplained_flat_read_waits_for_a_second_read():
@@ -242,7 +268,8 @@ def test_an_unexplained_flat_read_waits_for_a_second_read():
     second = step(
         first.monitor, snapshot(taken_at=1302.0, positions=[], open_orders=view, price="59600"), 1302
     )
-    assert second.monitor.phase is Phase.CLOSED and second.monitor.closed_reason is CloseReason.MANUAL
+    assert second.monitor.phase is Phase.CLOSING and second.monitor.closed_reason is CloseReason.MANUAL
+    assert {i.link_id for i in second.intents} == {o.link_id for o in m.live_orders()}
 
 
 def test_a_size_change_is_never_adopted_while_one_of_our_orders_is_unaccounted_for():
@@ -251,14 +278,27 @@ def test_a_size_change_is_never_adopted_while_one_of_our_orders_is_unaccounted_f
     m, _ = opened()
     e1 = m.orders[0]
     rest = [ex_order(o) for o in m.orders[1:]]
-    # E1 filled; it left the open list, but this read could not look it up (bounded look-ups)
+    # E1 filled; it left the open list, but this read could not look it up (bounded look-ups):
+    # nothing is adopted and no take-profit is placed on a guess, but what is there is covered
     for t in (1010.0, 1012.0, 1014.0):
         d = step(
             m, snapshot(taken_at=t, positions=[long_position("0.010")], open_orders=rest, price="60000"), t
         )
-        m = d.monitor
-        assert m.built_qty == 0 and d.intents == ()  # nothing adopted, nothing placed on a guess
-        assert m.phase is not Phase.CLOSED
+        assert d.monitor.built_qty == 0 and d.monitor.phase is not Phase.CLOSED
+        stops = [p for p in places(d) if "-SL-" in p.link_id]
+        assert [p.link_id for p in places(d)] == [p.link_id for p in stops]
+        if t == 1010.0:
+            (stop,) = stops
+            assert stop.qty >= D("0.030")  # the position, plus every entry not seen cancelled
+        m = ack_all(d, t).monitor
+        rest = [
+            *rest,
+            *(
+                ex_order(o)
+                for o in m.orders
+                if o.role is OrderRole.SL and o.link_id not in {r.link_id for r in rest}
+            ),
+        ]
     # the look-up comes: the fill is counted once
     s = snapshot(
         taken_at=1016.0,
@@ -269,5 +309,4 @@ def test_a_size_change_is_never_adopted_while_one_of_our_orders_is_unaccounted_f
     )
     d = step(m, s, 1016.0)
     assert d.monitor.built_qty == D("0.010") and d.monitor.position_size == D("0.010")
-    (sl,) = [p for p in places(d) if "-SL-" in p.link_id]
-    assert sl.qty == D("0.030")
+    assert d.monitor.current(OrderRole.SL, 0).qty == D("0.030")  # position + the two entries left

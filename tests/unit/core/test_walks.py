@@ -193,15 +193,20 @@ def test_partial_fill_of_a_take_profit_is_a_fill():
     w.price(BTC, "62000", max_fill="0.010")  # TP1 (0.025) fills only 0.010
     mm = w.m(m.id)
     tp1 = mm.current(OrderRole.TP, 1)
-    assert tp1.filled == D("0.010") and mm.tp_hits == ()
-    assert "partial_fill" in w.events(m.id)
+    # the price reached TP1: the level is hit at its first fill, partial or full
+    assert tp1.filled == D("0.010") and mm.tp_hits == (1,)
+    assert w.events(m.id).count("tp_hit") == 1
     assert not mm.live_orders(OrderRole.ENTRY)  # any TP fill closes the entries
     assert w.stop_on_exchange(BTC).qty == D("0.020")  # the stop follows the partial fill
+    # the rest of TP1's share stays at TP1 (it is not handed to the later levels)
+    assert (D("62000.0"), D("0.015")) in w.ladder_on_exchange(BTC)
     assert sum(q for _, q in w.ladder_on_exchange(BTC)) == D("0.020")
-    assert mm.breakeven is BreakevenState.NONE  # TP1 is not hit until it fills completely
+    w.check()
+    assert w.m(m.id).breakeven is BreakevenState.DONE  # breakeven follows TP1's first fill
     w.price(BTC, "62010")
     w.check()
-    assert w.m(m.id).tp_hits == (1,) and w.m(m.id).breakeven is BreakevenState.DONE
+    assert w.events(m.id).count("tp_hit") == 1  # later fills of TP1 are partial fills
+    assert "partial_fill" in w.events(m.id)
 
 
 def test_manual_close_needs_two_reads_then_cancels_everything():

@@ -14,10 +14,10 @@ from typing import Any
 from core.models import Account, Decision, Monitor, Secret, Snapshot
 from core.plan import parse_request
 from core.policy import Policy
-from core.step import acknowledge, links_to_look_up, open_monitor, step
+from core.step import links_to_look_up, open_monitor, step
 from exchange.paper.engine import PaperEngine
 from exchange.paper.port import PaperPort
-from workers.executor import execute
+from workers.executor import send
 
 
 @dataclass
@@ -85,12 +85,8 @@ class Walk:
             self.check()
 
     def _finish(self, d: Decision) -> Monitor:
+        d, _ = send(self.port, self.account, d, lambda: self.t)
         final = d.monitor
-        if d.intents:
-            outcomes = execute(self.port, self.account, d.intents)
-            ack = acknowledge(final, outcomes, self.t)
-            final = ack.monitor
-            d = Decision(final, d.intents, (*d.events, *ack.events))
         self.decisions.append(d)
         self.monitors[final.id] = final
         return final
