@@ -298,10 +298,14 @@ def step(
     if w.get("phase") is Phase.CLOSING:
         _keep_closing(w, s)
         return w.finish(s, policy, inst=inst)
+    _resend_cancels(w, s)
     if size > 0:
         _breakeven(w, s, inst, leader, policy)
         _stop(w, s, inst, size, policy)
-        _take_profits(w, s, inst, ladder, policy, lower_only=not settled)
+        # while a take-profit's cancel is unconfirmed its quantity may still be on the book: nothing
+        # of the ladder is raised until it is gone
+        cancelling = any(o.role is OrderRole.TP and o.status is OrderStatus.CANCELLING for o in w.orders)
+        _take_profits(w, s, inst, ladder, policy, lower_only=not settled or cancelling)
     _phase(w)
     return w.finish(s, policy, inst=inst)
 
@@ -552,15 +556,17 @@ def _observe(w: _Work, s: Snapshot, policy: Policy) -> None:
                 trigger = closed.trigger_price  # its final state: where it really stood
             w.orders[i] = replace(o, filled=filled, status=status, trigger_price=trigger, confirmed=True)
             continue
+        if fresh and o.status is OrderStatus.PLACING and not o.confirmed:
+            # a create without an answer, not in this read: send the same create again — the same
+            # orderLinkId cannot land twice, and the answer (ok, or "duplicate") settles it
+            w.orders[i] = replace(o, status=OrderStatus.RETRY)
+            continue
         if not (fresh and o.link_id in s.looked_up):
             continue  # not seen, not looked up (or the read predates our intent): unknown, wait
         if o.status is OrderStatus.CANCELLING:
             if not o.confirmed and s.taken_at < o.unanswered_at + policy.create_window_s:
                 continue  # its create may still land after our cancel: gone only once the window passed
             w.orders[i] = replace(o, status=OrderStatus.CANCELLED)
-        elif not o.confirmed:
-            # not there (yet): send the same create again — the same orderLinkId cannot land twice
-            w.orders[i] = replace(o, status=OrderStatus.RETRY)
         else:
             w.orders[i] = replace(o, status=OrderStatus.LOST)
 
@@ -631,8 +637,8 @@ def _fills(w: _Work) -> _Deltas:
         if level not in hits:
             # the price reached the level: hit at its first fill, partial or full
             for lower in range(1, level):
-                if lower not in hits and not _ever_placed(w, lower):
-                    hits.append(lower)  # merged into this level's order: done with it
+                if lower not in hits and not _carries(w, lower):
+                    hits.append(lower)  # passed, its share carried by a later level: done with it
                     w.event(
                         EventKind.TP_HIT,
                         {"level": lower, "qty": "0", "merged_into": level, "price": _tp_price(m, lower)},
@@ -690,8 +696,11 @@ def _fills(w: _Work) -> _Deltas:
     return d
 
 
-def _ever_placed(w: _Work, level: int) -> bool:
-    return any(o.role is OrderRole.TP and o.level == level for o in w.orders)
+def _carries(w: _Work, level: int) -> bool:
+    """The level has an order of its own on the book, or had fills: it is hit by its own fills."""
+    return any(
+        o.role is OrderRole.TP and o.level == level and (o.status.live or o.filled > 0) for o in w.orders
+    )
 
 
 def _tp_price(m: Monitor, level: int) -> str | None:
@@ -1091,18 +1100,51 @@ def _stop(w: _Work, s: Snapshot, inst: Instrument, size: Decimal, policy: Policy
     i, cur = w.slot(OrderRole.SL, 0)
     if cur is not None and cur.status in (OrderStatus.PLACING, OrderStatus.OPEN, OrderStatus.CANCELLING):
         assert i is not None
-        if cur.market_close or cur.status is OrderStatus.CANCELLING:
-            return  # a market close (or a cancel) under way: its fate comes with the next read
+        if cur.status is OrderStatus.CANCELLING:
+            return  # a cancel under way: its fate comes with the next read
+        if cur.market_close:
+            if cur.link_id in s.open_orders or not cur.confirmed or s.taken_at < cur.changed_at:
+                return  # a market close under way: its fate comes with a later read
+            # an accepted market close (IOC) gone from a fresh read while the position is still
+            # open: what it closed is settled by its look-up; what is left is guarded now (a
+            # reduce-only close or stop larger than what is left cannot do more than close it)
+            _settled_close(w, s, inst, size, qty, trigger, cur, policy)
+            return
         if cur.filled > 0:
             return  # the stop has fired: the close is under way
         if cur.link_id not in s.open_orders:
+            price = s.trigger_price(plan.symbol, policy.stop_trigger_by)
             if cur.status is OrderStatus.PLACING and not cur.confirmed:
-                price = s.trigger_price(plan.symbol, policy.stop_trigger_by)
                 if _through(price, trigger, plan.side):
                     # a stop whose create was never answered, and the price is through it: do not
                     # wait for its fate, close (reduce-only: if the stop landed too, nothing doubles)
                     _market_close(w, size, why="stop_unanswered_and_breached", trigger=trigger, last=price)
-            return  # this read does not show it: never amend an order in an unknown state
+                return
+            if s.taken_at < cur.changed_at:
+                return  # a read from before our last intent: it cannot tell
+            # a stop we saw, gone from a fresh open list: it fired or was cancelled, and its final
+            # state is not known yet; it protects nothing any more, so a new stop goes in now (its
+            # look-up settles the old one's fills later). Never amended in an unknown state.
+            if _through(price, trigger, plan.side):
+                _market_close(w, size, why="stop_gone_and_breached", trigger=trigger, last=price)
+                return
+            if not _may_repair(w, policy, cur):
+                _market_close(w, size, why="stop_repair_budget_spent", alert=True)
+                return
+            w.new_order(
+                OrderRole.SL,
+                0,
+                cur.generation + 1,
+                plan.side.opposite,
+                qty,
+                trigger=trigger,
+                order_type="Market",
+                reduce_only=True,
+                close_on_trigger=True,
+                trigger_by=policy.stop_trigger_by,
+            )
+            w.event(EventKind.ORDER_ADJUSTMENT, {"action": "stop_gone_replaced", "link_id": cur.link_id})
+            return
         new_qty = qty if cur.qty != qty else None
         new_trigger = trigger if cur.trigger_price != trigger else None
         if (
@@ -1113,6 +1155,20 @@ def _stop(w: _Work, s: Snapshot, inst: Instrument, size: Decimal, policy: Policy
             new_trigger = None  # never move a stop against the position
         if new_qty is not None or new_trigger is not None:
             w.amend(i, qty=new_qty, trigger=new_trigger)
+        return
+    if cur is not None and cur.status is OrderStatus.RETRY and cur.market_close:
+        assert i is not None
+        w.new_order(  # the same market close again, under its own orderLinkId
+            OrderRole.SL,
+            0,
+            cur.generation,
+            plan.side.opposite,
+            cur.qty,
+            order_type="Market",
+            reduce_only=True,
+            time_in_force="IOC",
+            replace_index=i,
+        )
         return
     price = s.trigger_price(plan.symbol, policy.stop_trigger_by)
     if _through(price, trigger, plan.side):
@@ -1138,6 +1194,35 @@ def _stop(w: _Work, s: Snapshot, inst: Instrument, size: Decimal, policy: Policy
         close_on_trigger=True,
         trigger_by=policy.stop_trigger_by,
         replace_index=i if cur is not None and cur.status is OrderStatus.RETRY else None,
+    )
+
+
+def _settled_close(
+    w: _Work,
+    s: Snapshot,
+    inst: Instrument,
+    size: Decimal,
+    qty: Decimal,
+    trigger: Decimal,
+    cur: OwnedOrder,
+    policy: Policy,
+) -> None:
+    plan = w.m.plan
+    price = s.trigger_price(plan.symbol, policy.stop_trigger_by)
+    if _through(price, trigger, plan.side):
+        _market_close(w, size, why="position_left_after_market_close", trigger=trigger, last=price)
+        return
+    w.new_order(
+        OrderRole.SL,
+        0,
+        cur.generation + 1,
+        plan.side.opposite,
+        qty,
+        trigger=trigger,
+        order_type="Market",
+        reduce_only=True,
+        close_on_trigger=True,
+        trigger_by=policy.stop_trigger_by,
     )
 
 

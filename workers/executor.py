@@ -3,8 +3,9 @@
 Order matters (`core.models.Stage`): the stops first (placed or amended), then cancels, then amends
 that lower a quantity, then places and amends that raise one — so the reduce-only total never
 exceeds the position on the way. Every stop call is sent whatever happened to another; from the
-cancels on, a whole call that fails (transport, rate limit) stops the pass: every later intent is
-answered "not sent" (`IntentResult.sent` False), so the monitors retry next pass.
+cancels on, a whole call that fails (transport, rate limit), or a cancel or lowering amend that did
+not take, stops the pass: every later intent is answered "not sent" (`IntentResult.sent` False), so
+the monitors decide again next pass.
 
 `send` is what a pass does with a Decision: execute, fold the answers back (`core.step.acknowledge`),
 and send once more what the answers made urgent (a stop refused as breached becomes a market close).
@@ -15,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 
-from core.errors import TpslError
+from core.errors import RetryLater, TpslError
 from core.models import (
     Account,
     AmendOrder,
@@ -62,6 +63,10 @@ def execute(client: ExchangePort, account: Account, intents: Sequence[Intent]) -
         if len(results) != len(group):
             raise RuntimeError(f"{kind.__name__}: {len(results)} results for {len(group)} intents")
         out.extend(zip(group, results, strict=True))
+        if stage in (Stage.CANCEL, Stage.LOWER) and not all(r.ok for r in results):
+            # a cancel or a lowering amend did not take: raising now could put more reduce-only
+            # quantity on the book than the position (the next pass decides again)
+            failure = RetryLater("an earlier cancel or lowering amend of this pass did not take")
     return out
 
 

@@ -98,8 +98,16 @@ class Checker:
                         m_before.id,
                         f"stop moved against the trade: {t.best_stop} → {trigger}",
                     )
-                if t.best_stop is None or stop_improves(t.best_stop, trigger, side):
-                    t.best_stop = trigger
+
+    def on_outcomes(self, m: Monitor, outcomes: Any) -> None:
+        """The stop triggers the exchange accepted: the best one is the floor for every later one."""
+        t = self.track(m.id)
+        for intent, res in outcomes:
+            trigger = getattr(intent, "trigger_price", None)
+            if not res.ok or trigger is None or role_of(intent.link_id)[0] is not OrderRole.SL:
+                continue
+            if t.best_stop is None or stop_improves(t.best_stop, trigger, m.plan.side):
+                t.best_stop = trigger
 
     def on_events(self, events: Any) -> None:
         for e in events:
@@ -159,7 +167,7 @@ class Checker:
     def _ladder_within_position(self, m: Monitor, acct: Any, world: Any) -> None:
         """Reduce-only take-profits never exceed position + working entries (checked when nothing on
         the exchange moved since the guard's read: the guard knew everything)."""
-        if not world.quiet_since_read:
+        if not world.quiet.get(m.account, False):
             return
         pos = self._position(m, acct)
         entries = tps = ZERO

@@ -80,10 +80,10 @@ class World:
         self.all_monitors: dict[str, Monitor] = {}  # every monitor ever, last saved state
         self._removed: set[str] = set()
         self.checker = Checker()
-        self.quiet_since_read = True
-        self._exec_mark = 0
+        self.quiet: dict[str, bool] = {}  # per account: nothing executed since the guard's read
         self.person_p = self.rng.choice((0.0, 0.01, 0.03))
         self.adversarial = True
+        self.person_acted = False
         self.rounds = 0
         self.owner: dict[tuple[str, str, int], str] = {}  # the newest monitor of each position
 
@@ -271,7 +271,7 @@ class World:
         size = pos.size if pos is not None and pos.side is m.plan.side else D(0)
         act = self.rng.choice(("cancel_stop", "cancel_tp", "add", "close", "flip"))
         self.trace.append(f"  person: {act} on {m.id} (position {size})")
-        self.quiet_since_read = False
+        self.person_acted = True
         if act in ("cancel_stop", "cancel_tp"):
             role = OrderRole.SL if act == "cancel_stop" else OrderRole.TP
             live = [o for o in m.orders if o.role is role and o.status.live]
@@ -312,6 +312,7 @@ class World:
         if extra:
             self.checker.on_intents(d.monitor, extra)
             self.trace.append(f"  {d.monitor.id} follow-up: " + "; ".join(_short(i) for i in extra))
+        self.checker.on_outcomes(d.monitor, outcomes)
         for intent, res in outcomes:
             if not res.ok:
                 self.trace.append(f"    {intent.link_id}: {res.error} {res.message}")
@@ -333,8 +334,8 @@ class World:
         if not live:
             return
         snap = self._read(account, live)
-        self.quiet_since_read = True
-        self._exec_mark = self._executions()
+        mark = self._executions()
+        self.quiet[account] = not self.person_acted
         if self.adversarial and self.rng.random() < self.faults.race:
             self._race()
         leaders = self.all_monitors
@@ -342,8 +343,8 @@ class World:
             leader = leaders.get(m.mirror_of) if m.mirror_of else None
             d = step(m, snap, self.t, self.policy, leader=leader)
             self._apply(account, m, d)
-        if self._executions() != self._exec_mark:
-            self.quiet_since_read = False
+        if self._executions() != mark:
+            self.quiet[account] = False
 
     def _executions(self) -> int:
         return sum(len(self.paper(a).executions) for a in self.accounts)
@@ -352,6 +353,7 @@ class World:
         self.checker.passno += 1
         self.t += self.rng.choice((0.5, 1.0, 2.0, 2.0, 5.0))
         self.port.ledger.faulted_accounts.clear()
+        self.person_acted = False
         self.port.land_late(self.t)
         if self.adversarial and not self.monitors:
             self._round()
