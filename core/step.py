@@ -1098,10 +1098,10 @@ def _stop(w: _Work, s: Snapshot, inst: Instrument, size: Decimal, policy: Policy
     qty = size + working
     trigger = _stop_trigger(w)
     i, cur = w.slot(OrderRole.SL, 0)
-    if cur is not None and cur.status in (OrderStatus.PLACING, OrderStatus.OPEN, OrderStatus.CANCELLING):
+    # (a stop being cancelled belongs to a close that did not happen: an order we were cancelling
+    # filled and the monitor guards again; a new stop goes in at once, below)
+    if cur is not None and cur.status in (OrderStatus.PLACING, OrderStatus.OPEN):
         assert i is not None
-        if cur.status is OrderStatus.CANCELLING:
-            return  # a cancel under way: its fate comes with the next read
         if cur.market_close:
             if cur.link_id in s.open_orders or not cur.confirmed or s.taken_at < cur.changed_at:
                 return  # a market close under way: its fate comes with a later read

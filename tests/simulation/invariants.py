@@ -53,8 +53,20 @@ class Track:
 
 
 def engine_orders(acct: Any, mid: str) -> list[Any]:
-    prefix = f"{ids.PREFIX}{mid}-"
-    return [o for lid, o in acct.orders_by_link.items() if lid.startswith(prefix)]
+    """Every order the exchange ever held under one monitor's orderLinkIds (indexed once per pass)."""
+    index = _INDEX.get(id(acct))
+    if index is None or index[0] != len(acct.orders_by_link):
+        by_mid: dict[str, list[Any]] = {}
+        for lid, o in acct.orders_by_link.items():
+            parsed = ids.parse_link_id(lid)
+            if parsed is not None:
+                by_mid.setdefault(parsed[0], []).append(o)
+        index = (len(acct.orders_by_link), by_mid)
+        _INDEX[id(acct)] = index
+    return index[1].get(mid, [])
+
+
+_INDEX: dict[int, tuple[int, dict[str, list[Any]]]] = {}  # (orders ever, by monitor) per account
 
 
 def role_of(link_id: str) -> tuple[OrderRole, int]:
@@ -130,7 +142,8 @@ class Checker:
         for mid, m in world.all_monitors.items():
             acct = world.paper(m.account)
             self._orders_agree(m, acct)
-            self._ladder_within_position(m, acct, world)
+            if m.account not in faulted:
+                self._ladder_within_position(m, acct, world)
             if is_finished(m):
                 self._finished_clean(m, acct, owns_position=world.owner.get(m.key) == m.id)
             else:
@@ -166,7 +179,8 @@ class Checker:
 
     def _ladder_within_position(self, m: Monitor, acct: Any, world: Any) -> None:
         """Reduce-only take-profits never exceed position + working entries (checked when nothing on
-        the exchange moved since the guard's read: the guard knew everything)."""
+        the exchange moved since the guard's read and no write of the account failed: the guard knew
+        everything and the exchange did what it was asked)."""
         if not world.quiet.get(m.account, False):
             return
         pos = self._position(m, acct)
@@ -187,6 +201,7 @@ class Checker:
     def _covered(self, m: Monitor, acct: Any, faulted: bool) -> None:
         t = self.track(m.id)
         pos = self._position(m, acct)
+        mine = {o.link_id: o for o in m.orders}
         stops = []
         entries = ZERO
         for eo in engine_orders(acct, m.id):
@@ -194,7 +209,9 @@ class Checker:
                 continue
             role, _ = role_of(eo.link_id)
             if role is OrderRole.SL and eo.trigger_price:
-                stops.append(eo)
+                mo = mine.get(eo.link_id)
+                if mo is None or mo.status is not OrderStatus.CANCELLING:
+                    stops.append(eo)  # (a stop the guard is cancelling is not counted as its one stop)
             elif role is OrderRole.ENTRY:
                 entries += eo.qty - eo.cum_qty
         if len(stops) > 1:

@@ -31,6 +31,7 @@ from core.models import (
     PlaceOrder,
     Position,
     Snapshot,
+    Ticker,
 )
 from exchange.paper.port import PaperPort
 from exchange.paper.records import PaperOrder
@@ -111,6 +112,10 @@ class SimPort(PaperPort):
             open_orders=orders,
             instruments=self._instruments,
         )
+
+    def ticker_of(self, symbol: str) -> dict[str, Ticker]:
+        m = self.engine.markets[symbol]
+        return {symbol: Ticker(symbol, m.last, m.mark)}
 
     def lookup_orders(self, account: Account, link_ids: Iterable[str]) -> dict[str, ExchangeOrder]:
         acct = self._acct(account)

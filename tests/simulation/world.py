@@ -79,6 +79,7 @@ class World:
         self.monitors: dict[str, Monitor] = {}  # live (scheduled)
         self.all_monitors: dict[str, Monitor] = {}  # every monitor ever, last saved state
         self._removed: set[str] = set()
+        self.finished_at: dict[str, int] = {}
         self.checker = Checker()
         self.quiet: dict[str, bool] = {}  # per account: nothing executed since the guard's read
         self.person_p = self.rng.choice((0.0, 0.01, 0.03))
@@ -115,6 +116,11 @@ class World:
 
     def paper(self, account: str) -> Any:
         return self.engine.account(self.keys[account])
+
+    def recent_monitors(self) -> list[Monitor]:
+        """Live monitors and those finished in the last passes (a late create could still land)."""
+        now = self.checker.passno
+        return [m for mid, m in self.all_monitors.items() if self.finished_at.get(mid, now) >= now - 10]
 
     def removed(self, mid: str) -> bool:
         return mid in self._removed
@@ -293,7 +299,7 @@ class World:
     def _read(self, account: str, monitors: list[Monitor]) -> Any:
         acct = self.accounts[account]
         snap = self.port.snapshot(acct)
-        snap = replace(snap, tickers=self.port.tickers())
+        snap = replace(snap, tickers=self.port.ticker_of(SYMBOL))
         need: set[str] = set()
         for m in monitors:
             need |= links_to_look_up(m, snap)
@@ -324,6 +330,7 @@ class World:
         self.all_monitors[final.id] = final
         if is_finished(final):
             self.monitors.pop(final.id, None)
+            self.finished_at.setdefault(final.id, self.checker.passno)
             self.trace.append(f"  {final.id} finished: {final.closed_reason}")
         else:
             self.monitors[final.id] = final
