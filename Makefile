@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint fmt bench bench-quick install system-deps clean
+.PHONY: demo test lint fmt bench bench-quick soak install system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,12 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(BIN)/tpsl bench --quick --json var/bench/quick.json
+
+# The protection simulator over 100,000 seeds (every core): seeds/s and violations by invariant.
+# A failing seed prints its replay command (python -m tests.simulation --replay SEED).
+SOAK_SEEDS ?= 100000
+soak: $(STAMP)
+	$(BIN)/python -m tests.simulation --seeds $(SOAK_SEEDS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -59,7 +59,7 @@ import difflib
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -168,6 +168,25 @@ def validate_plan(plan: Plan, instrument: Instrument, *, mark_price: Decimal | N
     _check_breakeven(plan.breakeven_after, len(plan.take_profits))
     _check_fee_buffer(plan.fee_buffer)
     _check_time_limit(plan.entry_time_limit_s, plan.entries)
+
+
+def resolve_position_idx(plan: Plan, *, hedge: bool) -> tuple[Plan, bool]:
+    """Fit a plan to its account's position mode (read from the account, not assumed): in hedge
+    mode a plan without a positionIdx guards its side's own position (Buy → 1, Sell → 2), and the
+    second value says it was inferred; in one-way mode positionIdx must be 0. A plan that cannot be
+    placed is refused (PlanInvalid naming position_idx), never accepted and left unguarded."""
+    idx = plan.position_idx
+    if hedge:
+        if idx == 0:
+            return replace(plan, position_idx=1 if plan.side is Side.BUY else 2), True
+        return plan, False
+    if idx != 0:
+        raise PlanInvalid(
+            "position_idx",
+            f"the account is in one-way mode on {plan.symbol}: "
+            f"positionIdx must be 0 (or left out), got {idx}",
+        )
+    return plan, False
 
 
 def check_adoption(plan: Plan, position: Position) -> None:

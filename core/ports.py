@@ -44,6 +44,11 @@ class ExchangePort(Protocol):
 
     def positions(self, account: Account, *, symbol: str | None = None) -> list[Position]: ...
 
+    def hedge_mode(self, account: Account, symbol: str) -> bool:
+        """Whether the account holds `symbol` in hedge mode (positionIdx 1 and 2) rather than one-way
+        (positionIdx 0): read from the account's position rows of the symbol (flat ones included)."""
+        ...
+
     def open_orders(self, account: Account, *, symbol: str | None = None) -> list[ExchangeOrder]: ...
 
     def lookup_orders(self, account: Account, link_ids: Iterable[str]) -> dict[str, ExchangeOrder]:

@@ -100,9 +100,11 @@ def open_monitor(
     mirror_of: str | None = None,
     ratio: Decimal = ONE,
     leader: Monitor | None = None,
+    position_idx_inferred: bool = False,
 ) -> Decision:
     """A new monitor for a validated plan: monitor_created, then the first step (entries placed, or
-    for an adopted position its take-profits and stop)."""
+    for an adopted position its take-profits and stop). `position_idx_inferred`: the plan named no
+    positionIdx and the account is in hedge mode (core.plan.resolve_position_idx): said in the event."""
     m = Monitor(
         id=monitor_id,
         account=account,
@@ -127,6 +129,7 @@ def open_monitor(
             "symbol": plan.symbol,
             "side": plan.side.value,
             "position_idx": plan.position_idx,
+            "position_idx_inferred": position_idx_inferred,
             "preset": plan.preset,
             "adopt": plan.adopt,
             "planned_qty": str(plan.planned_qty),

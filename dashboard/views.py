@@ -132,6 +132,7 @@ def monitor_view(
         "symbol": plan["symbol"],
         "side": plan["side"],
         "position_idx": plan.get("position_idx", 0),
+        "position_mode": "hedge" if plan.get("position_idx", 0) in (1, 2) else "one-way",
         "phase": state["phase"],
         "tier": state["tier"],
         "live": live,

@@ -161,6 +161,8 @@ def _pass(
     if intents:
         for intent, res in execute(client, account, intents):
             outcomes[intent.monitor_id].append((intent, res))
+            if not res.ok and POSITION_IDX_MISMATCH in res.message:
+                _position_mode_changed(rt, account.id, intent)
     events: list[Event] = []
     finals: list[tuple[Loaded, Monitor]] = []
     reactions: list[tuple[str, float]] = []
@@ -220,6 +222,27 @@ def _pass(
     result.events += len(kept_events)
     result.finished += len(done)
     result.monitors.extend(new for _, new in finals)
+
+
+POSITION_IDX_MISMATCH = "position idx not match"  # 10001: the account's position mode changed
+
+
+def _position_mode_changed(rt: Any, account_id: str, intent: Any) -> None:
+    """The exchange refused an order's positionIdx: the account's position mode changed under a
+    monitor (switched by hand). Forget the cached mode (new monitors read it again) and alert."""
+    from workers.lifecycle import forget_position_mode
+
+    forget_position_mode(rt, account_id)
+    log.error("account %s: positionIdx refused for %s; the position mode changed", account_id, intent.link_id)
+    Recorder(rt).publisher.alert(
+        {
+            "kind": "position_mode_changed",
+            "account": account_id,
+            "monitor_id": intent.monitor_id,
+            "critical": True,
+            "payload": {"link_id": intent.link_id, "symbol": intent.symbol},
+        }
+    )
 
 
 def _reaction(

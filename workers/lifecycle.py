@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -26,7 +27,7 @@ from core.codec import event_to_dict, instrument_from_dict, instrument_to_dict
 from core.errors import FixInput, NotFound, RetryLater
 from core.mirror import equity_ratio, mirror_plan
 from core.models import Account, Decision, Instrument, Monitor, Phase, Plan
-from core.plan import check_adoption, parse_request
+from core.plan import check_adoption, parse_request, resolve_position_idx
 from core.step import is_finished, open_monitor
 from core.step import remove_monitor as core_remove
 from workers.checker import read
@@ -72,8 +73,9 @@ def create_monitor(rt: Any, data: Mapping[str, Any], *, nonce: str | None = None
         ticker = shared_tickers(rt, rt.client_for(account)).get(symbol)
         mark = ticker.mark_price if ticker else None
     req = parse_request(data, instruments=insts, fee_buffer=rt.settings.fee_buffer, mark_price=mark)
-    mid = ids.monitor_id(account.id, req.plan.symbol, req.plan.position_idx, nonce or uuid.uuid4().hex)
-    main = _open(rt, account, req.plan, mid)
+    plan, inferred = resolve_position_idx(req.plan, hedge=hedge_mode(rt, account, req.plan.symbol))
+    mid = ids.monitor_id(account.id, plan.symbol, plan.position_idx, nonce or uuid.uuid4().hex)
+    main = _open(rt, account, plan, mid, position_idx_inferred=inferred)
     if req.plan.mirror:
         for mirror in mirrors_of(rt.accounts, account.id):
             try:
@@ -101,6 +103,7 @@ def _open(
     mirror_of: str | None = None,
     ratio: Decimal = Decimal(1),
     leader: Monitor | None = None,
+    position_idx_inferred: bool = False,
 ) -> Monitor:
     store = MonitorStore(rt.registry)
     with hold_account(rt, account.id, wait_s=LOCK_WAIT_S) as held:
@@ -125,7 +128,16 @@ def _open(
             )
         now = rt.clock()
         d = open_monitor(
-            mid, account.id, plan, snap, now, rt.policy, mirror_of=mirror_of, ratio=ratio, leader=leader
+            mid,
+            account.id,
+            plan,
+            snap,
+            now,
+            rt.policy,
+            mirror_of=mirror_of,
+            ratio=ratio,
+            leader=leader,
+            position_idx_inferred=position_idx_inferred,
         )
         d = _send(rt, account, client, d)
         store.add(d.monitor, due_at=now)
@@ -171,8 +183,40 @@ def _open_mirror(rt: Any, main: Monitor, mirror: Account, insts: dict[str, Instr
             }
         )
         return None
+    # the mirror account has a position mode of its own: the plan is fitted to it
+    plan, inferred = resolve_position_idx(
+        replace(plan, position_idx=0), hedge=hedge_mode(rt, mirror, plan.symbol)
+    )
     mid = ids.mirror_monitor_id(main.id, mirror.id)
-    return _open(rt, mirror, plan, mid, mirror_of=main.id, ratio=ratio, leader=main)
+    return _open(
+        rt, mirror, plan, mid, mirror_of=main.id, ratio=ratio, leader=main, position_idx_inferred=inferred
+    )
+
+
+POSITION_MODE_TTL_S = 3600.0  # an account's position mode is read again at most hourly (and on 10001)
+
+
+def hedge_mode(rt: Any, account: Account, symbol: str) -> bool:
+    """The account's position mode on `symbol`, read from the account and kept in Redis for an hour;
+    forgotten when the exchange answers "position idx not match" (`forget_position_mode`)."""
+    key = position_mode_key(rt.prefix, account.id)
+    cached = rt.redis.hget(key, symbol)
+    if cached is not None:
+        return cached in (b"hedge", "hedge")
+    hedge = rt.client_for(account).hedge_mode(account, symbol)
+    pipe = rt.redis.pipeline(transaction=False)
+    pipe.hset(key, symbol, "hedge" if hedge else "oneway")
+    pipe.expire(key, int(POSITION_MODE_TTL_S))
+    pipe.execute()
+    return hedge
+
+
+def forget_position_mode(rt: Any, account_id: str) -> None:
+    rt.redis.delete(position_mode_key(rt.prefix, account_id))
+
+
+def position_mode_key(prefix: str, account_id: str) -> str:
+    return f"{prefix}:posmode:{account_id}"
 
 
 def remove_monitor(rt: Any, monitor_id: str, *, cancel_orders: bool = True) -> Monitor:

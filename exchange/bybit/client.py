@@ -268,6 +268,14 @@ class BybitClient:
                     out.append(p)
         return out
 
+    def hedge_mode(self, account: Account, symbol: str) -> bool:
+        params: dict[str, Any] = {"category": CATEGORY, "symbol": symbol, "limit": POSITIONS_PAGE}
+        for result in self._pages(P_POSITIONS, account, params):
+            for row in parse.rows(result):
+                if parse.position(row).position_idx in (1, 2):
+                    return True
+        return False
+
     def open_orders(self, account: Account, *, symbol: str | None = None) -> list[ExchangeOrder]:
         """Every open order (plain and conditional), including those without an orderLinkId (not
         ours: the snapshot leaves them out, a dashboard may show them)."""

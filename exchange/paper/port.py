@@ -83,6 +83,13 @@ class PaperPort:
             )
         return [p for p in (parse.position(r) for r in _rows(rows)) if p.size > 0]
 
+    def hedge_mode(self, account: Account, symbol: str) -> bool:
+        with self.engine.lock:
+            rows, _ = queries.positions(
+                self.engine, self._acct(account), symbol=symbol, settle_coin=None, limit=_PAGE, cursor=None
+            )
+        return any(parse.position(r).position_idx in (1, 2) for r in _rows(rows))
+
     def open_orders(self, account: Account, *, symbol: str | None = None) -> list[ExchangeOrder]:
         with self.engine.lock:
             rows, _ = queries.open_orders(

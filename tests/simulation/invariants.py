@@ -103,13 +103,15 @@ class Checker:
             if isinstance(intent, PlaceOrder) and not intent.reduce_only and t.tp_seen:
                 self.fail("no_exposure_after_tp", m_before.id, f"adds exposure after a TP fill: {intent}")
             trigger = getattr(intent, "trigger_price", None)
-            if role is OrderRole.SL and trigger is not None:
-                if t.best_stop is not None and stop_improves(trigger, t.best_stop, side):
-                    self.fail(
-                        "stop_only_tightens",
-                        m_before.id,
-                        f"stop moved against the trade: {t.best_stop} → {trigger}",
-                    )
+            against = (
+                t.best_stop is not None and trigger is not None and stop_improves(trigger, t.best_stop, side)
+            )
+            if role is OrderRole.SL and against:
+                self.fail(
+                    "stop_only_tightens",
+                    m_before.id,
+                    f"stop moved against the trade: {t.best_stop} → {trigger}",
+                )
 
     def on_outcomes(self, m: Monitor, outcomes: Any) -> None:
         """The stop triggers the exchange accepted: the best one is the floor for every later one."""
@@ -139,7 +141,7 @@ class Checker:
     # ---------------------------------------------------------------------------- after a pass
 
     def after_pass(self, world: Any, faulted: set[str]) -> None:
-        for mid, m in world.all_monitors.items():
+        for m in world.recent_monitors():
             acct = world.paper(m.account)
             self._orders_agree(m, acct)
             if m.account not in faulted:
@@ -174,7 +176,8 @@ class Checker:
                 self.fail(
                     "no_fill_lost",
                     m.id,
-                    f"{eo.link_id} filled {eo.cum_qty} on the exchange, {mo.filled} accounted ({mo.status.value})",
+                    f"{eo.link_id} filled {eo.cum_qty} on the exchange, "
+                    f"{mo.filled} accounted ({mo.status.value})",
                 )
 
     def _ladder_within_position(self, m: Monitor, acct: Any, world: Any) -> None:
@@ -307,9 +310,13 @@ class Checker:
                     mid,
                     f"stop at breakeven {be} on the exchange: {be_there}; {n_be} breakeven_moved events",
                 )
-            if "breakeven_moved" in t.order and "position_closed" in t.order:
-                if t.order.index("breakeven_moved") > t.order.index("position_closed"):
-                    self.fail("breakeven_recorded", mid, "breakeven_moved recorded after position_closed")
+            order = t.order
+            if (
+                "breakeven_moved" in order
+                and "position_closed" in order
+                and order.index("breakeven_moved") > order.index("position_closed")
+            ):
+                self.fail("breakeven_recorded", mid, "breakeven_moved recorded after position_closed")
 
 
 def side_of(m: Monitor) -> Side:

@@ -191,8 +191,8 @@ class SimPort(PaperPort):
         (res,) = super().place(account, [o])
         if res.ok and before is not None and not _same_order(before, o):
             self.ledger.wrong_reuse.append(
-                f"{o.link_id}: answered ok for a {o.order_type} trigger={o.trigger_price} qty={o.qty} "
-                f"but the exchange holds a {before.order_type} trigger={before.trigger_price} qty={before.qty}"
+                f"{o.link_id}: answered ok for a {o.order_type} trigger={o.trigger_price} qty={o.qty} but "
+                f"the exchange holds a {before.order_type} trigger={before.trigger_price} qty={before.qty}"
             )
         return res
 

@@ -28,10 +28,10 @@ from core.models import (
     Side,
     TakeProfitLevel,
 )
-from core.plan import validate_plan
+from core.plan import resolve_position_idx, validate_plan
 from core.policy import Policy
 from core.sizing import price_to_tick
-from core.step import is_finished, links_to_look_up, open_monitor, remove_monitor, step
+from core.step import is_finished, links_to_look_up, open_monitor, step
 from exchange.paper.commands import OrderRequest
 from exchange.paper.engine import PaperEngine
 from workers.executor import send
@@ -41,6 +41,7 @@ from .port import Faults, SimPort
 
 SYMBOL = "BTCUSDT"
 P0 = Decimal("60000")
+T0 = 1_800_000_000.0  # the simulated clock's start
 KINDS = ("conservative", "fast", "adopted", "hedge", "mirror")
 D = Decimal
 
@@ -181,8 +182,14 @@ class World:
         self._flatten()
         side = r.choice((Side.BUY, Side.SELL))
         if kind == "hedge":
-            self._open("main", self._plan(Side.BUY, kind="conservative", position_idx=1), f"hlong{tag}")
-            self._open("main", self._plan(Side.SELL, kind="conservative", position_idx=2), f"hshrt{tag}")
+            # plans name their positionIdx, or leave it out and are fitted to the account's mode
+            for side, name in ((Side.BUY, "hlong"), (Side.SELL, "hshrt")):
+                idx = r.choice((0, 1 if side is Side.BUY else 2))
+                plan, _ = resolve_position_idx(
+                    self._plan(side, kind="conservative", position_idx=idx),
+                    hedge=self.port.hedge_mode(self.accounts["main"], SYMBOL),
+                )
+                self._open("main", plan, f"{name}{tag}")
             return
         if kind == "adopted":
             qty = D(r.choice(("0.010", "0.030", "0.050")))
@@ -202,7 +209,7 @@ class World:
         """Before a new round the person closes whatever is left open (a flipped position, say)."""
         for name in self.accounts:
             acct = self.paper(name)
-            for (sym, idx), p in list(acct.positions.items()):
+            for (_sym, idx), p in list(acct.positions.items()):
                 if p.size > 0 and p.side is not None:
                     self._person_order(name, p.side.opposite, p.size, reduce=True, idx=idx)
 
@@ -368,7 +375,7 @@ class World:
             self._person()
             self._market_step()
         self.trace.append(
-            f"pass {self.checker.passno} t={self.t - 1_800_000_000:.1f} last={self.engine.markets[SYMBOL].last}"
+            f"pass {self.checker.passno} t={self.t - T0:.1f} last={self.engine.markets[SYMBOL].last}"
         )
         for account in sorted(self.accounts):
             self._check_account(account)
@@ -414,4 +421,4 @@ def run_seed(seed: int, *, passes: int = 150, settle: int = 15, kind: str | None
     return World(seed, passes=passes, settle=settle, kind=kind).run()
 
 
-__all__ = ["KINDS", "Result", "World", "run_seed", "remove_monitor"]
+__all__ = ["KINDS", "Result", "World", "run_seed"]

@@ -1,0 +1,489 @@
+"""The races the exchange produces, one regression test per rule of the protection issue, each
+written from the defect's description (core.step's docstring lists the rules). Hand-built reads, no
+I/O. The simulator (tests/simulation) found each defect first; its seeds are in test_simulation.py."""
+
+from dataclasses import replace
+from decimal import Decimal as D
+
+import pytest
+
+from core.errors import PlanInvalid
+from core.models import (
+    BreakevenState,
+    CancelOrder,
+    CloseReason,
+    ErrorKind,
+    EventKind,
+    ExchangeOrderStatus,
+    IntentResult,
+    OrderRole,
+    OrderStatus,
+    Phase,
+    PlaceOrder,
+    Side,
+    Stage,
+    Ticker,
+)
+from core.plan import resolve_position_idx
+from core.policy import Policy
+from core.step import acknowledge, is_finished, open_monitor, step
+
+from .builders import conservative_long, ex_order, fast_long, long_position, open_view, snapshot
+
+FILLED = ExchangeOrderStatus.FILLED
+CANCELLED = ExchangeOrderStatus.CANCELLED
+
+
+def kinds(d):
+    return [e.kind for e in d.events]
+
+
+def places(d, role=None):
+    return [i for i in d.intents if isinstance(i, PlaceOrder) and (role is None or f"-{role}" in i.link_id)]
+
+
+def ack_ok(d, t):
+    return acknowledge(d.monitor, [(i, IntentResult(i.link_id, True)) for i in d.intents], t).monitor
+
+
+def opened(plan=None, t=1000.0):
+    d = open_monitor(
+        "m000000009", "main", plan or conservative_long(), snapshot(taken_at=t, price="60500"), t
+    )
+    return ack_ok(d, t)
+
+
+def built(t=1020.0):
+    """All three entries filled; ladder and stop placed and acknowledged."""
+    m = opened()
+    closed = [ex_order(o, filled=o.qty, status=FILLED) for o in m.orders]
+    d = step(
+        m, snapshot(taken_at=t, positions=[long_position("0.030", "59500")], closed=closed, price="59600"), t
+    )
+    return ack_ok(d, t)
+
+
+# ------------------------------------------------------------------------ 1. close only when confirmed
+
+
+def test_1_expired_entries_close_only_after_their_cancels_are_confirmed_and_a_racing_fill_is_guarded():
+    m = opened(conservative_long(entry_time_limit_s=60.0))
+    d = step(m, snapshot(taken_at=1061.0, open_orders=open_view(m), price="60500"), 1061.0)
+    assert d.monitor.phase is Phase.CLOSING and not is_finished(d.monitor)
+    assert {i.link_id for i in d.intents if isinstance(i, CancelOrder)} == {o.link_id for o in m.orders}
+    assert EventKind.POSITION_CLOSED not in kinds(d)
+    m = ack_ok(d, 1061.0)
+    # E1 filled before its cancel landed: the next read shows it, and the position
+    e1 = m.orders[0]
+    rest = [ex_order(o, status=CANCELLED) for o in m.orders[1:]]
+    s = snapshot(
+        taken_at=1063.0,
+        positions=[long_position("0.010")],
+        closed=[ex_order(e1, filled=D("0.010"), status=FILLED), *rest],
+        price="60100",
+    )
+    d2 = step(m, s, 1063.0)
+    assert d2.monitor.phase is not Phase.CLOSED and d2.monitor.built_qty == D("0.010")
+    (stop,) = places(d2, "SL")
+    assert stop.qty == D("0.010") and stop.trigger_price == D("58000")
+
+
+def test_1_a_closing_monitor_closes_once_a_read_shows_everything_final_and_flat():
+    m = opened(conservative_long(entry_time_limit_s=60.0))
+    m = ack_ok(step(m, snapshot(taken_at=1061.0, open_orders=open_view(m), price="60500"), 1061.0), 1061.0)
+    gone = [ex_order(o, status=CANCELLED) for o in m.orders]
+    d = step(m, snapshot(taken_at=1063.0, closed=gone, price="60500"), 1063.0)
+    assert d.monitor.phase is Phase.CLOSED and d.monitor.closed_reason is CloseReason.EXPIRED
+    assert kinds(d) == [EventKind.POSITION_CLOSED] and is_finished(d.monitor)
+
+
+def test_1_an_entry_fill_not_looked_up_yet_is_covered_by_what_the_exchange_shows():
+    m = opened()
+    rest = [ex_order(o) for o in m.orders[1:]]  # E1 left the open list; the look-ups did not reach it
+    d = step(
+        m,
+        snapshot(taken_at=1010.0, positions=[long_position("0.010")], open_orders=rest, price="60000"),
+        1010.0,
+    )
+    (stop,) = places(d, "SL")
+    assert stop.qty >= D("0.010")  # the real position is covered at once; nothing is adopted
+    assert d.monitor.built_qty == 0
+
+
+# ---------------------------------------------------------------- 2. "not found" is unknown, not lost
+
+
+def test_2_an_amend_answered_not_found_is_looked_up_before_anything_is_re_placed():
+    m = built()
+    tp1 = m.current(OrderRole.TP, 1)
+    d = step(
+        m,
+        snapshot(
+            taken_at=1030.0,
+            positions=[long_position("0.020", "59500")],
+            open_orders=open_view(m),
+            price="61000",
+        ),
+        1030.0,
+    )
+    answers = [
+        (i, IntentResult(i.link_id, False, ErrorKind.NOT_FOUND, "order not exists or too late to replace"))
+        if i.link_id == tp1.link_id
+        else (i, IntentResult(i.link_id, True))
+        for i in d.intents
+    ]
+    m2 = acknowledge(d.monitor, answers, 1030.0).monitor
+    assert m2.current(OrderRole.TP, 1).status is OrderStatus.OPEN  # unknown, not LOST
+    # the next read does not list it and could not look it up: nothing is re-placed on a guess
+    others = [ex_order(o) for o in m2.live_orders() if o.link_id != tp1.link_id]
+    d2 = step(
+        m2,
+        snapshot(
+            taken_at=1032.0, positions=[long_position("0.005", "59500")], open_orders=others, price="62100"
+        ),
+        1032.0,
+    )
+    assert not places(d2, "TP")
+    # the look-up: it filled while we amended it: counted once, never re-placed
+    filled = ex_order(tp1, filled=tp1.qty, status=FILLED)
+    d3 = step(
+        d2.monitor,
+        snapshot(
+            taken_at=1034.0,
+            positions=[long_position("0.005", "59500")],
+            open_orders=others,
+            closed=[filled],
+            price="62100",
+        ),
+        1034.0,
+    )
+    assert d3.monitor.current(OrderRole.TP, 1).status is OrderStatus.FILLED
+    assert d3.monitor.current(OrderRole.TP, 1).generation == 1 and not places(d3, "TP1")
+    assert d3.monitor.filled_of(OrderRole.TP, 1) == tp1.qty
+
+
+# --------------------------------------------------------------- 3. unanswered creates are in flight
+
+
+def test_3_a_timed_out_entry_is_cancelled_by_its_link_id_at_tp1_never_dropped_unsent():
+    m = built_from(opened())  # 0.020 filled, E3 working
+    e3 = m.current(OrderRole.ENTRY, 3)
+    # E3's last create was never answered: it may be on the exchange although this read lacks it
+    e3 = replace(e3, status=OrderStatus.PLACING, confirmed=False, unanswered_at=1035.0, changed_at=1035.0)
+    m = replace(m, orders=tuple(e3 if o.link_id == e3.link_id else o for o in m.orders))
+    tp1 = m.current(OrderRole.TP, 1)
+    view = [
+        ex_order(o, filled=D("0.005") if o.link_id == tp1.link_id else None)
+        for o in m.live_orders()
+        if o is not e3
+    ]
+    d = step(
+        m,
+        snapshot(
+            taken_at=1040.0, positions=[long_position("0.015", "59750")], open_orders=view, price="62000"
+        ),
+        1040.0,
+    )
+    assert d.monitor.tp_hits == (1,)  # TP1 filled: no more entries
+    cancels = {i.link_id for i in d.intents if isinstance(i, CancelOrder)}
+    assert e3.link_id in cancels  # cancelled by its orderLinkId, not marked cancelled unsent
+    assert d.monitor.current(OrderRole.ENTRY, 3).status is OrderStatus.CANCELLING
+
+
+def built_from(m):
+    """`m` with E1 and E2 filled (20 of 30) and the ladder and stop acknowledged."""
+    closed = [ex_order(o, filled=o.qty, status=FILLED) for o in m.orders[:2]]
+    live = [ex_order(o) for o in m.orders[2:] if o.confirmed]
+    d = step(
+        m,
+        snapshot(
+            taken_at=1020.0,
+            positions=[long_position("0.020", "59750")],
+            open_orders=live,
+            closed=closed,
+            price="59800",
+        ),
+        1020.0,
+    )
+    return ack_ok(d, 1020.0)
+
+
+def test_3_a_cancelled_create_without_an_answer_is_gone_only_after_the_receive_window():
+    policy = Policy(create_window_s=6.0)
+    m = opened()
+    e1 = replace(
+        m.orders[0], status=OrderStatus.CANCELLING, confirmed=False, unanswered_at=1000.0, changed_at=1001.0
+    )
+    m = replace(m, orders=(e1, *m.orders[1:]), entries_closed=True)
+    early = step(
+        m,
+        snapshot(
+            taken_at=1003.0,
+            open_orders=[ex_order(o) for o in m.orders[1:]],
+            looked_up=[e1.link_id],
+            price="60500",
+        ),
+        1003.0,
+        policy,
+    )
+    assert early.monitor.orders[0].status is OrderStatus.CANCELLING  # it may still land: wait
+    late = step(
+        m,
+        snapshot(
+            taken_at=1007.0,
+            open_orders=[ex_order(o) for o in m.orders[1:]],
+            looked_up=[e1.link_id],
+            price="60500",
+        ),
+        1007.0,
+        policy,
+    )
+    assert late.monitor.orders[0].status is OrderStatus.CANCELLED
+
+
+def test_3_a_create_refused_after_an_unanswered_one_stays_in_flight():
+    m = opened()
+    e1 = replace(m.orders[0], status=OrderStatus.PLACING, confirmed=False, unanswered_at=1000.0)
+    m = replace(m, orders=(e1, *m.orders[1:]))
+    intent = PlaceOrder("main", m.id, e1.link_id, "BTCUSDT", Side.BUY, e1.qty, price=e1.price)
+    after = acknowledge(m, [(intent, IntentResult(e1.link_id, False, ErrorKind.INVALID_ORDER, "x"))], 1002.0)
+    assert after.monitor.orders[0].status is OrderStatus.PLACING  # the first create may still land
+
+
+# ------------------------------------------------------------------ 4. a market close is not a stop
+
+
+def test_4_a_breached_stop_market_close_is_awaited_never_amended():
+    m = built()
+    sl = m.current(OrderRole.SL, 0)
+    # the stop was lost and the price is through it: a market close goes in its slot
+    s = snapshot(
+        taken_at=1030.0,
+        positions=[long_position("0.030", "59500")],
+        open_orders=[ex_order(o) for o in m.live_orders(OrderRole.TP)],
+        closed=[ex_order(sl, status=CANCELLED)],
+        price="57900",
+    )
+    d = step(m, s, 1030.0)
+    (close,) = places(d, "SL")
+    assert close.order_type == "Market" and close.trigger_price is None and close.reduce_only
+    m2 = ack_ok(d, 1030.0)
+    # a later read still lists it (not yet done): nothing is amended, nothing else is sent for the stop
+    mc = m2.current(OrderRole.SL, 0)
+    view = [ex_order(o) for o in m2.live_orders()] + [ex_order(mc, trigger_price=None)]
+    d2 = step(
+        m2,
+        snapshot(
+            taken_at=1032.0, positions=[long_position("0.030", "59500")], open_orders=view, price="57800"
+        ),
+        1032.0,
+    )
+    assert not [i for i in d2.intents if "-SL-" in i.link_id]
+
+
+# ------------------------------------------------------------ 5. breach on the stop's trigger price
+
+
+def test_5_breach_is_judged_on_the_stops_trigger_price_not_the_mark():
+    m = opened(fast_long())
+    e1 = m.orders[0]
+    s = snapshot(
+        taken_at=1002.0,
+        positions=[long_position("0.030")],
+        closed=[ex_order(e1, filled=e1.qty, status=FILLED)],
+    )
+    s = replace(s, tickers={"BTCUSDT": Ticker("BTCUSDT", last_price=D("57900"), mark_price=D("58300"))})
+    d = step(m, s, 1002.0, Policy(stop_trigger_by="LastPrice"))
+    (close,) = places(d, "SL")  # last is through the stop (mark is not): close at market
+    assert close.trigger_price is None and close.order_type == "Market"
+    d_mark = step(m, s, 1002.0, Policy(stop_trigger_by="MarkPrice"))
+    (stop,) = places(d_mark, "SL")  # judged on the mark: not breached, a conditional stop
+    assert stop.trigger_price == D("58000")
+
+
+def test_5_a_stop_refused_as_breached_is_replaced_by_a_market_close_at_once():
+    m = opened(fast_long())
+    e1 = m.orders[0]
+    d = step(
+        m,
+        snapshot(
+            taken_at=1002.0,
+            positions=[long_position("0.030")],
+            closed=[ex_order(e1, filled=e1.qty, status=FILLED)],
+            price="58500",
+        ),
+        1002.0,
+    )
+    (stop,) = places(d, "SL")
+    answers = [
+        (i, IntentResult(i.link_id, False, ErrorKind.TRIGGER_PASSED, "expect Falling"))
+        if i is stop
+        else (i, IntentResult(i.link_id, True))
+        for i in d.intents
+    ]
+    ack = acknowledge(d.monitor, answers, 1002.5)
+    (close,) = ack.intents  # the follow-up the caller sends in the same pass
+    assert close.order_type == "Market" and close.reduce_only and close.qty == D("0.030")
+    assert close.link_id != stop.link_id
+
+
+# ----------------------------------------------------------------- 6. a level is hit at its first fill
+
+
+def test_6_a_level_merged_into_the_next_is_done_when_that_order_fills_and_breakeven_follows():
+    # TP1's share (2 % of 0.030 = 0.0006) is under minOrderQty: merged into TP2
+    plan = conservative_long(
+        take_profits=(
+            replace(conservative_long().take_profits[0], fraction=D("0.02")),
+            replace(conservative_long().take_profits[1], fraction=D("0.98")),
+        ),
+        breakeven_after=1,
+    )
+    m = opened(plan)
+    closed = [ex_order(o, filled=o.qty, status=FILLED) for o in m.orders]
+    m = ack_ok(
+        step(
+            m,
+            snapshot(
+                taken_at=1020.0, positions=[long_position("0.030", "59500")], closed=closed, price="59600"
+            ),
+            1020.0,
+        ),
+        1020.0,
+    )
+    assert m.current(OrderRole.TP, 1) is None  # no order of its own
+    tp2 = m.current(OrderRole.TP, 2)
+    s = snapshot(
+        taken_at=1030.0,
+        positions=[long_position("0.020", "59500")],
+        open_orders=open_view(m, **{tp2.link_id: D("0.010")}),
+        price="63000",
+    )
+    d = step(m, s, 1030.0)
+    assert d.monitor.tp_hits == (1, 2)
+    assert [e.payload["level"] for e in d.events if e.kind is EventKind.TP_HIT] == [1, 2]
+    assert d.monitor.breakeven is BreakevenState.PENDING  # breakeven after TP1 follows
+
+
+# --------------------------------------------------- 7. the stop covers entries not seen cancelled
+
+
+def test_7_the_stop_keeps_covering_entries_whose_cancels_are_unconfirmed():
+    m = built_from(opened())  # 0.020 filled, E3 (0.010) working, stop 0.030
+    tp1 = m.current(OrderRole.TP, 1)
+    s = snapshot(
+        taken_at=1040.0,
+        positions=[long_position("0.015", "59750")],
+        open_orders=open_view(m, **{tp1.link_id: D("0.005")}),
+        price="62000",
+    )
+    d = step(m, s, 1040.0)  # TP1's first fill: E3 is cancelled...
+    assert any(isinstance(i, CancelOrder) and "-E3-" in i.link_id for i in d.intents)
+    sl_amends = [i for i in d.intents if "-SL-" in i.link_id and not isinstance(i, CancelOrder)]
+    # ...but until a read shows it gone, the stop still covers it: position 0.015 + E3 0.010
+    assert all(getattr(i, "qty", None) in (None, D("0.025")) for i in sl_amends)
+
+
+# ---------------------------------------------------------------------------- 8. the send order
+
+
+def test_8_intents_go_out_stop_first_then_cancels_then_lowering_then_raising():
+    m = built()
+    tp1, tp2 = m.current(OrderRole.TP, 1), m.current(OrderRole.TP, 2)
+    # a person added 0.010 (confirmed by two reads): the stop grows, the ladder re-splits
+    view = open_view(m)
+    m1 = step(
+        m,
+        snapshot(
+            taken_at=1030.0, positions=[long_position("0.040", "59500")], open_orders=view, price="60000"
+        ),
+        1030.0,
+    ).monitor
+    d = step(
+        m1,
+        snapshot(
+            taken_at=1032.0, positions=[long_position("0.040", "59500")], open_orders=view, price="60000"
+        ),
+        1032.0,
+    )
+    stages = [i.stage for i in d.intents]
+    assert stages == sorted(stages) and d.intents[0].link_id.split("-")[1] == "SL"
+    assert {tp1.link_id, tp2.link_id} & {i.link_id for i in d.intents}
+
+
+def test_8_the_executor_sends_in_stage_order_and_holds_raises_after_a_failed_cancel():
+    from workers.executor import _calls
+
+    mk = lambda lid, stage: CancelOrder("main", "m", lid, "BTCUSDT", stage=stage)  # noqa: E731
+    raise_ = PlaceOrder("main", "m", "tgm-TP1-1", "BTCUSDT", Side.SELL, D("1"), stage=Stage.RAISE)
+    stop = PlaceOrder("main", "m", "tgm-SL-1", "BTCUSDT", Side.SELL, D("1"), stage=Stage.STOP)
+    calls = _calls([raise_, mk("tgm-TP2-1", Stage.CANCEL), stop])
+    assert [(stage, kind.__name__) for stage, kind, _ in calls] == [
+        (Stage.STOP, "PlaceOrder"),
+        (Stage.CANCEL, "CancelOrder"),
+        (Stage.RAISE, "PlaceOrder"),
+    ]
+
+
+# ------------------------------------------------------ 9. breakeven settled by the stop's final state
+
+
+def test_9_a_breakeven_move_unconfirmed_when_the_position_closes_is_settled_by_the_final_stop():
+    m = built()
+    sl = m.current(OrderRole.SL, 0)
+    be = D("59547.6")
+    m = replace(m, breakeven=BreakevenState.PENDING, breakeven_price=be, tp_hits=(1,))
+    m = replace(
+        m,
+        orders=tuple(
+            replace(o, trigger_price=be, changed_at=1050.0) if o.link_id == sl.link_id else o
+            for o in m.orders
+        ),
+    )
+    # every TP filled before any read showed the stop at breakeven; the stop's final state shows it
+    closed = [ex_order(o, filled=o.qty, status=FILLED) for o in m.live_orders(OrderRole.TP)]
+    gone_stop = ex_order(sl, status=ExchangeOrderStatus.DEACTIVATED, trigger_price=be)
+    d = step(m, snapshot(taken_at=1060.0, closed=[*closed, gone_stop], price="65100"), 1060.0)
+    ks = kinds(d)
+    assert EventKind.BREAKEVEN_MOVED in ks and ks.index(EventKind.BREAKEVEN_MOVED) < ks.index(
+        EventKind.POSITION_CLOSED
+    )
+
+
+def test_9_a_stop_that_fires_at_breakeven_closes_as_breakeven_stop():
+    m = built()
+    sl = m.current(OrderRole.SL, 0)
+    be = D("59547.6")
+    m = replace(m, breakeven=BreakevenState.PENDING, breakeven_price=be, tp_hits=(1,))
+    fired = ex_order(sl, filled=sl.qty, status=FILLED, trigger_price=be)
+    tps = [ex_order(o, status=CANCELLED) for o in m.live_orders(OrderRole.TP)]
+    d = step(m, snapshot(taken_at=1060.0, closed=[fired, *tps], price="59500"), 1060.0)
+    assert d.monitor.closed_reason is CloseReason.BREAKEVEN_STOP
+    ks = kinds(d)
+    assert ks.index(EventKind.BREAKEVEN_MOVED) < ks.index(EventKind.POSITION_CLOSED)
+
+
+# ------------------------------------------------------------------ 10. the account's position mode
+
+
+@pytest.mark.parametrize(
+    ("side", "idx", "hedge", "want", "inferred"),
+    [
+        (Side.BUY, 0, True, 1, True),
+        (Side.SELL, 0, True, 2, True),
+        (Side.BUY, 1, True, 1, False),
+        (Side.SELL, 2, True, 2, False),
+        (Side.BUY, 0, False, 0, False),
+        (Side.SELL, 0, False, 0, False),
+    ],
+)
+def test_10_a_plan_is_fitted_to_the_accounts_position_mode(side, idx, hedge, want, inferred):
+    plan = replace(conservative_long(), side=side, position_idx=idx)
+    fitted, was_inferred = resolve_position_idx(plan, hedge=hedge)
+    assert fitted.position_idx == want and was_inferred is inferred
+
+
+def test_10_a_hedge_index_on_a_one_way_account_is_refused_naming_the_field():
+    with pytest.raises(PlanInvalid) as err:
+        resolve_position_idx(conservative_long(position_idx=1), hedge=False)
+    assert err.value.field == "position_idx"
