@@ -39,9 +39,11 @@ def test_a_plan_without_position_idx_on_a_hedge_account_guards_its_sides_positio
     # it is really guarded: the entry fills and the stop goes in on positionIdx 1
     stack.prices(BTCUSDT="59990")
     stack.wait(
-        lambda: (m := stack.monitor(long.id)) is not None
-        and m.built_qty == D("0.010")
-        and any(o.status.value == "open" for o in m.live_orders(OrderRole.SL)),
+        lambda: (
+            (m := stack.monitor(long.id)) is not None
+            and m.built_qty == D("0.010")
+            and any(o.status.value == "open" for o in m.live_orders(OrderRole.SL))
+        ),
         what="the hedge long's entry filled and its stop placed",
     )
     stops = [o for o in stack.exchange_orders("main") if o["orderLinkId"].startswith(f"tg{long.id}-SL")]
