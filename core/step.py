@@ -1100,23 +1100,24 @@ def _stop(w: _Work, s: Snapshot, inst: Instrument, size: Decimal, policy: Policy
     )
     qty = size + working
     trigger = _stop_trigger(w)
+    price = s.trigger_price(plan.symbol, policy.stop_trigger_by)
     i, cur = w.slot(OrderRole.SL, 0)
     # (a stop being cancelled belongs to a close that did not happen: an order we were cancelling
     # filled and the monitor guards again; a new stop goes in at once, below)
     if cur is not None and cur.status in (OrderStatus.PLACING, OrderStatus.OPEN):
         assert i is not None
+        shown = cur.link_id in s.open_orders
         if cur.market_close:
-            if cur.link_id in s.open_orders or not cur.confirmed or s.taken_at < cur.changed_at:
+            if shown or not cur.confirmed or s.taken_at < cur.changed_at:
                 return  # a market close under way: its fate comes with a later read
             # an accepted market close (IOC) gone from a fresh read while the position is still
             # open: what it closed is settled by its look-up; what is left is guarded now (a
             # reduce-only close or stop larger than what is left cannot do more than close it)
-            _settled_close(w, s, inst, size, qty, trigger, cur, policy)
+            _guard_again(w, size, qty, trigger, price, cur, policy, why="position_left_after_market_close")
             return
         if cur.filled > 0:
             return  # the stop has fired: the close is under way
-        if cur.link_id not in s.open_orders:
-            price = s.trigger_price(plan.symbol, policy.stop_trigger_by)
+        if not shown:
             if cur.status is OrderStatus.PLACING and not cur.confirmed:
                 if _through(price, trigger, plan.side):
                     # a stop whose create was never answered, and the price is through it: do not
@@ -1128,24 +1129,10 @@ def _stop(w: _Work, s: Snapshot, inst: Instrument, size: Decimal, policy: Policy
             # a stop we saw, gone from a fresh open list: it fired or was cancelled, and its final
             # state is not known yet; it protects nothing any more, so a new stop goes in now (its
             # look-up settles the old one's fills later). Never amended in an unknown state.
-            if _through(price, trigger, plan.side):
-                _market_close(w, size, why="stop_gone_and_breached", trigger=trigger, last=price)
-                return
-            if not _may_repair(w, policy, cur):
+            if not _through(price, trigger, plan.side) and not _may_repair(w, policy, cur):
                 _market_close(w, size, why="stop_repair_budget_spent", alert=True)
                 return
-            w.new_order(
-                OrderRole.SL,
-                0,
-                cur.generation + 1,
-                plan.side.opposite,
-                qty,
-                trigger=trigger,
-                order_type="Market",
-                reduce_only=True,
-                close_on_trigger=True,
-                trigger_by=policy.stop_trigger_by,
-            )
+            _guard_again(w, size, qty, trigger, price, cur, policy, why="stop_gone_and_breached")
             w.event(EventKind.ORDER_ADJUSTMENT, {"action": "stop_gone_replaced", "link_id": cur.link_id})
             return
         new_qty = qty if cur.qty != qty else None
@@ -1173,7 +1160,6 @@ def _stop(w: _Work, s: Snapshot, inst: Instrument, size: Decimal, policy: Policy
             replace_index=i,
         )
         return
-    price = s.trigger_price(plan.symbol, policy.stop_trigger_by)
     if _through(price, trigger, plan.side):
         # the price is already through the stop: a stop there would be refused; close now instead
         _market_close(w, size, why="stop_breached_market_close", trigger=trigger, last=price)
@@ -1185,48 +1171,46 @@ def _stop(w: _Work, s: Snapshot, inst: Instrument, size: Decimal, policy: Policy
             # the slot's repair budget is spent: never leave the position without protection
             _market_close(w, size, why="stop_repair_budget_spent", alert=True)
             return
+    retry = i if cur is not None and cur.status is OrderStatus.RETRY else None
+    _place_stop(w, generation, qty, trigger, policy, replace_index=retry)
+
+
+def _place_stop(
+    w: _Work, generation: int, qty: Decimal, trigger: Decimal, policy: Policy, *, replace_index: int | None
+) -> None:
+    """A conditional stop-market, reduce-only and close-on-trigger, on the stop's trigger price."""
     w.new_order(
         OrderRole.SL,
         0,
         generation,
-        plan.side.opposite,
+        w.m.plan.side.opposite,
         qty,
         trigger=trigger,
         order_type="Market",
         reduce_only=True,
         close_on_trigger=True,
         trigger_by=policy.stop_trigger_by,
-        replace_index=i if cur is not None and cur.status is OrderStatus.RETRY else None,
+        replace_index=replace_index,
     )
 
 
-def _settled_close(
+def _guard_again(
     w: _Work,
-    s: Snapshot,
-    inst: Instrument,
     size: Decimal,
     qty: Decimal,
     trigger: Decimal,
+    price: Decimal | None,
     cur: OwnedOrder,
     policy: Policy,
+    *,
+    why: str,
 ) -> None:
-    plan = w.m.plan
-    price = s.trigger_price(plan.symbol, policy.stop_trigger_by)
-    if _through(price, trigger, plan.side):
-        _market_close(w, size, why="position_left_after_market_close", trigger=trigger, last=price)
-        return
-    w.new_order(
-        OrderRole.SL,
-        0,
-        cur.generation + 1,
-        plan.side.opposite,
-        qty,
-        trigger=trigger,
-        order_type="Market",
-        reduce_only=True,
-        close_on_trigger=True,
-        trigger_by=policy.stop_trigger_by,
-    )
+    """The stop slot's last order no longer protects (gone, or a finished market close) while a
+    position is open: a market close if the price is through the stop, else a new stop."""
+    if _through(price, trigger, w.m.plan.side):
+        _market_close(w, size, why=why, trigger=trigger, last=price)
+    else:
+        _place_stop(w, cur.generation + 1, qty, trigger, policy, replace_index=None)
 
 
 MAX_MARKET_CLOSES = 5  # market-close attempts of one stop slot (a loop of refusals ends; alerted)
