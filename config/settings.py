@@ -113,7 +113,14 @@ class Settings(BaseSettings):
 
     # ---- web
     dashboard_token: SecretStr | None = Field(
-        None, description="Bearer token for /api/ (all but /api/health). Unset: open."
+        None,
+        description="Bearer token for /api/ (all but /api/health), /ui/ and /metrics. Unset: `tpsl web` "
+        "generates one and prints it once.",
+    )
+    allowed_hosts: str = Field(
+        "",
+        description="Host names the dashboard answers besides localhost, 127.0.0.1 and ::1 "
+        "(comma-separated; e.g. the public name of the web dyno).",
     )
     flower_basic_auth: SecretStr | None = Field(
         None,

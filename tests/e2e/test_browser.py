@@ -64,8 +64,8 @@ def page_for(browser, url):
 def test_page_shows_monitors_and_creates_one_through_the_form(stack, browser):
     stack.prices(BTCUSDT="60500", SOLUSDT="150")
     seeded = stack.create(conservative_long())
-    with DashboardServer(create_app(stack.rt)) as server:
-        page, errors = page_for(browser, server.url + "/")
+    with DashboardServer(create_app(stack.rt, token=TOKEN)) as server:
+        page, errors = page_for(browser, f"{server.url}/?token={TOKEN}")
 
         # the seeded monitor, with its badges and ladder
         row = page.locator(f'tr.monitor-row[data-monitor="{seeded.id}"]')
