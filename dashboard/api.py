@@ -12,8 +12,8 @@ its thread pool): Redis, the database and the exchange are called synchronously,
     GET    /api/accounts                    {"accounts": [{id, role, mirror_of, ratio}]}
     GET    /api/accounts/{id}               equity, balances, unrealised PnL, positions, open orders
     GET    /api/stats                       operations figures (dashboard/stats.py)
-    GET    /api/insights                    outcomes of closed monitors  ?days=7 (rounded up to 1, 7, 30, 90, 365
-                                            or 3650)
+    GET    /api/insights                    outcomes of closed monitors  ?days=7
+                                            (rounded up to 1, 7, 30, 90, 365 or 3650)
     GET    /metrics                         Prometheus text (dashboard/metrics.py)
 """
 
