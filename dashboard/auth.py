@@ -13,6 +13,7 @@ from __future__ import annotations
 import hmac
 import secrets
 
+from config.logging import register_secret
 from dashboard.errors import ApiError
 
 MIN_TOKEN_CHARS = 16
@@ -30,6 +31,7 @@ class TokenGuard:
     def __init__(self, token: str) -> None:
         if not token or not token.strip():
             raise ValueError("the dashboard needs a token")
+        register_secret(token)
         self._token = token.encode()
 
     def __repr__(self) -> str:
