@@ -91,7 +91,8 @@ REQUEST_FIELDS: tuple[str, ...] = ("account", *PLAN_FIELDS)
 _ENTRY_FIELDS = ("type", "price", "qty")
 _TP_FIELDS = ("price", "fraction")
 _SIDES = {"Buy": Side.BUY, "Sell": Side.SELL, "buy": Side.BUY, "sell": Side.SELL}
-_NUMBER_RE = re.compile(r"\s*[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d{1,4})?\s*")
+# ASCII digits only: Decimal() would also read "٣" or "１２" as numbers
+_NUMBER_RE = re.compile(r"\s*[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d{1,4})?\s*", re.ASCII)
 _MAX_ADJUSTED = 18
 _MAX_FRACTION_DECIMALS = 18  # a price or quantity of 10**19 or more is not a number anyone means
 _MISSING: Any = object()
@@ -168,6 +169,21 @@ def validate_plan(plan: Plan, instrument: Instrument, *, mark_price: Decimal | N
     _check_breakeven(plan.breakeven_after, len(plan.take_profits))
     _check_fee_buffer(plan.fee_buffer)
     _check_time_limit(plan.entry_time_limit_s, plan.entries)
+
+
+ANY_GRID = Decimal("1e-18")
+ANY_SIZE = Decimal("1e18")
+
+
+def recheck_plan(plan: Plan, instrument: Instrument | None = None) -> None:
+    """Re-validate a plan that comes back from storage or a message (it is not trusted for having
+    been valid once). With the instrument, every rule; without it, every rule but the exchange's
+    price grid and size limits. Raises PlanInvalid naming the first field that fails."""
+    if instrument is None:
+        instrument = Instrument(
+            symbol=plan.symbol, tick_size=ANY_GRID, qty_step=ANY_GRID, min_qty=ANY_GRID, max_qty=ANY_SIZE
+        )
+    validate_plan(plan, instrument)
 
 
 def check_adoption(plan: Plan, position: Position) -> None:

@@ -28,6 +28,7 @@ _TITLES = {
     "account_error": "Account error",
     "mirror_failed": "Mirror failed",
     "mirror_skipped": "Not mirrored",
+    "monitor_quarantined": "Monitor quarantined: its plan failed validation ({reason})",
 }
 
 
