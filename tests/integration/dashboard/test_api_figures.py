@@ -15,8 +15,8 @@ from tests.integration.pipeline.plans import conservative_long, fast_long
 
 def exchange_calls(stack, account, path):
     """Requests the paper exchange received for (account, endpoint)."""
-    key = stack.creds[account].api_key
-    return stack.paper.admin.stats()["by_account"].get(key, {}).get(path, 0)
+    paper_id = stack.creds[account].id  # the paper exchange's stats name accounts by id, never by key
+    return stack.paper.admin.stats()["by_account"].get(paper_id, {}).get(path, 0)
 
 
 def test_account_data_comes_through_the_cache(dash):
