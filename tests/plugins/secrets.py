@@ -1,8 +1,9 @@
-"""A session-wide check: no configured secret appears in any log line or task message of the test
-session.
+"""A session-wide check: no configured secret appears in any log line, task message or dashboard
+answer of the test session.
 
 Every log record of this process is formatted as production formats it (config.logging's
-RedactingFormatter) and kept in a file; every task message this process publishes is kept too. At
+RedactingFormatter) and kept in a file; every task message this process publishes is kept too, and
+every answer the dashboard tests' clients receive (`httpx_scan_hook`: pages, JSON, errors). At
 the end of the session both are scanned for every secret that was registered during the whole
 session (account keys and secrets, dashboard tokens, Flower credentials, Telegram tokens, webhook
 URLs, the passwords in Redis and database URLs). A secret found fails the session and is reported
@@ -57,6 +58,19 @@ def _on_publish(sender: Any = None, body: Any = None, headers: Any = None, **_: 
     except (TypeError, ValueError):
         text = repr(body)
     recorder.write("task", text)
+
+
+def record_answer(where: str, text: str) -> None:
+    """Keep an HTTP answer (a page, an API body, an error) for the end-of-session scan."""
+    recorder = _state.get("recorder")
+    if recorder is not None:
+        recorder.write("page", f"{where} {text}")
+
+
+def httpx_scan_hook(response: Any) -> None:
+    """An httpx response hook: every answer a test client receives is scanned too."""
+    response.read()
+    record_answer(str(response.url.path), response.text)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -116,7 +130,8 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         return
     if not findings:
         terminalreporter.write_line(
-            f"secret scan: no configured secret ({_state['secrets']} known) in any log line or task message"
+            f"secret scan: no configured secret ({_state['secrets']} known) in any log line, task message "
+            "or dashboard answer"
         )
         return
     terminalreporter.section("secret scan: configured secrets found", sep="=", red=True)

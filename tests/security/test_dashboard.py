@@ -30,6 +30,7 @@ from dashboard.api import MAX_BODY
 from dashboard.app import create_app
 from dashboard.server import DashboardServer
 from tests.integration.pipeline.plans import conservative_long
+from tests.plugins.secrets import httpx_scan_hook
 from workers.embedded_redis import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,7 +45,8 @@ def served(stack):
 
 
 def client(server: DashboardServer, **kw) -> httpx.Client:
-    return httpx.Client(base_url=server.url, timeout=30, **kw)
+    # every answer goes to the session-wide secret scan as well
+    return httpx.Client(base_url=server.url, timeout=30, event_hooks={"response": [httpx_scan_hook]}, **kw)
 
 
 # ------------------------------------------------------------------------------- door 1: fail closed

@@ -17,6 +17,7 @@ import pytest
 
 from dashboard.app import create_app
 from dashboard.server import DashboardServer
+from tests.plugins.secrets import httpx_scan_hook
 
 
 @dataclass
@@ -47,6 +48,8 @@ def dash(stack, dashboard_token) -> Iterator[Dash]:
     headers = {"Authorization": f"Bearer {dashboard_token}"}
     with (
         DashboardServer(app) as server,
-        httpx.Client(base_url=server.url, headers=headers, timeout=30) as client,
+        httpx.Client(
+            base_url=server.url, headers=headers, timeout=30, event_hooks={"response": [httpx_scan_hook]}
+        ) as client,
     ):
         yield Dash(stack, server, client, dashboard_token)
