@@ -57,6 +57,8 @@ def page_for(browser, url):
     page.set_default_timeout(WAIT_MS)
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
+    # a Content-Security-Policy violation (the dashboard sends one) shows as a console error
+    page.on("console", lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None)
     page.goto(url)
     return page, errors
 
