@@ -52,6 +52,16 @@ def _offline_docs(app: FastAPI) -> None:
         )
 
 
+class DashboardApp(FastAPI):
+    """FastAPI with the request guard outermost: even an answer of Starlette's own error middleware
+    (a 500) passes through it and gets the security headers."""
+
+    guard_options: dict[str, Any]
+
+    def build_middleware_stack(self) -> Any:
+        return RequestGuard(super().build_middleware_stack(), **self.guard_options)
+
+
 def configured_token(settings: Any) -> str | None:
     """TPSL_DASHBOARD_TOKEN, or None when it is unset or blank."""
     secret = settings.dashboard_token
@@ -71,7 +81,7 @@ def create_app(rt: Any, *, token: str | None = None, allowed_hosts: str | None =
         token = generate_token()  # told to nobody: the data routes stay shut
     hosts = parse_allowed_hosts(rt.settings.allowed_hosts if allowed_hosts is None else allowed_hosts)
     state = DashboardState.build(rt, token=token)
-    app = FastAPI(
+    app = DashboardApp(
         title="tpsl-guard dashboard",
         version="1",
         description="Monitors, accounts and operations of tpsl-guard. Every error is "
@@ -89,7 +99,7 @@ def create_app(rt: Any, *, token: str | None = None, allowed_hosts: str | None =
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     _offline_docs(app)
-    app.add_middleware(RequestGuard, allowed_hosts=hosts, max_body=MAX_BODY)
+    app.guard_options = {"allowed_hosts": hosts, "max_body": MAX_BODY}
     log.info(
         "dashboard ready: %d accounts, hosts %s, cache %s",
         len(rt.accounts),

@@ -344,6 +344,22 @@ def test_every_answer_is_hardened(served):
         assert "script-src 'self';" in page_csp  # no inline script on the page
 
 
+def test_an_internal_error_is_hardened_too(stack):
+    from pydantic import SecretStr
+
+    from workers.runtime import build_runtime
+
+    dead = "postgresql+psycopg://tpsl@127.0.0.1:1/tpsl?connect_timeout=2"  # nothing listens
+    rt = build_runtime(stack.settings.model_copy(update={"database_url": SecretStr(dead)}))
+    try:
+        with DashboardServer(create_app(rt, token=TOKEN)) as server, client(server, headers=AUTH) as c:
+            r = c.get("/api/monitors", params={"status": "closed"})
+            assert r.status_code == 500 and r.json()["error"]["code"] == "internal"
+            _hardened(r)
+    finally:
+        rt.close()
+
+
 def test_the_open_page_shell_shows_no_account_id(stack, served):
     with client(served) as c:
         page = c.get("/").text
