@@ -59,7 +59,7 @@ import difflib
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -177,12 +177,15 @@ ANY_SIZE = Decimal("1e18")
 
 def recheck_plan(plan: Plan, instrument: Instrument | None = None) -> None:
     """Re-validate a plan that comes back from storage or a message (it is not trusted for having
-    been valid once). With the instrument, every rule; without it, every rule but the exchange's
-    price grid and size limits. Raises PlanInvalid naming the first field that fails."""
+    been valid once). Every rule is checked but the price and quantity grid (an exchange may change
+    its tick size under a live monitor, and that must not drop its guard); the size limits are
+    checked when the instrument is known. Raises PlanInvalid naming the first field that fails."""
     if instrument is None:
         instrument = Instrument(
             symbol=plan.symbol, tick_size=ANY_GRID, qty_step=ANY_GRID, min_qty=ANY_GRID, max_qty=ANY_SIZE
         )
+    else:
+        instrument = replace(instrument, tick_size=ANY_GRID, qty_step=ANY_GRID)
     validate_plan(plan, instrument)
 
 
