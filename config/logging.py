@@ -25,6 +25,12 @@ def register_secret(value: str | None) -> None:
             _SECRETS.add(value)
 
 
+def registered_secrets() -> frozenset[str]:
+    """Every value registered so far (for checks that scan output for secrets)."""
+    with _SECRETS_LOCK:
+        return frozenset(_SECRETS)
+
+
 def redact(text: str) -> str:
     for s in _SECRETS:
         if s in text:

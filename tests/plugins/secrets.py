@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from config.logging import _SECRETS, _SECRETS_LOCK, RedactingFormatter
+from config.logging import RedactingFormatter, registered_secrets
 
 _state: dict[str, Any] = {"test": "(session)", "findings": []}
 
@@ -112,8 +112,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     logging.getLogger().removeHandler(recorder)
     _state["recorder"] = None
     _state["stream"].close()
-    with _SECRETS_LOCK:
-        secrets = set(_SECRETS)
+    secrets = set(registered_secrets())
     try:
         findings = scan(_state["path"], secrets)
     finally:
