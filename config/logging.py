@@ -53,8 +53,9 @@ def register_url_secrets(url: str | None, *, whole: bool = False) -> None:
     except ValueError:
         return
     register_secret(password)
-    if whole:
-        register_secret(parts.path + (f"?{parts.query}" if parts.query else ""))
+    tail = parts.path + (f"?{parts.query}" if parts.query else "")
+    if whole and len(tail) >= 16:  # a secret path is long; "/alerts" would mask ordinary words
+        register_secret(tail)
 
 
 class RedactingFormatter(logging.Formatter):
