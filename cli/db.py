@@ -24,7 +24,7 @@ URL_HELP = "SQLAlchemy URL of the database; default: DATABASE_URL (settings.data
 
 
 def _target(url: str | None) -> str:
-    return url if url else get_settings().database_url
+    return url if url else get_settings().database_dsn
 
 
 def _password(target: str) -> str | None:

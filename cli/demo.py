@@ -678,11 +678,11 @@ def _create(rt: Any, sc: Scenario, attempts: int = 5) -> Monitor:
 
 def _log_to_file(path: Path) -> None:
     """The demo's own log goes to var/logs/demo.log: the terminal belongs to the view."""
-    from config.logging import FORMAT, RedactFilter
+    from config.logging import FORMAT, RedactFilter, RedactingFormatter
 
     root = logging.getLogger()
     handler = logging.FileHandler(path, mode="w", encoding="utf-8")
-    handler.setFormatter(logging.Formatter(FORMAT))
+    handler.setFormatter(RedactingFormatter(FORMAT))
     handler.addFilter(RedactFilter())
     root.addHandler(handler)
     root.setLevel(logging.INFO)

@@ -29,6 +29,9 @@ def _register() -> None:
     from cli.web import web_cmd
 
     app.command("web")(web_cmd)
+    from cli.flower import flower_cmd
+
+    app.command("flower")(flower_cmd)
     from cli.ops import dispatch_cmd, reconcile_cmd
 
     app.command("reconcile")(reconcile_cmd)

@@ -79,6 +79,8 @@ def _toml(text: str, path: Path) -> Any:
         return tomllib.loads(text, parse_float=Decimal)
     except tomllib.TOMLDecodeError as exc:
         raise FixInput("plan", f"{path} is not valid TOML: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # e.g. an integer of thousands of digits
+        raise FixInput("plan", f"{path} cannot be read as TOML: {str(exc)[:120]}") from None
 
 
 def _pair(text: str, field: str, what: str, *, second_optional: bool) -> tuple[str, str | None]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import typer
 
 paper_app = typer.Typer(
@@ -11,7 +13,9 @@ paper_app = typer.Typer(
 
 @paper_app.command("serve")
 def serve(
-    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    host: str = typer.Option(
+        "127.0.0.1", help="Interface to listen on. The admin API has no authentication: keep it on loopback."
+    ),
     port: int = typer.Option(8080, help="TCP port."),
     seed: int = typer.Option(0, help="Seed of ids and random walks (same seed, same run)."),
     account: list[str] = typer.Option(
@@ -24,7 +28,12 @@ def serve(
     ),
     fault_hold_s: float = typer.Option(30.0, help="How long a `timeout` fault holds a request, seconds."),
 ) -> None:
-    """Serve the paper exchange in the foreground (uvloop + httptools, one process)."""
+    """Serve the paper exchange in the foreground (uvloop + httptools, one process).
+
+    Its admin API (/paper/…) has NO authentication: whoever reaches it can create accounts, move
+    prices and read every account. Keep --host on loopback (the default); any other address is
+    warned about loudly. Requests from web pages of other sites are refused.
+    """
     from config.logging import setup_logging
     from core.errors import FixInput
     from exchange.paper.runner import serve_forever
@@ -35,6 +44,14 @@ def serve(
     except FixInput as err:
         raise typer.BadParameter(err.problem, param_hint="--account") from None
     setup_logging()
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        warning = (
+            f"WARNING: the paper exchange listens on {host}: its admin API (/paper/) has no "
+            "authentication — anyone who reaches this address can create accounts, move prices and "
+            "read every account. Use --host 127.0.0.1 unless this network is yours alone."
+        )
+        typer.echo(warning, err=True)
+        logging.getLogger("exchange.paper").warning("%s", warning)
     serve_forever(
         host=host,
         port=port,

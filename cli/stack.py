@@ -114,6 +114,6 @@ def web_spec(port: int, env: Mapping[str, str]) -> ProcessSpec:
 
 
 def flower_spec(port: int, env: Mapping[str, str]) -> ProcessSpec:
-    # the credentials go in the environment (FLOWER_BASIC_AUTH), not on the command line
-    argv = python("-m", "celery", "-A", "tasks", "flower", "--address=127.0.0.1", f"--port={port}")
+    # `tpsl flower` reads the credentials from the environment (FLOWER_BASIC_AUTH), never the command line
+    argv = python("-m", "cli.main", "flower", "--address", "127.0.0.1", "--port", str(port))
     return ProcessSpec("flower", argv, env=env, ready=tcp_port(port), layer=2)

@@ -19,27 +19,37 @@ def web_cmd(
 ) -> None:
     """Serve the dashboard: page at /, JSON API under /api/ (OpenAPI at /docs), /metrics.
 
-    With TPSL_DASHBOARD_TOKEN set, /api/ (but /api/health), /ui/ and /metrics need
-    `Authorization: Bearer <token>`; the page asks for the token once and keeps it.
+    Every /api/ route but /api/health, /ui/ and /metrics need `Authorization: Bearer <token>`:
+    TPSL_DASHBOARD_TOKEN, or, when it is unset, a token generated now and printed once here (the page
+    asks for it once and keeps it). The dashboard answers only to the host names localhost,
+    127.0.0.1, ::1 and those in TPSL_ALLOWED_HOSTS.
     """
-    from config.logging import setup_logging
-    from dashboard.app import create_app
+    from config.logging import register_secret, setup_logging
+    from dashboard.app import configured_token, create_app
+    from dashboard.auth import generate_token
     from dashboard.server import serve
 
     rt = open_runtime()  # alerts of monitors created here go to the alerts queue
     setup_logging(rt.settings.log_level)
-    token_set = rt.settings.dashboard_token is not None and bool(
-        rt.settings.dashboard_token.get_secret_value()
-    )
-    if not token_set and host not in LOOPBACK:
+    token = configured_token(rt.settings)
+    generated = token is None
+    if token is None:
+        token = generate_token()
+    register_secret(token)
+    if host not in LOOPBACK and not rt.settings.allowed_hosts.strip():
         log.warning(
-            "dashboard on %s without TPSL_DASHBOARD_TOKEN: anyone who reaches it can create and remove "
-            "monitors",
+            "dashboard on %s with TPSL_ALLOWED_HOSTS unset: it answers only to localhost names; set "
+            "TPSL_ALLOWED_HOSTS to the name it is reached by",
             host,
         )
-    app = create_app(rt)
+    app = create_app(rt, token=token)
     shown = f"[{host}]" if ":" in host else host
-    typer.echo(
-        f"dashboard on http://{shown}:{port}/ (token {'required' if token_set else 'not set'})", err=True
-    )
+    if generated:  # printed once, on the terminal only (never logged)
+        typer.echo(
+            f"dashboard on http://{shown}:{port}/?token={token} (TPSL_DASHBOARD_TOKEN unset: this token "
+            "was generated for this run)",
+            err=True,
+        )
+    else:
+        typer.echo(f"dashboard on http://{shown}:{port}/ (token from TPSL_DASHBOARD_TOKEN)", err=True)
     serve(app, host=host, port=port)

@@ -31,7 +31,7 @@ def load_accounts(settings: Settings) -> dict[str, Account]:
     """The configured accounts by id (empty when none are configured)."""
     if settings.accounts:
         try:
-            raw: Any = json.loads(settings.accounts)
+            raw: Any = json.loads(settings.accounts.get_secret_value())
         except json.JSONDecodeError as e:
             raise FixInput("TPSL_ACCOUNTS", f"not valid JSON ({e.msg} at position {e.pos})") from None
         return parse_accounts(raw, source="TPSL_ACCOUNTS")

@@ -41,9 +41,9 @@ ROUTES: dict[str, str] = {
 
 
 def make_celery(settings: Settings, *, main: str = "tpsl") -> Celery:
-    if not settings.redis_url:
+    if not settings.redis_dsn:
         raise RuntimeError("REDIS_URL is not set (tpsl demo starts an embedded Redis for you)")
-    app = Celery(main, broker=settings.redis_url, set_as_current=False)
+    app = Celery(main, broker=settings.redis_dsn, set_as_current=False)
     exchange = Exchange("tpsl", type="direct")
     app.conf.update(
         task_queues=[Queue(name, exchange, routing_key=name) for name in ALL_QUEUES],

@@ -5,6 +5,7 @@ python -m config.docs      # prints the Markdown table
 
 from __future__ import annotations
 
+from pydantic import SecretStr
 from pydantic.fields import FieldInfo
 
 from config.settings import Settings
@@ -23,6 +24,8 @@ def _default(field: FieldInfo) -> str:
     value = factory() if factory is not None else field.default  # type: ignore[call-arg]
     if value is None:
         return "unset"
+    if isinstance(value, SecretStr):  # a default is not a secret
+        value = value.get_secret_value()
     if isinstance(value, dict):
         return "{}" if not value else str(value)
     return str(value)

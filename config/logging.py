@@ -1,8 +1,9 @@
 """Logging: per-module loggers, one format, repeated warnings de-duplicated, secrets masked.
 
 `setup_logging()` is called once per process (CLI entry, Celery's `setup_logging` signal).
-Secrets are kept out of log calls by construction (core.models.Secret never prints itself); the
-redaction filter is the second line of defence for any string a secret might hide in.
+Secrets are kept out of log calls by construction (core.models.Secret never prints itself, settings
+hold credentials as SecretStr); the second line of defence is `RedactingFormatter`, which masks every
+registered secret in the finished line — message, arguments, traceback and stack included.
 """
 
 from __future__ import annotations
@@ -24,6 +25,12 @@ def register_secret(value: str | None) -> None:
             _SECRETS.add(value)
 
 
+def registered_secrets() -> frozenset[str]:
+    """Every value registered so far (for checks that scan output for secrets)."""
+    with _SECRETS_LOCK:
+        return frozenset(_SECRETS)
+
+
 def redact(text: str) -> str:
     for s in _SECRETS:
         if s in text:
@@ -31,7 +38,42 @@ def redact(text: str) -> str:
     return text
 
 
+def register_url_secrets(url: str | None, *, whole: bool = False) -> None:
+    """Mask the password of a URL (and, with `whole`, the URL itself and its path and query: a
+    webhook's secret is often its path)."""
+    if not url:
+        return
+    from urllib.parse import urlsplit
+
+    if whole:
+        register_secret(url)
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return
+    register_secret(password)
+    tail = parts.path + (f"?{parts.query}" if parts.query else "")
+    if whole and len(tail) >= 16:  # a secret path is long; "/alerts" would mask ordinary words
+        register_secret(tail)
+
+
+class RedactingFormatter(logging.Formatter):
+    """A Formatter that masks every registered secret in the formatted line (tracebacks included)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+    def formatException(self, ei) -> str:
+        return redact(super().formatException(ei))
+
+    def formatStack(self, stack_info: str) -> str:
+        return redact(super().formatStack(stack_info))
+
+
 class RedactFilter(logging.Filter):
+    """Masks the message of a record (for handlers whose formatter is not ours, e.g. a test's)."""
+
     def filter(self, record: logging.LogRecord) -> bool:
         if _SECRETS:
             msg = record.getMessage()
@@ -76,7 +118,7 @@ def setup_logging(level: str = "INFO") -> None:
         root.setLevel(level)
         return
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter(FORMAT))
+    handler.setFormatter(RedactingFormatter(FORMAT))
     handler.addFilter(RedactFilter())
     handler.addFilter(DedupFilter())
     root.addHandler(handler)

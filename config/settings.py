@@ -1,5 +1,8 @@
 """One typed settings object, read from the environment (12-factor). Every default carries its unit.
 
+Every credential-bearing value (URLs with a password, the accounts list, tokens, the webhook URL) is a
+`SecretStr`: it never shows in a repr, and it is registered with the log mask when read.
+
 Most variables are `TPSL_<FIELD>` (e.g. TPSL_CACHE_TTL_POSITIONS_S=10); a few keep the names every
 platform uses: REDIS_URL, DATABASE_URL, FLOWER_BASIC_AUTH. Each optimisation has a rollback switch
 to the plain behaviour; the plain behaviour is also the baseline every benchmark compares against.
@@ -10,6 +13,7 @@ from __future__ import annotations
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -22,17 +26,17 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TPSL_", extra="ignore", frozen=True, populate_by_name=True)
 
     # ---- services
-    redis_url: str | None = Field(
+    redis_url: SecretStr | None = Field(
         None,
         validation_alias=AliasChoices("REDIS_URL", "TPSL_REDIS_URL"),
         description="Broker, registry and cache. Unset: `tpsl demo` starts an embedded redis-server.",
     )
-    database_url: str = Field(
-        "sqlite:///var/tpsl.db",
+    database_url: SecretStr = Field(
+        SecretStr("sqlite:///var/tpsl.db"),
         validation_alias=AliasChoices("DATABASE_URL", "TPSL_DATABASE_URL"),
         description="SQLAlchemy URL. SQLite file under ./var by default; PostgreSQL in production.",
     )
-    accounts: str | None = Field(
+    accounts: SecretStr | None = Field(
         None, description="JSON list of accounts (see README); secrets are never logged."
     )
     accounts_file: Path | None = Field(None, description="TOML or JSON file with the same list.")
@@ -113,7 +117,14 @@ class Settings(BaseSettings):
 
     # ---- web
     dashboard_token: SecretStr | None = Field(
-        None, description="Bearer token for /api/ (all but /api/health). Unset: open."
+        None,
+        description="Bearer token for /api/ (all but /api/health), /ui/ and /metrics. Unset: `tpsl web` "
+        "generates one and prints it once.",
+    )
+    allowed_hosts: str = Field(
+        "",
+        description="Host names the dashboard answers besides localhost, 127.0.0.1 and ::1 "
+        "(comma-separated; e.g. the public name of the web dyno).",
     )
     flower_basic_auth: SecretStr | None = Field(
         None,
@@ -122,7 +133,9 @@ class Settings(BaseSettings):
     )
 
     # ---- alerts
-    webhook_url: str | None = Field(None, description="Alerts as JSON POST to this URL.")
+    webhook_url: SecretStr | None = Field(
+        None, description="Alerts as JSON POST to this URL (a secret: never logged)."
+    )
     telegram_bot_token: SecretStr | None = Field(None, description="Telegram Bot API token.")
     telegram_chat_id: str | None = Field(None, description="Telegram chat for alerts.")
     telegram_api_url: str = Field("https://api.telegram.org", description="Bot API base URL.")
@@ -137,6 +150,30 @@ class Settings(BaseSettings):
     cache_enabled: bool = Field(True, description="Dashboard TTL cache; false reads through.")
 
     log_level: str = Field("INFO", description="Root log level.")
+
+    def model_post_init(self, context: Any, /) -> None:
+        """Every credential this object holds is masked in the logs from now on."""
+        from config.logging import register_secret, register_url_secrets
+
+        for url in (self.redis_url, self.database_url):
+            register_url_secrets(reveal(url))
+        register_url_secrets(reveal(self.webhook_url), whole=True)
+        for value in (self.dashboard_token, self.telegram_bot_token):
+            register_secret(reveal(value))
+        flower = reveal(self.flower_basic_auth)
+        if flower:
+            register_secret(flower)
+            register_secret(flower.partition(":")[2])
+
+    @property
+    def redis_dsn(self) -> str | None:
+        """REDIS_URL in clear, for the client that connects with it."""
+        return reveal(self.redis_url)
+
+    @property
+    def database_dsn(self) -> str:
+        """DATABASE_URL in clear, for the engine that connects with it."""
+        return reveal(self.database_url) or ""
 
     @field_validator("proximity_band", "inactive_filled_fraction", "fee_buffer")
     @classmethod
@@ -163,6 +200,13 @@ class Settings(BaseSettings):
     def baseline(self) -> bool:
         """Every rollback switch on: the plain behaviour."""
         return self.fixed_polling and self.per_monitor_calls and self.sync_saves and not self.cache_enabled
+
+
+def reveal(value: SecretStr | str | None) -> str | None:
+    """The clear text of a secret setting (None stays None)."""
+    if value is None:
+        return None
+    return value.get_secret_value() if isinstance(value, SecretStr) else value
 
 
 @lru_cache(maxsize=1)

@@ -91,7 +91,8 @@ REQUEST_FIELDS: tuple[str, ...] = ("account", *PLAN_FIELDS)
 _ENTRY_FIELDS = ("type", "price", "qty")
 _TP_FIELDS = ("price", "fraction")
 _SIDES = {"Buy": Side.BUY, "Sell": Side.SELL, "buy": Side.BUY, "sell": Side.SELL}
-_NUMBER_RE = re.compile(r"\s*[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d{1,4})?\s*")
+# ASCII digits only: Decimal() would also read "٣" or "１２" as numbers
+_NUMBER_RE = re.compile(r"\s*[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d{1,4})?\s*", re.ASCII)
 _MAX_ADJUSTED = 18
 _MAX_FRACTION_DECIMALS = 18  # a price or quantity of 10**19 or more is not a number anyone means
 _MISSING: Any = object()
@@ -187,6 +188,24 @@ def resolve_position_idx(plan: Plan, *, hedge: bool) -> tuple[Plan, bool]:
             f"positionIdx must be 0 (or left out), got {idx}",
         )
     return plan, False
+
+
+ANY_GRID = Decimal("1e-18")
+ANY_SIZE = Decimal("1e18")
+
+
+def recheck_plan(plan: Plan, instrument: Instrument | None = None) -> None:
+    """Re-validate a plan that comes back from storage or a message (it is not trusted for having
+    been valid once). Every rule is checked but the price and quantity grid (an exchange may change
+    its tick size under a live monitor, and that must not drop its guard); the size limits are
+    checked when the instrument is known. Raises PlanInvalid naming the first field that fails."""
+    if instrument is None:
+        instrument = Instrument(
+            symbol=plan.symbol, tick_size=ANY_GRID, qty_step=ANY_GRID, min_qty=ANY_GRID, max_qty=ANY_SIZE
+        )
+    else:
+        instrument = replace(instrument, tick_size=ANY_GRID, qty_step=ANY_GRID)
+    validate_plan(plan, instrument)
 
 
 def check_adoption(plan: Plan, position: Position) -> None:

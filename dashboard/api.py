@@ -13,6 +13,7 @@ its thread pool): Redis, the database and the exchange are called synchronously,
     GET    /api/accounts/{id}               equity, balances, unrealised PnL, positions, open orders
     GET    /api/stats                       operations figures (dashboard/stats.py)
     GET    /api/insights                    outcomes of closed monitors  ?days=7
+                                            (rounded up to 1, 7, 30, 90, 365 or 3650)
     GET    /metrics                         Prometheus text (dashboard/metrics.py)
 """
 
@@ -166,6 +167,14 @@ def build_api(app_state: DashboardState) -> tuple[APIRouter, APIRouter]:
         idempotency_key: str | None = Header(None, alias="Idempotency-Key", max_length=64),
     ) -> Response:
         st = state_of(request)
+        media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if media != "application/json":  # a form or text/plain post is what a cross-site page can send
+            raise ApiError(
+                415,
+                "unsupported_media_type",
+                "send the plan as JSON with Content-Type: application/json",
+                "Content-Type",
+            )
         if idempotency_key is not None and not _NONCE_RE.match(idempotency_key):
             raise ApiError(422, "invalid", "letters, digits and _.:- only, at most 64", "Idempotency-Key")
         data = parse_body(await request.body())
@@ -213,7 +222,12 @@ def build_api(app_state: DashboardState) -> tuple[APIRouter, APIRouter]:
         return JSONBytes(state_of(request).ops.snapshot())
 
     @api.get("/api/insights", tags=["operations"], summary="Outcomes of the monitors closed lately")
-    def insights(request: Request, days: float = Query(7.0, gt=0, le=3650, allow_inf_nan=False)) -> Response:
+    def insights(
+        request: Request,
+        days: float = Query(
+            7.0, gt=0, le=3650, allow_inf_nan=False, description="rounded up to 1, 7, 30, 90, 365 or 3650"
+        ),
+    ) -> Response:
         return JSONBytes(state_of(request).data.insights(days))
 
     @api.get("/metrics", tags=["operations"], summary="Prometheus metrics (text format)")

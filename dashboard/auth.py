@@ -1,48 +1,43 @@
-"""Bearer-token access to the dashboard's data.
+"""Bearer-token access to the dashboard's data, decided by a dependency of the protected routers
+(the API but /api/health, the page's fragments under /ui/, /metrics) and nothing else: no path is
+looked at, so a path prefix (`root_path`, a mount) or a crafted `Host` cannot move a route out of
+its protection. The page shell (`/`), its static files and the OpenAPI docs carry no data.
 
-With `TPSL_DASHBOARD_TOKEN` set, every `/api/` route but `/api/health`, the page's data fragments
-under `/ui/` and `/metrics` need `Authorization: Bearer <token>`. The page shell (`/`), its static
-files and the OpenAPI docs carry no data and stay open. Without a token everything is open (bind
-to localhost, or put the dashboard behind a proxy that authenticates).
-
-The comparison is constant-time (`hmac.compare_digest` over bytes); the token is never logged,
-echoed or put in the page.
+The dashboard always has a token (fail closed): `TPSL_DASHBOARD_TOKEN`, or one generated at start-up
+that `tpsl web` prints once on its terminal. The comparison is constant-time
+(`hmac.compare_digest` over bytes); the token is never logged, echoed or put in the page.
 """
 
 from __future__ import annotations
 
 import hmac
+import secrets
 
+from config.logging import register_secret
 from dashboard.errors import ApiError
 
-OPEN_PATHS = frozenset({"/api/health"})
-PROTECTED_PREFIXES = ("/api/", "/ui/", "/metrics")
+MIN_TOKEN_CHARS = 16
+
+
+def generate_token() -> str:
+    return secrets.token_urlsafe(24)
 
 
 class TokenGuard:
-    """`TokenGuard(token).check(path, authorization_header)` raises ApiError(401) when refused."""
+    """`TokenGuard(token).check(authorization_header)` raises ApiError(401) when refused."""
 
     __slots__ = ("_token",)
 
-    def __init__(self, token: str | None) -> None:
-        self._token = token.encode() if token else None
+    def __init__(self, token: str) -> None:
+        if not token or not token.strip():
+            raise ValueError("the dashboard needs a token")
+        register_secret(token)
+        self._token = token.encode()
 
     def __repr__(self) -> str:
-        return f"TokenGuard(enabled={self.enabled})"
-
-    @property
-    def enabled(self) -> bool:
-        return self._token is not None
-
-    @staticmethod
-    def protects(path: str) -> bool:
-        if path in OPEN_PATHS:
-            return False
-        return path == "/metrics" or path.startswith(PROTECTED_PREFIXES)
+        return "TokenGuard(token='***')"
 
     def allows(self, authorization: str | None) -> bool:
-        if self._token is None:
-            return True
         if not authorization:
             return False
         scheme, _, value = authorization.partition(" ")
@@ -50,9 +45,7 @@ class TokenGuard:
             return False
         return hmac.compare_digest(value.strip().encode(), self._token)
 
-    def check(self, path: str, authorization: str | None) -> None:
-        if self._token is None or not self.protects(path):
-            return
+    def check(self, authorization: str | None) -> None:
         if not authorization:
             raise ApiError(
                 401,

@@ -1,13 +1,14 @@
 """The HTML page: a shell (`/`) that carries no data, and server-rendered fragments under `/ui/` that
 the page's script fetches (with the bearer token when one is set) and refreshes in place.
 
-    GET /                       the page (layout, create form, token prompt); open
+    GET /                       the page (layout, create form, token prompt); open, carries no data
     GET /ui/accounts            account cards: equity, balance, unrealised PnL, positions, orders
     GET /ui/monitors            monitors table: phase, tier, next check, TP ladder, stop, orders
     GET /ui/monitors/{id}       one monitor: price chart (SVG), ladder, owned orders, events
     GET /ui/events              the live event timeline (every monitor)
     GET /ui/ops                 operations panel with the monitors-per-tier chart (SVG)
     GET /ui/symbols             <option>s of the symbols the create form offers
+    GET /ui/account-options     <option>s of the main accounts the create form offers
 
 Fragments read through `DashboardData` (the TTL cache); showing the monitors also feeds the
 per-symbol price series the charts draw.
@@ -211,10 +212,8 @@ def build_page(app_state: DashboardState, templates: Jinja2Templates) -> tuple[A
         return render(
             request,
             "index.html",
-            token_required=st.guard.enabled,
             refresh=REFRESH_S,
             presets=list(PRESETS.values()),
-            accounts=[a for a in st.data.accounts() if a["role"] == "main"],
             cache_enabled=st.cache.enabled,
         )
 
@@ -266,6 +265,11 @@ def build_page(app_state: DashboardState, templates: Jinja2Templates) -> tuple[A
             tiers_svg=tier_chart(st.ops.tier_series()),
             calls_svg=sparkline(calls, title="exchange calls per minute"),
         )
+
+    @ui.get("/ui/account-options", response_class=HTMLResponse)
+    def account_options(request: Request) -> Response:
+        mains = [a for a in state_of(request).data.accounts() if a["role"] == "main"]
+        return render(request, "_account_options.html", accounts=mains)
 
     @ui.get("/ui/symbols", response_class=HTMLResponse)
     def symbols(request: Request) -> Response:

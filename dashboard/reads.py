@@ -46,6 +46,8 @@ HISTORY = "history"
 HISTORY_TTL_S = 5.0  # closed monitors and event timelines read from the database, seconds
 EXTRA_TTLS = {HISTORY: HISTORY_TTL_S}
 MAX_LIST = 1000
+CACHED_EVENT_LIMITS = frozenset({50, 200})  # the page's and the API's default timeline sizes
+INSIGHT_DAYS = (1, 7, 30, 90, 365, 3650)  # the spans insights are computed over, days
 DECODED_MAX = 20_000  # decoded monitor states kept per process (cleared when full)
 STATUSES = ("all", "open", "closed")
 _ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -289,8 +291,9 @@ class DashboardData:
                 rows = queries.events_for(s, monitor_id, limit=limit, before=before)
             return [event_view(r.to_dict()) for r in rows]
 
-        key = f"events:{monitor_id}:{limit}:{'-' if before is None else repr(before)}"
-        return self._cached(HISTORY, key, load, account=m["account"])
+        if before is not None or limit not in CACHED_EVENT_LIMITS:
+            return load()  # older pages and odd sizes read through: the cache keeps a bounded key set
+        return self._cached(HISTORY, f"events:{monitor_id}:{limit}", load, account=m["account"])
 
     def recent_events(self, limit: int = 50) -> list[dict[str, Any]]:
         def load() -> list[dict[str, Any]]:
@@ -377,6 +380,10 @@ class DashboardData:
         return self._cached("stats", "counts", load)
 
     def insights(self, days: float = 7.0) -> dict[str, Any]:
+        """Outcomes of the monitors closed in the last `days`, rounded up to one of INSIGHT_DAYS (so
+        the cache holds at most one entry per span)."""
+        days = next((d for d in INSIGHT_DAYS if days <= d), INSIGHT_DAYS[-1])
+
         def load() -> dict[str, Any]:
             since = time.time() - days * 86400.0
             with self.sessions() as s:
@@ -384,7 +391,7 @@ class DashboardData:
             out["days"] = days
             return out
 
-        return self._cached("insights", f"days:{days:g}", load)
+        return self._cached("insights", f"days:{days}", load)
 
     def symbols(self) -> list[str]:
         """Symbols a monitor can be created on (the first main account's exchange)."""

@@ -17,11 +17,12 @@ log = logging.getLogger(__name__)
 START_TIMEOUT_S = 20.0
 
 
-def uvicorn_config(app: Any, *, host: str, port: int) -> uvicorn.Config:
+def uvicorn_config(app: Any, *, host: str, port: int, root_path: str = "") -> uvicorn.Config:
     return uvicorn.Config(
         app,
         host=host,
         port=port,
+        root_path=root_path,
         access_log=False,
         log_config=None,  # the process's logging (config.logging) stays in charge
         lifespan="off",
@@ -38,10 +39,11 @@ def serve(app: Any, *, host: str, port: int) -> None:
 class DashboardServer:
     """`DashboardServer(app).start()` serves on a free loopback port; `.url`; `.stop()`."""
 
-    def __init__(self, app: Any, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, app: Any, *, host: str = "127.0.0.1", port: int = 0, root_path: str = "") -> None:
         self.app = app
         self.host = host
         self.port = port
+        self.root_path = root_path
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -56,7 +58,9 @@ class DashboardServer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, self.port))
         self.port = sock.getsockname()[1]
-        server = uvicorn.Server(uvicorn_config(self.app, host=self.host, port=self.port))
+        server = uvicorn.Server(
+            uvicorn_config(self.app, host=self.host, port=self.port, root_path=self.root_path)
+        )
         self._server = server
         self._thread = threading.Thread(
             target=server.run, kwargs={"sockets": [sock]}, name=f"dashboard-{self.port}", daemon=True

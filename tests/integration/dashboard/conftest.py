@@ -17,6 +17,7 @@ import pytest
 
 from dashboard.app import create_app
 from dashboard.server import DashboardServer
+from tests.plugins.secrets import httpx_scan_hook
 
 
 @dataclass
@@ -24,7 +25,7 @@ class Dash:
     stack: Any
     server: DashboardServer
     client: httpx.Client
-    token: str | None = field(repr=False)
+    token: str = field(repr=False)
 
     @property
     def url(self) -> str:
@@ -36,17 +37,19 @@ class Dash:
 
 
 @pytest.fixture
-def dashboard_token() -> str | None:
-    """Override in a module to serve the dashboard with a token."""
-    return None
+def dashboard_token() -> str:
+    """The dashboard always has a token (override in a module to choose it); `dash.client` sends it."""
+    return "dashboard-token-of-the-tests-7c1e"
 
 
 @pytest.fixture
 def dash(stack, dashboard_token) -> Iterator[Dash]:
     app = create_app(stack.rt, token=dashboard_token)
-    headers = {"Authorization": f"Bearer {dashboard_token}"} if dashboard_token else {}
+    headers = {"Authorization": f"Bearer {dashboard_token}"}
     with (
         DashboardServer(app) as server,
-        httpx.Client(base_url=server.url, headers=headers, timeout=30) as client,
+        httpx.Client(
+            base_url=server.url, headers=headers, timeout=30, event_hooks={"response": [httpx_scan_hook]}
+        ) as client,
     ):
         yield Dash(stack, server, client, dashboard_token)

@@ -1,5 +1,5 @@
-"""With TPSL_DASHBOARD_TOKEN set, every /api/ route but /api/health, the page's fragments and
-/metrics need the bearer token; the token never shows in an answer."""
+"""Every /api/ route but /api/health, the page's fragments and /metrics need the bearer token (there
+is always one); the token never shows in an answer."""
 
 from __future__ import annotations
 
@@ -108,12 +108,14 @@ def test_no_secret_leaves_the_dashboard(dash):
     assert TOKEN not in repr(dash.server.app.state.dashboard)
 
 
-def test_open_without_a_token(stack):
+def test_shut_without_a_token(stack):
+    """No token configured and none given: fail closed, only /api/health answers."""
     from dashboard.app import create_app
     from dashboard.server import DashboardServer
 
     with DashboardServer(create_app(stack.rt)) as server, httpx.Client(base_url=server.url) as client:
         for method, path in PROTECTED:
-            if method == "GET" and "abcdefghij" not in path:
-                assert client.get(path).status_code == 200, path
-        assert 'data-token-required="false"' in client.get("/").text
+            assert client.request(method, path).status_code == 401, path
+        assert client.get("/api/health").status_code == 200
+        assert 'data-token-required="true"' in client.get("/").text
+    assert stack.exchange_orders("main") == []

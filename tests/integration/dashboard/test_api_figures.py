@@ -6,6 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr
 
 from config.queues import ALL_QUEUES
 from core.models import Tier
@@ -14,8 +15,8 @@ from tests.integration.pipeline.plans import conservative_long, fast_long
 
 def exchange_calls(stack, account, path):
     """Requests the paper exchange received for (account, endpoint)."""
-    key = stack.creds[account].api_key
-    return stack.paper.admin.stats()["by_account"].get(key, {}).get(path, 0)
+    paper_id = stack.creds[account].id  # the paper exchange's stats name accounts by id, never by key
+    return stack.paper.admin.stats()["by_account"].get(paper_id, {}).get(path, 0)
 
 
 def test_account_data_comes_through_the_cache(dash):
@@ -164,7 +165,7 @@ def test_health_is_503_when_the_database_is_gone(stack):
     from workers.runtime import build_runtime
 
     dead = "postgresql+psycopg://tpsl:pw-in-url@127.0.0.1:1/tpsl?connect_timeout=2"  # nothing listens
-    settings = stack.settings.model_copy(update={"database_url": dead})
+    settings = stack.settings.model_copy(update={"database_url": SecretStr(dead)})
     rt = build_runtime(settings)
     try:
         with DashboardServer(create_app(rt)) as server:

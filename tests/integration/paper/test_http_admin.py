@@ -121,7 +121,7 @@ def test_stats_count_requests_by_endpoint_and_account_and_connections(paper: Pap
     stats = paper.admin.stats()
     assert stats["total"] == 5
     assert stats["by_endpoint"] == {"/v5/position/list": 3, "/v5/order/realtime": 1, "/v5/market/time": 1}
-    assert stats["by_account"] == {a.api_key: {"/v5/position/list": 3}, b.api_key: {"/v5/order/realtime": 1}}
+    assert stats["by_account"] == {a.id: {"/v5/position/list": 3}, b.id: {"/v5/order/realtime": 1}}
     # va and vb each reuse one keep-alive connection; the bare requests.get opens its own; and the admin's
     assert stats["connections"] == 4
     assert paper.admin.account(a.api_key)["id"] == a.id  # a plain reset keeps the accounts

@@ -159,7 +159,7 @@ def test_pybit_sleeps_until_the_reset_header_and_retries(paper: PaperHandle) -> 
     s.endpoint = paper.base_url
     paper.admin.add_fault(endpoint="/v5/position/list", ret_code=10006, reset_after_ms=100, count=2)
     assert s.get_positions(category="linear", settleCoin="USDT")["retCode"] == 0  # third attempt
-    assert paper.admin.stats()["by_account"][creds.api_key]["/v5/position/list"] == 3
+    assert paper.admin.stats()["by_account"][creds.id]["/v5/position/list"] == 3
 
 
 def test_pybit_waits_out_a_real_throttle(paper: PaperHandle) -> None:

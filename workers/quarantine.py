@@ -1,0 +1,89 @@
+"""What comes back from a message or from storage is checked again before it can trade.
+
+A monitor record that arrives in a persist task, and every monitor reconcile would restore or write,
+is decoded and its plan re-validated (core.plan.recheck_plan). One that fails is *quarantined*: it is
+not written or restored, a note of it is kept in Redis (`tpsl:quarantine`, at most QUARANTINE_MAX
+entries: monitor id → when, where from, the field and the problem; never the state itself), it is
+logged and an operator is alerted (`monitor_quarantined`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from core.codec import monitor_from_dict
+from core.errors import FixInput
+from core.models import Instrument, Monitor
+from core.plan import recheck_plan
+
+log = logging.getLogger(__name__)
+
+QUARANTINE_MAX = 1000
+KIND = "monitor_quarantined"
+
+
+def quarantine_key(prefix: str) -> str:
+    return f"{prefix}:quarantine"
+
+
+def checked_monitor(rt: Any, state: Mapping[str, Any], *, instrument: Instrument | None = None) -> Monitor:
+    """The monitor of a stored state, decoded and its plan re-validated; FixInput when it fails."""
+    monitor = monitor_from_dict(state)
+    rt.account(monitor.account)  # a known account (FixInput otherwise)
+    recheck_plan(monitor.plan, instrument)
+    return monitor
+
+
+def check_record(rt: Any, record: Any) -> Monitor:
+    """A persisted MonitorRecord: its state is a valid monitor with a valid plan, and the record's
+    own columns say the same as the state."""
+    monitor = checked_monitor(rt, record.state)
+    for field, column, inside in (
+        ("id", record.id, monitor.id),
+        ("account", record.account, monitor.account),
+        ("symbol", record.symbol, monitor.plan.symbol),
+        ("side", record.side, monitor.plan.side.value),
+    ):
+        if column != inside:
+            raise FixInput(field, "the record and its state disagree")
+    return monitor
+
+
+def quarantine(rt: Any, monitor_id: Any, account: Any, exc: FixInput, *, source: str) -> None:
+    """Keep a note, log it, alert an operator. Never raises (a failing note must not block the rest)."""
+    mid = str(monitor_id)[:64] if monitor_id else "?"
+    acc = str(account)[:32] if account else None
+    note = {"at": time.time(), "source": source, "account": acc, "field": exc.field, "problem": exc.problem}
+    log.error("monitor %s quarantined (%s): %s: %s", mid, source, exc.field, exc.problem)
+    try:
+        key = quarantine_key(rt.prefix)
+        if rt.redis.hlen(key) < QUARANTINE_MAX or rt.redis.hexists(key, mid):
+            rt.redis.hset(key, mid, orjson.dumps(note))
+    except Exception as e:
+        log.warning("quarantine note of %s not kept: %s", mid, type(e).__name__)
+    try:
+        from workers.recorder import Recorder
+
+        Recorder(rt).publisher.alert(
+            {
+                "kind": KIND,
+                "account": acc,
+                "monitor_id": mid,
+                "critical": True,
+                "at": note["at"],
+                "payload": {"reason": source, "message": f"{exc.field}: {exc.problem}"[:300]},
+            }
+        )
+    except Exception as e:
+        log.warning("quarantine alert of %s not sent: %s", mid, type(e).__name__)
+
+
+def quarantined(rt: Any) -> dict[str, dict[str, Any]]:
+    """The quarantine notes by monitor id."""
+    raw = rt.redis.hgetall(quarantine_key(rt.prefix))
+    return {(k.decode() if isinstance(k, bytes) else k): orjson.loads(v) for k, v in raw.items()}
