@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import ROUND_HALF_UP, Decimal
 from random import Random
 
@@ -95,6 +95,40 @@ CANCEL_BY_USER = "CancelByUser"
 CANCEL_BY_REDUCE_ONLY = "CancelByReduceOnly"
 CANCEL_BY_TPSL_CLEAR = "CancelByTpSlTsClear"
 
+# One change of an engine operation: ("order", PaperOrder) | ("execution", PaperExecution) |
+# ("position", PaperPosition) | ("wallet", PaperAccount) | ("ticker", SymbolMarket). A record may
+# appear several times; its state is the one at the end of the operation.
+Change = tuple[str, object]
+
+
+class _Operation:
+    """`with engine.changes():` — the engine lock, and (when someone listens) a journal of the
+    operation's changes handed to every listener as the outermost operation ends."""
+
+    __slots__ = ("engine",)
+
+    def __init__(self, engine: PaperEngine) -> None:
+        self.engine = engine
+
+    def __enter__(self) -> None:
+        engine = self.engine
+        engine.lock.acquire()
+        engine._depth += 1
+        if engine._depth == 1 and engine.listeners:
+            engine._journal = []
+
+    def __exit__(self, *exc: object) -> None:
+        engine = self.engine
+        try:
+            engine._depth -= 1
+            if engine._depth == 0 and engine._journal is not None:
+                changes, engine._journal = engine._journal, None
+                if changes:
+                    for listener in engine.listeners:
+                        listener(changes)
+        finally:
+            engine.lock.release()
+
 
 class PaperEngine:
     """All state of one paper exchange. Every public method takes `lock` (re-entrant)."""
@@ -123,6 +157,11 @@ class PaperEngine:
         self.taker_fee = taker_fee
         self.default_leverage = default_leverage
         self.lock = threading.RLock()
+        # change listeners: each gets the list of changes of one engine operation, in order,
+        # under the lock, when the operation ends (the paper server turns them into pushes)
+        self.listeners: list[Callable[[list[Change]], None]] = []
+        self._journal: list[Change] | None = None
+        self._depth = 0
         self._reset_state()
 
     # ------------------------------------------------------------------------------------ state
@@ -154,6 +193,16 @@ class PaperEngine:
         """Forget every account, order and position; prices back to their start values."""
         with self.lock:
             self._reset_state()
+
+    def changes(self) -> _Operation:
+        """The lock plus the change journal of one operation (re-entrant: nested operations
+        report with the outermost one)."""
+        return _Operation(self)
+
+    def _note(self, kind: str, record: object) -> None:
+        journal = self._journal
+        if journal is not None:
+            journal.append((kind, record))
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -256,7 +305,7 @@ class PaperEngine:
         crosses fills at most that qty and stays PartiallyFilled in the book with the rest."""
         marks = marks or {}
         max_fill = max_fill or {}
-        with self.lock:
+        with self.changes():
             for symbol, cap in max_fill.items():
                 if symbol not in self.specs:
                     raise FixInput(f"max_fill_qty.{symbol}", "unknown symbol")
@@ -289,6 +338,7 @@ class PaperEngine:
                     m.mark = mark
                 m.version += 1
                 m.view = None
+                self._note("ticker", m)
                 self._match(symbol, old_last, old_mark, now, fills, max_fill.get(symbol))
             return fills
 
@@ -340,7 +390,7 @@ class PaperEngine:
 
     def place_order(self, acct: PaperAccount, req: OrderRequest) -> PaperOrder:
         """Validate and accept an order; a marketable one executes before this returns."""
-        with self.lock:
+        with self.changes():
             spec = self.spec(req.symbol)
             symbol = spec.symbol
             m = self.markets[symbol]
@@ -435,7 +485,7 @@ class PaperEngine:
     def amend_order(
         self, acct: PaperAccount, req: AmendRequest, *, allow_conditional: bool = True
     ) -> PaperOrder:
-        with self.lock:
+        with self.changes():
             spec = self.spec(req.symbol)
             order = self.find_order(acct, req.order_id, req.link_id)
             if order is None or not order.is_open or order.symbol != spec.symbol:
@@ -494,6 +544,10 @@ class PaperEngine:
             order.trigger_price, order.trigger_by = trigger, trigger_by
             order.updated_ms = now
             order.view = None
+            self._note("order", order)
+            pos = acct.positions.get((spec.symbol, order.position_idx))
+            if pos is not None:
+                self._note("position", pos)
             if untriggered:
                 self._book(spec.symbol).add_conditional(order)
             else:
@@ -503,7 +557,7 @@ class PaperEngine:
     def cancel_order(
         self, acct: PaperAccount, symbol: str, order_id: str = "", link_id: str = ""
     ) -> PaperOrder:
-        with self.lock:
+        with self.changes():
             spec = self.spec(symbol)
             order = self.find_order(acct, order_id, link_id)
             if order is None or not order.is_open or order.symbol != spec.symbol:
@@ -521,7 +575,7 @@ class PaperEngine:
         order_filter: str | None = None,
         stop_order_type: str | None = None,
     ) -> list[PaperOrder]:
-        with self.lock:
+        with self.changes():
             index: SeqIndex[PaperOrder] | None
             if symbol:
                 self.spec(symbol)
@@ -563,7 +617,7 @@ class PaperEngine:
     def set_trading_stop(self, acct: PaperAccount, req: TradingStopRequest) -> None:
         """Full-mode take-profit / stop-loss of a position (system conditional orders that close it
         all). Partial mode, trailing stops and limit TP/SL are answered with 10001 by the caller."""
-        with self.lock:
+        with self.changes():
             spec = self.spec(req.symbol)
             symbol = spec.symbol
             idx = self._check_idx(acct.hedge(symbol), req.position_idx)
@@ -610,6 +664,7 @@ class PaperEngine:
                 self._set_position_stop(pos, STOP_LOSS, req.stop_loss, sl_by, now)
             pos.updated_ms = now
             pos.view = None
+            self._note("position", pos)
 
     def _set_position_stop(self, pos: PaperPosition, kind: str, value: Decimal, by: str, now: int) -> None:
         existing = pos.tp_order if kind == TAKE_PROFIT else pos.sl_order
@@ -686,7 +741,7 @@ class PaperEngine:
                 acct.hedge_by_symbol.clear()
 
     def set_leverage(self, acct: PaperAccount, symbol: str, buy: Decimal, sell: Decimal) -> None:
-        with self.lock:
+        with self.changes():
             spec = self.spec(symbol)
             for field, value in (("buyLeverage", buy), ("sellLeverage", sell)):
                 if not (1 <= value <= spec.max_leverage):
@@ -702,6 +757,8 @@ class PaperEngine:
                     pos.leverage = sell if idx == 2 else buy
                     refresh_margin(pos)
                     pos.view = None
+                    self._note("position", pos)
+                    self._note("wallet", acct)
             for order in acct.open_by_symbol.get(spec.symbol, SeqIndex()).values():
                 if order.reserved_im:
                     self._reserve(order)
@@ -771,6 +828,12 @@ class PaperEngine:
         _index(acct.open_by_symbol, symbol).add(order.seq, order)
         if order.reducing:
             self.position(acct, order.spec, order.position_idx).reducing_orders[order.seq] = order
+        journal = self._journal
+        if journal is not None:
+            journal.append(("order", order))
+            pos = acct.positions.get((symbol, order.position_idx))
+            if pos is not None:
+                journal.append(("position", pos))
 
     def _activate(self, order: PaperOrder, now: int, fills: list) -> None:
         """A new (or just triggered) order meets the market."""
@@ -818,8 +881,10 @@ class PaperEngine:
         if order.is_open and not order.reducing and order.order_type == LIMIT and order.ladder is not None:
             lev = self.leverage_of(order.account, order.symbol, order.position_idx)
             im = round8(order.leaves * order.price / lev)
-        order.account.order_im += im - order.reserved_im
-        order.reserved_im = im
+        if im != order.reserved_im:
+            order.account.order_im += im - order.reserved_im
+            order.reserved_im = im
+            self._note("wallet", order.account)
 
     def _trigger(self, order: PaperOrder, now: int, fills: list) -> None:
         acct = order.account
@@ -828,6 +893,7 @@ class PaperEngine:
         order.status = St.TRIGGERED
         order.updated_ms = now
         order.view = None
+        self._note("order", order)
         if not order.reducing:
             m = self.markets[order.symbol]
             price = order.price if order.order_type == LIMIT else m.last
@@ -863,7 +929,7 @@ class PaperEngine:
         rate = self.maker_fee if maker else self.taker_fee
         fee = round8(value * rate)
         old_side = pos.side
-        closed, _ = apply_fill(pos, order.side, qty, price, fee, now)
+        closed, pnl = apply_fill(pos, order.side, qty, price, fee, now)
         order.cum_qty += qty
         order.cum_value += value
         order.cum_fee += fee
@@ -897,9 +963,16 @@ class PaperEngine:
             closed_size=closed,
             mark_price=m.mark,
             time_ms=now,
+            pnl=pnl,
         )
         acct.executions.add(execution.seq, execution)
         fills.append(execution)
+        journal = self._journal
+        if journal is not None:
+            journal.append(("execution", execution))
+            journal.append(("order", order))
+            journal.append(("position", pos))
+            journal.append(("wallet", acct))
         if order.cum_qty >= order.qty:
             self._close(order, St.FILLED, now)
         else:
@@ -937,10 +1010,12 @@ class PaperEngine:
         order.status = status
         order.updated_ms = now
         order.view = None
+        self._note("order", order)
         SymbolBook.remove(order)
         if order.reserved_im:
             acct.order_im -= order.reserved_im
             order.reserved_im = ZERO
+            self._note("wallet", acct)
         acct.open_orders.remove(order.seq)
         acct.open_by_symbol[symbol].remove(order.seq)
         pos = acct.positions.get((symbol, order.position_idx))
@@ -949,9 +1024,11 @@ class PaperEngine:
             if pos.tp_order is order:
                 pos.tp_order, pos.take_profit = None, ZERO
                 pos.view = None
+                self._note("position", pos)
             elif pos.sl_order is order:
                 pos.sl_order, pos.stop_loss = None, ZERO
                 pos.view = None
+                self._note("position", pos)
         acct.recent_closed.append(order)
 
 

@@ -159,6 +159,7 @@ class PaperExecution:
     closed_size: Decimal
     mark_price: Decimal
     time_ms: int
+    pnl: Decimal = ZERO  # realised by this fill before fees (the stream's execPnl)
     view: tuple[dict[str, Any], Any] | None = None  # (v5 dict, its JSON): views.py
 
     @property
