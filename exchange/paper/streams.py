@@ -509,6 +509,7 @@ class StreamHub:
                     "public": sum(1 for c in self.conns if not c.private),
                 },
                 "authenticated": sum(len(v) for v in self.by_account.values()),
+                "subscriptions": sum(len(c.topics) for c in self.conns),
             }
 
 
