@@ -73,6 +73,8 @@ from exchange.paper.indexes import SeqIndex
 from exchange.paper.instruments import SETTLE_COIN, InstrumentSpec, default_instruments
 from exchange.paper.ledger import apply_fill, refresh_margin
 from exchange.paper.records import (
+    PARTIAL_STOP_LOSS,
+    PARTIAL_TAKE_PROFIT,
     STOP,
     STOP_LOSS,
     TAKE_PROFIT,
@@ -90,6 +92,7 @@ DEFAULT_LEVERAGE = Decimal(10)
 MAX_CONDITIONAL = 10
 MAX_ACTIVE = 500
 MAX_CANCEL_ALL = 500
+MAX_PARTIAL_TPSL = 20
 
 CANCEL_BY_USER = "CancelByUser"
 CANCEL_BY_REDUCE_ONLY = "CancelByReduceOnly"
@@ -615,18 +618,22 @@ class PaperEngine:
     # ------------------------------------------------------------------------------- positions
 
     def set_trading_stop(self, acct: PaperAccount, req: TradingStopRequest) -> None:
-        """Full-mode take-profit / stop-loss of a position (system conditional orders that close it
-        all). Partial mode, trailing stops and limit TP/SL are answered with 10001 by the caller."""
+        """Take-profit / stop-loss of a position. Full: one TP and one SL, system conditional orders
+        that close the whole position at market whatever its size by then (a new value replaces
+        the old, "0" clears, an unchanged one is 34040). Partial: each call adds a TP and/or SL
+        order for tpSize/slSize (Market, or Limit at tp/slLimitPrice), at most 20 per position.
+        Trailing stops are answered with 10001 by the caller."""
         with self.changes():
             spec = self.spec(req.symbol)
             symbol = spec.symbol
             idx = self._check_idx(acct.hedge(symbol), req.position_idx)
-            if req.tpsl_mode != "Full":
-                raise params_error("tpslMode", "Partial is not supported by the paper exchange (use Full)")
             pos = acct.positions.get((symbol, idx))
             if pos is None or pos.size == 0 or pos.side is None:
                 raise PaperError(E.PARAMS, "can not set tp/sl/ts for zero position")
             m = self.markets[symbol]
+            if req.tpsl_mode == "Partial":
+                self._partial_stops(pos, req)
+                return
             tp_by = req.tp_trigger_by or pos.tp_trigger_by
             sl_by = req.sl_trigger_by or pos.sl_trigger_by
             changed = False
@@ -638,17 +645,7 @@ class PaperEngine:
                 if value is None:
                     continue
                 if value != 0:
-                    self._check_price(spec, value, "takeProfit" if kind == "TakeProfit" else "stopLoss")
-                    base = m.mark if by in (MARK_PRICE, INDEX_PRICE) else m.last
-                    above = value > base
-                    want_above = (kind == "TakeProfit") == (side is Side.BUY)
-                    if above != want_above or value == base:
-                        rel = "higher" if want_above else "lower"
-                        raise PaperError(
-                            E.PARAMS,
-                            f"{kind}:{E.e8(value)} set for {side.value} position should {rel} than "
-                            f"base_price:{E.e8(base)}??{by}",
-                        )
+                    self._check_stop_side(m, side, kind == "TakeProfit", value, by)
                 if value != current or (
                     value != 0 and by != (pos.tp_trigger_by if kind == "TakeProfit" else pos.sl_trigger_by)
                 ):
@@ -666,15 +663,97 @@ class PaperEngine:
             pos.view = None
             self._note("position", pos)
 
+    def _check_stop_side(
+        self, m: SymbolMarket, side: Side, take_profit: bool, value: Decimal, by: str
+    ) -> None:
+        """A TP above (long) / below (short) the trigger price source, a SL the other way; else 10001."""
+        kind = "TakeProfit" if take_profit else "StopLoss"
+        self._check_price(m.spec, value, "takeProfit" if take_profit else "stopLoss")
+        base = m.mark if by in (MARK_PRICE, INDEX_PRICE) else m.last
+        want_above = take_profit == (side is Side.BUY)
+        if (value > base) != want_above or value == base:
+            rel = "higher" if want_above else "lower"
+            raise PaperError(
+                E.PARAMS,
+                f"{kind}:{E.e8(value)} set for {side.value} position should {rel} than "
+                f"base_price:{E.e8(base)}??{by}",
+            )
+
+    def _partial_stops(self, pos: PaperPosition, req: TradingStopRequest) -> None:
+        spec = pos.spec
+        m = self.markets[spec.symbol]
+        assert pos.side is not None
+        if req.tp_size is not None and req.sl_size is not None and req.tp_size != req.sl_size:
+            raise params_error("slSize", "must equal tpSize in Partial mode")
+        legs = []
+        for take_profit, value, by, size, order_type, limit in (
+            (True, req.take_profit, req.tp_trigger_by, req.tp_size, req.tp_order_type, req.tp_limit_price),
+            (False, req.stop_loss, req.sl_trigger_by, req.sl_size, req.sl_order_type, req.sl_limit_price),
+        ):
+            if value is None or value == 0:
+                continue
+            prefix = "tp" if take_profit else "sl"
+            by = by or LAST_PRICE
+            self._check_stop_side(m, pos.side, take_profit, value, by)
+            if size is None:
+                raise params_error(f"{prefix}Size", "is required in Partial mode")
+            self._check_qty(spec, size, True)
+            if size > pos.size:
+                raise params_error(f"{prefix}Size", "must not exceed the position size")
+            price = ZERO
+            if order_type == LIMIT:
+                if limit is None:
+                    raise params_error(f"{prefix}LimitPrice", f"is required with {prefix}OrderType Limit")
+                self._check_price(spec, limit, f"{prefix}LimitPrice")
+                price = limit
+            legs.append((take_profit, value, by, size, order_type, price))
+        if not legs:
+            raise params_error("takeProfit", "or stopLoss is required in Partial mode")
+        held = sum(1 for o in pos.reducing_orders.values() if o.stop_order_type.startswith("Partial"))
+        if held + len(legs) > MAX_PARTIAL_TPSL:
+            raise PaperError(E.PARAMS, f"the number of Partial TP/SL orders exceeds {MAX_PARTIAL_TPSL}")
+        now = self.now_ms()
+        for take_profit, value, by, size, order_type, price in legs:
+            kind = PARTIAL_TAKE_PROFIT if take_profit else PARTIAL_STOP_LOSS
+            self._new_position_stop(pos, kind, value, by, now, qty=size, order_type=order_type, price=price)
+        pos.updated_ms = now
+        pos.view = None
+        self._note("position", pos)
+
     def _set_position_stop(self, pos: PaperPosition, kind: str, value: Decimal, by: str, now: int) -> None:
         existing = pos.tp_order if kind == TAKE_PROFIT else pos.sl_order
         if existing is not None and existing.is_open:
             self._cancel(existing, now, CANCEL_BY_USER)
         if value == 0:
             return
+        order = self._new_position_stop(pos, kind, value, by, now)
+        if kind == TAKE_PROFIT:
+            pos.tp_order, pos.take_profit = order, value
+        else:
+            pos.sl_order, pos.stop_loss = order, value
+
+    def _new_position_stop(
+        self,
+        pos: PaperPosition,
+        kind: str,
+        value: Decimal,
+        by: str,
+        now: int,
+        *,
+        qty: Decimal | None = None,
+        order_type: str = MARKET,
+        price: Decimal = ZERO,
+    ) -> PaperOrder:
+        """A system conditional order closing the position: all of it whatever its size (qty None,
+        Full mode) or `qty` (Partial)."""
         assert pos.side is not None
         acct, spec = pos.account, pos.spec
-        rising = (kind == TAKE_PROFIT) == (pos.side is Side.BUY)
+        rising = (
+            kind in (TAKE_PROFIT, PARTIAL_TAKE_PROFIT)
+            if pos.side is Side.BUY
+            else kind in (STOP_LOSS, PARTIAL_STOP_LOSS)
+        )
+        full = qty is None
         self._seq += 1
         self._prio += 1
         order = PaperOrder(
@@ -684,32 +763,29 @@ class PaperEngine:
             account=acct,
             spec=spec,
             side=pos.side.opposite,
-            order_type=MARKET,
-            tif="IOC",
-            qty=spec.max_mkt_qty,
-            price=ZERO,
+            order_type=order_type,
+            tif="IOC" if order_type == MARKET else "GTC",
+            qty=spec.max_mkt_qty if qty is None else qty,
+            price=price,
             position_idx=pos.idx,
             reduce_only=True,
-            close_on_trigger=True,
+            close_on_trigger=full,
             reducing=True,
             created_ms=now,
             updated_ms=now,
             last_price_on_created=self.markets[spec.symbol].last,
             prio=self._prio,
-            close_all=True,
+            close_all=full,
             trigger_price=value,
             trigger_direction=1 if rising else 2,
             trigger_by=by,
             stop_order_type=kind,
-            create_type="CreateByTakeProfit" if kind == TAKE_PROFIT else "CreateByStopLoss",
+            create_type=f"CreateBy{kind}",
             status=St.UNTRIGGERED,
         )
         self._register(order)
         self._book(spec.symbol).add_conditional(order)
-        if kind == TAKE_PROFIT:
-            pos.tp_order, pos.take_profit = order, value
-        else:
-            pos.sl_order, pos.stop_loss = order, value
+        return order
 
     def switch_mode(self, acct: PaperAccount, *, symbol: str | None, coin: str | None, mode: int) -> None:
         with self.lock:

@@ -242,14 +242,18 @@ def trading_stop_request(p: Params) -> TradingStopRequest:
     trailing = p.decimal("trailingStop")
     if trailing is not None and trailing != 0:
         raise params_error("trailingStop", "is not supported by the paper exchange")
+    if p.has("activePrice"):
+        raise params_error("activePrice", "is not supported by the paper exchange (no trailing stops)")
+    types = {}
     for name in ("tpOrderType", "slOrderType"):
-        if p.text(name) not in (None, "Market"):
-            raise params_error(
-                name, "Limit needs tpslMode Partial, which the paper exchange does not support"
-            )
-    for name in ("tpSize", "slSize", "tpLimitPrice", "slLimitPrice", "activePrice"):
-        if p.has(name):
-            raise params_error(name, "is not supported by the paper exchange (Full mode only)")
+        value = p.text(name, choices=("Market", "Limit")) or "Market"
+        if value == "Limit" and mode != "Partial":
+            raise params_error(name, "Limit needs tpslMode Partial")
+        types[name] = value
+    if mode == "Full":
+        for name in ("tpSize", "slSize", "tpLimitPrice", "slLimitPrice"):
+            if p.has(name):
+                raise params_error(name, "is for tpslMode Partial only")
     return TradingStopRequest(
         symbol=symbol,
         position_idx=idx,
@@ -258,4 +262,10 @@ def trading_stop_request(p: Params) -> TradingStopRequest:
         stop_loss=p.decimal("stopLoss"),
         tp_trigger_by=p.text("tpTriggerBy", choices=TRIGGER_BY),
         sl_trigger_by=p.text("slTriggerBy", choices=TRIGGER_BY),
+        tp_size=p.decimal("tpSize"),
+        sl_size=p.decimal("slSize"),
+        tp_order_type=types["tpOrderType"],
+        sl_order_type=types["slOrderType"],
+        tp_limit_price=p.decimal("tpLimitPrice"),
+        sl_limit_price=p.decimal("slLimitPrice"),
     )

@@ -96,7 +96,7 @@ def test_reconnects_resubscribes_and_signals_a_gap(
     v5 = V5Client(paper.base_url, creds)
     open_private(streams, events, creds)
     paper.admin.add_fault(endpoint=PRIVATE, count=1, **fault)
-    lost = place_limit(v5, "60000")  # its push is the message the fault takes
+    place_limit(v5, "60000")  # its push is the message the fault takes
     reason = "dropped" if "drop_connection" in fault else "stall"
     assert events.wait(lambda e: e.kind == "down").reason == reason
     gap = events.wait(is_gap)
