@@ -27,6 +27,7 @@ from exchange.paper.decimals import to_decimal
 from exchange.paper.errors import PaperError, params_error
 
 CATEGORY = "linear"
+OTHER_CATEGORIES = ("spot", "inverse", "option")
 _LINK_ID = re.compile(r"^[A-Za-z0-9_-]{1,36}$")
 _INT = re.compile(r"^\s*-?\d+\s*$")
 _TRUE = frozenset({"true", "True", "TRUE", "1"})
@@ -135,6 +136,14 @@ class Params:
         if not 1 <= n <= top:
             raise params_error("limit", f"must be between 1 and {top}")
         return n
+
+    def listed_category(self) -> bool:
+        """Market data: linear is listed; Bybit's other categories are valid and empty here."""
+        value = self.raw.get("category")
+        if value in OTHER_CATEGORIES:
+            return False
+        self.category()
+        return True
 
     def category(self) -> None:
         if self.raw.get("category") != CATEGORY:

@@ -380,6 +380,19 @@ def test_partial_trading_stop_in_hedge_mode(paper: PaperHandle) -> None:
     assert short["size"] == "0.006"
 
 
+def test_account_key_and_coin_info(paper: PaperHandle) -> None:
+    s = session(paper)
+    key = s.get_api_key_information()["result"]
+    assert key["uta"] == 1 and key["readOnly"] == 0 and key["apiKey"] == s.api_key and key["secret"] == ""
+    assert key["permissions"]["ContractTrade"] == ["Order", "Position"] and isinstance(key["userID"], int)
+    info = s.get_account_info()["result"]
+    assert (info["unifiedMarginStatus"], info["marginMode"]) == (6, "REGULAR_MARGIN")
+    (usdt,) = s.get_coin_info(coin="USDT")["result"]["rows"]
+    assert usdt["coin"] == "USDT" and usdt["chains"] == []
+    assert s.get_instruments_info(category="spot")["result"]["list"] == []  # valid, none listed here
+    assert s.get_tickers(category="inverse")["result"]["list"] == []
+
+
 def test_bad_signature(paper: PaperHandle) -> None:
     s = session(paper, secret="not-the-secret")
     err = error_of(s.get_positions, category="linear", settleCoin="USDT")
