@@ -64,6 +64,7 @@ class StreamEvent:
     reason: str = ""
     account: str | None = None
     received_at: float = 0.0  # time.time() when it arrived
+    created_ms: int | None = None  # the exchange's time of the push (creationTime, or ts for tickers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,9 +271,16 @@ class StreamConnection:
             else:
                 self._tickers[topic].update(data or {})
             data = dict(self._tickers[topic])
+        created = message.get("creationTime", message.get("ts"))
         self._emit(
             StreamEvent(
-                "message", self.name, topic=topic, data=data, account=self.account, received_at=time.time()
+                "message",
+                self.name,
+                topic=topic,
+                data=data,
+                account=self.account,
+                received_at=time.time(),
+                created_ms=created if isinstance(created, int) else None,
             )
         )
 
