@@ -111,7 +111,16 @@ class StreamHub:
         self._loop_thread: int | None = None
         self.counters: dict[str, int] = {}
         self.reset_counters()
-        engine.listeners.append(self.on_changes)
+
+    def _listen(self) -> None:
+        """Be the engine's listener only while someone could receive a push (under the engine
+        lock): with no authenticated or ticker connection the engine keeps no journal at all."""
+        wanted = bool(self.by_account or self.ticker_subs)
+        listening = self.on_changes in self.engine.listeners
+        if wanted and not listening:
+            self.engine.listeners.append(self.on_changes)
+        elif listening and not wanted:
+            self.engine.listeners.remove(self.on_changes)
 
     def reset_counters(self) -> None:
         self.counters = {
@@ -174,6 +183,7 @@ class StreamHub:
             for topic in list(conn.topics):
                 self._drop_ticker_sub(conn, topic)
             conn.topics.clear()
+            self._listen()
 
     def close_all(self) -> None:
         """Close every connection (a full reset: the accounts behind them are gone)."""
@@ -353,6 +363,7 @@ class StreamHub:
                 return False, NOT_AUTHORIZED
             conn.account = acct
             self.by_account.setdefault(acct, []).append(conn)
+            self._listen()
         self.counters["auth_ok"] += 1
         return True, ""
 
@@ -385,6 +396,7 @@ class StreamHub:
             for name in args:
                 conn.topics[name] = name
                 self.ticker_subs.setdefault(name.partition(".")[2], []).append(conn)
+            self._listen()
             return True, ""
 
     def _unsubscribe(self, conn: StreamConn, args: list[str]) -> tuple[bool, str]:
@@ -397,6 +409,7 @@ class StreamHub:
                 base = name if name in PRIVATE_TOPICS else CATEGORISED.get(name, name)
                 del conn.topics[base]
                 self._drop_ticker_sub(conn, base)
+            self._listen()
             return True, ""
 
     def _drop_ticker_sub(self, conn: StreamConn, topic: str) -> None:
