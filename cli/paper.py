@@ -25,6 +25,9 @@ def serve(
         False, "--no-rate-limit", help="Switch Bybit's per-account limits off."
     ),
     fault_hold_s: float = typer.Option(30.0, help="How long a `timeout` fault holds a request, seconds."),
+    stream_idle_s: float = typer.Option(
+        600.0, min=0.001, help="Close a WebSocket that sent nothing for this long, seconds."
+    ),
 ) -> None:
     """Serve the paper exchange in the foreground (uvloop + httptools, one process)."""
     from config.logging import setup_logging
@@ -46,6 +49,7 @@ def serve(
         accounts=seeds,
         walk=walk,
         fault_hold_s=fault_hold_s,
+        stream_idle_s=stream_idle_s,
     )
 
 

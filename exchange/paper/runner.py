@@ -139,6 +139,7 @@ def serve_forever(
     accounts: Sequence[AccountSeed] = (),
     walk: bool = False,
     fault_hold_s: float = 30.0,
+    stream_idle_s: float = 600.0,
 ) -> None:
     """Serve in the foreground until SIGINT/SIGTERM (one process; uvloop + httptools)."""
     app = PaperApp(
@@ -148,6 +149,7 @@ def serve_forever(
             rate_limits=rate_limits,
             fault_hold_s=fault_hold_s,
             accounts=tuple(accounts),
+            stream_idle_s=stream_idle_s,
         )
     )
     server = uvicorn.Server(uvicorn_config(app, host=host, port=port, log_level="info"))
