@@ -85,6 +85,7 @@ from exchange.paper.records import (
     PaperPosition,
     SymbolMarket,
 )
+from exchange.paper.views import order_view
 
 MAKER_FEE = Decimal("0.0002")
 TAKER_FEE = Decimal("0.00055")
@@ -99,8 +100,9 @@ CANCEL_BY_REDUCE_ONLY = "CancelByReduceOnly"
 CANCEL_BY_TPSL_CLEAR = "CancelByTpSlTsClear"
 
 # One change of an engine operation: ("order", PaperOrder) | ("execution", PaperExecution) |
-# ("position", PaperPosition) | ("wallet", PaperAccount) | ("ticker", SymbolMarket). A record may
-# appear several times; its state is the one at the end of the operation.
+# ("position", PaperPosition) | ("wallet", PaperAccount) | ("ticker", SymbolMarket), whose state is
+# the one at the end of the operation (a record may appear several times), or ("order_state",
+# (PaperAccount, v5 order row)) for a state that does not last to the end of it (Triggered).
 Change = tuple[str, object]
 
 
@@ -969,7 +971,8 @@ class PaperEngine:
         order.status = St.TRIGGERED
         order.updated_ms = now
         order.view = None
-        self._note("order", order)
+        if self._journal is not None:  # a passing state: its row is taken now, not at the end
+            self._journal.append(("order_state", (order.account, dict(order_view(order)))))
         if not order.reducing:
             m = self.markets[order.symbol]
             price = order.price if order.order_type == LIMIT else m.last

@@ -261,17 +261,17 @@ class StreamHub:
             pass
 
     def _queue(self, conn: StreamConn, payload: bytes, *, push: bool, delay_s: float = 0.0) -> None:
-        """Append to a connection's outbox (from the loop's thread, or handed to it)."""
+        """Append to a connection's outbox, from any thread: pushes are appended under the engine
+        lock, so the outbox keeps the engine's order whichever thread ran the operation (deque
+        appends are thread-safe); only the wake-up is handed to the loop."""
+        conn.outbox.append(_Out(payload, push, delay_s))
         if threading.get_ident() == self._loop_thread:
-            conn.outbox.append(_Out(payload, push, delay_s))
             conn.wake.set()
         else:
-            conn.loop.call_soon_threadsafe(self._queue_in_loop, conn, _Out(payload, push, delay_s))
-
-    @staticmethod
-    def _queue_in_loop(conn: StreamConn, out: _Out) -> None:
-        conn.outbox.append(out)
-        conn.wake.set()
+            try:
+                conn.loop.call_soon_threadsafe(conn.wake.set)
+            except RuntimeError:  # the server's loop has stopped: nobody to push to
+                pass
 
     # ---------------------------------------------------------------------------- requests
 
@@ -455,13 +455,19 @@ class StreamHub:
                 if record.spec.symbol in ticker_subs:
                     markets[record.spec.symbol] = record
                 continue
-            acct = record if kind == "wallet" else record.account  # type: ignore[attr-defined]
+            if kind == "order_state":  # a row taken as it was (a passing state)
+                assert isinstance(record, tuple)
+                acct, row = record
+                kind = "order"
+            else:
+                acct = record if kind == "wallet" else record.account  # type: ignore[attr-defined]
+                row = record
             if acct not in by_account:
                 continue
             table = per_account.get(acct)
             if table is None:
                 table = per_account[acct] = {t: {} for t in PRIVATE_TOPICS}
-            table[kind].setdefault(id(record), record)
+            table[kind].setdefault(id(row), row)
         for acct, table in per_account.items():
             conns = by_account[acct]
             for topic in PRIVATE_TOPICS:
@@ -500,7 +506,7 @@ class StreamHub:
     def _rows(self, topic: str, records: Any) -> list[dict[str, Any]]:
         engine = self.engine
         if topic == "order":
-            return [order_row(o) for o in records]
+            return [{"category": CATEGORY, **o} if isinstance(o, dict) else order_row(o) for o in records]
         if topic == "execution":
             return [execution_row(e) for e in records]
         if topic == "position":

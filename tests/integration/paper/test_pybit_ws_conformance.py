@@ -99,8 +99,8 @@ def test_private_stream_with_pybit(redirected: PaperHandle, sockets: list[WebSoc
     redirected.admin.set_prices({"BTCUSDT": "59900"})
     closed = positions.until(lambda m: m["data"][0]["size"] == "0.000")["data"][0]
     assert closed["side"] == "" and closed["stopLoss"] == ""
-    triggered = orders.until(lambda m: m["data"][0]["orderId"] == stop_order["orderId"])["data"][0]
-    assert triggered["orderStatus"] == "Filled"
+    rows = orders.until(lambda m: m["data"][0]["orderId"] == stop_order["orderId"])["data"]
+    assert [r["orderStatus"] for r in rows] == ["Triggered", "Filled"]
 
 
 def test_public_tickers_with_pybit(redirected: PaperHandle, sockets: list[WebSocket]) -> None:

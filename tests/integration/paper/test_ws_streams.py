@@ -182,7 +182,8 @@ def test_every_change_is_pushed_in_engine_order(
     paper.admin.set_prices({"BTCUSDT": "62900"})
     fired = private.pushes(2)
     assert [p["topic"] for p in fired] == ["execution.linear", "order.linear"]
-    (stop,) = fired[1]["data"]
+    triggered, stop = fired[1]["data"]  # the passing Triggered state, then the final one
+    assert (triggered["orderId"], triggered["orderStatus"]) == (stop_id, "Triggered")
     assert (stop["orderId"], stop["orderStatus"]) == (stop_id, "Filled")
     assert fired[0]["data"][0]["execPnl"] == "-12"  # (62900 - 64100) x 0.010: closed at a loss
     cancel_id = place(v5, side="Buy", orderType="Limit", qty="0.010", price="60000")
@@ -357,3 +358,18 @@ def test_idle_connections_are_cut() -> None:
         with pytest.raises(ConnectionClosed):
             ws.recv(timeout=5)
         assert server.admin.streams()["idle_closed"] == 1
+
+
+def test_changes_made_in_another_thread_are_pushed_in_order(
+    paper: PaperHandle, paper_server: PaperServer
+) -> None:
+    """PaperServer's engine is also driven in-process (not through HTTP): pushes keep engine order."""
+    from decimal import Decimal
+
+    engine = paper_server.app.engine
+    with WsTestClient(paper.base_url, PUBLIC) as ws:
+        subscribed(ws, ["tickers.BTCUSDT"])
+        ws.recv()  # snapshot
+        for price in ("65001", "65002", "65003"):
+            engine.set_price("BTCUSDT", Decimal(price))
+        assert [d["data"]["lastPrice"] for d in ws.pushes(3)] == ["65001.00", "65002.00", "65003.00"]

@@ -61,7 +61,9 @@ def test_price_update_with_trigger_and_fill(ex: Exchange, heard: Listener) -> No
     assert heard.kinds() == ["order", "position"]  # an order of an open position: the position too
     ex.walk("63900")
     kinds = heard.kinds()
-    assert kinds[0] == "ticker" and kinds[1:3] == ["order", "execution"]  # triggered, then filled
+    assert kinds[0] == "ticker" and kinds[1:3] == ["order_state", "execution"]  # triggered, then filled
+    (state,) = [row for kind, (_, row) in [c for c in heard.calls[-1] if c[0] == "order_state"]]
+    assert (state["orderId"], state["orderStatus"]) == (stop.order_id, "Triggered")
     assert kinds.count("position") >= 1 and kinds[-1] in ("order", "wallet", "position")
     (execution,) = [r for k, r in heard.calls[-1] if k == "execution"]
     assert execution.order_id == stop.order_id and execution.pnl == D("-11.0")
