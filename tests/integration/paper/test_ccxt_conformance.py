@@ -19,7 +19,7 @@ def exchange(paper: PaperHandle):
     ex = ccxt.bybit({"apiKey": creds.api_key, "secret": creds.api_secret})
     for name in list(ex.urls["api"]):
         ex.urls["api"][name] = paper.base_url
-    paper.admin.set_rate_limits(enabled=False)  # ccxt's own throttle is gentler than a test's pace
+
     return ex
 
 
