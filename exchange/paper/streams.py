@@ -51,8 +51,23 @@ log = logging.getLogger(__name__)
 
 PRIVATE_PATH = "/v5/private"
 PUBLIC_PATH = "/v5/public/linear"
-PRIVATE_TOPICS = ("execution", "order", "position", "wallet")  # also the push order per operation
+# the private topics, in the order of their pushes within one operation
+PRIVATE_TOPICS = ("execution.fast", "execution", "order", "position", "wallet")
 CATEGORISED = {f"{t}.linear": t for t in ("execution", "order", "position")}
+JOURNAL_KINDS = ("execution", "order", "position", "wallet")
+FAST_FIELDS = (
+    "category",
+    "symbol",
+    "orderId",
+    "orderLinkId",
+    "execId",
+    "execPrice",
+    "execQty",
+    "side",
+    "execTime",
+    "seq",
+)
+MAX_ACTIVE_RANGE_S = (30.0, 600.0)
 CATEGORY = "linear"
 
 NOT_AUTHORIZED = "Request not authorized"
@@ -81,10 +96,11 @@ class StreamConn:
     send: Send
     loop: asyncio.AbstractEventLoop
     account: PaperAccount | None = None
-    topics: dict[str, str] = field(default_factory=dict)  # base topic → the name subscribed
+    topics: dict[str, str] = field(default_factory=dict)  # name subscribed → its base topic
+    idle_s: float = 600.0
     outbox: deque[_Out] = field(default_factory=deque)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
-    last_recv: float = 0.0
+    last_active: float = 0.0  # loop time of the last message either way
     stalled_until: float | None = None  # loop time; inf = until closed
     closed: bool = False
     pushes: int = 0
@@ -149,7 +165,10 @@ class StreamHub:
         loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         suffix = "p" if path == PRIVATE_PATH else "l"
-        conn = StreamConn(f"{secrets.token_hex(10)}-{suffix}", path, send, loop, last_recv=loop.time())
+        conn = StreamConn(f"{secrets.token_hex(10)}-{suffix}", path, send, loop, last_active=loop.time())
+        conn.idle_s = self.config.idle_s
+        if path == PRIVATE_PATH:
+            conn.idle_s = _max_active_time(scope.get("query_string", b""), conn.idle_s)
         self.conns.add(conn)
         self.counters["connections"] += 1
         sender = loop.create_task(self._sender(conn))
@@ -160,7 +179,7 @@ class StreamHub:
                 if kind == "websocket.disconnect":
                     break
                 if kind == "websocket.receive":
-                    conn.last_recv = loop.time()
+                    conn.last_active = loop.time()
                     raw = message.get("text")
                     if raw is None:
                         raw = message.get("bytes") or b""
@@ -195,12 +214,11 @@ class StreamHub:
 
     async def _sender(self, conn: StreamConn) -> None:
         loop = conn.loop
-        idle_s = self.config.idle_s
         try:
             while True:
                 if not conn.outbox and not conn.closed:
                     conn.wake.clear()
-                    remaining = conn.last_recv + idle_s - loop.time()
+                    remaining = conn.last_active + conn.idle_s - loop.time()
                     if remaining <= 0:
                         self.counters["idle_closed"] += 1
                         conn.closed = True
@@ -249,6 +267,7 @@ class StreamHub:
             self.counters["delayed"] += 1
             await asyncio.sleep(latency_s)
         await conn.send({"type": "websocket.send", "text": out.payload.decode()})
+        conn.last_active = loop.time()
         if out.push:
             conn.pushes += 1
             self.counters["pushes"] += 1
@@ -295,7 +314,10 @@ class StreamHub:
             return
         op = request["op"]
         req_id = request.get("req_id")
+        # linear public replies always carry req_id ("" when none was sent); private ones echo it
         base: dict[str, Any] = {"req_id": req_id} if isinstance(req_id, str) and req_id else {}
+        if not conn.private:
+            base = {"req_id": req_id if isinstance(req_id, str) else ""}
         if op == "ping":
             if conn.private:
                 reply = {**base, "op": "pong", "args": [str(self.engine.now_ms())], "conn_id": conn.conn_id}
@@ -377,12 +399,11 @@ class StreamHub:
                     base = name if name in PRIVATE_TOPICS else CATEGORISED.get(name)
                     if base is None:
                         return False, f"error:handler not found,topic:{name}"
-                    held = conn.topics.get(base) or wanted.get(base)
-                    if held == name:
+                    if name in conn.topics or name in wanted:
                         return False, f"error:already subscribed,topic:{name}"
-                    if held is not None:
+                    if base in wanted.values():  # its twin in the same request
                         return False, MIXED_TOPICS.format(name)
-                    wanted[base] = name
+                    wanted[name] = base
                 conn.topics.update(wanted)
                 return True, ""
             for name in args:
@@ -402,13 +423,11 @@ class StreamHub:
     def _unsubscribe(self, conn: StreamConn, args: list[str]) -> tuple[bool, str]:
         with self.engine.lock:
             for name in args:
-                base = name if name in PRIVATE_TOPICS else CATEGORISED.get(name, name)
-                if conn.topics.get(base) != name:
+                if name not in conn.topics:
                     return False, f"error:not subscribed,topic:{name}"
             for name in args:
-                base = name if name in PRIVATE_TOPICS else CATEGORISED.get(name, name)
-                del conn.topics[base]
-                self._drop_ticker_sub(conn, base)
+                del conn.topics[name]
+                self._drop_ticker_sub(conn, name)
             self._listen()
             return True, ""
 
@@ -466,28 +485,36 @@ class StreamHub:
                 continue
             table = per_account.get(acct)
             if table is None:
-                table = per_account[acct] = {t: {} for t in PRIVATE_TOPICS}
+                table = per_account[acct] = {t: {} for t in JOURNAL_KINDS}
             table[kind].setdefault(id(row), row)
         for acct, table in per_account.items():
             conns = by_account[acct]
             for topic in PRIVATE_TOPICS:
-                records = table[topic]
+                records = table["execution" if topic == "execution.fast" else topic]
                 if not records:
                     continue
-                listeners = [c for c in conns if topic in c.topics]
-                if not listeners:
-                    continue
-                rows = self._rows(topic, records.values())
-                msg_id = f"{next(self._ids):x}-{acct.id}"
+                rows: list[dict[str, Any]] | None = None
+                msg_id = ""
                 payloads: dict[str, bytes] = {}
-                for conn in listeners:
-                    name = conn.topics[topic]
-                    payload = payloads.get(name)
-                    if payload is None:
-                        payload = payloads[name] = orjson.dumps(
-                            {"id": msg_id, "topic": name, "creationTime": now, "data": rows}
-                        )
-                    self._queue(conn, payload, push=True)
+                for conn in conns:
+                    for name, base in conn.topics.items():
+                        if base != topic:
+                            continue
+                        if rows is None:
+                            rows = self._rows(topic, records.values())
+                            msg_id = f"{next(self._ids):x}-{acct.id}"
+                        payload = payloads.get(name)
+                        if payload is None:
+                            message: dict[str, Any] = {
+                                "id": msg_id,
+                                "topic": name,
+                                "creationTime": now,
+                                "data": rows,
+                            }
+                            if topic == "execution.fast":
+                                del message["id"]  # Bybit's fast executions carry no message id
+                            payload = payloads[name] = orjson.dumps(message)
+                        self._queue(conn, payload, push=True)
         for symbol, market in markets.items():
             view = self._ticker_now(market, now)
             previous = self.ticker_state.get(symbol, {})
@@ -509,6 +536,8 @@ class StreamHub:
             return [{"category": CATEGORY, **o} if isinstance(o, dict) else order_row(o) for o in records]
         if topic == "execution":
             return [execution_row(e) for e in records]
+        if topic == "execution.fast":
+            return [fast_execution_row(e) for e in records]
         if topic == "position":
             return [position_row(p, engine.markets[p.symbol].mark) for p in records]
         return [wallet(engine, acct, None) for acct in records]
@@ -538,6 +567,33 @@ def order_row(o: PaperOrder) -> dict[str, Any]:
 
 def execution_row(e: PaperExecution) -> dict[str, Any]:
     return {"category": CATEGORY, **execution_view(e), "execPnl": fmt_amount(e.pnl), "isLeverage": ""}
+
+
+def fast_execution_row(e: PaperExecution) -> dict[str, Any]:
+    """Bybit's `execution.fast`: fewer fields; orderLinkId only on taker fills."""
+    row = execution_row(e)
+    fast = {k: row[k] for k in FAST_FIELDS}
+    if e.is_maker:
+        del fast["orderLinkId"]
+    return fast
+
+
+def _max_active_time(query: bytes, default: float) -> float:
+    """`?max_active_time=45s` / `2m` on the private URL: the idle cut-off, 30 s to 10 min."""
+    from urllib.parse import parse_qs
+
+    values = parse_qs(query.decode("latin-1")).get("max_active_time")
+    if not values:
+        return default
+    text = values[0].strip().lower()
+    try:
+        seconds = (
+            float(text[:-1]) * (60 if text.endswith("m") else 1) if text[-1:] in ("s", "m") else float(text)
+        )
+    except ValueError:
+        return default
+    lo, hi = MAX_ACTIVE_RANGE_S
+    return min(hi, max(lo, seconds))
 
 
 def position_row(p: PaperPosition, mark: Any) -> dict[str, Any]:

@@ -101,7 +101,7 @@ def test_subscribe_topics_styles_and_refusals(private: WsTestClient) -> None:
         "req_id": "req-42",
         "op": "subscribe",
     }
-    mixed = private.request({"op": "subscribe", "req_id": "m", "args": ["order.linear"]})
+    mixed = private.request({"op": "subscribe", "req_id": "m", "args": ["position.linear", "position"]})
     assert mixed["success"] is False and "cannot be subscribed together" in mixed["ret_msg"]
     twice = private.request({"op": "subscribe", "req_id": "t", "args": ["execution.linear"]})
     assert (twice["success"], twice["ret_msg"]) == (False, "error:already subscribed,topic:execution.linear")
@@ -109,15 +109,45 @@ def test_subscribe_topics_styles_and_refusals(private: WsTestClient) -> None:
     assert (unknown["success"], unknown["ret_msg"]) == (False, "error:handler not found,topic:orders")
     bye = private.request({"op": "unsubscribe", "req_id": "b", "args": ["order"]})
     assert (bye["success"], bye["req_id"], bye["op"]) == (True, "b", "unsubscribe")
-    subscribed(private, ["order.linear"], "again")  # the all-in-one name is gone: no mixing now
+    gone = private.request({"op": "unsubscribe", "req_id": "g", "args": ["order"]})
+    assert (gone["success"], gone["ret_msg"]) == (False, "error:not subscribed,topic:order")
+
+
+def test_twin_topics_in_separate_requests_both_push(private: WsTestClient, v5: V5Client) -> None:
+    """Bybit refuses an all-in-one topic and its categorised twin in one request only."""
+    subscribed(private, ["order"], "a")
+    subscribed(private, ["order.linear"], "b")
+    order_id = place(v5, side="Buy", orderType="Limit", qty="0.010", price="60000")
+    pushes = private.pushes(2)
+    assert sorted(p["topic"] for p in pushes) == ["order", "order.linear"]
+    assert all(p["data"][0]["orderId"] == order_id for p in pushes)
 
 
 def test_ping_pong_private_and_public(paper: PaperHandle, private: WsTestClient) -> None:
     pong = private.request({"op": "ping", "req_id": "p1"})
     assert pong["op"] == "pong" and pong["req_id"] == "p1" and int(pong["args"][0]) > 1_600_000_000_000
+    assert "req_id" not in private.request({"op": "ping"})
     with WsTestClient(paper.base_url, PUBLIC) as public:
         pong = public.request({"op": "ping"})
-        assert (pong["success"], pong["ret_msg"], pong["op"]) == (True, "pong", "ping")
+        assert pong == {
+            "success": True,
+            "ret_msg": "pong",
+            "conn_id": pong["conn_id"],
+            "req_id": "",
+            "op": "ping",
+        }
+
+
+def test_fast_execution_topic(private: WsTestClient, v5: V5Client) -> None:
+    subscribed(private, ["execution.fast", "execution"])
+    order_id = place(v5, side="Buy", orderType="Market", qty="0.010", orderLinkId="fast-1")
+    fast, full = private.pushes(2)
+    assert (fast["topic"], full["topic"]) == ("execution.fast", "execution")  # the fast one first
+    (row,) = fast["data"]
+    fast_fields = "category symbol orderId orderLinkId execId execPrice execQty side execTime seq"
+    assert sorted(row) == sorted(fast_fields.split())
+    assert (row["orderId"], row["orderLinkId"], row["execQty"]) == (order_id, "fast-1", "0.010")
+    assert "id" not in fast and row["execId"] == full["data"][0]["execId"]
 
 
 # --------------------------------------------------------------------------------- pushes
@@ -373,3 +403,10 @@ def test_changes_made_in_another_thread_are_pushed_in_order(
         for price in ("65001", "65002", "65003"):
             engine.set_price("BTCUSDT", Decimal(price))
         assert [d["data"]["lastPrice"] for d in ws.pushes(3)] == ["65001.00", "65002.00", "65003.00"]
+
+
+def test_private_max_active_time_sets_the_idle_cut_off(paper: PaperHandle) -> None:
+    """`?max_active_time=` (30 s to 10 min): below the floor it is 30 s, so the connection lives."""
+    with WsTestClient(paper.base_url, PRIVATE + "?max_active_time=1s") as ws:
+        assert ws.nothing_within(1.5)  # not cut at 1 s: clamped to 30 s
+        assert ws.request({"op": "ping"})["op"] == "pong"
