@@ -2,21 +2,23 @@
 Bybit v5's private stream `/v5/private` and public linear stream `/v5/public/linear`.
 
 Private: `{"op":"auth","args":[key, expires_ms, hex HMAC-SHA256(secret, "GET/realtime"+expires)]}`,
-then `subscribe`/`unsubscribe` (req_id echoed) to `order`, `execution`, `position`, `wallet` or
-the categorised `order.linear`, `execution.linear`, `position.linear` (an all-in-one topic and its
-categorised twin on one connection are refused). Public: `tickers.{SYMBOL}`, a snapshot on
-subscribe, then deltas carrying only the fields that changed. Both answer `{"op":"ping"}` the way
-Bybit does (private: op "pong" with the server time; public: ret_msg "pong") and cut a connection
-that has sent nothing for `idle_s` (Bybit: about 10 minutes).
+then `subscribe`/`unsubscribe` (req_id echoed) to `order`, `execution`, `execution.fast`,
+`position`, `wallet` or the categorised `order.linear`, `execution.linear`, `position.linear` (an
+all-in-one topic and its categorised twin in one request are refused). Public: `tickers.{SYMBOL}`,
+a snapshot on subscribe, then deltas carrying only the fields that changed. Both answer
+`{"op":"ping"}` the way Bybit does (private: op "pong" with the server time; public: ret_msg
+"pong") and cut a connection with no message either way for `idle_s` (Bybit: 10 minutes; a
+private URL may ask for 30 s to 10 min with `?max_active_time=`).
 
 Pushes come from the engine's change journal: every operation (an order placed, amended,
 cancelled; a price update with the triggers and fills it caused; a trading stop; a leverage change)
 hands its changes to `on_changes` under the engine lock, and each account's subscribed connections
-get, per operation and in this order: the executions, the orders (each once, in its state at the
-end of the operation), the positions, the wallet. An execution is pushed before the order push
-that reflects it, as Bybit's execution stream is the faster one. Messages of one connection go out
-in the order they were made. Subscribe acks wait `ack_delay_ms` (pybit registers a subscription's
-callback only after it has sent the request), and the pushes made meanwhile wait behind the ack.
+get, per operation and in this order: the fast executions, the executions, the orders (each once,
+in its state at the end of the operation, after any passing Triggered state), the positions, the
+wallet. An execution is pushed before the order push that reflects it, as Bybit's execution
+streams are its fastest. Messages of one connection go out in the order they were made. Subscribe
+acks wait `ack_delay_ms` (pybit registers a subscription's callback only after it has sent the
+request), and the pushes made meanwhile wait behind the ack.
 
 Stream faults (faults.py) are drawn per outgoing message: drop the connection, stall it, lose or
 delay pushes, refuse auth.
