@@ -41,6 +41,12 @@ Rules (Bybit v5 linear, as BYBIT_V5.md describes it; choices where Bybit is unve
 - orderLinkId: unique per account among every id ever used (110072).
 - Order filters (realtime / cancel-all): `Order` = active orders, `StopOrder` = untriggered
   conditional orders (incl. position TP/SL), `tpslOrder` = position TP/SL only; none = all.
+- Position TP/SL (trading-stop): Full mode closes the whole position whatever its size; Partial
+  mode adds fixed-size Market or Limit TP/SL orders (at most 20 a position).
+- Change journal: each mutating operation (order placed / amended / cancelled, a price update with
+  everything it triggered and filled, a trading stop, a leverage change) hands the list of its
+  changes, in engine order, to every function in `listeners` when it ends, under the lock. The
+  paper server's streams turn them into pushes; with no listener no journal is kept.
 """
 
 from __future__ import annotations
