@@ -7,7 +7,9 @@ import logging
 import typer
 
 paper_app = typer.Typer(
-    name="paper", help="The paper exchange: a local Bybit v5 REST look-alike.", no_args_is_help=True
+    name="paper",
+    help="The paper exchange: a local Bybit v5 look-alike (REST and WebSocket streams).",
+    no_args_is_help=True,
 )
 
 
@@ -27,6 +29,9 @@ def serve(
         False, "--no-rate-limit", help="Switch Bybit's per-account limits off."
     ),
     fault_hold_s: float = typer.Option(30.0, help="How long a `timeout` fault holds a request, seconds."),
+    stream_idle_s: float = typer.Option(
+        600.0, min=0.001, help="Close a WebSocket that sent nothing for this long, seconds."
+    ),
 ) -> None:
     """Serve the paper exchange in the foreground (uvloop + httptools, one process).
 
@@ -61,6 +66,7 @@ def serve(
         accounts=seeds,
         walk=walk,
         fault_hold_s=fault_hold_s,
+        stream_idle_s=stream_idle_s,
     )
 
 
@@ -85,6 +91,30 @@ def bench(
                 f"--connections={connections}",
                 f"--positions={positions}",
                 f"--orders={orders}",
+            ]
+        )
+    )
+
+
+@paper_app.command("stream-bench")
+def stream_bench(
+    accounts: int = typer.Option(4, min=1, help="Accounts, one private stream connection each."),
+    orders: int = typer.Option(10_000, min=20, help="Open orders over all accounts."),
+    seconds: float = typer.Option(10.0, min=1.0, help="Throughput run length, seconds."),
+    drivers: int = typer.Option(2, min=1, help="Processes amending the orders."),
+    samples: int = typer.Option(500, min=10, help="Quiet latency samples (one amend every 20 ms)."),
+) -> None:
+    """Stream pushes/s under amend load and push latency (engine change → client), p50/p99."""
+    from exchange.paper.stream_bench import main as stream_bench_main
+
+    raise typer.Exit(
+        stream_bench_main(
+            [
+                f"--accounts={accounts}",
+                f"--orders={orders}",
+                f"--seconds={seconds}",
+                f"--drivers={drivers}",
+                f"--samples={samples}",
             ]
         )
     )

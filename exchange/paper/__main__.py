@@ -22,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--extra-symbols", type=int, default=0)
     ap.add_argument("--no-rate-limit", action="store_true")
     ap.add_argument("--fault-hold-s", type=float, default=30.0)
+    ap.add_argument("--stream-idle-s", type=float, default=600.0, help="WebSocket idle cut-off")
     args = ap.parse_args(argv)
     try:
         accounts = [AccountSeed.parse(a) for a in args.account]
@@ -29,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(str(err))
     if args.extra_symbols < 0:
         ap.error("--extra-symbols: must be >= 0")
+    if args.stream_idle_s <= 0:
+        ap.error("--stream-idle-s: must be > 0")
     setup_logging()
     serve_forever(
         host=args.host,
@@ -39,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         accounts=accounts,
         walk=args.walk,
         fault_hold_s=args.fault_hold_s,
+        stream_idle_s=args.stream_idle_s,
     )
     return 0
 

@@ -16,6 +16,7 @@ bodies over 16 MiB (413). Account keys are masked in every answer; stats are key
     POST   /paper/replay          CSV body `ts,symbol,price` (?speed=N, or JSON {"csv", "speed"}); DELETE; GET
     POST   /paper/faults          a fault (see faults.py); GET lists; DELETE clears all
     GET    /paper/stats           {"total", "by_endpoint", "by_account" (by account id), "connections"}
+    GET    /paper/streams         WebSocket counters: connections, pushes, lost, delayed, dropped…
     POST   /paper/reset           stats only; {"all": true} wipes accounts, orders, positions, prices, faults
     POST   /paper/clock           {"offset_ms": int} skews the server clock; GET shows it
     POST   /paper/rate-limits     {"enabled"?: bool, "limits"?: {path: n}, "window_ms"?: n}; GET shows them
@@ -141,6 +142,8 @@ class AdminApi:
             return 200, {"faults": self.app.faults.list()}
         if key == ("GET", "stats", 1):
             return 200, self.app.stats.snapshot(self._account_label)
+        if key == ("GET", "streams", 1):
+            return 200, self.app.streams.snapshot()
         if key == ("POST", "reset", 1):
             return 200, self.reset(_json(body))
         if name == "clock" and len(parts) == 1:
@@ -378,6 +381,7 @@ class AdminApi:
             raise FixInput("all", "must be true or false")
         app = self.app
         app.stats.reset()
+        app.streams.reset_counters()
         if wipe:
             self.stop_tasks()
             app.faults.clear()
@@ -388,6 +392,7 @@ class AdminApi:
             if app.config.rate_limit_overrides:
                 app.limiter.configure(app.config.rate_limit_overrides)
             app.limiter.reset()
+            app.streams.close_all()
             app.engine.reset()
             app.seed_accounts()
         return {"reset": "all" if wipe else "stats"}

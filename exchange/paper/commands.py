@@ -54,3 +54,9 @@ class TradingStopRequest:
     stop_loss: Decimal | None = None  # 0 clears
     tp_trigger_by: str | None = None
     sl_trigger_by: str | None = None
+    tp_size: Decimal | None = None  # Partial mode: the qty each order closes
+    sl_size: Decimal | None = None
+    tp_order_type: str = "Market"  # Limit: Partial mode only, at tp_limit_price
+    sl_order_type: str = "Market"
+    tp_limit_price: Decimal | None = None
+    sl_limit_price: Decimal | None = None

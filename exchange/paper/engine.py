@@ -41,13 +41,19 @@ Rules (Bybit v5 linear, as BYBIT_V5.md describes it; choices where Bybit is unve
 - orderLinkId: unique per account among every id ever used (110072).
 - Order filters (realtime / cancel-all): `Order` = active orders, `StopOrder` = untriggered
   conditional orders (incl. position TP/SL), `tpslOrder` = position TP/SL only; none = all.
+- Position TP/SL (trading-stop): Full mode closes the whole position whatever its size; Partial
+  mode adds fixed-size Market or Limit TP/SL orders (at most 20 a position).
+- Change journal: each mutating operation (order placed / amended / cancelled, a price update with
+  everything it triggered and filled, a trading stop, a leverage change) hands the list of its
+  changes, in engine order, to every function in `listeners` when it ends, under the lock. The
+  paper server's streams turn them into pushes; with no listener no journal is kept.
 """
 
 from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import ROUND_HALF_UP, Decimal
 from random import Random
 
@@ -73,6 +79,8 @@ from exchange.paper.indexes import SeqIndex
 from exchange.paper.instruments import SETTLE_COIN, InstrumentSpec, default_instruments
 from exchange.paper.ledger import apply_fill, refresh_margin
 from exchange.paper.records import (
+    PARTIAL_STOP_LOSS,
+    PARTIAL_TAKE_PROFIT,
     STOP,
     STOP_LOSS,
     TAKE_PROFIT,
@@ -83,6 +91,7 @@ from exchange.paper.records import (
     PaperPosition,
     SymbolMarket,
 )
+from exchange.paper.views import order_view
 
 MAKER_FEE = Decimal("0.0002")
 TAKER_FEE = Decimal("0.00055")
@@ -90,10 +99,46 @@ DEFAULT_LEVERAGE = Decimal(10)
 MAX_CONDITIONAL = 10
 MAX_ACTIVE = 500
 MAX_CANCEL_ALL = 500
+MAX_PARTIAL_TPSL = 20
 
 CANCEL_BY_USER = "CancelByUser"
 CANCEL_BY_REDUCE_ONLY = "CancelByReduceOnly"
 CANCEL_BY_TPSL_CLEAR = "CancelByTpSlTsClear"
+
+# One change of an engine operation: ("order", PaperOrder) | ("execution", PaperExecution) |
+# ("position", PaperPosition) | ("wallet", PaperAccount) | ("ticker", SymbolMarket), whose state is
+# the one at the end of the operation (a record may appear several times), or ("order_state",
+# (PaperAccount, v5 order row)) for a state that does not last to the end of it (Triggered).
+Change = tuple[str, object]
+
+
+class _Operation:
+    """`with engine.changes():` — the engine lock, and (when someone listens) a journal of the
+    operation's changes handed to every listener as the outermost operation ends."""
+
+    __slots__ = ("engine",)
+
+    def __init__(self, engine: PaperEngine) -> None:
+        self.engine = engine
+
+    def __enter__(self) -> None:
+        engine = self.engine
+        engine.lock.acquire()
+        engine._depth += 1
+        if engine._depth == 1 and engine.listeners:
+            engine._journal = []
+
+    def __exit__(self, *exc: object) -> None:
+        engine = self.engine
+        try:
+            engine._depth -= 1
+            if engine._depth == 0 and engine._journal is not None:
+                changes, engine._journal = engine._journal, None
+                if changes:
+                    for listener in engine.listeners:
+                        listener(changes)
+        finally:
+            engine.lock.release()
 
 
 class PaperEngine:
@@ -123,6 +168,11 @@ class PaperEngine:
         self.taker_fee = taker_fee
         self.default_leverage = default_leverage
         self.lock = threading.RLock()
+        # change listeners: each gets the list of changes of one engine operation, in order,
+        # under the lock, when the operation ends (the paper server turns them into pushes)
+        self.listeners: list[Callable[[list[Change]], None]] = []
+        self._journal: list[Change] | None = None
+        self._depth = 0
         self._reset_state()
 
     # ------------------------------------------------------------------------------------ state
@@ -154,6 +204,16 @@ class PaperEngine:
         """Forget every account, order and position; prices back to their start values."""
         with self.lock:
             self._reset_state()
+
+    def changes(self) -> _Operation:
+        """The lock plus the change journal of one operation (re-entrant: nested operations
+        report with the outermost one)."""
+        return _Operation(self)
+
+    def _note(self, kind: str, record: object) -> None:
+        journal = self._journal
+        if journal is not None:
+            journal.append((kind, record))
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -256,7 +316,7 @@ class PaperEngine:
         crosses fills at most that qty and stays PartiallyFilled in the book with the rest."""
         marks = marks or {}
         max_fill = max_fill or {}
-        with self.lock:
+        with self.changes():
             for symbol, cap in max_fill.items():
                 if symbol not in self.specs:
                     raise FixInput(f"max_fill_qty.{symbol}", "unknown symbol")
@@ -289,6 +349,7 @@ class PaperEngine:
                     m.mark = mark
                 m.version += 1
                 m.view = None
+                self._note("ticker", m)
                 self._match(symbol, old_last, old_mark, now, fills, max_fill.get(symbol))
             return fills
 
@@ -340,7 +401,7 @@ class PaperEngine:
 
     def place_order(self, acct: PaperAccount, req: OrderRequest) -> PaperOrder:
         """Validate and accept an order; a marketable one executes before this returns."""
-        with self.lock:
+        with self.changes():
             spec = self.spec(req.symbol)
             symbol = spec.symbol
             m = self.markets[symbol]
@@ -435,7 +496,7 @@ class PaperEngine:
     def amend_order(
         self, acct: PaperAccount, req: AmendRequest, *, allow_conditional: bool = True
     ) -> PaperOrder:
-        with self.lock:
+        with self.changes():
             spec = self.spec(req.symbol)
             order = self.find_order(acct, req.order_id, req.link_id)
             if order is None or not order.is_open or order.symbol != spec.symbol:
@@ -494,6 +555,10 @@ class PaperEngine:
             order.trigger_price, order.trigger_by = trigger, trigger_by
             order.updated_ms = now
             order.view = None
+            self._note("order", order)
+            pos = acct.positions.get((spec.symbol, order.position_idx))
+            if pos is not None:
+                self._note("position", pos)
             if untriggered:
                 self._book(spec.symbol).add_conditional(order)
             else:
@@ -503,7 +568,7 @@ class PaperEngine:
     def cancel_order(
         self, acct: PaperAccount, symbol: str, order_id: str = "", link_id: str = ""
     ) -> PaperOrder:
-        with self.lock:
+        with self.changes():
             spec = self.spec(symbol)
             order = self.find_order(acct, order_id, link_id)
             if order is None or not order.is_open or order.symbol != spec.symbol:
@@ -521,7 +586,7 @@ class PaperEngine:
         order_filter: str | None = None,
         stop_order_type: str | None = None,
     ) -> list[PaperOrder]:
-        with self.lock:
+        with self.changes():
             index: SeqIndex[PaperOrder] | None
             if symbol:
                 self.spec(symbol)
@@ -561,18 +626,22 @@ class PaperEngine:
     # ------------------------------------------------------------------------------- positions
 
     def set_trading_stop(self, acct: PaperAccount, req: TradingStopRequest) -> None:
-        """Full-mode take-profit / stop-loss of a position (system conditional orders that close it
-        all). Partial mode, trailing stops and limit TP/SL are answered with 10001 by the caller."""
-        with self.lock:
+        """Take-profit / stop-loss of a position. Full: one TP and one SL, system conditional orders
+        that close the whole position at market whatever its size by then (a new value replaces
+        the old, "0" clears, an unchanged one is 34040). Partial: each call adds a TP and/or SL
+        order for tpSize/slSize (Market, or Limit at tp/slLimitPrice), at most 20 per position.
+        Trailing stops are answered with 10001 by the caller."""
+        with self.changes():
             spec = self.spec(req.symbol)
             symbol = spec.symbol
             idx = self._check_idx(acct.hedge(symbol), req.position_idx)
-            if req.tpsl_mode != "Full":
-                raise params_error("tpslMode", "Partial is not supported by the paper exchange (use Full)")
             pos = acct.positions.get((symbol, idx))
             if pos is None or pos.size == 0 or pos.side is None:
                 raise PaperError(E.PARAMS, "can not set tp/sl/ts for zero position")
             m = self.markets[symbol]
+            if req.tpsl_mode == "Partial":
+                self._partial_stops(pos, req)
+                return
             tp_by = req.tp_trigger_by or pos.tp_trigger_by
             sl_by = req.sl_trigger_by or pos.sl_trigger_by
             changed = False
@@ -584,17 +653,7 @@ class PaperEngine:
                 if value is None:
                     continue
                 if value != 0:
-                    self._check_price(spec, value, "takeProfit" if kind == "TakeProfit" else "stopLoss")
-                    base = m.mark if by in (MARK_PRICE, INDEX_PRICE) else m.last
-                    above = value > base
-                    want_above = (kind == "TakeProfit") == (side is Side.BUY)
-                    if above != want_above or value == base:
-                        rel = "higher" if want_above else "lower"
-                        raise PaperError(
-                            E.PARAMS,
-                            f"{kind}:{E.e8(value)} set for {side.value} position should {rel} than "
-                            f"base_price:{E.e8(base)}??{by}",
-                        )
+                    self._check_stop_side(m, side, kind == "TakeProfit", value, by)
                 if value != current or (
                     value != 0 and by != (pos.tp_trigger_by if kind == "TakeProfit" else pos.sl_trigger_by)
                 ):
@@ -610,6 +669,64 @@ class PaperEngine:
                 self._set_position_stop(pos, STOP_LOSS, req.stop_loss, sl_by, now)
             pos.updated_ms = now
             pos.view = None
+            self._note("position", pos)
+
+    def _check_stop_side(
+        self, m: SymbolMarket, side: Side, take_profit: bool, value: Decimal, by: str
+    ) -> None:
+        """A TP above (long) / below (short) the trigger price source, a SL the other way; else 10001."""
+        kind = "TakeProfit" if take_profit else "StopLoss"
+        self._check_price(m.spec, value, "takeProfit" if take_profit else "stopLoss")
+        base = m.mark if by in (MARK_PRICE, INDEX_PRICE) else m.last
+        want_above = take_profit == (side is Side.BUY)
+        if (value > base) != want_above or value == base:
+            rel = "higher" if want_above else "lower"
+            raise PaperError(
+                E.PARAMS,
+                f"{kind}:{E.e8(value)} set for {side.value} position should {rel} than "
+                f"base_price:{E.e8(base)}??{by}",
+            )
+
+    def _partial_stops(self, pos: PaperPosition, req: TradingStopRequest) -> None:
+        spec = pos.spec
+        m = self.markets[spec.symbol]
+        assert pos.side is not None
+        if req.tp_size is not None and req.sl_size is not None and req.tp_size != req.sl_size:
+            raise params_error("slSize", "must equal tpSize in Partial mode")
+        legs = []
+        for take_profit, value, by, size, order_type, limit in (
+            (True, req.take_profit, req.tp_trigger_by, req.tp_size, req.tp_order_type, req.tp_limit_price),
+            (False, req.stop_loss, req.sl_trigger_by, req.sl_size, req.sl_order_type, req.sl_limit_price),
+        ):
+            if value is None or value == 0:
+                continue
+            prefix = "tp" if take_profit else "sl"
+            by = by or LAST_PRICE
+            self._check_stop_side(m, pos.side, take_profit, value, by)
+            if size is None:
+                raise params_error(f"{prefix}Size", "is required in Partial mode")
+            self._check_qty(spec, size, True)
+            if size > pos.size:
+                raise params_error(f"{prefix}Size", "must not exceed the position size")
+            price = ZERO
+            if order_type == LIMIT:
+                if limit is None:
+                    raise params_error(f"{prefix}LimitPrice", f"is required with {prefix}OrderType Limit")
+                self._check_price(spec, limit, f"{prefix}LimitPrice")
+                price = limit
+            legs.append((take_profit, value, by, size, order_type, price))
+        if not legs:
+            raise params_error("takeProfit", "or stopLoss is required in Partial mode")
+        held = sum(1 for o in pos.reducing_orders.values() if o.stop_order_type.startswith("Partial"))
+        if held + len(legs) > MAX_PARTIAL_TPSL:
+            raise PaperError(E.PARAMS, f"the number of Partial TP/SL orders exceeds {MAX_PARTIAL_TPSL}")
+        now = self.now_ms()
+        for take_profit, value, by, size, order_type, price in legs:
+            kind = PARTIAL_TAKE_PROFIT if take_profit else PARTIAL_STOP_LOSS
+            self._new_position_stop(pos, kind, value, by, now, qty=size, order_type=order_type, price=price)
+        pos.updated_ms = now
+        pos.view = None
+        self._note("position", pos)
 
     def _set_position_stop(self, pos: PaperPosition, kind: str, value: Decimal, by: str, now: int) -> None:
         existing = pos.tp_order if kind == TAKE_PROFIT else pos.sl_order
@@ -617,9 +734,34 @@ class PaperEngine:
             self._cancel(existing, now, CANCEL_BY_USER)
         if value == 0:
             return
+        order = self._new_position_stop(pos, kind, value, by, now)
+        if kind == TAKE_PROFIT:
+            pos.tp_order, pos.take_profit = order, value
+        else:
+            pos.sl_order, pos.stop_loss = order, value
+
+    def _new_position_stop(
+        self,
+        pos: PaperPosition,
+        kind: str,
+        value: Decimal,
+        by: str,
+        now: int,
+        *,
+        qty: Decimal | None = None,
+        order_type: str = MARKET,
+        price: Decimal = ZERO,
+    ) -> PaperOrder:
+        """A system conditional order closing the position: all of it whatever its size (qty None,
+        Full mode) or `qty` (Partial)."""
         assert pos.side is not None
         acct, spec = pos.account, pos.spec
-        rising = (kind == TAKE_PROFIT) == (pos.side is Side.BUY)
+        rising = (
+            kind in (TAKE_PROFIT, PARTIAL_TAKE_PROFIT)
+            if pos.side is Side.BUY
+            else kind in (STOP_LOSS, PARTIAL_STOP_LOSS)
+        )
+        full = qty is None
         self._seq += 1
         self._prio += 1
         order = PaperOrder(
@@ -629,32 +771,29 @@ class PaperEngine:
             account=acct,
             spec=spec,
             side=pos.side.opposite,
-            order_type=MARKET,
-            tif="IOC",
-            qty=spec.max_mkt_qty,
-            price=ZERO,
+            order_type=order_type,
+            tif="IOC" if order_type == MARKET else "GTC",
+            qty=spec.max_mkt_qty if qty is None else qty,
+            price=price,
             position_idx=pos.idx,
             reduce_only=True,
-            close_on_trigger=True,
+            close_on_trigger=full,
             reducing=True,
             created_ms=now,
             updated_ms=now,
             last_price_on_created=self.markets[spec.symbol].last,
             prio=self._prio,
-            close_all=True,
+            close_all=full,
             trigger_price=value,
             trigger_direction=1 if rising else 2,
             trigger_by=by,
             stop_order_type=kind,
-            create_type="CreateByTakeProfit" if kind == TAKE_PROFIT else "CreateByStopLoss",
+            create_type=f"CreateBy{kind}",
             status=St.UNTRIGGERED,
         )
         self._register(order)
         self._book(spec.symbol).add_conditional(order)
-        if kind == TAKE_PROFIT:
-            pos.tp_order, pos.take_profit = order, value
-        else:
-            pos.sl_order, pos.stop_loss = order, value
+        return order
 
     def switch_mode(self, acct: PaperAccount, *, symbol: str | None, coin: str | None, mode: int) -> None:
         with self.lock:
@@ -686,7 +825,7 @@ class PaperEngine:
                 acct.hedge_by_symbol.clear()
 
     def set_leverage(self, acct: PaperAccount, symbol: str, buy: Decimal, sell: Decimal) -> None:
-        with self.lock:
+        with self.changes():
             spec = self.spec(symbol)
             for field, value in (("buyLeverage", buy), ("sellLeverage", sell)):
                 if not (1 <= value <= spec.max_leverage):
@@ -702,6 +841,8 @@ class PaperEngine:
                     pos.leverage = sell if idx == 2 else buy
                     refresh_margin(pos)
                     pos.view = None
+                    self._note("position", pos)
+                    self._note("wallet", acct)
             for order in acct.open_by_symbol.get(spec.symbol, SeqIndex()).values():
                 if order.reserved_im:
                     self._reserve(order)
@@ -771,6 +912,12 @@ class PaperEngine:
         _index(acct.open_by_symbol, symbol).add(order.seq, order)
         if order.reducing:
             self.position(acct, order.spec, order.position_idx).reducing_orders[order.seq] = order
+        journal = self._journal
+        if journal is not None:
+            journal.append(("order", order))
+            pos = acct.positions.get((symbol, order.position_idx))
+            if pos is not None:
+                journal.append(("position", pos))
 
     def _activate(self, order: PaperOrder, now: int, fills: list) -> None:
         """A new (or just triggered) order meets the market."""
@@ -818,8 +965,10 @@ class PaperEngine:
         if order.is_open and not order.reducing and order.order_type == LIMIT and order.ladder is not None:
             lev = self.leverage_of(order.account, order.symbol, order.position_idx)
             im = round8(order.leaves * order.price / lev)
-        order.account.order_im += im - order.reserved_im
-        order.reserved_im = im
+        if im != order.reserved_im:
+            order.account.order_im += im - order.reserved_im
+            order.reserved_im = im
+            self._note("wallet", order.account)
 
     def _trigger(self, order: PaperOrder, now: int, fills: list) -> None:
         acct = order.account
@@ -828,6 +977,8 @@ class PaperEngine:
         order.status = St.TRIGGERED
         order.updated_ms = now
         order.view = None
+        if self._journal is not None:  # a passing state: its row is taken now, not at the end
+            self._journal.append(("order_state", (order.account, dict(order_view(order)))))
         if not order.reducing:
             m = self.markets[order.symbol]
             price = order.price if order.order_type == LIMIT else m.last
@@ -863,7 +1014,7 @@ class PaperEngine:
         rate = self.maker_fee if maker else self.taker_fee
         fee = round8(value * rate)
         old_side = pos.side
-        closed, _ = apply_fill(pos, order.side, qty, price, fee, now)
+        closed, pnl = apply_fill(pos, order.side, qty, price, fee, now)
         order.cum_qty += qty
         order.cum_value += value
         order.cum_fee += fee
@@ -897,9 +1048,16 @@ class PaperEngine:
             closed_size=closed,
             mark_price=m.mark,
             time_ms=now,
+            pnl=pnl,
         )
         acct.executions.add(execution.seq, execution)
         fills.append(execution)
+        journal = self._journal
+        if journal is not None:
+            journal.append(("execution", execution))
+            journal.append(("order", order))
+            journal.append(("position", pos))
+            journal.append(("wallet", acct))
         if order.cum_qty >= order.qty:
             self._close(order, St.FILLED, now)
         else:
@@ -937,10 +1095,12 @@ class PaperEngine:
         order.status = status
         order.updated_ms = now
         order.view = None
+        self._note("order", order)
         SymbolBook.remove(order)
         if order.reserved_im:
             acct.order_im -= order.reserved_im
             order.reserved_im = ZERO
+            self._note("wallet", acct)
         acct.open_orders.remove(order.seq)
         acct.open_by_symbol[symbol].remove(order.seq)
         pos = acct.positions.get((symbol, order.position_idx))
@@ -949,9 +1109,11 @@ class PaperEngine:
             if pos.tp_order is order:
                 pos.tp_order, pos.take_profit = None, ZERO
                 pos.view = None
+                self._note("position", pos)
             elif pos.sl_order is order:
                 pos.sl_order, pos.stop_loss = None, ZERO
                 pos.view = None
+                self._note("position", pos)
         acct.recent_closed.append(order)
 
 

@@ -11,6 +11,17 @@ a terminal effect (http_status, ret_code, timeout, drop_connection) decides the 
 client's read timeout); the request IS executed first unless `execute` is false, so an order can
 exist although its client never saw the answer. `drop_connection` closes the socket without an
 answer; the request is NOT executed unless `execute` is true.
+
+Stream faults name a stream as their endpoint (`/v5/private` or `/v5/public/linear`, exactly; REST
+faults never touch streams and stream effects never touch REST) and are drawn per message the
+server sends on a connection of that stream:
+- `drop_connection`: the connection is closed abruptly (no close frame) instead of sending;
+- `stall`: from then on the connection sends nothing (pushes, acks, pongs) but stays open, for
+  `hold_ms` (default: until it closes);
+- `lose`: the push is not sent (acks and pongs are never lost); with `error_rate` < 1 a fraction;
+- `latency_ms` alone: the push is sent that much later (later messages wait behind it);
+- `refuse_auth`: drawn on auth requests only; the auth is refused ("Request not authorized").
+A push that was lost or stalled away is gone: only a REST read recovers what it carried.
 """
 
 from __future__ import annotations
@@ -31,7 +42,9 @@ RET_MESSAGES = {
     10016: "Server error",
     110001: "order not exists or too late to cancel",
 }
-_TERMINAL = ("http_status", "ret_code", "timeout", "drop_connection")
+_TERMINAL = ("http_status", "ret_code", "timeout", "drop_connection", "stall", "lose", "refuse_auth")
+STREAM_PATHS = ("/v5/private", "/v5/public/linear")
+_STREAM_ONLY = ("stall", "lose", "refuse_auth")
 
 
 @dataclass(slots=True)
@@ -45,6 +58,9 @@ class Fault:
     ret_msg: str | None = None
     timeout: bool = False
     drop_connection: bool = False
+    stall: bool = False
+    lose: bool = False
+    refuse_auth: bool = False
     count: int | None = None
     seed: int = 0
     hold_ms: int | None = None
@@ -69,7 +85,17 @@ class Fault:
             return "timeout"
         if self.drop_connection:
             return "drop"
+        if self.stall:
+            return "stall"
+        if self.lose:
+            return "lose"
+        if self.refuse_auth:
+            return "refuse_auth"
         return None
+
+    @property
+    def on_stream(self) -> bool:
+        return self.endpoint in STREAM_PATHS
 
     def public(self) -> dict[str, Any]:
         return {
@@ -81,6 +107,9 @@ class Fault:
             "ret_code": self.ret_code,
             "timeout": self.timeout,
             "drop_connection": self.drop_connection,
+            "stall": self.stall,
+            "lose": self.lose,
+            "refuse_auth": self.refuse_auth,
             "count": self.count,
             "seed": self.seed,
             "hold_ms": self.hold_ms,
@@ -131,6 +160,9 @@ class FaultBook:
             "ret_msg",
             "timeout",
             "drop_connection",
+            "stall",
+            "lose",
+            "refuse_auth",
             "count",
             "seed",
             "hold_ms",
@@ -155,6 +187,9 @@ class FaultBook:
             ret_msg=_opt_str(spec, "ret_msg"),
             timeout=_bool(spec, "timeout"),
             drop_connection=_bool(spec, "drop_connection"),
+            stall=_bool(spec, "stall"),
+            lose=_bool(spec, "lose"),
+            refuse_auth=_bool(spec, "refuse_auth"),
             count=_opt_int(spec, "count", lo=1),
             seed=seed,
             hold_ms=_opt_int(spec, "hold_ms", lo=0),
@@ -167,8 +202,15 @@ class FaultBook:
             raise FixInput(terminal[1], f"a fault has one terminal effect; {terminal[0]} is set already")
         if not terminal and fault.latency_ms == 0:
             raise FixInput(
-                "fault", "needs an effect: latency_ms, http_status, ret_code, timeout or drop_connection"
+                "fault",
+                "needs an effect: latency_ms, http_status, ret_code, timeout, drop_connection, "
+                "stall, lose or refuse_auth",
             )
+        if fault.on_stream:
+            if terminal and terminal[0] not in ("drop_connection", *_STREAM_ONLY):
+                raise FixInput(terminal[0], "a stream fault drops, stalls, loses, delays or refuses auth")
+        elif terminal and terminal[0] in _STREAM_ONLY:
+            raise FixInput("endpoint", f"{terminal[0]} needs a stream endpoint: {' or '.join(STREAM_PATHS)}")
         self._faults.append(fault)
         return fault
 
@@ -178,7 +220,7 @@ class FaultBook:
         chosen: Fault | None = None
         fired_any = False
         for fault in self._faults:
-            if not fault.matches(path):
+            if fault.on_stream or not fault.matches(path):
                 continue
             if fault.error_rate < 1.0 and fault.rng.random() >= fault.error_rate:
                 continue
@@ -207,6 +249,40 @@ class FaultBook:
             execute=chosen.execute if chosen.execute is not None else kind == "timeout",
             reset_after_ms=chosen.reset_after_ms,
         )
+
+    def pick_stream(self, path: str, event: str) -> tuple[str | None, float, float | None]:
+        """Draw the faults of one stream for one outgoing message (`event` "push" or "reply") or
+        one auth request ("auth"): (effect, latency_s, stall_s). effect: None, "drop", "stall",
+        "lose" or "refuse_auth"; stall_s None = until the connection closes."""
+        if not self._faults:
+            return None, 0.0, None
+        latency = 0
+        chosen: Fault | None = None
+        for fault in self._faults:
+            if fault.endpoint != path:
+                continue
+            kind = fault.kind
+            if event == "auth":
+                if kind != "refuse_auth":
+                    continue
+            elif kind == "refuse_auth" or (event != "push" and kind in (None, "lose")):
+                continue
+            if kind is not None and chosen is not None:
+                continue
+            if fault.error_rate < 1.0 and fault.rng.random() >= fault.error_rate:
+                continue
+            fault.fired += 1
+            if kind is None:
+                latency += fault.latency_ms
+            else:
+                chosen = fault
+        if chosen is None and latency == 0:
+            return None, 0.0, None
+        self._faults = [f for f in self._faults if f.count is None or f.fired < f.count]
+        if chosen is None:
+            return None, latency / 1000, None
+        stall_s = chosen.hold_ms / 1000 if chosen.hold_ms is not None else None
+        return chosen.kind, latency / 1000, stall_s
 
 
 def _int(spec: dict[str, Any], name: str, default: int, *, lo: int | None = None) -> int:

@@ -27,6 +27,7 @@ from exchange.paper.decimals import to_decimal
 from exchange.paper.errors import PaperError, params_error
 
 CATEGORY = "linear"
+OTHER_CATEGORIES = ("spot", "inverse", "option")
 _LINK_ID = re.compile(r"^[A-Za-z0-9_-]{1,36}$")
 _INT = re.compile(r"^\s*-?\d+\s*$")
 _TRUE = frozenset({"true", "True", "TRUE", "1"})
@@ -136,6 +137,14 @@ class Params:
             raise params_error("limit", f"must be between 1 and {top}")
         return n
 
+    def listed_category(self) -> bool:
+        """Market data: linear is listed; Bybit's other categories are valid and empty here."""
+        value = self.raw.get("category")
+        if value in OTHER_CATEGORIES:
+            return False
+        self.category()
+        return True
+
     def category(self) -> None:
         if self.raw.get("category") != CATEGORY:
             if not self.has("category"):
@@ -242,14 +251,18 @@ def trading_stop_request(p: Params) -> TradingStopRequest:
     trailing = p.decimal("trailingStop")
     if trailing is not None and trailing != 0:
         raise params_error("trailingStop", "is not supported by the paper exchange")
+    if p.has("activePrice"):
+        raise params_error("activePrice", "is not supported by the paper exchange (no trailing stops)")
+    types = {}
     for name in ("tpOrderType", "slOrderType"):
-        if p.text(name) not in (None, "Market"):
-            raise params_error(
-                name, "Limit needs tpslMode Partial, which the paper exchange does not support"
-            )
-    for name in ("tpSize", "slSize", "tpLimitPrice", "slLimitPrice", "activePrice"):
-        if p.has(name):
-            raise params_error(name, "is not supported by the paper exchange (Full mode only)")
+        value = p.text(name, choices=("Market", "Limit")) or "Market"
+        if value == "Limit" and mode != "Partial":
+            raise params_error(name, "Limit needs tpslMode Partial")
+        types[name] = value
+    if mode == "Full":
+        for name in ("tpSize", "slSize", "tpLimitPrice", "slLimitPrice"):
+            if p.has(name):
+                raise params_error(name, "is for tpslMode Partial only")
     return TradingStopRequest(
         symbol=symbol,
         position_idx=idx,
@@ -258,4 +271,10 @@ def trading_stop_request(p: Params) -> TradingStopRequest:
         stop_loss=p.decimal("stopLoss"),
         tp_trigger_by=p.text("tpTriggerBy", choices=TRIGGER_BY),
         sl_trigger_by=p.text("slTriggerBy", choices=TRIGGER_BY),
+        tp_size=p.decimal("tpSize"),
+        sl_size=p.decimal("slSize"),
+        tp_order_type=types["tpOrderType"],
+        sl_order_type=types["slOrderType"],
+        tp_limit_price=p.decimal("tpLimitPrice"),
+        sl_limit_price=p.decimal("slLimitPrice"),
     )

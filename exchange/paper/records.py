@@ -35,6 +35,9 @@ PLAIN = ""
 STOP = "Stop"
 TAKE_PROFIT = "TakeProfit"
 STOP_LOSS = "StopLoss"
+PARTIAL_TAKE_PROFIT = "PartialTakeProfit"
+PARTIAL_STOP_LOSS = "PartialStopLoss"
+POSITION_TPSL = frozenset({TAKE_PROFIT, STOP_LOSS, PARTIAL_TAKE_PROFIT, PARTIAL_STOP_LOSS})
 
 
 def mask_key(api_key: str) -> str:
@@ -97,7 +100,7 @@ class PaperOrder:
 
     @property
     def is_position_tpsl(self) -> bool:
-        return self.stop_order_type in (TAKE_PROFIT, STOP_LOSS)
+        return self.stop_order_type in POSITION_TPSL
 
 
 @dataclass(slots=True, eq=False)
@@ -159,6 +162,7 @@ class PaperExecution:
     closed_size: Decimal
     mark_price: Decimal
     time_ms: int
+    pnl: Decimal = ZERO  # realised by this fill before fees (the stream's execPnl)
     view: tuple[dict[str, Any], Any] | None = None  # (v5 dict, its JSON): views.py
 
     @property

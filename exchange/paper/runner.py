@@ -40,6 +40,7 @@ def uvicorn_config(app: PaperApp, *, host: str, port: int, log_level: str = "war
         port=port,
         loop="uvloop",
         http="httptools",
+        ws="websockets-sansio",
         lifespan="on",
         access_log=False,
         server_header=False,
@@ -64,6 +65,7 @@ class PaperServer:
         rate_limits: bool = True,
         accounts: Sequence[AccountSeed | str] = (),
         fault_hold_s: float = 30.0,
+        stream_idle_s: float = 600.0,
     ) -> None:
         """`accounts`: AccountSeed or "KEY:SECRET[:BALANCE]" strings, created at start and again
         after every full reset."""
@@ -76,6 +78,7 @@ class PaperServer:
                 rate_limits=rate_limits,
                 fault_hold_s=fault_hold_s,
                 accounts=tuple(a if isinstance(a, AccountSeed) else AccountSeed.parse(a) for a in accounts),
+                stream_idle_s=stream_idle_s,
             )
         )
         self._server: uvicorn.Server | None = None
@@ -136,6 +139,7 @@ def serve_forever(
     accounts: Sequence[AccountSeed] = (),
     walk: bool = False,
     fault_hold_s: float = 30.0,
+    stream_idle_s: float = 600.0,
 ) -> None:
     """Serve in the foreground until SIGINT/SIGTERM (one process; uvloop + httptools)."""
     app = PaperApp(
@@ -145,6 +149,7 @@ def serve_forever(
             rate_limits=rate_limits,
             fault_hold_s=fault_hold_s,
             accounts=tuple(accounts),
+            stream_idle_s=stream_idle_s,
         )
     )
     server = uvicorn.Server(uvicorn_config(app, host=host, port=port, log_level="info"))
@@ -286,6 +291,10 @@ class PaperAdmin:
 
     def stats(self) -> dict[str, Any]:
         return self._call("GET", "stats")
+
+    def streams(self) -> dict[str, Any]:
+        """WebSocket counters: connections, auth_ok/refused, pushes, lost, delayed, dropped…"""
+        return self._call("GET", "streams")
 
     def reset(self, all: bool = False) -> None:
         self._call("POST", "reset", {"all": all})

@@ -1,5 +1,6 @@
 """The paper exchange's HTTP face: a raw ASGI app (no framework: one dict lookup, one HMAC, one
-orjson dump per request) serving the Bybit v5 subset under /v5/ and the admin API under /paper/.
+orjson dump per request) serving the Bybit v5 subset under /v5/ and the admin API under /paper/,
+and on the same port the WebSocket streams /v5/private and /v5/public/linear (streams.py).
 
 Every /v5 request is counted, then faults are drawn, then (private routes) the signature is
 verified, the rate limit spent and the handler run under the engine lock. Business errors are
@@ -27,6 +28,7 @@ from exchange.paper.faults import FaultAction, FaultBook
 from exchange.paper.params import Params, parse_body, parse_query
 from exchange.paper.ratelimit import Quota, RateLimiter
 from exchange.paper.stats import RequestStats
+from exchange.paper.streams import StreamConfig, StreamHub
 from exchange.paper.v5_routes import MAX_BATCH, ROUTES, Call, Route
 
 log = logging.getLogger(__name__)
@@ -73,6 +75,7 @@ class PaperConfig:
     rate_limit_overrides: dict[str, int] | None = None
     fault_hold_s: float = 30.0  # how long a `timeout` fault holds a request, seconds
     accounts: Sequence[AccountSeed] = ()
+    stream_idle_s: float = 600.0  # a WebSocket that sent nothing for this long is closed
 
 
 class ServerClock:
@@ -100,6 +103,7 @@ class PaperApp:
         self.limiter = RateLimiter(self.config.rate_limit_overrides, enabled=self.config.rate_limits)
         self.faults = FaultBook(hold_s=self.config.fault_hold_s)
         self.stats = RequestStats()
+        self.streams = StreamHub(self.engine, self.faults, StreamConfig(idle_s=self.config.stream_idle_s))
         self.admin = AdminApi(self)
         self.seed_accounts()
 
@@ -126,6 +130,8 @@ class PaperApp:
                 await self.admin.handle(scope, receive, send, path)
             else:
                 await send_json(send, 404, {"error": {"code": "not_found", "message": f"no route {path}"}})
+        elif kind == "websocket":
+            await self.streams.handle(scope, receive, send)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
 

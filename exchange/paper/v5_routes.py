@@ -6,8 +6,10 @@ what they return in the envelope. Batch handlers report per-item outcomes in `re
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from exchange.paper import errors as E
@@ -65,13 +67,15 @@ def market_time(c: Call) -> Result:
 
 
 def market_tickers(c: Call) -> Result:
-    c.params.category()
+    if not c.params.listed_category():
+        return {"category": c.params.raw["category"], "list": []}, {}
     return {"category": CATEGORY, "list": Q.tickers(c.engine, c.params.text("symbol"))}, {}
 
 
 def market_instruments(c: Call) -> Result:
     p = c.params
-    p.category()
+    if not p.listed_category():
+        return {"category": p.raw["category"], "list": [], "nextPageCursor": ""}, {}
     rows, nxt = Q.instruments(
         c.engine,
         symbol=p.text("symbol"),
@@ -307,6 +311,85 @@ def set_leverage(c: Call) -> Result:
     return {}, {}
 
 
+# ---------------------------------------------------------------------- account, key, coins
+# What ccxt's `bybit` asks before anything else (load_markets: coin info; then whether the
+# account is unified). A paper account is a Unified Trading Account with a trade-and-read key.
+
+
+def coin_info(c: Call) -> Result:
+    wanted = c.params.text("coin")
+    coins = [SETTLE_COIN, *sorted({s.base_coin for s in c.engine.specs.values()} - {SETTLE_COIN})]
+    rows = [
+        {"name": coin, "coin": coin, "remainAmount": "0", "chains": []}
+        for coin in coins
+        if wanted is None or coin == wanted
+    ]
+    return {"rows": rows}, {}
+
+
+def api_key_info(c: Call) -> Result:
+    acct = c.acct
+    created = _iso(acct.created_ms)
+    return {
+        "id": str(_uid(acct) + 1),
+        "note": "paper",
+        "apiKey": acct.api_key,
+        "readOnly": 0,
+        "secret": "",
+        "permissions": {
+            "ContractTrade": ["Order", "Position"],
+            "Spot": [],
+            "Wallet": [],
+            "Options": [],
+            "Derivatives": [],
+            "CopyTrading": [],
+            "BlockTrade": [],
+            "Exchange": [],
+            "NFT": [],
+            "Affiliate": [],
+            "Earn": [],
+        },
+        "ips": ["*"],
+        "type": 1,
+        "deadlineDay": -1,
+        "expiredAt": "",
+        "createdAt": created,
+        "unified": 0,
+        "uta": 1,
+        "userID": _uid(acct),
+        "inviterID": 0,
+        "vipLevel": "No VIP",
+        "mktMakerLevel": "0",
+        "affiliateID": 0,
+        "rsaPublicKey": "",
+        "isMaster": True,
+        "parentUid": "0",
+        "kycLevel": "LEVEL_DEFAULT",
+        "kycRegion": "",
+    }, {}
+
+
+def account_info(c: Call) -> Result:
+    return {
+        "marginMode": "REGULAR_MARGIN",
+        "updatedTime": str(c.acct.created_ms),
+        "unifiedMarginStatus": 6,  # Unified Trading Account 2.0 (Pro): what new accounts get
+        "dcpStatus": "OFF",
+        "timeWindow": 10,
+        "smpGroup": 0,
+        "isMasterTrader": False,
+        "spotHedgingStatus": "OFF",
+    }, {}
+
+
+def _uid(acct: PaperAccount) -> int:
+    return 10_000_000 + zlib.crc32(acct.id.encode()) % 90_000_000
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _routes() -> dict[str, Route]:
     table = [
         ("/v5/market/time", "GET", market_time, False, False),
@@ -328,6 +411,9 @@ def _routes() -> dict[str, Route]:
         ("/v5/position/trading-stop", "POST", trading_stop, True, False),
         ("/v5/position/switch-mode", "POST", switch_mode, True, False),
         ("/v5/position/set-leverage", "POST", set_leverage, True, False),
+        ("/v5/asset/coin/query-info", "GET", coin_info, True, False),
+        ("/v5/user/query-api", "GET", api_key_info, True, False),
+        ("/v5/account/info", "GET", account_info, True, False),
     ]
     return {
         path: Route(path, method, handler, private, batch) for path, method, handler, private, batch in table

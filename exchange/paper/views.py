@@ -69,7 +69,9 @@ def _cache_order(o: PaperOrder) -> Cached:
         "triggerPrice": fmt_fixed(o.trigger_price, pp),
         "takeProfit": "",
         "stopLoss": "",
-        "tpslMode": "Full" if o.is_position_tpsl else "",
+        "tpslMode": ("Partial" if o.stop_order_type.startswith("Partial") else "Full")
+        if o.is_position_tpsl
+        else "",
         "ocoTriggerBy": "",
         "tpLimitPrice": "",
         "slLimitPrice": "",

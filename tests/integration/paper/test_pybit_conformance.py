@@ -322,6 +322,77 @@ def test_position_settings(paper: PaperHandle) -> None:
     assert s.get_positions(category="linear", settleCoin="USDT")["result"]["list"] == []
 
 
+def test_partial_trading_stop_in_hedge_mode(paper: PaperHandle) -> None:
+    s = session(paper, hedge=True)
+    s.place_order(
+        category="linear", symbol="BTCUSDT", side="Sell", orderType="Market", qty="0.010", positionIdx=2
+    )
+    s.set_trading_stop(
+        category="linear",
+        symbol="BTCUSDT",
+        tpslMode="Partial",
+        positionIdx=2,
+        takeProfit="62000",
+        tpSize="0.004",
+        tpOrderType="Limit",
+        tpLimitPrice="61900",
+        stopLoss="66000",
+        slSize="0.004",
+        slTriggerBy="MarkPrice",
+    )
+    legs = s.get_open_orders(category="linear", symbol="BTCUSDT", orderFilter="tpslOrder")["result"]["list"]
+    by_type = {o["stopOrderType"]: o for o in legs}
+    assert set(by_type) == {"PartialTakeProfit", "PartialStopLoss"}
+    tp, sl = by_type["PartialTakeProfit"], by_type["PartialStopLoss"]
+    assert (tp["orderType"], tp["price"], tp["qty"], tp["tpslMode"], tp["side"]) == (
+        "Limit",
+        "61900.00",
+        "0.004",
+        "Partial",
+        "Buy",
+    )
+    assert (sl["triggerBy"], sl["triggerDirection"], sl["positionIdx"]) == ("MarkPrice", 1, 2)
+    wrong_idx = error_of(
+        s.set_trading_stop,
+        category="linear",
+        symbol="BTCUSDT",
+        tpslMode="Full",
+        positionIdx=0,
+        stopLoss="66000",
+    )
+    assert (wrong_idx.status_code, wrong_idx.message) == (10001, "position idx not match position mode")
+    limit_in_full = error_of(
+        s.set_trading_stop,
+        category="linear",
+        symbol="BTCUSDT",
+        tpslMode="Full",
+        positionIdx=2,
+        takeProfit="62000",
+        tpOrderType="Limit",
+    )
+    assert limit_in_full.status_code == 10001 and "tpOrderType" in limit_in_full.message
+    paper.admin.set_prices({"BTCUSDT": "65000"}, mark_prices={"BTCUSDT": "66000"})  # the SL follows the mark
+    (short,) = [
+        p
+        for p in s.get_positions(category="linear", symbol="BTCUSDT")["result"]["list"]
+        if p["positionIdx"] == 2
+    ]
+    assert short["size"] == "0.006"
+
+
+def test_account_key_and_coin_info(paper: PaperHandle) -> None:
+    s = session(paper)
+    key = s.get_api_key_information()["result"]
+    assert key["uta"] == 1 and key["readOnly"] == 0 and key["apiKey"] == s.api_key and key["secret"] == ""
+    assert key["permissions"]["ContractTrade"] == ["Order", "Position"] and isinstance(key["userID"], int)
+    info = s.get_account_info()["result"]
+    assert (info["unifiedMarginStatus"], info["marginMode"]) == (6, "REGULAR_MARGIN")
+    (usdt,) = s.get_coin_info(coin="USDT")["result"]["rows"]
+    assert usdt["coin"] == "USDT" and usdt["chains"] == []
+    assert s.get_instruments_info(category="spot")["result"]["list"] == []  # valid, none listed here
+    assert s.get_tickers(category="inverse")["result"]["list"] == []
+
+
 def test_bad_signature(paper: PaperHandle) -> None:
     s = session(paper, secret="not-the-secret")
     err = error_of(s.get_positions, category="linear", settleCoin="USDT")

@@ -1,4 +1,4 @@
-"""Position take-profit / stop-loss (trading-stop, Full mode), position mode and leverage."""
+"""Position take-profit / stop-loss (trading-stop, Full and Partial mode), position mode and leverage."""
 
 from __future__ import annotations
 
@@ -23,8 +23,11 @@ def ex() -> Exchange:
     return Exchange()
 
 
+DECIMALS = ("take_profit", "stop_loss", "tp_size", "sl_size", "tp_limit_price", "sl_limit_price")
+
+
 def stops(ex: Exchange, acct, idx: int = 0, **kw) -> None:
-    values = {k: D(v) if k in ("take_profit", "stop_loss") else v for k, v in kw.items()}
+    values = {k: D(v) if k in DECIMALS else v for k, v in kw.items()}
     ex.engine.set_trading_stop(acct, TradingStopRequest(symbol="BTCUSDT", position_idx=idx, **values))
 
 
@@ -92,11 +95,75 @@ def test_clearing_a_stop(ex: Exchange) -> None:
     assert ex.walk("63000") == []
 
 
-def test_partial_mode_is_refused_clearly(ex: Exchange) -> None:
+def partial_orders(ex: Exchange, a) -> list:
+    return [o for o in ex.position(a).reducing_orders.values() if o.stop_order_type.startswith("Partial")]
+
+
+def test_partial_mode_adds_fixed_size_orders(ex: Exchange) -> None:
+    a = ex.account()
+    ex.place(a, "Buy", "0.010")
+    stops(
+        ex, a, tpsl_mode="Partial", take_profit="67000", stop_loss="64000", tp_size="0.004", sl_size="0.004"
+    )
+    stops(ex, a, tpsl_mode="Partial", stop_loss="63000", sl_size="0.006", sl_trigger_by="MarkPrice")
+    legs = partial_orders(ex, a)
+    assert [(o.stop_order_type, o.create_type, o.qty, o.trigger_direction) for o in legs] == [
+        ("PartialTakeProfit", "CreateByPartialTakeProfit", D("0.004"), 1),
+        ("PartialStopLoss", "CreateByPartialStopLoss", D("0.004"), 2),
+        ("PartialStopLoss", "CreateByPartialStopLoss", D("0.006"), 2),
+    ]
+    assert legs[2].trigger_by == "MarkPrice"
+    pos = ex.position(a)
+    assert pos.take_profit == 0 and pos.stop_loss == 0  # the position's fields show Full mode only
+    (fill,) = ex.walk("64000")  # only the first stop: a fixed size, the position stays
+    assert fill.qty == D("0.004") and ex.size(a) == D("0.006")
+    assert ex.mark("62900")[0].qty == D("0.006") and ex.size(a) == 0
+    assert (legs[0].status, legs[0].cancel_type) == (St.DEACTIVATED, "CancelByTpSlTsClear")
+
+
+def test_partial_limit_take_profit(ex: Exchange) -> None:
+    a = ex.account()
+    ex.place(a, "Buy", "0.010")
+    stops(
+        ex, a, tpsl_mode="Partial", take_profit="66000", tp_size="0.010", tp_order_type="Limit",
+        tp_limit_price="66500",
+    )  # fmt: skip
+    (tp,) = partial_orders(ex, a)
+    assert (tp.order_type, tp.price) == ("Limit", D(66500))
+    assert ex.walk("66000") == []  # triggered: now a resting limit at 66,500
+    assert tp.status is St.NEW
+    (fill,) = ex.walk("66500")
+    assert fill.price == D(66500) and fill.is_maker and ex.size(a) == 0
+
+
+def test_partial_mode_refusals(ex: Exchange) -> None:
     a = ex.account()
     ex.place(a, "Buy", "0.010")
     err = refused(stops, ex, a, tpsl_mode="Partial", stop_loss="64000")
-    assert err.code == PARAMS and "tpslMode" in err.message
+    assert (err.code, err.message) == (PARAMS, "params error: slSize is required in Partial mode")
+    err = refused(stops, ex, a, tpsl_mode="Partial", stop_loss="64000", sl_size="0.020")
+    assert "must not exceed the position size" in err.message
+    err = refused(stops, ex, a, tpsl_mode="Partial", take_profit="64000", tp_size="0.005")
+    assert err.message.startswith("TakeProfit:6400000000000 set for Buy position should higher than")
+    err = refused(
+        stops,
+        ex,
+        a,
+        tpsl_mode="Partial",
+        take_profit="67000",
+        stop_loss="64000",
+        tp_size="0.005",
+        sl_size="0.004",
+    )
+    assert "slSize" in err.message
+    err = refused(
+        stops, ex, a, tpsl_mode="Partial", take_profit="67000", tp_size="0.005", tp_order_type="Limit"
+    )
+    assert "tpLimitPrice" in err.message
+    for _ in range(20):
+        stops(ex, a, tpsl_mode="Partial", stop_loss="64000", sl_size="0.001")
+    err = refused(stops, ex, a, tpsl_mode="Partial", stop_loss="64000", sl_size="0.001")
+    assert err.message == "the number of Partial TP/SL orders exceeds 20"
 
 
 def test_switch_mode(ex: Exchange) -> None:
