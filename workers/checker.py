@@ -179,6 +179,8 @@ def _pass(
         finals.append((item, final))
     if reactions:
         rt.latency.record_many(REACTION, reactions, now=now)
+    recorder = Recorder(rt)
+    recorder.commit_critical(events)  # durable before the state that consumed them is saved
     saved = store.save_many(finals)
     lost = [mid for mid, ok in saved.items() if not ok]
     if lost:
@@ -190,7 +192,7 @@ def _pass(
         )
     changed = [new for old, new in finals if new != old.monitor and saved.get(new.id, False)]
     kept_events = [e for e in events if e.monitor_id not in lost]
-    Recorder(rt).record(kept_events, changed)
+    recorder.record(kept_events, changed, committed=True)
     _move_tiers(rt, [(old.monitor, new) for old, new in finals if new.id not in lost], rt.clock())
     stepped = [new for old, new in finals if new.id not in lost]
     index.remember(
