@@ -9,7 +9,7 @@
     POST   /paper/walk            {"symbols"?, "seed"?, "volatility"?, "interval_ms"?}; DELETE; GET
     POST   /paper/replay          CSV body `ts,symbol,price` (?speed=N, or JSON {"csv", "speed"}); DELETE; GET
     POST   /paper/faults          a fault (see faults.py); GET lists; DELETE clears all
-    GET    /paper/stats           {"total", "by_endpoint", "by_account", "connections"}
+    GET    /paper/stats           {"total", "by_endpoint", "by_account", "connections", "rate_limited"}
     POST   /paper/reset           stats only; {"all": true} wipes accounts, orders, positions, prices, faults
     POST   /paper/clock           {"offset_ms": int} skews the server clock; GET shows it
     POST   /paper/rate-limits     {"enabled"?: bool, "limits"?: {path: n}, "window_ms"?: n}; GET shows them
