@@ -19,9 +19,10 @@ from core.errors import StopAndAlert, TpslError
 from core.models import Account, Decision, Event, Monitor, Snapshot, Ticker, Tier
 from core.ports import ExchangePort
 from core.step import acknowledge, is_finished, links_to_look_up, step
-from workers.executor import Outcome, execute
+from workers.executor import Outcome
 from workers.lag import REACTION
 from workers.locks import hold_account
+from workers.placements import execute_unless_known
 from workers.position_index import PositionIndex, key_of
 from workers.recorder import Recorder
 from workers.store import Loaded, MonitorStore
@@ -159,7 +160,7 @@ def _pass(
     intents = [i for d in decisions.values() for i in d.intents]
     outcomes: dict[str, list[Outcome]] = defaultdict(list)
     if intents:
-        for intent, res in execute(client, account, intents):
+        for intent, res in execute_unless_known(client, account, intents, snap):
             outcomes[intent.monitor_id].append((intent, res))
     events: list[Event] = []
     finals: list[tuple[Loaded, Monitor]] = []
