@@ -90,16 +90,17 @@ class EmbeddedRedis:
         raise RuntimeError(f"redis-server did not answer on port {self.port} within {timeout_s} s")
 
     def stop(self) -> None:
-        self._halt(kill=False)
+        self.halt(kill=False)
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def restart(self, *, kill: bool = False, timeout_s: float = 10.0) -> EmbeddedRedis:
         """Stop the server (SIGTERM, or SIGKILL with `kill=True`) and start it again on the same port
         and directory: with `appendonly` the data comes back from the AOF, without it Redis is empty."""
-        self._halt(kill=kill)
+        self.halt(kill=kill)
         return self.start(timeout_s)
 
-    def _halt(self, *, kill: bool) -> None:
+    def halt(self, *, kill: bool = False) -> None:
+        """Stop the server, keeping its directory (and AOF): `start()` brings it back."""
         if self.proc is not None and self.proc.poll() is None:
             if kill:
                 self.proc.kill()
