@@ -42,7 +42,7 @@ def test_worker_survives_redis_restarts_with_checks_in_flight(paper, stack_accou
             before = reads(paper)
             check.apply_async(("main", [m.id]), queue="tier.standard", expires=60)
             wait_for(lambda n=before: reads(paper) > n, what=f"check {i} in flight")
-            server.restart()
+            server.restart(kill=i % 2 == 1)  # SIGTERM and SIGKILL in turn (AOF: the data stays)
             assert worker.poll() is None, log.read_text(errors="replace")[-3000:]
         # it still checks: a check sent the moment Redis is back is read within seconds
         wait_for(lambda: not env.rt.redis.exists(lock), what="the account lock free")

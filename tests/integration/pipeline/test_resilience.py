@@ -41,9 +41,12 @@ def test_a_check_replayed_from_stale_state_places_nothing_twice(stack):
     # the first check's save is lost: the registry goes back to the state it started from
     now_stored = stack.rt.registry.get(m.id)
     assert stack.rt.registry.save(m.id, stored.state_json, expected_version=now_stored.version)
+    creates = stack.paper.admin.stats()["by_endpoint"].get("/v5/order/create-batch", 0)
     again = run_check(stack.rt, "main", [m.id])
     assert again.intents >= 4  # it decided the same things again…
-    assert links_on_exchange(stack) == placed  # …and the exchange holds each order once
+    assert links_on_exchange(stack) == placed  # …and the exchange holds each order once…
+    # …because the read showed them open: not one create was sent again
+    assert stack.paper.admin.stats()["by_endpoint"].get("/v5/order/create-batch", 0) == creates
     assert all(n == 1 for n in placed.values())
     assert before.monitor.version < live(stack, m.id).version
     third = run_check(stack.rt, "main", [m.id])
