@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -44,6 +45,9 @@ def redis_spec(port: int, workdir: Path, env: Mapping[str, str]) -> ProcessSpec:
     from workers.embedded_redis import redis_server_binary
 
     rdir = workdir / "redis"
+    # a fresh run starts empty (as its SQLite file does); within the run, AOF (fsync every second)
+    # keeps the data across a restart of this redis-server, as production's Redis must
+    shutil.rmtree(rdir, ignore_errors=True)
     rdir.mkdir(parents=True, exist_ok=True)
     argv = [
         redis_server_binary(),
@@ -54,7 +58,9 @@ def redis_spec(port: int, workdir: Path, env: Mapping[str, str]) -> ProcessSpec:
         "--save",
         "",
         "--appendonly",
-        "no",
+        "yes",
+        "--appendfsync",
+        "everysec",
         "--dir",
         str(rdir),
         "--protected-mode",

@@ -10,9 +10,13 @@
 
 from __future__ import annotations
 
+import ssl
+from urllib.parse import urlsplit
+
 from celery import Celery
 from kombu import Exchange, Queue
 
+from config.broker import TRANSPORT
 from config.queues import (
     ALERTS_QUEUE,
     ALL_QUEUES,
@@ -44,6 +48,13 @@ def make_celery(settings: Settings, *, main: str = "tpsl") -> Celery:
     if not settings.redis_dsn:
         raise RuntimeError("REDIS_URL is not set (tpsl demo starts an embedded Redis for you)")
     app = Celery(main, broker=settings.redis_dsn, set_as_current=False)
+    scheme = urlsplit(settings.redis_dsn).scheme
+    if scheme in ("redis", "rediss"):
+        # kombu's Redis transport with the fix for a connection lost mid-task (config/broker.py)
+        app.conf.broker_transport = TRANSPORT
+        if scheme == "rediss":
+            # an explicit transport skips kombu's rediss:// defaults: TLS, certificates verified
+            app.conf.broker_use_ssl = {"ssl_cert_reqs": ssl.CERT_REQUIRED}
     exchange = Exchange("tpsl", type="direct")
     app.conf.update(
         task_queues=[Queue(name, exchange, routing_key=name) for name in ALL_QUEUES],

@@ -112,7 +112,11 @@ class Settings(BaseSettings):
 
     # ---- Celery
     visibility_timeout_s: float = Field(300.0, description="Unacked message redelivery, seconds.")
-    account_lock_ttl_s: float = Field(30.0, description="Per-account check lock lifetime, seconds.")
+    account_lock_ttl_s: float = Field(
+        3.0,
+        description="Per-account check lock lifetime without renewal, seconds: its holder renews it every "
+        "third of this while the check runs; a holder that dies frees the account within this.",
+    )
     soft_shutdown_timeout_s: float = Field(20.0, description="Warm shutdown grace (< 30 s Heroku).")
 
     # ---- web

@@ -140,7 +140,7 @@ class FleetCollector:
 
         tokens = GaugeMetricFamily(
             "tpsl_ratelimit_tokens",
-            "Tokens left in the (account, endpoint group) bucket at its last use.",
+            "Units left in the (account, endpoint group) rolling second at its last use.",
             labels=["account", "group"],
         )
         backoff = GaugeMetricFamily(

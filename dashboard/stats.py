@@ -122,6 +122,27 @@ class OpsStats:
             "flush_failures": p["flush_failures"],
         }
 
+    def registry(self) -> dict[str, Any]:
+        """The registry's epoch: since when this Redis holds it, and the last rebuild from the
+        database (a lost registry rebuilt without an operator), if any."""
+        from workers.reconcile import epoch
+
+        e = epoch(self.rt) or {}
+
+        def number(name: str) -> float | None:
+            try:
+                return float(e[name])
+            except (KeyError, ValueError):
+                return None
+
+        restored = number("restored")
+        return {
+            "present": bool(e),
+            "since": number("since"),
+            "rebuilt_at": number("rebuilt_at"),
+            "restored": None if restored is None else int(restored),
+        }
+
     def monitors_by_tier(self) -> dict[str, int]:
         return {t.value: n for t, n in self.rt.registry.counts_by_tier().items()}
 
@@ -194,6 +215,7 @@ class OpsStats:
             "connections": self.connections(),
             "persistence": self.persistence(),
             "monitors": monitors,
+            "registry": self.registry(),
             "queues": self.queue_depths(),
             "check_lag": self.check_lag(now=now),
             "reaction": self.latency(REACTION, now=now),

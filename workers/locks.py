@@ -1,72 +1,46 @@
-"""Token locks in Redis: the per-account in-flight lock of the check task (and any other short lock).
+"""Locks in Redis: `redis.lock.Lock` (token-safe SET NX PX, Lua compare-and-delete/expire), and the
+per-account lock of the checks, kept short and renewed while its holder lives.
 
-`SET key token NX PX ttl` takes the lock; only the holder's token releases or extends it (Lua
-compare-and-delete / compare-and-expire), so a holder whose lock expired can never release the
-next holder's. A holder that dies leaves the lock to expire after its TTL.
+The account lock lives `account_lock_ttl_s` (3 s by default) from its last renewal; a background
+thread of the holding process renews every held account lock every third of that. A check that
+runs for a minute keeps its account for a minute; a holder that is SIGKILLed (or loses Redis) stops
+renewing, and the account is free again within `account_lock_ttl_s`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import math
-import secrets
+import os
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from redis import Redis
-
-from workers.lua import source
+from redis.exceptions import LockError, RedisError
+from redis.lock import Lock
 
 log = logging.getLogger(__name__)
 
-
-def _ttl_ms(ttl_s: float) -> int:
-    if isinstance(ttl_s, bool) or not isinstance(ttl_s, int | float) or not (0 < ttl_s < math.inf):
-        raise ValueError(f"ttl_s: must be a finite number of seconds > 0 (got {ttl_s!r})")
-    return max(1, round(ttl_s * 1000))
+__all__ = ["Lock", "account_lock_key", "hold_account", "lock", "release_quietly", "renewer"]
 
 
-def _text(value: object) -> str | None:
-    if value is None:
-        return None
-    return value.decode() if isinstance(value, bytes | bytearray) else str(value)
+def lock(redis_client: Redis, key: str, ttl_s: float) -> Lock:
+    """A lock of `key` living `ttl_s` seconds unless renewed; `acquire(blocking=False)` → bool,
+    `release()` is harmless when the lock expired meanwhile. Usable from any thread."""
+    if not key:
+        raise ValueError("key: must be a non-empty string")
+    if isinstance(ttl_s, bool) or not isinstance(ttl_s, int | float) or not 0 < ttl_s < 86400:
+        raise ValueError(f"ttl_s: must be a number of seconds > 0 (got {ttl_s!r})")
+    return Lock(redis_client, key, timeout=ttl_s, thread_local=False, raise_on_release_error=False)
 
 
-class Lock:
-    """One named lock. `acquire()` → token or None; `release(token)`, `extend(token)` → bool."""
-
-    def __init__(self, redis_client: Redis, key: str, ttl_s: float) -> None:
-        if not key:
-            raise ValueError("key: must be a non-empty string")
-        self.redis = redis_client
-        self.key = key
-        self.ttl_ms = _ttl_ms(ttl_s)
-        self._release = redis_client.register_script(source("lock_release"))
-        self._extend = redis_client.register_script(source("lock_extend"))
-
-    def acquire(self) -> str | None:
-        """The token of a lock now held, or None when someone else holds it."""
-        token = secrets.token_hex(16)
-        if self.redis.set(self.key, token, nx=True, px=self.ttl_ms):
-            return token
-        return None
-
-    def release(self, token: str) -> bool:
-        """Release if `token` still holds the lock. False when it expired (or was never ours)."""
-        return bool(int(self._release(keys=[self.key], args=[token])))
-
-    def extend(self, token: str, ttl_s: float | None = None) -> bool:
-        """Give the held lock a new lifetime (default: the lock's TTL) from now. False when `token`
-        does not hold it any more."""
-        ms = self.ttl_ms if ttl_s is None else _ttl_ms(ttl_s)
-        return bool(int(self._extend(keys=[self.key], args=[token, ms])))
-
-    def holder(self) -> str | None:
-        """The token holding the lock now, None when free."""
-        return _text(self.redis.get(self.key))
-
-    def __repr__(self) -> str:
-        return f"Lock({self.key!r}, ttl_ms={self.ttl_ms})"
+def release_quietly(held: Lock) -> None:
+    """Release a lock; one that expired meanwhile (someone else may hold it now) is left alone."""
+    with contextlib.suppress(LockError):
+        held.release()
 
 
 def account_lock_key(account: str, *, prefix: str = "tpsl") -> str:
@@ -75,33 +49,97 @@ def account_lock_key(account: str, *, prefix: str = "tpsl") -> str:
     return f"{prefix}:lock:account:{account}"
 
 
-def account_lock_for(redis_client: Redis, account: str, ttl_s: float, *, prefix: str = "tpsl") -> Lock:
-    """The in-flight lock of one account's checks."""
-    return Lock(redis_client, account_lock_key(account, prefix=prefix), ttl_s)
+class Renewer:
+    """One daemon thread per process that renews the locks this process holds (`reacquire`: the TTL
+    back to its full lifetime) a third of a lifetime after they were taken or last renewed. Started
+    on first use and again after a fork."""
+
+    def __init__(self) -> None:
+        self._held: dict[int, tuple[Lock, float]] = {}  # id → (lock, when to renew, monotonic)
+        self._wake = threading.Condition()
+        self._pid = 0
+        self._thread: threading.Thread | None = None
+
+    @staticmethod
+    def period(held: Lock) -> float:
+        return float(held.timeout or 0) / 3
+
+    def hold(self, held: Lock) -> None:
+        with self._wake:
+            if self._pid != os.getpid() or self._thread is None or not self._thread.is_alive():
+                self._held = {}
+                self._pid = os.getpid()
+                self._thread = threading.Thread(target=self._run, name="lock-renewer", daemon=True)
+                self._thread.start()
+            self._held[id(held)] = (held, time.monotonic() + self.period(held))
+            self._wake.notify()
+
+    def drop(self, held: Lock) -> None:
+        with self._wake:
+            self._held.pop(id(held), None)
+
+    def held(self) -> int:
+        with self._wake:
+            return len(self._held)
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                now = time.monotonic()
+                due = [held for held, at in self._held.values() if at <= now]
+                if not due:
+                    self._wake.wait(min((at for _, at in self._held.values()), default=now + 60) - now)
+                    continue
+            for held in due:
+                renewed = self._renew(held)
+                with self._wake:
+                    if id(held) in self._held:
+                        if renewed is None:
+                            del self._held[id(held)]
+                        else:
+                            self._held[id(held)] = (held, time.monotonic() + renewed)
+
+    def _renew(self, held: Lock) -> float | None:
+        """Seconds until the next renewal, None when the lock is lost."""
+        try:
+            held.reacquire()
+            return self.period(held)
+        except LockError:
+            # expired (the process stalled past the TTL, or Redis lost the key): another check may
+            # hold the account now; this pass finishes, and its saves are version-checked
+            log.warning("lock %s expired before its holder finished (no longer renewed)", held.name)
+            return None
+        except RedisError as e:
+            log.warning("lock %s not renewed (%s); retrying", held.name, type(e).__name__)
+            return min(0.2, self.period(held))
+
+
+_renewer = Renewer()
+
+
+def renewer() -> Renewer:
+    return _renewer
 
 
 @contextmanager
-def account_lock(
-    redis_client: Redis, account: str, ttl_s: float, *, prefix: str = "tpsl"
-) -> Iterator[str | None]:
-    """`with account_lock(r, "main", 30) as token:` — token while this block holds the account's lock,
-    None when another check holds it (the caller skips: that check covers the account). Released on
-    exit, exception or not; `extend_account_lock` keeps a long check's lock alive."""
-    lock = account_lock_for(redis_client, account, ttl_s, prefix=prefix)
-    token = lock.acquire()
+def hold_account(rt: Any, account_id: str, *, wait_s: float = 0.0, poll_s: float = 0.02) -> Iterator[bool]:
+    """Yields True while this block holds the account's lock (one check, create or remove per
+    account at a time), False when another holder kept it `wait_s`. Renewed while the block runs;
+    a holder that dies frees the account `account_lock_ttl_s` after its last renewal."""
+    held = lock(rt.redis, account_lock_key(account_id, prefix=rt.prefix), rt.settings.account_lock_ttl_s)
+    got = held.acquire(blocking=wait_s > 0, blocking_timeout=wait_s or None, sleep=poll_s)
+    if not got:
+        yield False
+        return
+    _renewer.hold(held)
     try:
-        yield token
+        yield True
     finally:
-        if token is not None and not lock.release(token):
-            log.warning(
-                "account lock of %s expired before release (the check outlived its %d ms TTL)",
-                account,
-                lock.ttl_ms,
-            )
-
-
-def extend_account_lock(
-    redis_client: Redis, account: str, token: str, ttl_s: float, *, prefix: str = "tpsl"
-) -> bool:
-    """Extend the account's lock held by `token` to `ttl_s` from now. False when it is no longer held."""
-    return account_lock_for(redis_client, account, ttl_s, prefix=prefix).extend(token)
+        _renewer.drop(held)
+        try:
+            held.release()
+        except LockError:
+            log.warning("account lock of %s expired before release (it was not renewed in time)", account_id)
+        except RedisError as e:
+            # Redis is away: the lock expires by itself within its TTL
+            log.warning("account lock of %s not released (%s)", account_id, type(e).__name__)

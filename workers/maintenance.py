@@ -12,7 +12,7 @@ from core.models import CancelOrder
 from persistence.db import session_factory
 from persistence.queries import prune
 from workers.executor import execute
-from workers.hold import hold_account
+from workers.locks import hold_account
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,8 @@ from typing import TypeVar
 from redis import Redis
 
 from config.settings import Settings
-from workers.locks import Lock
+from workers.locks import lock as redis_lock
+from workers.locks import release_quietly
 
 log = logging.getLogger(__name__)
 
@@ -116,18 +117,17 @@ class MarketCache:
         if cached is not None:
             return decode(_raw(cached))
 
-        lock = Lock(self.redis, self.lock_key(name), self.lock_ttl_s)
+        lock = redis_lock(self.redis, self.lock_key(name), self.lock_ttl_s)
         deadline = self._clock() + self.wait_s
         while True:
-            token = lock.acquire()
-            if token is not None:
+            if lock.acquire(blocking=False):
                 try:
                     cached = self.redis.get(key)  # written between our miss and our lock
                     if cached is not None:
                         return decode(_raw(cached))
                     return self._load(key, loader, encode, ttl_ms)
                 finally:
-                    lock.release(token)
+                    release_quietly(lock)
             self._sleep(self.poll_s)
             cached = self.redis.get(key)
             if cached is not None:

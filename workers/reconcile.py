@@ -1,6 +1,7 @@
 """Reconcile: the registry (Redis), the database and the exchange agree again.
 
-Run at worker start and by `tpsl reconcile`:
+Run at worker start, by `tpsl reconcile`, by the maintenance run, and by the dispatcher the moment
+it finds the registry's epoch key gone (Redis flushed, replaced, or restarted without persistence):
 - open monitors the database knows but Redis lost (Redis flushed or replaced) are put back in the
   registry, due now in the critical tier: their next check reads each owned order's cumExecQty, so
   fills that happened while nothing ran become events like any other;
@@ -10,11 +11,17 @@ Nothing is restored or written on trust: each monitor is decoded and its plan re
 the instrument (workers/quarantine.py); one that fails is quarantined and an operator alerted (a
 registry monitor that fails also leaves the registry: it is not guarded by a plan nobody validated).
 Idempotent; concurrent runs are serialised by a short Redis lock.
+
+The epoch (`<p>:registry:epoch`, a hash) is written by the first reconcile of a Redis and lives as
+long as that Redis keeps its data: a reconcile that finds it gone and restores monitors has rebuilt
+a lost registry, says so in a CRITICAL log line and a critical alert, and records the rebuild in the
+new epoch (the dashboard shows it).
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,9 +33,11 @@ from core.models import Instrument, Monitor, Phase, Tier
 from core.plan import recheck_plan
 from persistence.db import session_factory
 from persistence.queries import list_monitors
-from workers.locks import Lock
+from workers.locks import lock as redis_lock
+from workers.locks import release_quietly
 from workers.position_index import PositionIndex
 from workers.quarantine import checked_monitor, quarantine
+from workers.registry import NewMonitor
 from workers.store import MonitorStore, encode, record_of
 
 log = logging.getLogger(__name__)
@@ -64,18 +73,57 @@ class _Instruments:
         known = self._by_account[acc]
         return None if known is None else known.get(monitor.plan.symbol)
 
+    rebuilt: bool = False  # the registry had been lost (no epoch) and monitors were restored
+
+
+def epoch_key(prefix: str) -> str:
+    return f"{prefix}:registry:epoch"
+
+
+def epoch(rt: Any) -> dict[str, str] | None:
+    """The registry's epoch: `id`, `since` (epoch s) and, after a rebuild, `rebuilt_at` and
+    `restored`. None when Redis holds no registry epoch (lost, or never reconciled)."""
+    raw = rt.redis.hgetall(epoch_key(rt.prefix))
+    if not raw:
+        return None
+    return {_str(k): _str(v) for k, v in raw.items()}
+
+
+def registry_present(rt: Any) -> bool:
+    """One round trip: False when the registry's epoch key is gone."""
+    return bool(rt.redis.exists(epoch_key(rt.prefix)))
+
+
+def _str(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes | bytearray) else str(value)
+
+
+def _start_epoch(rt: Any, report: ReconcileReport, now: float) -> bool:
+    """Write a new epoch unless one exists. True when this call wrote it."""
+    key = epoch_key(rt.prefix)
+    if not rt.redis.hsetnx(key, "id", secrets.token_hex(8)):
+        return False
+    fields: dict[str, Any] = {"since": repr(now)}
+    if report.rebuilt:
+        fields.update(rebuilt_at=repr(now), restored=str(report.restored))
+    rt.redis.hset(key, mapping=fields)
+    return True
+
 
 def reconcile(rt: Any) -> ReconcileReport:
     report = ReconcileReport()
-    lock = Lock(rt.redis, f"{rt.prefix}:lock:reconcile", 120)
-    token = lock.acquire()
-    if token is None:
+    lock = redis_lock(rt.redis, f"{rt.prefix}:lock:reconcile", 120)
+    if not lock.acquire(blocking=False):
         report.skipped = True
         return report
     try:
+        lost = not registry_present(rt)
         _reconcile(rt, report)
+        report.rebuilt = lost and report.restored > 0
+        if lost and _start_epoch(rt, report, rt.clock()) and report.rebuilt:
+            _alert_rebuilt(rt, report)
     finally:
-        lock.release(token)
+        release_quietly(lock)
     log.info(
         "reconcile: restored %d, refreshed %d, persisted %d",
         report.restored,
@@ -83,6 +131,28 @@ def reconcile(rt: Any) -> ReconcileReport:
         report.persisted,
     )
     return report
+
+
+def _alert_rebuilt(rt: Any, report: ReconcileReport) -> None:
+    log.critical(
+        "registry lost (Redis flushed, replaced or restarted without persistence): rebuilt from the "
+        "database, %d open monitors restored and due now",
+        report.restored,
+    )
+    from workers.recorder import Recorder
+
+    try:
+        Recorder(rt).publisher.alert(
+            {
+                "kind": "registry_rebuilt",
+                "account": None,
+                "monitor_id": None,
+                "payload": {"restored": report.restored},
+                "critical": True,
+            }
+        )
+    except Exception:
+        log.exception("registry rebuilt, but the alert could not be sent")
 
 
 def _open_rows(rt: Any) -> list[Any]:
@@ -103,6 +173,7 @@ def _reconcile(rt: Any, report: ReconcileReport) -> None:
     rows = {r.id: r for r in _open_rows(rt)}
     live = store.load_many(rt.registry.ids())
     instruments = _Instruments(rt)
+    lost: list[NewMonitor] = []
     for mid, row in list(rows.items()):
         try:
             db_monitor = monitor_from_dict(row.state)
@@ -119,13 +190,14 @@ def _reconcile(rt: Any, report: ReconcileReport) -> None:
             continue
         item = live.get(mid)
         if item is None:
-            if rt.registry.add(mid, db_monitor.account, encode(db_monitor), Tier.CRITICAL, now):
-                report.restored += 1
+            lost.append(NewMonitor(mid, db_monitor.account, encode(db_monitor), Tier.CRITICAL, now))
         elif item.monitor.version < db_monitor.version and rt.registry.save(
             mid, encode(db_monitor), expected_version=item.token
         ):
             rt.registry.move_tier(mid, Tier.CRITICAL, now)
             report.refreshed += 1
+    # one round trip for the lot: a rebuilt registry guards again within a tick
+    report.restored += sum(rt.registry.add_many(lost).values())
     # every live monitor guards its position in the index the checks use to spot fills
     PositionIndex(rt.redis, prefix=rt.prefix).bind(
         item.monitor for item in store.load_many(rt.registry.ids()).values()

@@ -1,7 +1,12 @@
 """Where a pass's events and changed monitors go.
 
-- critical events (and the rows of their monitors) → the `persist` queue: written and committed at
-  once by a persist worker, acked only after the commit;
+- critical events → committed to the database by the check itself (`commit_critical`), before the
+  monitor state that consumed them is saved in Redis: a check killed before that commit leaves the
+  old state, so the next check sees the same facts and makes the same events (same ids) again; a
+  check killed after it has nothing left to lose. No queue, no visibility timeout, no Redis
+  durability stands between a fill and its row. Then the rows of their monitors, committed after
+  the save. With the database away, both go to the `persist` queue (a persist worker retries and
+  acks only after its commit);
 - everything else → the coalescing buffer in Redis (last write wins per monitor), flushed in one
   transaction at most `coalesce_window_s` later;
 - `sync_saves` (rollback switch): every event written now, one transaction each;
@@ -13,6 +18,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from core.codec import event_to_dict
 from core.models import Event, Monitor
@@ -56,11 +63,40 @@ class Recorder:
     def __init__(self, rt: Any) -> None:
         self.rt = rt
 
+    def commit_critical(self, events: Sequence[Event]) -> None:
+        """Commit the critical events among `events` now (before the state that consumed them is
+        saved). The database away: they are handed to the persist queue instead."""
+        if self.rt.settings.sync_saves:
+            return  # `record` writes every event at once anyway
+        critical = [e for e in events if e.critical]
+        if not critical:
+            return
+        try:
+            self.rt.writer.write_critical(critical, [])
+        except SQLAlchemyError as exc:
+            log.warning(
+                "%d critical events not committed by the check (%s); handed to the persist queue",
+                len(critical),
+                type(exc).__name__,
+            )
+            self.publisher.persist_critical([event_to_dict(e) for e in critical], [])
+
     @property
     def publisher(self) -> Publisher:
         return self.rt.publisher or DirectPublisher(self.rt)
 
-    def record(self, events: Sequence[Event], monitors: Iterable[Monitor]) -> None:
+    def _commit(self, events: Sequence[Event], rows: Sequence[Any]) -> None:
+        try:
+            self.rt.writer.write_critical(events, rows)
+        except SQLAlchemyError as exc:
+            log.warning("critical rows not committed (%s); handed to the persist queue", type(exc).__name__)
+            self.publisher.persist_critical([event_to_dict(e) for e in events], [r.to_dict() for r in rows])
+
+    def record(
+        self, events: Sequence[Event], monitors: Iterable[Monitor], *, committed: bool = False
+    ) -> None:
+        """`committed`: the critical events were committed by `commit_critical` already; only the
+        rows of their monitors are left to write."""
         by_id = {m.id: m for m in monitors}
         if not events and not by_id:
             return
@@ -79,10 +115,8 @@ class Recorder:
             critical = [e for e in events if e.critical]
             if critical:
                 ids = {e.monitor_id for e in critical}
-                self.publisher.persist_critical(
-                    [event_to_dict(e) for e in critical],
-                    [record_of(by_id[i]).to_dict() for i in ids if i in by_id],
-                )
+                rows = [record_of(by_id[i]) for i in ids if i in by_id]
+                self._commit([] if committed else critical, rows)
             rest = [e for e in events if not e.critical]
             if rest or by_id:
                 writer.buffer(rest, [record_of(m) for m in by_id.values()])

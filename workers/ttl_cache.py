@@ -36,7 +36,8 @@ import orjson
 from redis import Redis
 
 from config.settings import Settings
-from workers.locks import Lock
+from workers.locks import lock as redis_lock
+from workers.locks import release_quietly
 
 log = logging.getLogger(__name__)
 
@@ -236,11 +237,10 @@ class TTLCache:
         encode: Callable[[T], bytes | str],
         decode: Callable[[bytes], T],
     ) -> T:
-        lock = Lock(self.redis, self._lock_key(vkey), self.lock_ttl_s)
+        lock = redis_lock(self.redis, self._lock_key(vkey), self.lock_ttl_s)
         deadline = self._clock() + self.wait_s
         while True:
-            token = lock.acquire()
-            if token is not None:
+            if lock.acquire(blocking=False):
                 try:
                     cached = self.redis.get(vkey)  # written between our miss and our lock
                     if cached is not None:
@@ -249,7 +249,7 @@ class TTLCache:
                     self._count(component, MISS)
                     return self._load(vkey, loader, ttl, account, encode, decode)
                 finally:
-                    lock.release(token)
+                    release_quietly(lock)
             self._sleep(self.poll_s)
             cached = self.redis.get(vkey)
             if cached is not None:

@@ -455,8 +455,11 @@ class BybitClient:
             except FixInput as exc:
                 results[i] = _failed(intent.link_id, exc)
         stop: TpslError | None = None
-        for start in range(0, len(sendable), BATCH_MAX):
-            chunk = sendable[start : start + BATCH_MAX]
+        # never more items in one request than the per-second budget: the exchange would refuse
+        # the rest of a larger batch (10006 per item) however the requests are paced
+        size = max(1, min(BATCH_MAX, self.limiter.budget(path) or BATCH_MAX))
+        for start in range(0, len(sendable), size):
+            chunk = sendable[start : start + size]
             if stop is not None:
                 for i, intent, _ in chunk:
                     results[i] = _not_sent(intent.link_id, stop)

@@ -2,23 +2,28 @@
 
 Bybit limits each UID per endpoint over a rolling second (order create/amend/cancel 10/s each, the
 batch endpoints 10 orders/s each counted per item, the private reads 50/s each). A fleet of worker
-processes must stay under those limits together, so the budget lives in Redis: one token bucket per
-(account, group), refilled continuously at `rate × rate_headroom` per second with one second's worth
-of capacity, taken atomically by a Lua script. A batch takes one token per order item.
+processes must stay under those limits together, so the budget lives in Redis: per (account, group)
+a log of the grants of the last second, checked and appended atomically by a Lua script. At most
+`rate × rate_headroom` units (8 order items of the 10) are granted in any rolling second (plus a
+slack for unequal transit times): the rule the exchange applies. A token bucket cannot keep that
+promise for bursts: a full bucket plus a second of refill lets twice its rate through in one second
+(a burst of creations got 10006 answers). A batch takes one unit per order item; one larger than
+the whole budget passes when the window is empty (the exchange judges it), and the client never
+sends a batch larger than the budget.
 
-When the bucket is empty the caller waits, but only a short bounded time (`max_wait_s`, default
-0.5 s, sleeping through the injected `sleep`); if the wait would be longer it gets
-`BackOff(until=…)` at once and sends nothing. The same happens while a back-off is recorded: after a
-10006 / HTTP 403 / 429 the client calls `back_off(account, path, until)` and every process stops
-calling that (account, group) until the reset time, which is shared in Redis.
+When the window is full the caller waits, but only a bounded time (`max_wait_s`, default 1.25 s: a
+full window empties within 1.2 s; sleeping through the injected `sleep`); if the wait would be
+longer it gets `BackOff(until=…)` at once and sends nothing. The same happens while a back-off is
+recorded: after a 10006 / HTTP 403 / 429 the client calls `back_off(account, path, until)` and
+every process stops calling that (account, group) until the reset time, which is shared in Redis.
 
 Every response's `X-Bapi-Limit-Status` (remaining) and `X-Bapi-Limit-Reset-Timestamp` are fed to
-`observe`: the bucket never holds more tokens than Bybit says remain, and "0 remaining" records a
+`observe`: the window never has more units free than Bybit says remain, and "0 remaining" records a
 back-off until the reset.
 
-`LocalTokenBucket` is the same bucket in process memory for code paths without Redis (CLI, tests).
-If Redis fails, the Redis bucket lets the call through (logged): the exchange still enforces its own
-limit, and a stop-loss amend must not wait for the rate-limit bookkeeping.
+`LocalTokenBucket` is the same window in process memory for code paths without Redis (CLI, tests).
+If Redis fails, the Redis limiter lets the call through (logged): the exchange still enforces its
+own limit, and a stop-loss amend must not wait for the rate-limit bookkeeping.
 
 A Celery `rate_limit` is not this mechanism: it limits task starts per worker, not calls per account.
 """
@@ -29,6 +34,7 @@ import logging
 import math
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -39,6 +45,13 @@ from core.errors import BackOff
 logger = logging.getLogger(__name__)
 
 READ, TRADE, BATCH = "read", "trade", "batch"
+# Bybit counts over a rolling second of arrivals; a grant here is stamped before its request leaves,
+# and requests take unequal times to arrive: a grant stays in the window this much longer, so two
+# grants a second apart here never land within one second there
+TRANSIT_SLACK_MS = 200
+WINDOW_MS = 1000 + TRANSIT_SLACK_MS
+# a caller waits at most this for the window (a full one empties within WINDOW_MS), then BackOff
+MAX_WAIT_S = 1.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +123,11 @@ class RateLimiter(Protocol):
         """Feed the exchange's rate-limit headers of one response."""
         ...
 
+    def budget(self, path: str) -> int | None:
+        """Units granted per rolling second on this endpoint (None: not limited): the largest batch
+        worth sending in one request."""
+        ...
+
     def back_off(self, account_id: str, path: str, until: float) -> None:
         """Send nothing to this (account, group) before `until` (epoch seconds), in every process."""
         ...
@@ -124,7 +142,7 @@ class _BucketLimiter:
         *,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
-        max_wait_s: float = 0.5,
+        max_wait_s: float = MAX_WAIT_S,
     ) -> None:
         self._settings = settings
         self._clock = clock
@@ -132,11 +150,11 @@ class _BucketLimiter:
         self.max_wait_s = max_wait_s
 
     # primitives -------------------------------------------------------------------------------
-    def _take(self, key: str, rate_per_ms: float, cap: float, cost: int, now_ms: int) -> tuple[int, int]:
-        """(1, 0) taken; (0, wait_ms) not enough tokens; (-1, wait_ms) backing off."""
+    def _take(self, key: str, limit: int, cost: int, now_ms: int) -> tuple[int, int]:
+        """(1, 0) granted; (0, wait_ms) the window is full; (-1, wait_ms) backing off."""
         raise NotImplementedError
 
-    def _observe(self, key: str, remaining: int, reset_ms: int, cap: float, rate_per_ms: float, now_ms: int):
+    def _observe(self, key: str, remaining: int, reset_ms: int, limit: int, now_ms: int) -> None:
         raise NotImplementedError
 
     def _set_back_off(self, key: str, until_ms: int, now_ms: int) -> None:
@@ -147,9 +165,13 @@ class _BucketLimiter:
     def _key(account_id: str, group: Group) -> str:
         return f"{account_id}:{group.name}"
 
-    def _spec(self, group: Group) -> tuple[float, float]:
-        rate = rate_per_s(group, self._settings)
-        return rate / 1000.0, max(1.0, rate)  # tokens per ms, capacity = one second's worth
+    def _limit(self, group: Group) -> int:
+        """Units granted in any rolling second: the exchange's limit × headroom, rounded down."""
+        return max(1, math.floor(rate_per_s(group, self._settings) + 1e-9))
+
+    def budget(self, path: str) -> int | None:
+        group = group_for(path)
+        return None if group is None else self._limit(group)
 
     def acquire(self, account_id: str, path: str, cost: int = 1) -> None:
         group = group_for(path)
@@ -157,17 +179,17 @@ class _BucketLimiter:
             return
         if cost < 1:
             raise ValueError(f"cost must be ≥ 1 (got {cost})")
-        rate_ms, cap = self._spec(group)
+        limit = self._limit(group)
         key = self._key(account_id, group)
         waited = 0.0
         while True:
             now = self._clock()
-            status, wait_ms = self._take(key, rate_ms, cap, cost, int(now * 1000))
+            status, wait_ms = self._take(key, limit, cost, int(now * 1000))
             if status == 1:
                 return
             wait = max(wait_ms, 1) / 1000.0
             if waited + wait > self.max_wait_s:
-                why = "backing off after a rate-limit answer" if status == -1 else "rate budget used up"
+                why = "backing off after a rate-limit answer" if status == -1 else "rate window full"
                 raise BackOff(f"{group.name} of account {account_id}: {why}", until=now + wait)
             self._sleep(wait)
             waited += wait
@@ -179,13 +201,13 @@ class _BucketLimiter:
         remaining, reset_ms = parse_limit_headers(headers)
         if remaining is None:
             return
-        rate_ms, cap = self._spec(group)
-        if remaining >= cap:
-            # the bucket never holds more than `cap`, so there is nothing to lower, and only
+        limit = self._limit(group)
+        if remaining >= limit:
+            # the window never has more than `limit` free, so there is nothing to lower, and only
             # "0 remaining" backs off: skip the store's round trip (most answers, when not busy)
             return
         self._observe(
-            self._key(account_id, group), remaining, reset_ms or 0, cap, rate_ms, int(self._clock() * 1000)
+            self._key(account_id, group), remaining, reset_ms or 0, limit, int(self._clock() * 1000)
         )
 
     def back_off(self, account_id: str, path: str, until: float) -> None:
@@ -206,62 +228,68 @@ class _BucketLimiter:
 
 # ------------------------------------------------------------------------------------------ Redis
 
+# KEYS: [1] the grants of the window (zset, score = ms, member "<ms>:<seq>:<units>"), [2] the back-off
+# (until, ms), [3] a hash: `seq` (member uniqueness) and `t` (units left at the last use: metrics)
 _TAKE = """
 local now = tonumber(ARGV[1])
-local rate = tonumber(ARGV[2])
-local cap = tonumber(ARGV[3])
+local window = tonumber(ARGV[2])
+local limit = tonumber(ARGV[3])
 local cost = tonumber(ARGV[4])
 local until_ms = tonumber(redis.call('GET', KEYS[2]) or '0')
 if until_ms > now then
   return {-1, until_ms - now}
 end
-local b = redis.call('HMGET', KEYS[1], 't', 'ts')
-local tokens = tonumber(b[1])
-local ts = tonumber(b[2])
-if tokens == nil or ts == nil then
-  tokens = cap
-  ts = now
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local grants = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+local used = 0
+for i = 1, #grants, 2 do
+  used = used + tonumber(string.match(grants[i], ':(%d+)$'))
 end
-if now > ts then
-  tokens = math.min(cap, tokens + (now - ts) * rate)
-  ts = now
-end
-local need = math.min(cost, cap)
-local taken = 0
-if tokens >= need then
-  tokens = tokens - cost
-  taken = 1
-end
-redis.call('HSET', KEYS[1], 't', tostring(tokens), 'ts', tostring(ts))
-redis.call('PEXPIRE', KEYS[1], math.ceil((cap - tokens) / rate) + 1000)
-if taken == 1 then
+if used + cost <= limit or used == 0 then
+  local seq = redis.call('HINCRBY', KEYS[3], 'seq', 1)
+  redis.call('ZADD', KEYS[1], now, now .. ':' .. seq .. ':' .. cost)
+  redis.call('HSET', KEYS[3], 't', tostring(math.max(0, limit - used - cost)))
+  redis.call('PEXPIRE', KEYS[1], window + 1000)
+  redis.call('PEXPIRE', KEYS[3], window + 1000)
   return {1, 0}
 end
-return {0, math.max(1, math.ceil((need - tokens) / rate))}
+local need = math.min(cost, limit)
+local free = limit - used
+for i = 1, #grants, 2 do
+  free = free + tonumber(string.match(grants[i], ':(%d+)$'))
+  if free >= need then
+    return {0, math.max(1, tonumber(grants[i + 1]) + window - now)}
+  end
+end
+return {0, math.max(1, tonumber(grants[#grants]) + window - now)}
 """
 
+# the exchange says fewer units remain than the window has free: take the difference now
 _OBSERVE = """
 local now = tonumber(ARGV[1])
-local remaining = tonumber(ARGV[2])
-local reset = tonumber(ARGV[3])
-local cap = tonumber(ARGV[4])
-local rate = tonumber(ARGV[5])
-local b = redis.call('HMGET', KEYS[1], 't', 'ts')
-local tokens = tonumber(b[1])
-local ts = tonumber(b[2])
-if tokens == nil or ts == nil then
-  tokens = cap
-  ts = now
+local window = tonumber(ARGV[2])
+local limit = tonumber(ARGV[3])
+local remaining = tonumber(ARGV[4])
+local reset = tonumber(ARGV[5])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local grants = redis.call('ZRANGE', KEYS[1], 0, -1)
+local used = 0
+for i = 1, #grants do
+  used = used + tonumber(string.match(grants[i], ':(%d+)$'))
 end
-if now > ts then
-  tokens = math.min(cap, tokens + (now - ts) * rate)
-  ts = now
+local extra = limit - used - math.max(0, remaining)
+if extra > 0 then
+  -- stamped to leave the window when the exchange's own window resets
+  local at = now
+  if reset > now then
+    at = math.min(now, reset - window)
+  end
+  local seq = redis.call('HINCRBY', KEYS[3], 'seq', 1)
+  redis.call('ZADD', KEYS[1], at, at .. ':' .. seq .. ':' .. extra)
+  redis.call('HSET', KEYS[3], 't', tostring(math.max(0, remaining)))
+  redis.call('PEXPIRE', KEYS[1], window + 1000)
+  redis.call('PEXPIRE', KEYS[3], window + 1000)
 end
-if remaining < tokens then
-  tokens = remaining
-end
-redis.call('HSET', KEYS[1], 't', tostring(tokens), 'ts', tostring(ts))
-redis.call('PEXPIRE', KEYS[1], math.ceil((cap - tokens) / rate) + 1000)
 if remaining <= 0 and reset > now then
   local cur = tonumber(redis.call('GET', KEYS[2]) or '0')
   if reset > cur then
@@ -292,7 +320,7 @@ class RedisTokenBucket(_BucketLimiter):
         *,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
-        max_wait_s: float = 0.5,
+        max_wait_s: float = MAX_WAIT_S,
         prefix: str = "tpsl:rl:",
     ) -> None:
         super().__init__(settings, clock=clock, sleep=sleep, max_wait_s=max_wait_s)
@@ -303,25 +331,25 @@ class RedisTokenBucket(_BucketLimiter):
         self._back_off_script = redis.register_script(_BACK_OFF)
 
     def _keys(self, key: str) -> list[str]:
-        return [f"{self._prefix}{key}", f"{self._prefix}{key}:until"]
+        return [f"{self._prefix}{key}:log", f"{self._prefix}{key}:until", f"{self._prefix}{key}"]
 
-    def _take(self, key: str, rate_per_ms: float, cap: float, cost: int, now_ms: int) -> tuple[int, int]:
+    def _take(self, key: str, limit: int, cost: int, now_ms: int) -> tuple[int, int]:
         try:
-            status, wait = self._take_script(keys=self._keys(key), args=[now_ms, rate_per_ms, cap, cost])
+            status, wait = self._take_script(keys=self._keys(key), args=[now_ms, WINDOW_MS, limit, cost])
         except Exception as exc:  # redis down: let the call through, the exchange still limits
             logger.warning("rate limiter unavailable (%s): call not throttled", type(exc).__name__)
             return 1, 0
         return int(status), int(wait)
 
-    def _observe(self, key: str, remaining: int, reset_ms: int, cap: float, rate_per_ms: float, now_ms: int):
+    def _observe(self, key: str, remaining: int, reset_ms: int, limit: int, now_ms: int) -> None:
         try:
-            self._observe_script(keys=self._keys(key), args=[now_ms, remaining, reset_ms, cap, rate_per_ms])
+            self._observe_script(keys=self._keys(key), args=[now_ms, WINDOW_MS, limit, remaining, reset_ms])
         except Exception as exc:
             logger.warning("rate limiter unavailable (%s): headers not recorded", type(exc).__name__)
 
     def _set_back_off(self, key: str, until_ms: int, now_ms: int) -> None:
         try:
-            self._back_off_script(keys=self._keys(key)[1:], args=[until_ms, now_ms])
+            self._back_off_script(keys=[self._keys(key)[1]], args=[until_ms, now_ms])
         except Exception as exc:
             logger.warning("rate limiter unavailable (%s): back-off not shared", type(exc).__name__)
 
@@ -330,7 +358,7 @@ class RedisTokenBucket(_BucketLimiter):
 
 
 class LocalTokenBucket(_BucketLimiter):
-    """The same buckets in process memory (one process only: the CLI, or a Redis-less run)."""
+    """The same rolling windows in process memory (one process only: the CLI, or a Redis-less run)."""
 
     def __init__(
         self,
@@ -338,36 +366,43 @@ class LocalTokenBucket(_BucketLimiter):
         *,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
-        max_wait_s: float = 0.5,
+        max_wait_s: float = MAX_WAIT_S,
     ) -> None:
         super().__init__(settings, clock=clock, sleep=sleep, max_wait_s=max_wait_s)
         self._lock = threading.Lock()
-        self._buckets: dict[str, tuple[float, int]] = {}  # key → (tokens, ts_ms)
+        self._grants: dict[str, deque[tuple[int, int]]] = {}  # key → (ms, units), oldest first
         self._until: dict[str, int] = {}
 
-    def _refill(self, key: str, cap: float, rate_per_ms: float, now_ms: int) -> tuple[float, int]:
-        tokens, ts = self._buckets.get(key, (cap, now_ms))
-        if now_ms > ts:
-            tokens, ts = min(cap, tokens + (now_ms - ts) * rate_per_ms), now_ms
-        return tokens, ts
+    def _window(self, key: str, now_ms: int) -> tuple[deque[tuple[int, int]], int]:
+        grants = self._grants.setdefault(key, deque())
+        while grants and grants[0][0] <= now_ms - WINDOW_MS:
+            grants.popleft()
+        return grants, sum(units for _, units in grants)
 
-    def _take(self, key: str, rate_per_ms: float, cap: float, cost: int, now_ms: int) -> tuple[int, int]:
+    def _take(self, key: str, limit: int, cost: int, now_ms: int) -> tuple[int, int]:
         with self._lock:
             until = self._until.get(key, 0)
             if until > now_ms:
                 return -1, until - now_ms
-            tokens, ts = self._refill(key, cap, rate_per_ms, now_ms)
-            need = min(cost, cap)
-            if tokens >= need:
-                self._buckets[key] = (tokens - cost, ts)
+            grants, used = self._window(key, now_ms)
+            if used + cost <= limit or used == 0:
+                grants.append((now_ms, cost))
                 return 1, 0
-            self._buckets[key] = (tokens, ts)
-            return 0, max(1, math.ceil((need - tokens) / rate_per_ms))
+            need, free = min(cost, limit), limit - used
+            for at, units in grants:
+                free += units
+                if free >= need:
+                    return 0, max(1, at + WINDOW_MS - now_ms)
+            return 0, max(1, grants[-1][0] + WINDOW_MS - now_ms)
 
-    def _observe(self, key: str, remaining: int, reset_ms: int, cap: float, rate_per_ms: float, now_ms: int):
+    def _observe(self, key: str, remaining: int, reset_ms: int, limit: int, now_ms: int) -> None:
         with self._lock:
-            tokens, ts = self._refill(key, cap, rate_per_ms, now_ms)
-            self._buckets[key] = (min(tokens, float(remaining)), ts)
+            grants, used = self._window(key, now_ms)
+            extra = limit - used - max(0, remaining)
+            if extra > 0:
+                # stamped to leave the window when the exchange's own window resets
+                at = min(now_ms, reset_ms - WINDOW_MS) if reset_ms > now_ms else now_ms
+                self._grants[key] = deque(sorted([*grants, (at, extra)]))
             if remaining <= 0 and reset_ms > now_ms:
                 self._until[key] = max(self._until.get(key, 0), reset_ms)
 

@@ -15,7 +15,8 @@ bodies over 16 MiB (413). Account keys are masked in every answer; stats are key
     POST   /paper/walk            {"symbols"?, "seed"?, "volatility"?, "interval_ms"?}; DELETE; GET
     POST   /paper/replay          CSV body `ts,symbol,price` (?speed=N, or JSON {"csv", "speed"}); DELETE; GET
     POST   /paper/faults          a fault (see faults.py); GET lists; DELETE clears all
-    GET    /paper/stats           {"total", "by_endpoint", "by_account" (by account id), "connections"}
+    GET    /paper/stats           {"total", "by_endpoint", "by_account" (by account id), "connections",
+                                  "rate_limited"}
     GET    /paper/streams         WebSocket counters: connections, pushes, lost, delayed, dropped…
     POST   /paper/reset           stats only; {"all": true} wipes accounts, orders, positions, prices, faults
     POST   /paper/clock           {"offset_ms": int} skews the server clock; GET shows it

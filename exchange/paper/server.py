@@ -227,6 +227,7 @@ class PaperApp:
                     units = max(1, min(len(items), MAX_BATCH)) if isinstance(items, list) else 1
                 quota = self.limiter.take(acct.api_key, path, now, units)
                 extra.extend(quota.headers())
+                self.stats.limited(path, units - quota.granted)
                 if quota.granted == 0:
                     raise PaperError(RATE_LIMIT, RATE_LIMIT_MSG)
                 granted = quota.granted

@@ -8,8 +8,9 @@ from typing import Any
 
 class RequestStats:
     """Every /v5 request received, by endpoint and by presented API key, plus the number of TCP
-    connections seen (distinct client (host, port) pairs: exact for HTTP/1.1 keep-alive while the
-    OS does not reuse a port within one stats period)."""
+        connections seen (distinct client (host, port) pairs: exact for HTTP/1.1 keep-alive while the
+        OS does not reuse a port within one stats period), and the units the rate limit refused (a whole
+    request answered 10006 counts its units; a batch counts its refused items), by endpoint."""
 
     def __init__(self) -> None:
         self.reset()
@@ -19,6 +20,7 @@ class RequestStats:
         self.by_endpoint: dict[str, int] = {}
         self.by_account: dict[str, dict[str, int]] = {}
         self._clients: set[tuple[str, int]] = set()
+        self.rate_limited: dict[str, int] = {}
 
     def count(self, path: str, api_key: str | None) -> None:
         self.total += 1
@@ -28,6 +30,10 @@ class RequestStats:
             if per is None:
                 per = self.by_account[api_key] = {}
             per[path] = per.get(path, 0) + 1
+
+    def limited(self, path: str, units: int) -> None:
+        if units > 0:
+            self.rate_limited[path] = self.rate_limited.get(path, 0) + units
 
     def connection(self, client: tuple[str, int]) -> None:
         self._clients.add(client)
@@ -44,4 +50,5 @@ class RequestStats:
             "by_endpoint": dict(self.by_endpoint),
             "by_account": by_account,
             "connections": len(self._clients),
+            "rate_limited": dict(self.rate_limited),
         }

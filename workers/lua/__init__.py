@@ -1,7 +1,7 @@
-"""The Lua scripts the registry and the locks run in Redis, one `<name>.lua` file each.
+"""The Lua scripts the registry runs in Redis, one `<name>.lua` file each.
 
 Each script is atomic (Redis runs it without interleaving any other command), which is what the
-compare-and-set saves, the claim, tier moves and token-safe lock release rely on.
+compare-and-set saves, the claim and tier moves rely on (the locks are redis-py's `redis.lock.Lock`).
 """
 
 from __future__ import annotations

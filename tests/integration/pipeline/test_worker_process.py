@@ -83,7 +83,8 @@ def test_worker_reconciles_on_start_and_flushes_on_stop(
         )
         try:
             wait_for(lambda: rt.registry.get(m.id) is not None, what="reconcile at worker start")
-            assert b"reconcile: restored 1" in log.read_bytes()
+            wait_for(lambda: b"reconcile: restored 1" in log.read_bytes(), what="the reconcile line")
+            assert b"CRITICAL workers.reconcile" in log.read_bytes()  # a lost registry is said so
         finally:
             os.killpg(w.pid, signal.SIGTERM)
             assert w.wait(30) == 0

@@ -1,4 +1,4 @@
-"""Token buckets per (account, endpoint group): the Redis one (real Redis) and the in-process one
+"""Rolling one-second windows per (account, endpoint group): the Redis one (real Redis) and the in-process one
 behave the same; time is an injected clock whose `sleep` advances it (no real waiting)."""
 
 from __future__ import annotations
@@ -10,7 +10,15 @@ import pytest
 
 from config.settings import Settings
 from core.errors import BackOff
-from exchange.bybit.ratelimit import LocalTokenBucket, RedisTokenBucket, group_for, parse_limit_headers
+from exchange.bybit.ratelimit import (
+    WINDOW_MS,
+    LocalTokenBucket,
+    RedisTokenBucket,
+    group_for,
+    parse_limit_headers,
+)
+
+W = WINDOW_MS / 1000  # a rolling second plus the transit slack
 
 T0 = 1_700_000_000.0
 
@@ -49,14 +57,14 @@ def test_groups() -> None:
     assert group_for("/v5/market/tickers") is None  # public: IP-limited only
 
 
-def test_capacity_is_one_second_of_headroom_rate_then_it_waits(make) -> None:
+def test_a_second_of_headroom_rate_then_it_waits_for_the_oldest_grant_to_leave(make) -> None:
     clock = FakeClock()
-    rl = make(clock)
+    rl = make(clock, max_wait_s=2)
     for _ in range(8):  # 10/s × 0.8
         rl.acquire("main", "/v5/order/amend")
     assert clock.slept == []
-    rl.acquire("main", "/v5/order/amend")  # the 9th waits for one token: 1/8 s
-    assert clock.slept == [pytest.approx(0.125, abs=0.002)]
+    rl.acquire("main", "/v5/order/amend")  # the 9th waits until the first leaves the window
+    assert clock.slept == [pytest.approx(W, abs=0.002)]
 
 
 def test_too_long_a_wait_is_a_back_off_not_a_sleep(make) -> None:
@@ -67,7 +75,28 @@ def test_too_long_a_wait_is_a_back_off_not_a_sleep(make) -> None:
     with pytest.raises(BackOff) as info:
         rl.acquire("main", "/v5/order/amend")
     assert clock.slept == []
-    assert info.value.until == pytest.approx(T0 + 0.125, abs=0.002)
+    assert info.value.until == pytest.approx(T0 + W, abs=0.002)
+
+
+@pytest.mark.parametrize("step_ms", [1, 37, 125, 333])
+def test_no_rolling_second_ever_holds_more_than_the_budget(make, step_ms) -> None:
+    """The exchange's rule: at most `limit` units in any rolling second, bursts included (a token
+    bucket lets a full bucket plus a second of refill through: twice the rate)."""
+    clock = FakeClock()
+    rl = make(clock, max_wait_s=0.0)
+    granted: list[tuple[float, int]] = []
+    for i in range(400):
+        cost = 1 + i % 3
+        try:
+            rl.acquire("main", "/v5/order/create-batch", cost=cost)
+            granted.append((clock.t, cost))
+        except BackOff:
+            pass
+        clock.t += step_ms / 1000
+    demand = sum(1 + i % 3 for i in range(400))
+    assert sum(c for _, c in granted) >= min(demand, 8 * 400 * step_ms / 1000 / W) * 0.6  # not starved
+    for t, _ in granted:
+        assert sum(c for u, c in granted if t - W < u <= t) <= 8
 
 
 def test_accounts_and_groups_are_separate_buckets(make) -> None:
@@ -81,22 +110,28 @@ def test_accounts_and_groups_are_separate_buckets(make) -> None:
     rl.acquire("main", "/v5/market/tickers")  # not limited
 
 
-def test_batches_count_per_item_and_may_borrow_up_to_a_full_bucket(make) -> None:
+def test_batches_count_per_item_and_a_huge_one_passes_alone(make) -> None:
     clock = FakeClock()
     rl = make(clock, max_wait_s=10)
-    rl.acquire("main", "/v5/order/create-batch", cost=20)  # a full bucket (8) admits a 20-order batch
-    rl.acquire("main", "/v5/order/create-batch", cost=5)  # … which left a debt of 12: wait (12+5)/8 s
-    assert sum(clock.slept) == pytest.approx(17 / 8, abs=0.01)
+    rl.acquire("main", "/v5/order/create-batch", cost=5)
+    rl.acquire("main", "/v5/order/create-batch", cost=3)  # 8: the window is full
+    rl.acquire("main", "/v5/order/create-batch", cost=20)  # more than the budget: waits for an empty window
+    assert sum(clock.slept) == pytest.approx(W, abs=0.01)
+    rl.acquire("main", "/v5/order/create-batch", cost=1)  # and then a whole window for itself
+    assert sum(clock.slept) == pytest.approx(2 * W, abs=0.01)
 
 
-def test_refill_over_time(make) -> None:
+def test_the_window_rolls(make) -> None:
     clock = FakeClock()
     rl = make(clock, max_wait_s=0.0)
-    for _ in range(40):  # 50/s × 0.8
+    for _ in range(20):  # 50/s × 0.8 = 40 in a window, 20 now…
+        rl.acquire("main", "/v5/position/list")
+    clock.t += W / 2
+    for _ in range(20):  # …and 20 half a window later
         rl.acquire("main", "/v5/position/list")
     with pytest.raises(BackOff):
         rl.acquire("main", "/v5/position/list")
-    clock.t += 0.5  # 20 tokens back
+    clock.t += W / 2 + 0.001  # the first 20 leave the window
     for _ in range(20):
         rl.acquire("main", "/v5/position/list")
     with pytest.raises(BackOff):
@@ -123,7 +158,7 @@ def test_short_back_off_is_waited_out(make) -> None:
     assert sum(clock.slept) == pytest.approx(0.2, abs=0.002)
 
 
-def test_headers_cap_the_bucket_and_zero_remaining_backs_off(make) -> None:
+def test_headers_cap_the_window_and_zero_remaining_backs_off(make) -> None:
     clock = FakeClock()
     rl = make(clock, max_wait_s=0.0)
     rl.observe("main", "/v5/order/amend", {"X-Bapi-Limit": "10", "X-Bapi-Limit-Status": "2"})
@@ -140,7 +175,7 @@ def test_headers_cap_the_bucket_and_zero_remaining_backs_off(make) -> None:
     assert info.value.until == pytest.approx(T0 + 0.7, abs=0.002)
 
 
-def test_a_header_with_a_full_bucket_left_changes_nothing_and_is_not_stored(make) -> None:
+def test_a_header_with_a_full_window_left_changes_nothing_and_is_not_stored(make) -> None:
     clock = FakeClock()
     rl = make(clock, max_wait_s=0.0)
     stored: list[int] = []
@@ -148,7 +183,7 @@ def test_a_header_with_a_full_bucket_left_changes_nothing_and_is_not_stored(make
     rl._observe = lambda key, remaining, *a: (stored.append(remaining), real(key, remaining, *a))
     rl.observe("main", "/v5/order/amend", {"X-Bapi-Limit": "10", "X-Bapi-Limit-Status": "9"})
     rl.observe("main", "/v5/order/amend", {"X-Bapi-Limit": "10", "X-Bapi-Limit-Status": "8"})
-    assert stored == []  # capacity is 10 × 0.8 = 8 tokens: 8 or 9 remaining cannot lower it
+    assert stored == []  # the budget is 10 × 0.8 = 8 units: 8 or 9 remaining cannot lower it
     for _ in range(8):
         rl.acquire("main", "/v5/order/amend")
     with pytest.raises(BackOff):
