@@ -19,7 +19,7 @@ from core.errors import StopAndAlert, TpslError
 from core.models import Account, Decision, Event, Monitor, Snapshot, Ticker, Tier
 from core.ports import ExchangePort
 from core.step import acknowledge, is_finished, links_to_look_up, step
-from workers.executor import Outcome
+from workers.executor import Outcome, execute
 from workers.lag import REACTION
 from workers.locks import hold_account
 from workers.placements import execute_unless_known
