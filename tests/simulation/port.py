@@ -161,34 +161,45 @@ class SimPort(PaperPort):
             r -= p
         return "ok"
 
-    def place(self, account: Account, orders: Sequence[PlaceOrder]) -> list[IntentResult]:
-        self._maybe_backoff(account, "place")
+    def _each(
+        self, account: Account, what: str, orders: Sequence[Any], one: Callable[[Any, str], IntentResult]
+    ) -> list[IntentResult]:
+        """One call of a batch: maybe rate limited whole; per item, maybe a race, then its fate."""
+        self._maybe_backoff(account, what)
         out = []
+        creates = what == "place"
         for o in orders:
             self._maybe_race()
-            fate = self._draw(late_ok=True, reject_ok=True)
+            fate = self._draw(late_ok=creates, reject_ok=creates)
             if fate != "ok":
                 self.ledger.faulted_accounts.add(account.id)
-                self.ledger.log.append(f"  ! place {o.link_id}: {fate}")
-            if fate == "reject":
-                out.append(IntentResult(o.link_id, False, ErrorKind.INVALID_ORDER, "rejected (simulated)"))
-                continue
+                self.ledger.log.append(f"  ! {what} {o.link_id}: {fate}")
             if fate == "timeout_lost":
                 out.append(_timeout(o.link_id))
-                continue
-            if fate == "timeout_late":
+            elif fate == "reject":
+                out.append(IntentResult(o.link_id, False, ErrorKind.INVALID_ORDER, "rejected (simulated)"))
+            elif fate == "timeout_late":
                 land = self.engine.clock() + self.rng.uniform(0.2, RECEIVE_WINDOW_S - 0.2)
                 self.ledger.late.append(Late(land, account, o))
                 out.append(_timeout(o.link_id))
-                continue
-            res = self._place_checked(account, o)
-            out.append(_timeout(o.link_id) if fate == "timeout_done" else res)
+            else:
+                res = one(o, fate)
+                out.append(_timeout(o.link_id) if fate == "timeout_done" else res)
         return out
+
+    def place(self, account: Account, orders: Sequence[PlaceOrder]) -> list[IntentResult]:
+        return self._each(account, "place", orders, lambda o, _: self._place_checked(account, o))
+
+    def amend(self, account: Account, orders: Sequence[AmendOrder]) -> list[IntentResult]:
+        return self._each(account, "amend", orders, lambda o, _: PaperPort.amend(self, account, [o])[0])
+
+    def cancel(self, account: Account, orders: Sequence[CancelOrder]) -> list[IntentResult]:
+        return self._each(account, "cancel", orders, lambda o, _: PaperPort.cancel(self, account, [o])[0])
 
     def _place_checked(self, account: Account, o: PlaceOrder) -> IntentResult:
         acct = self._acct(account)
         before = acct.orders_by_link.get(o.link_id)
-        (res,) = super().place(account, [o])
+        (res,) = PaperPort.place(self, account, [o])
         if res.ok and before is not None and not _same_order(before, o):
             self.ledger.wrong_reuse.append(
                 f"{o.link_id}: answered ok for a {o.order_type} trigger={o.trigger_price} qty={o.qty} but "
@@ -203,38 +214,6 @@ class SimPort(PaperPort):
         for x in due:
             (res,) = PaperPort.place(self, x.account, [x.order])
             self.ledger.log.append(f"  ~ late create {x.order.link_id} landed: ok={res.ok} {res.message}")
-
-    def amend(self, account: Account, orders: Sequence[AmendOrder]) -> list[IntentResult]:
-        self._maybe_backoff(account, "amend")
-        out = []
-        for o in orders:
-            self._maybe_race()
-            fate = self._draw(late_ok=False, reject_ok=False)
-            if fate != "ok":
-                self.ledger.faulted_accounts.add(account.id)
-                self.ledger.log.append(f"  ! amend {o.link_id}: {fate}")
-            if fate == "timeout_lost":
-                out.append(_timeout(o.link_id))
-                continue
-            (res,) = super().amend(account, [o])
-            out.append(_timeout(o.link_id) if fate == "timeout_done" else res)
-        return out
-
-    def cancel(self, account: Account, orders: Sequence[CancelOrder]) -> list[IntentResult]:
-        self._maybe_backoff(account, "cancel")
-        out = []
-        for o in orders:
-            self._maybe_race()
-            fate = self._draw(late_ok=False, reject_ok=False)
-            if fate != "ok":
-                self.ledger.faulted_accounts.add(account.id)
-                self.ledger.log.append(f"  ! cancel {o.link_id}: {fate}")
-            if fate == "timeout_lost":
-                out.append(_timeout(o.link_id))
-                continue
-            (res,) = super().cancel(account, [o])
-            out.append(_timeout(o.link_id) if fate == "timeout_done" else res)
-        return out
 
 
 def _timeout(link_id: str) -> IntentResult:

@@ -215,29 +215,16 @@ def test_3_a_cancelled_create_without_an_answer_is_gone_only_after_the_receive_w
         m.orders[0], status=OrderStatus.CANCELLING, confirmed=False, unanswered_at=1000.0, changed_at=1001.0
     )
     m = replace(m, orders=(e1, *m.orders[1:]), entries_closed=True)
-    early = step(
-        m,
-        snapshot(
-            taken_at=1003.0,
-            open_orders=[ex_order(o) for o in m.orders[1:]],
-            looked_up=[e1.link_id],
-            price="60500",
-        ),
-        1003.0,
-        policy,
-    )
+
+    def at(t):  # a read at t that lists the other entries and did not find E1
+        view = [ex_order(o) for o in m.orders[1:]]
+        return step(
+            m, snapshot(taken_at=t, open_orders=view, looked_up=[e1.link_id], price="60500"), t, policy
+        )
+
+    early = at(1003.0)
     assert early.monitor.orders[0].status is OrderStatus.CANCELLING  # it may still land: wait
-    late = step(
-        m,
-        snapshot(
-            taken_at=1007.0,
-            open_orders=[ex_order(o) for o in m.orders[1:]],
-            looked_up=[e1.link_id],
-            price="60500",
-        ),
-        1007.0,
-        policy,
-    )
+    late = at(1007.0)
     assert late.monitor.orders[0].status is OrderStatus.CANCELLED
 
 
