@@ -67,6 +67,16 @@ def parse_link_id(lid: str) -> tuple[str, OrderRole, int, int] | None:
     return m["mid"], role, level, int(m["gen"])
 
 
+_LOOK_UP_FIRST = {OrderRole.SL: 0, OrderRole.ENTRY: 1, OrderRole.TP: 2}
+
+
+def look_up_priority(lid: str) -> tuple[int, str]:
+    """Sort key for bounded look-ups of orders missing from the open list: stops first (a missing
+    stop is only replaced once a look-up has shown it is not resting), then entries, then TPs."""
+    parsed = parse_link_id(lid)
+    return (_LOOK_UP_FIRST[parsed[1]] if parsed is not None else 3, lid)
+
+
 def is_ours(lid: str) -> bool:
     return parse_link_id(lid) is not None
 

@@ -1126,6 +1126,9 @@ def _stop(w: _Work, s: Snapshot, inst: Instrument, size: Decimal, policy: Policy
                 return
             if s.taken_at < cur.changed_at:
                 return  # a read from before our last intent: it cannot tell
+            looked = s.closed_orders.get(cur.link_id)
+            if cur.link_id not in s.looked_up or (looked is not None and looked.status.is_open):
+                return  # not looked up yet (stops are looked up first), or the list lagged behind it
             # a stop we saw, gone from a fresh open list: it fired or was cancelled, and its final
             # state is not known yet; it protects nothing any more, so a new stop goes in now (its
             # look-up settles the old one's fills later). Never amended in an unknown state.

@@ -28,6 +28,7 @@ from typing import Any
 import requests
 
 from config.settings import Settings
+from core import ids
 from core.errors import BackOff, Duplicate, FixInput, InvalidOrder, NotFound, TpslError
 from core.models import (
     Account,
@@ -324,7 +325,7 @@ class BybitClient:
                     found[lid] = parse.order(row)
             if wanted <= found.keys():
                 break
-        missing = sorted(wanted - found.keys())
+        missing = sorted(wanted - found.keys(), key=ids.look_up_priority)
         singles = missing if max_single is None else missing[:max_single]
         for lid in singles:
             params = {"category": CATEGORY, "settleCoin": self.settle_coin, "orderLinkId": lid}

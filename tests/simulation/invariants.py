@@ -53,7 +53,8 @@ class Track:
 
 
 def engine_orders(acct: Any, mid: str) -> list[Any]:
-    """Every order the exchange ever held under one monitor's orderLinkIds (indexed once per pass)."""
+    """Every order the exchange ever held under one monitor's orderLinkIds (indexed once per pass:
+    `after_pass` clears the index)."""
     index = _INDEX.get(id(acct))
     if index is None or index[0] != len(acct.orders_by_link):
         by_mid: dict[str, list[Any]] = {}
@@ -141,6 +142,7 @@ class Checker:
     # ---------------------------------------------------------------------------- after a pass
 
     def after_pass(self, world: Any, faulted: set[str]) -> None:
+        _INDEX.clear()
         for m in world.recent_monitors():
             acct = world.paper(m.account)
             self._orders_agree(m, acct)
@@ -249,6 +251,7 @@ class Checker:
     # ---------------------------------------------------------------------------------- at end
 
     def at_end(self, world: Any) -> None:
+        _INDEX.clear()
         for mid, m in world.all_monitors.items():
             acct = world.paper(m.account)
             t = self.track(mid)

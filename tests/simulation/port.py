@@ -9,7 +9,8 @@ What the adversary can do to one call (all decided by the world's seeded RNG):
 - refuse a create outright (as a rejection);
 - move the market between two calls of one batch, so an order fills between our read and our amend
   or cancel (the exchange then answers "not found" for real);
-- answer a read whose look-ups of missing orders were cut short (bounded look-ups).
+- answer a read whose look-ups of missing orders were cut short (bounded look-ups);
+- answer a read whose open list is a second stale (the newest orders missing; look-ups find them).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from core import ids
 from core.errors import BackOff
 from core.models import (
     ZERO,
@@ -50,6 +52,7 @@ class Faults:
     reject: float = 0.0  # a create refused
     race: float = 0.0  # the market moves between two calls
     lookup_cut: float = 0.0  # a read's look-ups are bounded at a random small number
+    list_lag: float = 0.0  # a read's open list lacks the orders created in the last second (stale)
 
     @classmethod
     def quiet(cls) -> Faults:
@@ -102,8 +105,12 @@ class SimPort(PaperPort):
                     mark_price=eng.markets[sym].mark,
                 )
         orders = {}
+        lag_ms = 0
+        if self.faults.list_lag and self.rng.random() < self.faults.list_lag:
+            lag_ms = 1000  # the list is served from a copy a second old: the newest orders are missing
+        now_ms = int(eng.clock() * 1000)
         for o in acct.open_orders.newest_first():
-            if o.link_id and (symbol is None or o.spec.symbol == symbol):
+            if o.link_id and (symbol is None or o.spec.symbol == symbol) and o.created_ms <= now_ms - lag_ms:
                 orders[o.link_id] = order_view(o)
         return Snapshot(
             account=account.id,
@@ -129,7 +136,7 @@ class SimPort(PaperPort):
     def lookup_some(
         self, account: Account, link_ids: Iterable[str], *, max_single: int | None = 20
     ) -> tuple[dict[str, ExchangeOrder], frozenset[str]]:
-        wanted = sorted(link_ids)
+        wanted = sorted(link_ids, key=ids.look_up_priority)
         if self.faults.lookup_cut and self.rng.random() < self.faults.lookup_cut:
             wanted = wanted[: self.rng.randint(0, 2)]
         return self.lookup_orders(account, wanted), frozenset(wanted)

@@ -103,6 +103,7 @@ class World:
             reject=r.choice((0.0, 0.01, 0.03)),
             race=r.choice((0.0, 0.1, 0.3)),
             lookup_cut=r.choice((0.0, 0.2, 0.5)),
+            list_lag=r.choice((0.0, 0.0, 0.2)),
         )
 
     def _account(self, name: str, *, hedge: bool = False) -> Account:
