@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--replay", type=int, default=None, help="run one seed and print its trace")
     a = ap.parse_args(argv)
     if a.replay is not None:
-        r = run_seed(a.replay, passes=a.passes)
+        r = run_seed(a.replay, passes=a.passes, book=True)
         print("\n".join(r.trace))
         print(f"seed {r.seed} ({r.kind}): {len(r.violations)} violations")
         for v in r.violations:

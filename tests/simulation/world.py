@@ -60,8 +60,11 @@ class Result:
 
 
 class World:
-    def __init__(self, seed: int, *, passes: int = 150, settle: int = 15, kind: str | None = None) -> None:
+    def __init__(
+        self, seed: int, *, passes: int = 150, settle: int = 15, kind: str | None = None, book: bool = False
+    ) -> None:
         self.seed = seed
+        self.book = book  # the trace shows the book (positions and our open orders) after every pass
         self.rng = random.Random(seed)
         self.kind = kind or self.rng.choice(KINDS)
         self.passes = passes
@@ -386,6 +389,21 @@ class World:
         self.trace.extend(self.port.ledger.log)
         self.port.ledger.log.clear()
         self.checker.after_pass(self, set(self.port.ledger.faulted_accounts))
+        if self.book:
+            self._trace_book()
+
+    def _trace_book(self) -> None:
+        for name in sorted(self.accounts):
+            acct = self.paper(name)
+            pos = [
+                f"idx{idx} {p.side.value if p.side else '-'} {p.size}"
+                for (_, idx), p in acct.positions.items()
+            ]
+            orders = [
+                f"{o.link_id} {o.qty}@{o.trigger_price or o.price} filled {o.cum_qty}"
+                for o in acct.open_orders.newest_first()
+            ]
+            self.trace.append(f"  book {name}: positions [{', '.join(pos)}] open [{'; '.join(orders)}]")
 
     def run(self) -> Result:
         try:
@@ -418,8 +436,10 @@ def _short(i: Any) -> str:
     return " ".join(parts)
 
 
-def run_seed(seed: int, *, passes: int = 150, settle: int = 15, kind: str | None = None) -> Result:
-    return World(seed, passes=passes, settle=settle, kind=kind).run()
+def run_seed(
+    seed: int, *, passes: int = 150, settle: int = 15, kind: str | None = None, book: bool = False
+) -> Result:
+    return World(seed, passes=passes, settle=settle, kind=kind, book=book).run()
 
 
 __all__ = ["KINDS", "Result", "World", "run_seed"]

@@ -474,3 +474,10 @@ def test_10_a_hedge_index_on_a_one_way_account_is_refused_naming_the_field():
     with pytest.raises(PlanInvalid) as err:
         resolve_position_idx(conservative_long(position_idx=1), hedge=False)
     assert err.value.field == "position_idx"
+
+
+def test_bounded_look_ups_take_stops_first():
+    from core.ids import look_up_priority
+
+    links = ["tgm000000009-TP1-1", "tgm000000009-E2-1", "tgm000000009-SL-3", "not-ours"]
+    assert sorted(links, key=look_up_priority)[0] == "tgm000000009-SL-3"
