@@ -20,7 +20,7 @@ def test_critical_events_reach_the_database_through_the_queue_when_the_check_can
     m = stack.create(conservative_long())
     stack.prices(BTCUSDT="58900")
     stack.wait(lambda: stack.monitor(m.id).live_orders(OrderRole.SL), what="the stop placed")
-    path = stack.settings.database_url.removeprefix("sqlite:///")
+    path = stack.settings.database_dsn.removeprefix("sqlite:///")
     blocker = sqlite3.connect(path, isolation_level=None, timeout=30)
     blocker.execute("BEGIN EXCLUSIVE")  # no other writer gets in: the database is away for writes
     try:

@@ -47,9 +47,10 @@ def test_floors_are_past_the_advisories(name, floor):
 def test_nothing_installed_that_nothing_uses():
     deps = declared()
     assert "python-multipart" not in deps
-    assert not deps["uvicorn"].extras  # no [standard]: websockets, watchfiles, dotenv, yaml unused
+    assert not deps["uvicorn"].extras  # no [standard]: watchfiles, dotenv, yaml unused
+    assert "websockets" in deps  # used on purpose: the paper exchange's streams and the stream client
     constraints = (ROOT / "constraints.txt").read_text().lower()
-    for unused in ("python-multipart", "websockets", "watchfiles"):
+    for unused in ("python-multipart", "watchfiles"):
         assert f"\n{unused}==" not in constraints, unused
 
 
