@@ -785,11 +785,9 @@ def _unresolved(w: _Work, s: Snapshot) -> bool:
 
 def _close_reason(w: _Work, *, flipped: bool, unexplained: bool = False) -> CloseReason:
     if w.filled_of(OrderRole.SL) > 0:
+        # at breakeven only when the exchange showed the stop there (open, or in its final state:
+        # `_confirm_breakeven` runs before any close)
         at_breakeven = w.get("breakeven") is BreakevenState.DONE
-        if not at_breakeven:
-            _, sl = w.slot(OrderRole.SL, 0)
-            be = w.get("breakeven_price")
-            at_breakeven = be is not None and sl is not None and sl.trigger_price == be
         return CloseReason.BREAKEVEN_STOP if at_breakeven else CloseReason.STOP_LOSS
     if flipped:
         return CloseReason.EXTERNAL

@@ -48,6 +48,7 @@ class Track:
     best_stop: Decimal | None = None
     uncovered: int = 0
     tp_seen: bool = False  # the guard has seen a take-profit fill
+    be_seen: bool = False  # a stop of it rested at breakeven while the move was due or done
     emitted: Counter = field(default_factory=Counter)  # (kind, discriminator) → emissions
     order: list[str] = field(default_factory=list)  # kinds of critical events, in order
 
@@ -221,6 +222,13 @@ class Checker:
                 entries += eo.qty - eo.cum_qty
         if len(stops) > 1:
             self.fail("one_stop", m.id, f"{len(stops)} stops live: {[s.link_id for s in stops]}")
+        be = m.breakeven_price
+        if (
+            be is not None
+            and m.breakeven is not BreakevenState.NONE
+            and any(not stop_improves(s.trigger_price, be, m.plan.side) for s in stops)
+        ):
+            t.be_seen = True
         if pos <= 0:
             t.uncovered = 0
             return
@@ -259,7 +267,6 @@ class Checker:
             tp_levels_filled: set[int] = set()
             tp_levels_ordered: set[int] = set()
             sl_filled = False
-            be_there = False
             be = m.breakeven_price
             for eo in engine_orders(acct, mid):
                 mo = mine.get(eo.link_id)
@@ -274,15 +281,8 @@ class Checker:
                     tp_levels_ordered.add(level)
                     if eo.cum_qty > 0:
                         tp_levels_filled.add(level)
-                elif role is OrderRole.SL:
-                    if eo.cum_qty > 0:
-                        sl_filled = True
-                    if (
-                        be is not None
-                        and eo.trigger_price
-                        and not stop_improves(eo.trigger_price, be, m.plan.side)
-                    ):
-                        be_there = True
+                elif role is OrderRole.SL and eo.cum_qty > 0:
+                    sl_filled = True
             for level in tp_levels_filled:
                 n = t.emitted[("tp_hit", level)]
                 if n != 1:
@@ -306,12 +306,14 @@ class Checker:
                     "closed_once", mid, f"finished ({m.closed_reason}) with {n_closed} position_closed events"
                 )
             n_be = t.emitted[("breakeven_moved", None)]
-            want_be = 1 if be_there and m.breakeven is not BreakevenState.NONE else 0
-            if n_be != want_be:
+            done = m.breakeven is BreakevenState.DONE
+            # recorded iff done; and done whenever the exchange held the stop there while it was due
+            if n_be != (1 if done else 0) or (t.be_seen and not done):
                 self.fail(
                     "breakeven_recorded",
                     mid,
-                    f"stop at breakeven {be} on the exchange: {be_there}; {n_be} breakeven_moved events",
+                    f"breakeven {m.breakeven.value} at {be}, a stop rested there: {t.be_seen}; "
+                    f"{n_be} breakeven_moved events",
                 )
             order = t.order
             if (

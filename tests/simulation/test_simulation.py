@@ -31,6 +31,11 @@ FOUND_BY = {
     "9 breakeven lost on a fast close": (3, "breakeven_recorded"),
 }
 
+# Seeds that broke an invariant on a later core and became regression tests (replay each for its
+# story): 1989 — a stop that fired before breakeven was due was called a breakeven stop, with no
+# breakeven_moved recorded (its breakeven price equalled the plan's stop).
+REGRESSIONS = (1989,)
+
 
 def _failures(seeds: range) -> list[tuple[int, str, list[str]]]:
     logging.disable(logging.CRITICAL)  # the executor logs every injected failure
@@ -66,6 +71,12 @@ def test_the_default_seeds_hold_every_invariant():
 @pytest.mark.parametrize("defect", sorted(FOUND_BY))
 def test_the_seed_that_found_each_defect_runs_clean(defect):
     seed, _invariant = FOUND_BY[defect]
+    failures = _failures(range(seed, seed + 1))
+    assert not failures, _report(failures)
+
+
+@pytest.mark.parametrize("seed", REGRESSIONS)
+def test_regression_seeds_run_clean(seed):
     failures = _failures(range(seed, seed + 1))
     assert not failures, _report(failures)
 

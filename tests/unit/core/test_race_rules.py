@@ -481,3 +481,15 @@ def test_bounded_look_ups_take_stops_first():
 
     links = ["tgm000000009-TP1-1", "tgm000000009-E2-1", "tgm000000009-SL-3", "not-ours"]
     assert sorted(links, key=look_up_priority)[0] == "tgm000000009-SL-3"
+
+
+def test_9_a_stop_that_fired_before_breakeven_was_due_is_a_stop_loss():
+    m = built()
+    sl = m.current(OrderRole.SL, 0)
+    # the move is due, but the exchange never showed the stop at breakeven: the close is a stop-loss
+    m = replace(m, breakeven=BreakevenState.PENDING, breakeven_price=D("59547.6"), tp_hits=(1,))
+    fired = ex_order(sl, filled=sl.qty, status=FILLED)  # at the plan's 58000
+    tps = [ex_order(o, status=CANCELLED) for o in m.live_orders(OrderRole.TP)]
+    d = step(m, snapshot(taken_at=1060.0, closed=[fired, *tps], price="57900"), 1060.0)
+    assert d.monitor.closed_reason is CloseReason.STOP_LOSS
+    assert EventKind.BREAKEVEN_MOVED not in kinds(d)
