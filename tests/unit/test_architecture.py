@@ -46,3 +46,18 @@ def test_core_reads_no_clock():
             if needle in text:
                 offenders.append(f"{path.name}: {needle}")
     assert offenders == []
+
+
+def test_architecture_doc_names_only_files_that_exist():
+    """docs/architecture.md stays true: every file or folder it names in backticks exists."""
+    import pathlib
+    import re
+
+    root = pathlib.Path(__file__).resolve().parents[2]
+    text = (root / "docs" / "architecture.md").read_text()
+    named = set(re.findall(r"`([a-z_]+(?:/[a-z_.]+)*/(?:[a-z_]+\.(?:py|lua|md))?)(?:::[a-z_]+)?`", text))
+    named |= set(re.findall(r"`([a-z_]+\.py)`", text))
+    assert len(named) > 20, sorted(named)
+    folders = [root, *(d for d in root.iterdir() if d.is_dir())]  # `paper/` is exchange/paper/
+    missing = sorted(n for n in named if not any((d / n).exists() for d in folders))
+    assert missing == [], f"docs/architecture.md names what is not there: {missing}"
