@@ -112,7 +112,7 @@ class Scenario:
     title: str
     story: str
     symbol: str
-    plan: Mapping[str, Any]  # the pinned request shape (DESIGN §5)
+    plan: Mapping[str, Any]  # a monitor request, in the shape of the README's "Plans" section
     start_price: Decimal
     steps: tuple[Step, ...]
     expected: CloseReason

@@ -1,4 +1,5 @@
-"""The Celery app factory: queues declared from the tier table, the settings that matter (DESIGN §7).
+"""The Celery app factory: queues declared from the tier table, the settings that matter
+(docs/architecture.md: the tier table, the processes).
 
 - one queue per tier (Redis has no real priorities); a worker reading several reads them in its -Q
   order (`queue_order_strategy='priority'`);

@@ -1,6 +1,6 @@
-"""The JSON API (DESIGN §5 "Pinned shapes"). Every handler is a plain function (FastAPI runs it in
-its thread pool): Redis, the database and the exchange are called synchronously, through
-`DashboardData` and its cache.
+"""The JSON API (docs/dashboard.md, "JSON API"; plans as in the README's "Plans"). Every handler
+is a plain function (FastAPI runs it in its thread pool): Redis, the database and the exchange are
+called synchronously, through `DashboardData` and its cache.
 
     GET    /api/health                      no auth; Redis and the database: 200 or 503
     GET    /api/monitors                    {"monitors": [view…]}
@@ -63,8 +63,8 @@ PLAN_EXAMPLE: dict[str, Any] = {
 
 PLAN_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "description": "A monitor request (DESIGN §5). Decimals as strings or numbers; `preset` fills what "
-    "is left out; `entries` may be one market entry {type: market, qty}; `adopt: true` guards an "
+    "description": 'A monitor request (README, "Plans"). Decimals as strings or numbers; `preset` '
+    "fills what is left out; `entries` may be one market entry {type: market, qty}; `adopt: true` guards an "
     "open position (no entries).",
     "required": ["account", "symbol", "side", "stop_loss"],
     "properties": {

@@ -1,6 +1,6 @@
 """Bybit v5 JSON → core types. Pure: no I/O, no clock.
 
-Robust to the quirks of the real format (see /work/shared/BYBIT_V5.md):
+Robust to the quirks of the real format:
 - numbers come as strings ("0.010"), sometimes as JSON numbers; both parse to `Decimal` (never float);
 - "" / "0" / "0.00" mean "unset" for optional prices (takeProfit, stopLoss, triggerPrice on a plain
   order, liqPrice, avgPrice of an order without fills);

@@ -1,4 +1,4 @@
-"""HMAC-SHA256 request verification exactly as Bybit v5 does it (BYBIT_V5 §1).
+"""HMAC-SHA256 request verification exactly as Bybit v5 does it (its "authentication" docs).
 
 signature = hex(HMAC_SHA256(secret, timestamp + api_key + recv_window + payload)), where payload is
 the raw query string of a GET (as received: never re-parsed, re-sorted or re-encoded) and the raw

@@ -1,7 +1,7 @@
 """The paper exchange's matching engine: accounts, orders, positions, fills. Pure: no I/O, and time
 comes only from the injected clock.
 
-Rules (Bybit v5 linear, as BYBIT_V5.md describes it; choices where Bybit is unverified are marked):
+Rules (Bybit v5 linear, as Bybit documents it; choices where Bybit is unverified are marked):
 
 - Prices. Each symbol has a last and a mark price (`set_prices`). Market orders fill at the last
   price as taker. A limit order that is marketable when placed (buy: last ≤ limit, sell: last ≥

@@ -1,4 +1,5 @@
-"""Business errors of the paper exchange, carrying Bybit v5 retCodes and retMsg texts (BYBIT_V5 §4.4).
+"""Business errors of the paper exchange, carrying Bybit v5 retCodes and retMsg texts (as Bybit's
+error-code list and the recorded answers in tests/fixtures/bybit/ show them).
 
 A `PaperError` becomes an HTTP 200 envelope `{"retCode": code, "retMsg": message, "result": {}}`
 (or a per-item `{"code", "msg"}` inside a batch answer). Messages never contain a secret.

@@ -1,5 +1,5 @@
-"""Per-account, per-endpoint rate limits over rolling 1 s windows (Bybit's default level, BYBIT_V5
-§4.5), reported on every private answer in X-Bapi-Limit / X-Bapi-Limit-Status /
+"""Per-account, per-endpoint rate limits over rolling 1 s windows (Bybit's default level, as its
+"rate limit" docs give it), reported on every private answer in X-Bapi-Limit / X-Bapi-Limit-Status /
 X-Bapi-Limit-Reset-Timestamp. Batch endpoints count one unit per order item, in their own pool.
 
 A breach is HTTP 200 + retCode 10006 with the reset timestamp = when the oldest request of the

@@ -1,4 +1,4 @@
-"""Records → Bybit v5 JSON objects (BYBIT_V5 §3): every number a string except positionIdx,
+"""Records → Bybit v5 JSON objects (as Bybit's v5 docs show them): every number a string except positionIdx,
 triggerDirection, seq, smpGroup, autoAddMargin, riskId, tradeMode, adlRankIndicator (ints) and
 reduceOnly, closeOnTrigger, isMaker, isReduceOnly (bools).
 

@@ -61,3 +61,33 @@ def test_architecture_doc_names_only_files_that_exist():
     folders = [root, *(d for d in root.iterdir() if d.is_dir())]  # `paper/` is exchange/paper/
     missing = sorted(n for n in named if not any((d / n).exists() for d in folders))
     assert missing == [], f"docs/architecture.md names what is not there: {missing}"
+
+
+def test_no_file_cites_a_document_outside_the_repository():
+    """Code, tests and config cite docs/ or the README, never a design note or a path on some
+    machine: a newcomer must be able to follow every reference from a clone."""
+    import pathlib
+    import re
+    import subprocess
+
+    root = pathlib.Path(__file__).resolve().parents[2]
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=root, capture_output=True, check=False)
+    if listed.returncode == 0:
+        files = [root / n for n in listed.stdout.decode().split("\0") if n]
+    else:  # not a git checkout (an sdist): every file but the environment's
+        skip = {".venv", ".git"}
+        files = [p for p in root.rglob("*") if p.is_file() and not skip & set(p.parts)]
+    cites = re.compile(
+        r"\b(?:DESIGN|BYBIT_V5)\b|(?<![\w.])/(?:work|home|Users|root|mnt|srv)/|" + re.escape(str(root))
+    )
+    me = pathlib.Path(__file__).resolve()
+    offenders = []
+    for path in files:
+        rel = path.relative_to(root)
+        if rel.parts[0] == "docs" or str(rel) == "README.md" or path == me or not path.is_file():
+            continue
+        text = path.read_bytes().decode("utf-8", errors="ignore")
+        for n, line in enumerate(text.splitlines(), 1):
+            if cites.search(line):
+                offenders.append(f"{rel}:{n}: {line.strip()[:100]}")
+    assert offenders == [], "cite docs/architecture.md, the README or docs/ instead:\n" + "\n".join(offenders)

@@ -1,4 +1,4 @@
-"""Plan requests in the pinned shape (DESIGN §5)."""
+"""Plan requests in the shape of the README's "Plans" section."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from exchange.paper.errors import PaperError
 from exchange.paper.views import order_view, position_view
 from tests.unit.paper.harness import D, Exchange
 
-# BYBIT_V5: ints are positionIdx, triggerDirection, seq, smpGroup, autoAddMargin (+ riskId, tradeMode,
+# Bybit v5 docs: ints are positionIdx, triggerDirection, seq, smpGroup, autoAddMargin (+ riskId, tradeMode,
 # adlRankIndicator, openTime, fundingInterval, as the docs show them); bools are reduceOnly,
 # closeOnTrigger, isMaker (+ isReduceOnly and the instrument/wallet flags)
 INTS = {
