@@ -34,11 +34,10 @@ from typing import Any
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from config import keys
 from dashboard.stats import OpsStats
 
 log = logging.getLogger(__name__)
-
-RATELIMIT_PREFIX = "tpsl:rl:"  # exchange.bybit.ratelimit.RedisTokenBucket's default key prefix
 
 
 def _text(value: Any) -> str:
@@ -154,8 +153,10 @@ class FleetCollector:
             return [tokens, backoff]
         pipe = self.rt.redis.pipeline(transaction=False)
         for account, group in pairs:
-            pipe.hget(f"{RATELIMIT_PREFIX}{account}:{group}", "t")
-            pipe.get(f"{RATELIMIT_PREFIX}{account}:{group}:until")
+            # the buckets live under the default prefix (exchange.bybit.factory builds them so)
+            bucket = keys.rate_limit(keys.PREFIX, keys.rate_limit_bucket(account, group))
+            pipe.hget(bucket.level, "t")
+            pipe.get(bucket.until)
         replies = iter(pipe.execute())
         now_ms = now * 1000
         for account, group in pairs:

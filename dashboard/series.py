@@ -19,6 +19,8 @@ from typing import Any
 import orjson
 from redis import Redis
 
+from config import keys
+
 _APPEND = """
 local last = redis.call('LINDEX', KEYS[1], -1)
 if last then
@@ -39,7 +41,7 @@ def _text(value: Any) -> str:
 
 
 class RollingSeries:
-    """`RollingSeries(redis, "tpsl:dash:series:tiers", step_s=10, points=360)`."""
+    """`RollingSeries(redis, keys.tier_series(prefix), step_s=10, points=360)`."""
 
     def __init__(self, redis_client: Redis, *, step_s: float, points: int) -> None:
         if not (0 < step_s < math.inf) or points < 1:
@@ -75,8 +77,8 @@ class RollingSeries:
 
 
 def tiers_key(prefix: str) -> str:
-    return f"{prefix}:dash:series:tiers"
+    return keys.tier_series(prefix)
 
 
 def price_key(prefix: str, symbol: str) -> str:
-    return f"{prefix}:dash:series:px:{symbol}"
+    return keys.price_series(prefix, symbol)

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from config import keys
 from config.queues import ALL_QUEUES
 from dashboard.series import RollingSeries, tiers_key
 from persistence.stats import persist_stats
@@ -67,7 +68,7 @@ class OpsStats:
         span = range(current - minutes, current)
         pipe = self.rt.redis.pipeline(transaction=False)
         for m in span:
-            pipe.hgetall(f"{self.rt.prefix}:calls:{m}")
+            pipe.hgetall(keys.calls(self.rt.prefix, m))
         return [
             (m, {_text(k): int(v) for k, v in raw.items()})
             for m, raw in zip(span, pipe.execute(), strict=True)

@@ -26,6 +26,7 @@ from typing import Any
 
 import redis
 
+from config import keys
 from persistence import jsonable
 from persistence.stats import stats_key
 
@@ -174,14 +175,14 @@ class Taken:
 class PendingStore:
     """The pending hash and its processing keys (one per writer; safe to share between threads)."""
 
-    def __init__(self, client: redis.Redis, *, prefix: str = "tpsl", lease_s: float = 120.0) -> None:
+    def __init__(self, client: redis.Redis, *, prefix: str = keys.PREFIX, lease_s: float = 120.0) -> None:
         if lease_s <= 0:
             raise ValueError(f"lease_s: must be > 0 seconds, got {lease_s!r}")
         self.client = client
         self.prefix = prefix
         self.lease_s = lease_s
-        self.pending_key = f"{prefix}:persist:pending"
-        self.registry_key = f"{prefix}:persist:processing"
+        self.pending_key = keys.persist_pending(prefix)
+        self.registry_key = keys.persist_processing(prefix)
         self._put = client.register_script(_PUT)
         self._take = client.register_script(_TAKE)
         self._give_back = client.register_script(_GIVE_BACK)
@@ -201,13 +202,13 @@ class PendingStore:
 
     def take(self, now: float) -> Taken:
         """Atomically take the pending hash (and any hash a dead flusher left behind) and read them."""
-        new_key = f"{self.registry_key}:{uuid.uuid4().hex}"
+        new_key = keys.persist_taken(self.prefix, uuid.uuid4().hex)
         owned = self._take(
             keys=[self.pending_key, self.registry_key, new_key], args=[repr(now + self.lease_s), repr(now)]
         )
-        keys = [k.decode() if isinstance(k, bytes) else str(k) for k in owned]
-        taken = Taken(keys)
-        for key in keys:
+        names = [k.decode() if isinstance(k, bytes) else str(k) for k in owned]
+        taken = Taken(names)
+        for key in names:
             if key != new_key:
                 log.warning("recovering %s left behind by a flusher whose lease ran out", key)
             for field_, raw in self.client.hgetall(key).items():

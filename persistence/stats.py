@@ -12,6 +12,8 @@ from typing import Any
 
 import redis
 
+from config import keys
+
 log = logging.getLogger(__name__)
 
 RECEIVED_CRITICAL = "events_received_critical"
@@ -37,8 +39,8 @@ COUNTERS = (
 )
 
 
-def stats_key(prefix: str = "tpsl") -> str:
-    return f"{prefix}:stats:persist"
+def stats_key(prefix: str = keys.PREFIX) -> str:
+    return keys.persist_stats(prefix)
 
 
 def add(client: redis.Redis, prefix: str, deltas: Mapping[str, int]) -> None:
@@ -66,7 +68,7 @@ def coalescing_ratio(stats: Mapping[str, Any]) -> float | None:
     return received / transactions
 
 
-def persist_stats(client: redis.Redis, *, prefix: str = "tpsl") -> dict[str, Any]:
+def persist_stats(client: redis.Redis, *, prefix: str = keys.PREFIX) -> dict[str, Any]:
     """Every counter (0 when never incremented), `events_received` (both kinds), `pending` (entries
     waiting for the next flush) and `coalescing_ratio` (None before the first transaction)."""
     raw = client.hgetall(stats_key(prefix))
@@ -75,6 +77,6 @@ def persist_stats(client: redis.Redis, *, prefix: str = "tpsl") -> dict[str, Any
         key = name.decode() if isinstance(name, bytes) else str(name)
         out[key] = int(value)
     out["events_received"] = out[RECEIVED_CRITICAL] + out[RECEIVED_NONCRITICAL]
-    out["pending"] = int(client.hlen(f"{prefix}:persist:pending"))
+    out["pending"] = int(client.hlen(keys.persist_pending(prefix)))
     out["coalescing_ratio"] = coalescing_ratio(out)
     return out

@@ -24,6 +24,7 @@ from typing import Any
 import redis
 from sqlalchemy import Engine
 
+from config import keys
 from core.errors import FixInput
 from core.models import Event
 from persistence import stats as counters
@@ -69,7 +70,7 @@ class EventWriter:
         engine: Engine,
         redis_client: redis.Redis,
         *,
-        prefix: str = "tpsl",
+        prefix: str = keys.PREFIX,
         lease_s: float = 120.0,
         clock: Callable[[], float] = time.time,
     ) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from config import keys
 from core.codec import ticker_from_dict, ticker_to_dict
 from core.errors import StopAndAlert, TpslError
 from core.models import Account, Decision, Event, Monitor, Snapshot, Ticker, Tier
@@ -278,8 +279,8 @@ def _move_tiers(rt: Any, pairs: Sequence[tuple[Monitor, Monitor]], now: float) -
 def count_read(rt: Any, account_id: str, monitors: int) -> None:
     """Fleet-wide counters: account reads (snapshots) and monitors checked, per account."""
     pipe = rt.redis.pipeline(transaction=False)
-    pipe.hincrby(f"{rt.prefix}:stats:reads", account_id, 1)
-    pipe.hincrby(f"{rt.prefix}:stats:checked", account_id, monitors)
+    pipe.hincrby(keys.read_stats(rt.prefix, "reads"), account_id, 1)
+    pipe.hincrby(keys.read_stats(rt.prefix, "checked"), account_id, monitors)
     pipe.execute()
 
 
@@ -287,7 +288,7 @@ def read_counts(rt: Any) -> dict[str, dict[str, int]]:
     """{"reads": {account: n}, "checked": {account: n}} since the counters were last reset."""
     out: dict[str, dict[str, int]] = {}
     for name in ("reads", "checked"):
-        raw = rt.redis.hgetall(f"{rt.prefix}:stats:{name}")
+        raw = rt.redis.hgetall(keys.read_stats(rt.prefix, name))
         out[name] = {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()}
     return out
 

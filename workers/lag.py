@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from redis import Redis
 
+from config import keys
+
 if TYPE_CHECKING:
     from workers.registry import Claimed
 
@@ -98,7 +100,7 @@ class LatencyRecorder:
         self,
         redis_client: Redis,
         *,
-        prefix: str = "tpsl",
+        prefix: str = keys.PREFIX,
         slot_s: float = 10.0,
         retention_s: float = 3600.0,
     ) -> None:
@@ -110,10 +112,10 @@ class LatencyRecorder:
         self.retention_s = float(retention_s)
 
     def _key(self, metric: str, label: str, slot: int) -> str:
-        return f"{self.prefix}:lat:{metric}:{label}:{slot}"
+        return keys.latency(self.prefix, metric, label, slot)
 
     def _labels_key(self, metric: str) -> str:
-        return f"{self.prefix}:lat:{metric}:labels"
+        return keys.latency_labels(self.prefix, metric)
 
     def _slot(self, t: float) -> int:
         return math.floor(t / self.slot_s)

@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from config import keys
 from config.accounts import mirrors_of
 from core import ids
 from core.codec import event_to_dict, instrument_from_dict, instrument_to_dict
@@ -216,7 +217,7 @@ def forget_position_mode(rt: Any, account_id: str) -> None:
 
 
 def position_mode_key(prefix: str, account_id: str) -> str:
-    return f"{prefix}:posmode:{account_id}"
+    return keys.position_mode(prefix, account_id)
 
 
 def remove_monitor(rt: Any, monitor_id: str, *, cancel_orders: bool = True) -> Monitor:

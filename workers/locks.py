@@ -22,6 +22,8 @@ from redis import Redis
 from redis.exceptions import LockError, RedisError
 from redis.lock import Lock
 
+from config import keys
+
 log = logging.getLogger(__name__)
 
 __all__ = ["Lock", "account_lock_key", "hold_account", "lock", "release_quietly", "renewer"]
@@ -43,10 +45,10 @@ def release_quietly(held: Lock) -> None:
         held.release()
 
 
-def account_lock_key(account: str, *, prefix: str = "tpsl") -> str:
+def account_lock_key(account: str, *, prefix: str = keys.PREFIX) -> str:
     if not account:
         raise ValueError("account: must be a non-empty string")
-    return f"{prefix}:lock:account:{account}"
+    return keys.account_lock(prefix, account)
 
 
 class Renewer:

@@ -16,6 +16,7 @@ from typing import TypeVar
 
 from redis import Redis
 
+from config import keys
 from config.settings import Settings
 from workers.locks import lock as redis_lock
 from workers.locks import release_quietly
@@ -46,7 +47,7 @@ class MarketCache:
         redis_client: Redis,
         settings: Settings,
         *,
-        prefix: str = "tpsl",
+        prefix: str = keys.PREFIX,
         wait_s: float = 2.0,
         lock_ttl_s: float = 5.0,
         poll_s: float = 0.01,
@@ -63,10 +64,10 @@ class MarketCache:
         self._sleep = sleep
 
     def value_key(self, name: str) -> str:
-        return f"{self.prefix}:market:{name}"
+        return keys.market(self.prefix, name)
 
     def lock_key(self, name: str) -> str:
-        return f"{self.prefix}:market:{name}:loading"
+        return keys.loading(keys.market(self.prefix, name))
 
     # ----------------------------------------------------------------------------------- typed use
 

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
+from config import keys
 from core.models import Monitor, Snapshot
 
 
@@ -28,15 +29,15 @@ def _text(value: Any) -> str:
 
 
 class PositionIndex:
-    def __init__(self, redis_client: Any, *, prefix: str = "tpsl") -> None:
+    def __init__(self, redis_client: Any, *, prefix: str = keys.PREFIX) -> None:
         self.redis = redis_client
         self.prefix = prefix
 
     def _mon(self, account: str) -> str:
-        return f"{self.prefix}:pos:{account}:mon"
+        return keys.position_monitors(self.prefix, account)
 
     def _size(self, account: str) -> str:
-        return f"{self.prefix}:pos:{account}:size"
+        return keys.position_sizes(self.prefix, account)
 
     def bind(self, monitors: Iterable[Monitor]) -> None:
         """Record which monitor guards each position (creation, reconcile)."""

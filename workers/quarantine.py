@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from config import keys
 from core.codec import monitor_from_dict
 from core.errors import FixInput
 from core.models import Instrument, Monitor
@@ -28,7 +29,7 @@ KIND = "monitor_quarantined"
 
 
 def quarantine_key(prefix: str) -> str:
-    return f"{prefix}:quarantine"
+    return keys.quarantine(prefix)
 
 
 def checked_monitor(rt: Any, state: Mapping[str, Any], *, instrument: Instrument | None = None) -> Monitor:

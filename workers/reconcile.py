@@ -27,6 +27,7 @@ from typing import Any
 
 import orjson
 
+from config import keys
 from core.codec import monitor_from_dict
 from core.errors import FixInput
 from core.models import Instrument, Monitor, Phase, Tier
@@ -77,7 +78,7 @@ class _Instruments:
 
 
 def epoch_key(prefix: str) -> str:
-    return f"{prefix}:registry:epoch"
+    return keys.registry_epoch(prefix)
 
 
 def epoch(rt: Any) -> dict[str, str] | None:
@@ -112,7 +113,7 @@ def _start_epoch(rt: Any, report: ReconcileReport, now: float) -> bool:
 
 def reconcile(rt: Any) -> ReconcileReport:
     report = ReconcileReport()
-    lock = redis_lock(rt.redis, f"{rt.prefix}:lock:reconcile", 120)
+    lock = redis_lock(rt.redis, keys.reconcile_lock(rt.prefix), 120)
     if not lock.acquire(blocking=False):
         report.skipped = True
         return report

@@ -40,6 +40,7 @@ from typing import Any, NamedTuple
 from redis import Redis
 from redis.commands.core import Script
 
+from config import keys
 from config.settings import Settings
 from core.models import Tier
 from workers.lua import source
@@ -159,7 +160,7 @@ class Registry:
     between threads (redis-py's pool); separate processes each build their own.
     """
 
-    def __init__(self, redis_client: Redis, settings: Settings, *, prefix: str = "tpsl") -> None:
+    def __init__(self, redis_client: Redis, settings: Settings, *, prefix: str = keys.PREFIX) -> None:
         if not prefix or any(c.isspace() for c in prefix):
             raise ValueError(f"prefix: must be a non-empty string without spaces (got {prefix!r})")
         self.redis = redis_client
@@ -182,21 +183,21 @@ class Registry:
     # ------------------------------------------------------------------------------------- keys
 
     def monitor_key(self, monitor_id: str) -> str:
-        return f"{self.prefix}:mon:{monitor_id}"
+        return keys.monitor(self.prefix, monitor_id)
 
     def account_key(self, account: str) -> str:
-        return f"{self.prefix}:acct:{account}:mons"
+        return keys.account_monitors(self.prefix, account)
 
     def due_key(self, tier: Tier) -> str:
-        return f"{self.prefix}:due:{tier.value}"
+        return keys.due(self.prefix, tier.value)
 
     @property
     def _all_key(self) -> str:
-        return f"{self.prefix}:mons"
+        return keys.all_monitors(self.prefix)
 
     @property
     def _accounts_key(self) -> str:
-        return f"{self.prefix}:accounts"
+        return keys.accounts(self.prefix)
 
     @staticmethod
     def member(account: str, monitor_id: str) -> str:
@@ -306,17 +307,17 @@ class Registry:
     def save_many(self, items: Iterable[SaveItem | tuple[str, str, int]]) -> dict[str, bool]:
         """Several compare-and-sets in one round trip (one script), applied in order. An id given twice
         gets the outcome of its last item (the second one is stale unless it expected v+1)."""
-        keys: list[str] = []
+        hashes: list[str] = []
         args: list[Any] = []
         ids: list[str] = []
         for item in items:
             monitor_id, state_json, expected = SaveItem(*item)
             ids.append(_check_id(monitor_id))
-            keys.append(self.monitor_key(monitor_id))
+            hashes.append(self.monitor_key(monitor_id))
             args.extend((_check_state(state_json), str(_check_version("expected_version", expected))))
         if not ids:
             return {}
-        codes = self._save(keys=keys, args=args)
+        codes = self._save(keys=hashes, args=args)
         out: dict[str, bool] = {}
         for monitor_id, code in zip(ids, codes, strict=True):
             code = int(code)

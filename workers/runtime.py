@@ -17,6 +17,7 @@ from typing import Any
 
 import redis
 
+from config import keys
 from config.accounts import load_accounts
 from config.settings import Settings, get_settings
 from core.errors import FixInput
@@ -29,7 +30,7 @@ from workers.registry import Registry
 
 log = logging.getLogger(__name__)
 
-PREFIX = "tpsl"
+PREFIX = keys.PREFIX
 
 
 @dataclass

@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 import orjson
 from redis import Redis
 
+from config import keys
 from config.settings import Settings
 from workers.locks import lock as redis_lock
 from workers.locks import release_quietly
@@ -138,7 +139,7 @@ class TTLCache:
         self,
         redis_client: Redis,
         settings: Settings,
-        prefix: str = "tpsl",
+        prefix: str = keys.PREFIX,
         *,
         extra_ttls: Mapping[str, float] | None = None,
         wait_s: float = 2.0,
@@ -184,17 +185,17 @@ class TTLCache:
             raise ValueError(f"component: {component!r} is not one of {known}") from None
 
     def key(self, component: str, key: str) -> str:
-        return f"{self.prefix}:cache:{_name('component', component)}:{_key_part(key)}"
+        return keys.cache(self.prefix, _name("component", component), _key_part(key))
 
     def index_key(self, account: str) -> str:
-        return f"{self.prefix}:cache:idx:{_key_part(account)}"
+        return keys.cache_index(self.prefix, _key_part(account))
 
     @property
     def stats_key(self) -> str:
-        return f"{self.prefix}:cache:stats"
+        return keys.cache_stats(self.prefix)
 
     def _lock_key(self, value_key: str) -> str:
-        return f"{value_key}:loading"
+        return keys.loading(value_key)
 
     # ------------------------------------------------------------------------------------- read
 
@@ -350,7 +351,8 @@ class TTLCache:
             return
         self._last_log = now
         try:
-            if self.redis.set(f"{self.prefix}:cache:logged", "1", nx=True, px=max(1, round(period * 1000))):
+            logged = keys.cache_logged(self.prefix)
+            if self.redis.set(logged, "1", nx=True, px=max(1, round(period * 1000))):
                 log.info("%s", self.summary_line())
         except Exception as exc:
             log.warning("cache statistics line skipped: %s", type(exc).__name__)

@@ -42,6 +42,7 @@ from cli.stack import (
     with_source_path,
     worker_specs,
 )
+from config import keys
 from config.queues import PERSIST_QUEUE, TIER_QUEUES
 from core.models import Tier
 from workers.lag import CHECK_LAG, CHECK_START_LAG, REACTION
@@ -281,7 +282,7 @@ def _measure(
         time.sleep(0.5)
     # the window starts now: counters are taken as deltas from here
     admin.reset()
-    rt.redis.delete(f"{rt.prefix}:stats:reads", f"{rt.prefix}:stats:checked")
+    rt.redis.delete(keys.read_stats(rt.prefix, "reads"), keys.read_stats(rt.prefix, "checked"))
     persist0 = persist_stats(rt.redis, prefix=rt.prefix)
     rss = [_rss(stack)]
     t0 = time.time()

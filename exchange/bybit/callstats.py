@@ -13,11 +13,15 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from config import keys
+
 KEEP_S = 7200
 
 
 class CallStats:
-    def __init__(self, redis: Any = None, *, prefix: str = "tpsl", clock: Callable[[], float] = time.time):
+    def __init__(
+        self, redis: Any = None, *, prefix: str = keys.PREFIX, clock: Callable[[], float] = time.time
+    ):
         self.redis = redis
         self.prefix = prefix
         self.clock = clock
@@ -25,7 +29,7 @@ class CallStats:
         self._lock = threading.Lock()
 
     def _key(self, minute: int) -> str:
-        return f"{self.prefix}:calls:{minute}"
+        return keys.calls(self.prefix, minute)
 
     def record(self, account_id: str | None, path: str, ok: bool) -> None:
         minute = int(self.clock() // 60)

@@ -39,6 +39,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from config import keys
 from config.settings import Settings
 from core.errors import BackOff
 
@@ -163,7 +164,7 @@ class _BucketLimiter:
     # policy -----------------------------------------------------------------------------------
     @staticmethod
     def _key(account_id: str, group: Group) -> str:
-        return f"{account_id}:{group.name}"
+        return keys.rate_limit_bucket(account_id, group.name)
 
     def _limit(self, group: Group) -> int:
         """Units granted in any rolling second: the exchange's limit × headroom, rounded down."""
@@ -321,7 +322,7 @@ class RedisTokenBucket(_BucketLimiter):
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         max_wait_s: float = MAX_WAIT_S,
-        prefix: str = "tpsl:rl:",
+        prefix: str = keys.PREFIX,
     ) -> None:
         super().__init__(settings, clock=clock, sleep=sleep, max_wait_s=max_wait_s)
         self._redis = redis
@@ -331,7 +332,7 @@ class RedisTokenBucket(_BucketLimiter):
         self._back_off_script = redis.register_script(_BACK_OFF)
 
     def _keys(self, key: str) -> list[str]:
-        return [f"{self._prefix}{key}:log", f"{self._prefix}{key}:until", f"{self._prefix}{key}"]
+        return list(keys.rate_limit(self._prefix, key))
 
     def _take(self, key: str, limit: int, cost: int, now_ms: int) -> tuple[int, int]:
         try:
