@@ -59,6 +59,7 @@ def _report(failures: list[tuple[int, str, list[str]]]) -> str:
 
 
 @pytest.mark.simulation
+@pytest.mark.timeout(600)  # about a minute on 2 idle cores; room for a busy machine
 def test_the_default_seeds_hold_every_invariant():
     jobs = min(2, os.cpu_count() or 1)
     size = 100
