@@ -305,10 +305,14 @@ def step(
     if size > 0:
         _breakeven(w, s, inst, leader, policy)
         _stop(w, s, inst, size, policy)
-        # while a take-profit's cancel is unconfirmed its quantity may still be on the book: nothing
-        # of the ladder is raised until it is gone
-        cancelling = any(o.role is OrderRole.TP and o.status is OrderStatus.CANCELLING for o in w.orders)
-        _take_profits(w, s, inst, ladder, policy, lower_only=not settled or cancelling)
+        # while a take-profit's quantity may be on the book without this read showing it (a cancel
+        # unconfirmed, an order the read does not list), nothing of the ladder is raised
+        unseen = any(
+            o.role is OrderRole.TP
+            and (o.status is OrderStatus.CANCELLING or (o.status.live and o.link_id not in s.open_orders))
+            for o in w.orders
+        )
+        _take_profits(w, s, inst, ladder, policy, lower_only=not settled or unseen)
     _phase(w)
     return w.finish(s, policy, inst=inst)
 
@@ -810,8 +814,8 @@ def _keep_closing(w: _Work, s: Snapshot) -> None:
     is live (every fill of what we cancelled is accounted)."""
     _resend_cancels(w, s)
     _cancel_all(w)
-    if any(o.status.live for o in w.orders):
-        return
+    if any(o.status.live for o in w.orders) or not _flat(w, s):
+        return  # (a position of our side the read shows is adopted by the next read, and guarded)
     tentative = w.get("closed_reason")
     if tentative is CloseReason.EXPIRED and w.get("built_qty") <= 0:
         reason = CloseReason.EXPIRED
@@ -832,6 +836,13 @@ def _keep_closing(w: _Work, s: Snapshot) -> None:
             }
         )
     w.event(EventKind.POSITION_CLOSED, payload, discriminator=None)
+
+
+def _flat(w: _Work, s: Snapshot) -> bool:
+    """The read shows no position of the monitor's side (one flipped to the other side is not ours)."""
+    plan = w.m.plan
+    pos = s.position(plan.symbol, plan.position_idx)
+    return pos is None or pos.size <= 0 or (pos.side is not None and pos.side is not plan.side)
 
 
 def _reopen(w: _Work, size: Decimal) -> None:

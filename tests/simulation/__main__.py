@@ -60,8 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"failing seeds: {len(failures)}")
     for inv, n in by_inv.most_common():
-        example = next(s for s, _, vs in failures if any(v.startswith(inv + ":") for v in vs))
-        print(f"  {inv}: {n} seeds (e.g. python -m tests.simulation --replay {example})")
+        seeds = sorted(s for s, _, vs in failures if any(v.startswith(inv + ":") for v in vs))
+        print(f"  {inv}: {n} seeds (e.g. python -m tests.simulation --replay {seeds[0]})")
+        print(f"    seeds: {' '.join(map(str, seeds))}")
     return 1 if failures else 0
 
 

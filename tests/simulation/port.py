@@ -138,7 +138,10 @@ class SimPort(PaperPort):
     ) -> tuple[dict[str, ExchangeOrder], frozenset[str]]:
         wanted = sorted(link_ids, key=ids.look_up_priority)
         if self.faults.lookup_cut and self.rng.random() < self.faults.lookup_cut:
-            wanted = wanted[: self.rng.randint(0, 2)]
+            cut = wanted[: self.rng.randint(0, 2)]
+            if len(cut) < len(wanted):  # the exchange did not answer all that was asked
+                self.ledger.faulted_accounts.add(account.id)
+            wanted = cut
         return self.lookup_orders(account, wanted), frozenset(wanted)
 
     # ---------------------------------------------------------------------------------- writes
