@@ -33,8 +33,11 @@ FOUND_BY = {
 
 # Seeds that broke an invariant on a later core and became regression tests (replay each for its
 # story): 1989 — a stop that fired before breakeven was due was called a breakeven stop, with no
-# breakeven_moved recorded (its breakeven price equalled the plan's stop).
-REGRESSIONS = (1989,)
+# breakeven_moved recorded (its breakeven price equalled the plan's stop); from the first 100,000-seed
+# soak: 4079 — a monitor closed (expired) on a read that showed a position of its side; 13294 — a
+# level placed while another was not in the (stale) read; 3779 — a stop cancelled by hand while
+# look-ups were cut short (see docs/protection.md).
+REGRESSIONS = (1989, 3779, 4079, 13294)
 
 
 def _failures(seeds: range) -> list[tuple[int, str, list[str]]]:
