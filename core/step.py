@@ -233,12 +233,7 @@ def acknowledge(m: Monitor, outcomes: Sequence[tuple[Intent, IntentResult]], now
                     EventKind.ORDER_ADJUSTMENT,
                     {"action": "rejected", "link_id": o.link_id, "error": _err(result)},
                 )
-                if (
-                    o.role is OrderRole.SL
-                    and not o.market_close
-                    and result.error is ErrorKind.TRIGGER_PASSED
-                    and w.get("position_size") > 0
-                ):
+                if _breached_stop(o, result) and w.get("position_size") > 0:
                     _market_close(w, w.get("position_size"), why="stop_refused_as_breached")
         elif isinstance(intent, AmendOrder):
             if result.ok:
@@ -257,6 +252,11 @@ def acknowledge(m: Monitor, outcomes: Sequence[tuple[Intent, IntentResult]], now
         elif isinstance(intent, CancelOrder) and not result.ok:
             w.orders[i] = replace(o, changed_at=0.0)  # re-sent if a fresh read still shows it open
     return w.finish(None, DEFAULT_POLICY, tiered=False)
+
+
+def _breached_stop(o: OwnedOrder, result: IntentResult) -> bool:
+    """A stop refused because the price is already through its trigger."""
+    return o.role is OrderRole.SL and not o.market_close and result.error is ErrorKind.TRIGGER_PASSED
 
 
 def _err(result: IntentResult) -> str:

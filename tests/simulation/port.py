@@ -110,8 +110,12 @@ class SimPort(PaperPort):
             lag_ms = 1000  # the list is served from a copy a second old: the newest orders are missing
         now_ms = int(eng.clock() * 1000)
         for o in acct.open_orders.newest_first():
-            if o.link_id and (symbol is None or o.spec.symbol == symbol) and o.created_ms <= now_ms - lag_ms:
-                orders[o.link_id] = order_view(o)
+            if not o.link_id or (symbol is not None and o.spec.symbol != symbol):
+                continue
+            if o.created_ms > now_ms - lag_ms:
+                self.ledger.faulted_accounts.add(account.id)  # a stale read: the exchange lagged
+                continue
+            orders[o.link_id] = order_view(o)
         return Snapshot(
             account=account.id,
             taken_at=eng.clock(),
