@@ -301,7 +301,7 @@ class Checker:
             n_closed = t.emitted[("position_closed", None)]
             if n_closed > 1:
                 self.fail("closed_once", mid, f"{n_closed} position_closed events")
-            if is_finished(m) and n_closed != 1 and m.closed_reason is not None and not world.removed(mid):
+            if is_finished(m) and n_closed != 1 and m.closed_reason is not None:
                 self.fail(
                     "closed_once", mid, f"finished ({m.closed_reason}) with {n_closed} position_closed events"
                 )

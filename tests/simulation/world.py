@@ -82,7 +82,6 @@ class World:
         self.keys: dict[str, str] = {}
         self.monitors: dict[str, Monitor] = {}  # live (scheduled)
         self.all_monitors: dict[str, Monitor] = {}  # every monitor ever, last saved state
-        self._removed: set[str] = set()
         self.finished_at: dict[str, int] = {}
         self.checker = Checker()
         self.quiet: dict[str, bool] = {}  # per account: nothing executed since the guard's read
@@ -126,9 +125,6 @@ class World:
         """Live monitors and those finished in the last passes (a late create could still land)."""
         now = self.checker.passno
         return [m for mid, m in self.all_monitors.items() if self.finished_at.get(mid, now) >= now - 10]
-
-    def removed(self, mid: str) -> bool:
-        return mid in self._removed
 
     def _px(self, frac: float) -> Decimal:
         return price_to_tick(self.engine.markets[SYMBOL].last * D(str(round(1 + frac, 5))), self.inst)
