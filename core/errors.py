@@ -99,3 +99,11 @@ ERROR_FOR_KIND: dict[ErrorKind, type[TpslError]] = {
     ErrorKind.FIX_INPUT: FixInput,
     ErrorKind.TRIGGER_PASSED: TriggerPassed,
 }
+
+
+class InternalError(TpslError):
+    """A bug or corrupt stored state (a Redis value that does not decode, a re-check that fails):
+    not bad input from a person, so nothing for them to fix. Alert the operator; never retried as-is.
+    `FixInput` is for people and files; this is for everything else."""
+
+    kind = ErrorKind.INTERNAL

@@ -177,6 +177,7 @@ class ErrorKind(StrEnum):
     STOP_AND_ALERT = "stop_and_alert"
     FIX_INPUT = "fix_input"
     TRIGGER_PASSED = "trigger_passed"  # a conditional order refused: the price is already through it
+    INTERNAL = "internal"  # a bug or corrupt stored state: nobody's input to fix; alert the operator
 
 
 # ------------------------------------------------------------------------------------------ secrets

@@ -193,7 +193,8 @@ def acknowledge(m: Monitor, outcomes: Sequence[tuple[Intent, IntentResult]], now
       orderLinkId until found or proven never landed;
     - place refused before it was carried out (rate limit, not sent): RETRY, same orderLinkId;
     - stop refused as already breached: a reduce-only market close, sent at once (the intents of the
-      returned Decision are a follow-up the caller sends in the same pass);
+      returned Decision are a follow-up the caller sends in the same pass); a re-sent stop whose first
+      create may still land is also cancelled by its orderLinkId in that follow-up;
     - place rejected: LOST; re-placing it is counted against the repair budget (no loop);
     - amend or cancel answered "not found": unknown, not lost: the next read looks it up;
     - amend rejected: our view is resynced from the next read; a rejected breakeven amend is retried
@@ -227,6 +228,12 @@ def acknowledge(m: Monitor, outcomes: Sequence[tuple[Intent, IntentResult]], now
                     EventKind.ORDER_ADJUSTMENT,
                     {"action": "rejected_while_unanswered", "link_id": o.link_id, "error": _err(result)},
                 )
+                if _breached_stop(o, result) and w.get("position_size") > 0:
+                    # the price is through the stop and its first create may never land: close at
+                    # market now, and cancel that create by its orderLinkId so that, should it land
+                    # after all, it never rests beside whatever guards the position next
+                    w.cancel(i)
+                    _market_close(w, w.get("position_size"), why="stop_refused_as_breached")
             else:
                 w.orders[i] = replace(o, status=OrderStatus.LOST)  # its re-placement is counted
                 w.event(

@@ -314,6 +314,46 @@ def test_5_a_stop_refused_as_breached_is_replaced_by_a_market_close_at_once():
     assert close.link_id != stop.link_id
 
 
+def test_5_a_resent_stop_refused_as_breached_while_its_first_create_may_land_closes_and_cancels_it():
+    # simulator seed 18159: the stop's create got no answer; its re-send (same orderLinkId) is refused
+    # as breached while the first create may still land. Waiting for its fate leaves the position
+    # bare: close at market now and cancel the in-flight stop by its orderLinkId.
+    m = opened(fast_long())
+    e1 = m.orders[0]
+    filled = [ex_order(e1, filled=e1.qty, status=FILLED)]
+    d = step(
+        m, snapshot(taken_at=1002.0, positions=[long_position("0.030")], closed=filled, price="58500"), 1002.0
+    )
+    (stop,) = places(d, "SL")
+    timeout = [
+        (i, IntentResult(i.link_id, False, ErrorKind.RETRY_LATER, "read timeout"))
+        if i is stop
+        else (i, IntentResult(i.link_id, True))
+        for i in d.intents
+    ]
+    m = acknowledge(d.monitor, timeout, 1002.5).monitor
+    d = step(
+        m, snapshot(taken_at=1004.0, positions=[long_position("0.030")], closed=filled, price="58400"), 1004.0
+    )
+    (again,) = places(d, "SL")
+    assert again.link_id == stop.link_id  # in flight: the same create again
+    refused = [
+        (i, IntentResult(i.link_id, False, ErrorKind.TRIGGER_PASSED, "expect Falling"))
+        if i is again
+        else (i, IntentResult(i.link_id, True))
+        for i in d.intents
+    ]
+    ack = acknowledge(d.monitor, refused, 1004.5)
+    cancels = [i for i in ack.intents if isinstance(i, CancelOrder)]
+    closes = [i for i in ack.intents if isinstance(i, PlaceOrder)]
+    assert [c.link_id for c in cancels] == [stop.link_id]
+    (close,) = closes
+    assert close.order_type == "Market" and close.reduce_only and close.qty == D("0.030")
+    assert close.link_id != stop.link_id
+    first = next(o for o in ack.monitor.orders if o.link_id == stop.link_id)
+    assert first.status is OrderStatus.CANCELLING  # still watched: its fills count if it landed
+
+
 # ----------------------------------------------------------------- 6. a level is hit at its first fill
 
 
