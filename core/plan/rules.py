@@ -4,7 +4,7 @@
 does the same for a plan coming back from storage, leaving out the price and quantity grid;
 `check_adoption` checks a plan against the open position it is to adopt; `resolve_position_idx` fits
 a plan to its account's position mode. Each raises `PlanInvalid(field, problem)` for the first rule
-broken in document order (see core/plan/__init__.py).
+broken in document order (the request order core/plan/parse.py describes).
 
 The single checks (`check_price`, `check_entry`, `check_stop_loss`, …) are also what the parser
 (core/plan/parse.py) runs while it reads a request, so a request and a built Plan meet the same
