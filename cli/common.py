@@ -23,7 +23,7 @@ def fail(field: str, problem: str, *, code: int = 2) -> NoReturn:
 
 def fail_for(exc: BaseException) -> NoReturn:
     """The one-line failure of an exception raised by the system."""
-    from dashboard.errors import ApiError
+    from readmodel.errors import ApiError
 
     if isinstance(exc, FixInput):
         fail(exc.field, exc.problem)

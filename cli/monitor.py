@@ -331,7 +331,7 @@ def add(
     The plan is validated first (nothing is placed for a bad one); then its orders are placed, it
     is registered and `monitor_created` is recorded.
     """
-    from dashboard.reads import created_view
+    from readmodel.reads import created_view
     from workers.lifecycle import create_monitor
 
     quiet_logging(verbose)
@@ -378,7 +378,7 @@ def list_cmd(
     json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """List the live monitors (fresh from the registry), most urgent first; --all adds closed ones."""
-    from dashboard.reads import DashboardData
+    from readmodel.reads import DashboardData
 
     quiet_logging(False)
     rt = open_runtime(publisher=False)
@@ -404,8 +404,8 @@ def show(
 
     Live monitors come from the registry, closed ones from the database.
     """
-    from dashboard.errors import ApiError
-    from dashboard.reads import DashboardData
+    from readmodel.errors import ApiError
+    from readmodel.reads import DashboardData
 
     quiet_logging(False)
     rt = open_runtime(publisher=False)
@@ -432,8 +432,8 @@ def rm(
     json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Remove a monitor (and its mirrors); its orders are cancelled unless --leave-orders."""
-    from dashboard.errors import ApiError
-    from dashboard.reads import DashboardData, removed_view
+    from readmodel.errors import ApiError
+    from readmodel.reads import DashboardData, removed_view
     from workers.lifecycle import remove_monitor
 
     quiet_logging(False)

@@ -15,7 +15,7 @@ import ssl
 from urllib.parse import urlsplit
 
 from celery import Celery
-from kombu import Exchange, Queue
+from kombu.entity import Exchange, Queue
 
 from config.broker import TRANSPORT
 from config.queues import (

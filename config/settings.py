@@ -13,13 +13,24 @@ from __future__ import annotations
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from config.queues import TIERS
 from core.models import Tier
+
+# The dashboard cache TTLs of the first release ("seed"), seconds: `TPSL_DASHBOARD_TTLS=seed` sets every
+# TTL not given on its own back to these. "fast" keeps the field defaults below.
+SEED_DASHBOARD_TTLS: dict[str, float] = {
+    "cache_ttl_account_s": 30.0,
+    "cache_ttl_positions_s": 10.0,
+    "cache_ttl_orders_s": 10.0,
+    "cache_ttl_stats_s": 60.0,
+    "cache_ttl_market_s": 60.0,
+    "cache_ttl_insights_s": 600.0,
+}
 
 
 class Settings(BaseSettings):
@@ -74,6 +85,12 @@ class Settings(BaseSettings):
     stop_trigger_by: str = Field("LastPrice", description="triggerBy of stops: LastPrice|MarkPrice.")
 
     # ---- dashboard cache TTLs, seconds
+    dashboard_ttls: Literal["fast", "seed"] = Field(
+        "fast",
+        description="Dashboard TTL table: fast (the TPSL_CACHE_TTL_* defaults) or seed (the first "
+        "release's 30/10/10/60/60/600 s for account/positions/orders/stats/market/insights; a TTL set "
+        "on its own still wins).",
+    )
     cache_ttl_account_s: float = Field(60.0, description="Account data (balance, equity), seconds.")
     cache_ttl_positions_s: float = Field(15.0, description="Positions of an account, seconds.")
     cache_ttl_orders_s: float = Field(15.0, description="Open orders of an account, seconds.")
@@ -152,6 +169,11 @@ class Settings(BaseSettings):
     )
     sync_saves: bool = Field(False, description="Write every event at once, no coalescing.")
     cache_enabled: bool = Field(True, description="Dashboard TTL cache; false reads through.")
+    pooling: bool = Field(
+        True,
+        description="Pooled keep-alive connections to the exchange; false: the basic HTTP client, a new "
+        "connection per call, no keep-alive.",
+    )
 
     log_level: str = Field("INFO", description="Root log level.")
 
@@ -179,6 +201,14 @@ class Settings(BaseSettings):
         """DATABASE_URL in clear, for the engine that connects with it."""
         return reveal(self.database_url) or ""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _seed_ttls(cls, data: Any) -> Any:
+        """TPSL_DASHBOARD_TTLS=seed: every dashboard TTL not set on its own takes its seed value."""
+        if isinstance(data, dict) and data.get("dashboard_ttls") == "seed":
+            return {**SEED_DASHBOARD_TTLS, **data}
+        return data
+
     @field_validator("proximity_band", "inactive_filled_fraction", "fee_buffer")
     @classmethod
     def _fraction(cls, v: Decimal) -> Decimal:
@@ -203,7 +233,13 @@ class Settings(BaseSettings):
     @property
     def baseline(self) -> bool:
         """Every rollback switch on: the plain behaviour."""
-        return self.fixed_polling and self.per_monitor_calls and self.sync_saves and not self.cache_enabled
+        return (
+            self.fixed_polling
+            and self.per_monitor_calls
+            and self.sync_saves
+            and not self.cache_enabled
+            and not self.pooling
+        )
 
 
 def reveal(value: SecretStr | str | None) -> str | None:

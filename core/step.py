@@ -488,11 +488,12 @@ class _Work:
         version = m.version + 1
         new = replace(draft, version=version, updated_at=self.now)
         events = tuple(self._build_events(new))
-        intents = tuple(sorted((*self.places, *self.amends, *self.cancels), key=lambda i: i.stage))
+        pending: list[Intent] = [*self.places, *self.amends, *self.cancels]
+        intents = tuple(sorted(pending, key=lambda i: i.stage))
         return Decision(new, intents, events)
 
     def _build_events(self, new: Monitor) -> list[Event]:
-        out = []
+        out: list[Event] = []
         seen: set[str] = set()
         for kind, payload, disc in self.events:
             if disc is None:
@@ -1034,7 +1035,7 @@ def _may_repair(w: _Work, policy: Policy, lost: OwnedOrder) -> bool:
 def _stop_trigger(w: _Work) -> Decimal:
     """The stop we want: the plan's, or breakeven once it is due — whichever protects more."""
     side = w.m.plan.side
-    trigger = w.get("stop_price")
+    trigger: Decimal = w.get("stop_price")
     be = w.get("breakeven_price")
     if be is not None and w.get("breakeven") is not BreakevenState.NONE and stop_improves(trigger, be, side):
         trigger = be

@@ -32,29 +32,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.errors import BackOff, ExchangeDown, FixInput, InvalidOrder, NotFound, RetryLater, StopAndAlert
 from dashboard.responses import JSONBytes
+from readmodel.errors import ApiError
 
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_S = 2  # Retry-After for a busy account or a passing exchange failure, seconds
-
-
-class ApiError(Exception):
-    """An error answered as is: status, code, message, field, extra headers."""
-
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        field: str | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.field = field
-        self.headers = headers or {}
 
 
 def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:

@@ -15,8 +15,8 @@ from core.errors import NotFound
 from dashboard.auth import TokenGuard
 from dashboard.errors import ApiError
 from dashboard.metrics import metrics_registry
-from dashboard.reads import EXTRA_TTLS, DashboardData, created_view, removed_view, valid_id
 from dashboard.stats import OpsStats
+from readmodel.reads import EXTRA_TTLS, DashboardData, created_view, removed_view, valid_id
 from workers.ttl_cache import TTLCache
 
 log = logging.getLogger(__name__)

@@ -8,9 +8,9 @@ No table holds an API key or secret. Times are epoch seconds (double precision).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import JSON, Boolean, Double, Index, Integer, MetaData, String
+from sqlalchemy import JSON, Boolean, Double, Index, Integer, MetaData, String, Table
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -82,6 +82,7 @@ class DbEvent(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
 
 
-accounts_table = DbAccount.__table__
-monitors_table = DbMonitor.__table__
-events_table = DbEvent.__table__
+# a declarative class's __table__ is typed as any FromClause; here it is always its Table
+accounts_table = cast(Table, DbAccount.__table__)
+monitors_table = cast(Table, DbMonitor.__table__)
+events_table = cast(Table, DbEvent.__table__)

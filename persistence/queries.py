@@ -232,7 +232,7 @@ def _tp_level(payload: Any) -> int | None:
     if not isinstance(payload, dict):
         return None
     raw = payload.get(TP_LEVEL_KEY)
-    if isinstance(raw, bool):
+    if raw is None or isinstance(raw, bool):
         return None
     try:
         level = int(raw)

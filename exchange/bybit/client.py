@@ -27,7 +27,6 @@ from typing import Any
 
 import requests
 
-from config.settings import Settings
 from core import ids
 from core.errors import BackOff, Duplicate, FixInput, InvalidOrder, NotFound, TpslError
 from core.models import (
@@ -50,6 +49,7 @@ from exchange.bybit import parse
 from exchange.bybit.cache import InstrumentCache
 from exchange.bybit.callstats import CallStats
 from exchange.bybit.errors import ClockSkew, map_error
+from exchange.bybit.options import BybitOptions
 from exchange.bybit.parse import MalformedResponse
 from exchange.bybit.ratelimit import RateLimiter
 from exchange.bybit.session import PooledSession
@@ -101,7 +101,7 @@ class BybitClient:
     def __init__(
         self,
         base_url: str,
-        settings: Settings,
+        settings: BybitOptions,
         *,
         session: PooledSession,
         limiter: RateLimiter,

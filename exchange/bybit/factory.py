@@ -6,18 +6,18 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from config.settings import Settings
 from core.ports import Clock
 from exchange.bybit.cache import InstrumentCache
 from exchange.bybit.callstats import CallStats
 from exchange.bybit.client import BybitClient
+from exchange.bybit.options import BybitOptions
 from exchange.bybit.ratelimit import LocalTokenBucket, RateLimiter, RedisTokenBucket
 from exchange.bybit.session import SessionPool, get_session_pool
 
 
 def build_client(
     account_base_url: str,
-    settings: Settings,
+    settings: BybitOptions,
     redis: Any = None,
     clock: Clock = time.time,
     *,

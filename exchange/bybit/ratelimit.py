@@ -40,8 +40,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from config import keys
-from config.settings import Settings
 from core.errors import BackOff
+from exchange.bybit.options import BybitOptions
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ def group_for(path: str) -> Group | None:
     return GROUPS.get(path)
 
 
-def rate_per_s(group: Group, settings: Settings) -> float:
+def rate_per_s(group: Group, settings: BybitOptions) -> float:
     base = {
         READ: settings.rate_read_per_s,
         TRADE: settings.rate_trade_per_s,
@@ -139,7 +139,7 @@ class _BucketLimiter:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: BybitOptions,
         *,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
@@ -317,7 +317,7 @@ class RedisTokenBucket(_BucketLimiter):
     def __init__(
         self,
         redis: Any,
-        settings: Settings,
+        settings: BybitOptions,
         *,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
@@ -363,7 +363,7 @@ class LocalTokenBucket(_BucketLimiter):
 
     def __init__(
         self,
-        settings: Settings,
+        settings: BybitOptions,
         *,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,

@@ -70,7 +70,9 @@ def signature(secret: str, timestamp_ms: int, api_key: str, recv_window_ms: int,
     return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
 
 
-def auth_headers(account: Account, payload: str | bytes, timestamp_ms: int, recv_window_ms: int) -> dict:
+def auth_headers(
+    account: Account, payload: str | bytes, timestamp_ms: int, recv_window_ms: int
+) -> dict[str, str]:
     """The X-BAPI-* headers of one signed request."""
     key = account.api_key.reveal()
     secret = account.api_secret.reveal()

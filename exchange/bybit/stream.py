@@ -197,7 +197,7 @@ class StreamConnection:
                 raw = await asyncio.wait_for(ws.recv(), remaining)
             except TimeoutError:
                 raise _Down("stall") from None
-            message = orjson.loads(raw)
+            message: dict[str, Any] = orjson.loads(raw)
             if message.get("op") == op and message.get("req_id", req_id) == req_id:
                 if message.get("success") is not True:
                     if op == "auth":
@@ -394,7 +394,8 @@ class BybitStreams:
             self._launch(conn)
             return conn
 
-        return self._call(make)
+        started: StreamConnection = self._call(make)
+        return started
 
     def remove(self, name: str) -> None:
         async def drop() -> None:

@@ -362,7 +362,13 @@ class PaperEngine:
         return rounded if rounded > 0 else tick
 
     def _match(
-        self, symbol: str, old_last: Decimal, old_mark: Decimal, now: int, fills: list, cap: Decimal | None
+        self,
+        symbol: str,
+        old_last: Decimal,
+        old_mark: Decimal,
+        now: int,
+        fills: list[PaperExecution],
+        cap: Decimal | None,
     ) -> None:
         book = self.books.get(symbol)
         if book is None:
@@ -919,7 +925,7 @@ class PaperEngine:
             if pos is not None:
                 journal.append(("position", pos))
 
-    def _activate(self, order: PaperOrder, now: int, fills: list) -> None:
+    def _activate(self, order: PaperOrder, now: int, fills: list[PaperExecution]) -> None:
         """A new (or just triggered) order meets the market."""
         if order.order_type == MARKET:
             self._execute(order, self.markets[order.symbol].last, False, now, fills)
@@ -928,7 +934,7 @@ class PaperEngine:
             return
         self._rest_or_take(order, now, fills)
 
-    def _rest_or_take(self, order: PaperOrder, now: int, fills: list) -> None:
+    def _rest_or_take(self, order: PaperOrder, now: int, fills: list[PaperExecution]) -> None:
         last = self.markets[order.symbol].last
         marketable = last <= order.price if order.side is Side.BUY else last >= order.price
         if marketable:
@@ -970,7 +976,7 @@ class PaperEngine:
             order.reserved_im = im
             self._note("wallet", order.account)
 
-    def _trigger(self, order: PaperOrder, now: int, fills: list) -> None:
+    def _trigger(self, order: PaperOrder, now: int, fills: list[PaperExecution]) -> None:
         acct = order.account
         if order.stop_order_type == STOP:
             acct.conditional_count[order.symbol] -= 1
@@ -997,7 +1003,7 @@ class PaperEngine:
         price: Decimal,
         maker: bool,
         now: int,
-        fills: list,
+        fills: list[PaperExecution],
         cap: Decimal | None = None,
     ) -> Decimal:
         """Fill what the order may fill at `price` (at most `cap`); returns the executed qty

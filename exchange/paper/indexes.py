@@ -9,10 +9,16 @@ from __future__ import annotations
 
 from bisect import bisect_left, insort
 from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 T = TypeVar("T")
-K = TypeVar("K")
+
+
+class _Ordered(Protocol):
+    def __lt__(self, other: Any, /) -> bool: ...
+
+
+K = TypeVar("K", bound=_Ordered)
 
 
 class SeqIndex(Generic[T]):
@@ -84,12 +90,12 @@ class SortedKeys(Generic[K]):
     def add(self, key: K) -> None:
         if key not in self._set:
             self._set.add(key)
-            insort(self._keys, key)  # type: ignore[type-var]
+            insort(self._keys, key)
 
     def discard(self, key: K) -> None:
         if key in self._set:
             self._set.discard(key)
-            del self._keys[bisect_left(self._keys, key)]  # type: ignore[type-var]
+            del self._keys[bisect_left(self._keys, key)]
 
     def page(self, key: K | None, limit: int) -> tuple[list[K], bool]:
         """Up to `limit` keys strictly greater than `key` (from the start when None), and whether
@@ -97,7 +103,7 @@ class SortedKeys(Generic[K]):
         keys = self._keys
         i = 0
         if key is not None:
-            i = bisect_left(keys, key)  # type: ignore[type-var]
+            i = bisect_left(keys, key)
             if i < len(keys) and keys[i] == key:
                 i += 1
         return keys[i : i + limit], i + limit < len(keys)
@@ -107,7 +113,7 @@ class SortedKeys(Generic[K]):
         keys = self._keys
         i = 0
         if key is not None:
-            i = bisect_left(keys, key)  # type: ignore[type-var]
+            i = bisect_left(keys, key)
             if i < len(keys) and keys[i] == key:
                 i += 1
         while i < len(keys):

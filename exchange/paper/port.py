@@ -12,6 +12,7 @@ opens a socket or reads a clock other than the engine's.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from typing import Any
 
 import orjson
@@ -38,13 +39,15 @@ from exchange.paper.commands import AmendRequest, OrderRequest
 from exchange.paper.engine import PaperEngine
 from exchange.paper.errors import PaperError
 from exchange.paper.records import PaperAccount
+from exchange.paper.views import order_json
 
 _PAGE = 1_000_000  # one page is everything: no cursors in process
 
 
 def _rows(fragments: Iterable[Any]) -> list[dict[str, Any]]:
     """The v5 JSON rows the server would send, as the client would receive them."""
-    return orjson.loads(orjson.dumps(list(fragments)))
+    rows: list[dict[str, Any]] = orjson.loads(orjson.dumps(list(fragments)))
+    return rows
 
 
 class PaperPort:
@@ -113,7 +116,7 @@ class PaperPort:
             for lid in link_ids:
                 order = self.engine.find_order(acct, "", lid)
                 if order is not None:
-                    (row,) = _rows([queries.order_json(order)])
+                    (row,) = _rows([order_json(order)])
                     found[lid] = parse.order(row)
         return found
 
@@ -180,7 +183,7 @@ class PaperPort:
             )
             return self.engine.place_order(acct, req).order_id
 
-        return [self._answer(o.link_id, lambda o=o: one(o), ok_on=Duplicate) for o in orders]
+        return [self._answer(o.link_id, partial(one, o), ok_on=Duplicate) for o in orders]
 
     def amend(self, account: Account, orders: Sequence[AmendOrder]) -> list[IntentResult]:
         acct = self._acct(account)
@@ -191,14 +194,18 @@ class PaperPort:
             )
             return self.engine.amend_order(acct, req, allow_conditional=o.conditional).order_id
 
-        return [self._answer(o.link_id, lambda o=o: one(o)) for o in orders]
+        return [self._answer(o.link_id, partial(one, o)) for o in orders]
 
     def cancel(self, account: Account, orders: Sequence[CancelOrder]) -> list[IntentResult]:
         acct = self._acct(account)
+
+        def cancel_one(o: CancelOrder) -> str:
+            return self.engine.cancel_order(acct, o.symbol, link_id=o.link_id).order_id
+
         return [
             self._answer(
                 o.link_id,
-                lambda o=o: self.engine.cancel_order(acct, o.symbol, link_id=o.link_id).order_id,
+                partial(cancel_one, o),
                 ok_on=NotFound,
             )
             for o in orders

@@ -18,7 +18,7 @@ from exchange.paper.errors import params_error
 from exchange.paper.indexes import take
 from exchange.paper.instruments import SETTLE_COIN
 from exchange.paper.ledger import unrealised_pnl
-from exchange.paper.records import PaperAccount, PaperOrder, PaperPosition
+from exchange.paper.records import PaperAccount, PaperExecution, PaperOrder, PaperPosition
 from exchange.paper.views import (
     execution_json,
     instrument_json,
@@ -270,7 +270,7 @@ def executions(
     start, end = time_window(start_ms, end_ms, now)
     if exec_type not in (None, "Trade"):
         return [], ""
-    out = []
+    out: list[PaperExecution] = []
     more = False
     for e in acct.executions.newest_first(read_seq_cursor(cursor)):
         if e.time_ms > end:

@@ -16,6 +16,8 @@ from exchange.paper.indexes import SeqIndex, SortedKeys
 from exchange.paper.instruments import InstrumentSpec
 
 if TYPE_CHECKING:
+    import orjson
+
     from exchange.paper.book import Ladder
 
 ZERO = Decimal(0)
@@ -80,7 +82,7 @@ class PaperOrder:
     ladder: Ladder | None = None
     reserved_im: Decimal = ZERO  # initial margin held for this resting opening order
     close_all: bool = False  # qty "0" + reduceOnly + closeOnTrigger, or a position TP/SL: closes it all
-    view: tuple[dict[str, Any], Any] | None = None  # (v5 dict, its JSON): views.py
+    view: tuple[dict[str, Any], orjson.Fragment] | None = None  # (v5 dict, its JSON): views.py
 
     @property
     def symbol(self) -> str:
@@ -126,7 +128,7 @@ class PaperPosition:
     seq: int = 0
     im: Decimal = ZERO  # initial margin this position holds in its account's total
     reducing_orders: dict[int, PaperOrder] = field(default_factory=dict)  # open, by order seq
-    view: tuple[dict[str, Any], Any] | None = None  # (v5 dict, its JSON): views.py
+    view: tuple[dict[str, Any], orjson.Fragment] | None = None  # (v5 dict, its JSON): views.py
     view_mark: Decimal | None = None
 
     @property
@@ -163,7 +165,7 @@ class PaperExecution:
     mark_price: Decimal
     time_ms: int
     pnl: Decimal = ZERO  # realised by this fill before fees (the stream's execPnl)
-    view: tuple[dict[str, Any], Any] | None = None  # (v5 dict, its JSON): views.py
+    view: tuple[dict[str, Any], orjson.Fragment] | None = None  # (v5 dict, its JSON): views.py
 
     @property
     def symbol(self) -> str:
@@ -183,7 +185,7 @@ class SymbolMarket:
     volume: Decimal = ZERO
     turnover: Decimal = ZERO
     version: int = 0  # bumps on every price change or trade
-    view: tuple[dict[str, Any], Any] | None = None  # (v5 dict, its JSON): views.py
+    view: tuple[dict[str, Any], orjson.Fragment] | None = None  # (v5 dict, its JSON): views.py
 
 
 @dataclass(slots=True, eq=False)

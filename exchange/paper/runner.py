@@ -212,8 +212,15 @@ class PaperAdmin:
         self.timeout = timeout
 
     def _call(
-        self, method: str, path: str, json: Any = None, *, data: bytes | None = None, params=None
-    ) -> Any:
+        self,
+        method: str,
+        path: str,
+        json: Any = None,
+        *,
+        data: bytes | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """The admin API's answer (always a JSON object), or PaperAdminError."""
         r = self.session.request(
             method, f"{self.base_url}/paper/{path}", json=json, data=data, params=params, timeout=self.timeout
         )
@@ -221,7 +228,7 @@ class PaperAdmin:
             body = r.json() if r.content else {}
         except ValueError:
             body = None
-        if r.status_code >= 400 or body is None:
+        if r.status_code >= 400 or not isinstance(body, dict):
             err = body.get("error", {}) if isinstance(body, dict) else {}
             raise PaperAdminError(r.status_code, err.get("message", r.text[:200]), err.get("field"))
         return body
@@ -255,7 +262,8 @@ class PaperAdmin:
         )
 
     def accounts(self) -> list[dict[str, Any]]:
-        return self._call("GET", "accounts")["accounts"]
+        accounts: list[dict[str, Any]] = self._call("GET", "accounts")["accounts"]
+        return accounts
 
     def account(self, api_key_or_id: str) -> dict[str, Any]:
         return self._call("GET", f"accounts/{api_key_or_id}")
@@ -274,17 +282,20 @@ class PaperAdmin:
             payload["mark_prices"] = {k: str(v) for k, v in mark_prices.items()}
         if max_fill_qty:
             payload["max_fill_qty"] = {k: str(v) for k, v in max_fill_qty.items()}
-        return self._call("POST", "prices", payload)["fills"]
+        fills: list[dict[str, Any]] = self._call("POST", "prices", payload)["fills"]
+        return fills
 
     def prices(self, *symbols: str) -> dict[str, dict[str, str]]:
         params = {"symbols": ",".join(symbols)} if symbols else None
-        return self._call("GET", "prices", params=params)["prices"]
+        prices: dict[str, dict[str, str]] = self._call("GET", "prices", params=params)["prices"]
+        return prices
 
     def add_fault(self, **spec: Any) -> dict[str, Any]:
         return self._call("POST", "faults", spec)
 
     def faults(self) -> list[dict[str, Any]]:
-        return self._call("GET", "faults")["faults"]
+        faults: list[dict[str, Any]] = self._call("GET", "faults")["faults"]
+        return faults
 
     def clear_faults(self) -> None:
         self._call("DELETE", "faults")

@@ -339,7 +339,7 @@ class StreamHub:
                 ok, msg = self._unsubscribe(conn, args)
             reply = {"success": ok, "ret_msg": msg, "conn_id": conn.conn_id, **base, "op": op}
             self._reply(conn, reply, delay_s=self.config.ack_delay_ms / 1000 if op == "subscribe" else 0.0)
-            if ok and op == "subscribe" and not conn.private:
+            if ok and op == "subscribe" and not conn.private and isinstance(args, list):
                 self._snapshots(conn, args)
         else:
             self._reply(

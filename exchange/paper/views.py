@@ -268,11 +268,11 @@ def _cache_ticker(m: SymbolMarket, funding: str) -> Cached:
 
 
 def instrument_json(spec: InstrumentSpec) -> orjson.Fragment:
-    v = _INSTRUMENT_VIEWS.get(spec)
-    if v is not None:
-        return v
+    known = _INSTRUMENT_VIEWS.get(spec)
+    if known is not None:
+        return known
     pp, qp = spec.price_places, spec.qty_places
-    v = {
+    v: dict[str, Any] = {
         "symbol": spec.symbol,
         "contractType": "LinearPerpetual",
         "status": "Trading",

@@ -13,14 +13,9 @@ import requests
 from urllib3.exceptions import NewConnectionError
 
 from config.settings import Settings
-from exchange.bybit.session import (
-    ConnectionBudget,
-    LatencyHistogram,
-    PooledSession,
-    SessionPool,
-    get_session_pool,
-    reset_for_fork,
-)
+from exchange.bybit.session import PooledSession, SessionPool, get_session_pool, reset_for_fork
+from exchange.bybit.session_stats import LatencyHistogram
+from exchange.bybit.tracking import ConnectionBudget
 from tests.plugins.recorded_bybit import RecordedBybit
 from workers.embedded_redis import free_port
 
@@ -60,6 +55,22 @@ def test_sequential_calls_reuse_one_connection(recorded_bybit: RecordedBybit) ->
     assert stats["reuse_rate"] == 0.98
     assert recorded_bybit.connections == 1
     assert stats["latency"]["count"] == 50
+
+
+@pytest.mark.parametrize(("pooling", "new_connections"), [(True, 1), (False, 6)])
+def test_pooling_off_opens_a_new_connection_per_call(paper, pooling: bool, new_connections: int) -> None:
+    """TPSL_POOLING=false, the basic HTTP client: every call opens its own connection (counted where
+    urllib3 opens a socket) and none stays open; pooled, one connection serves all six calls."""
+    settings = Settings(pooling=pooling)
+    budget = ConnectionBudget(settings.pool_total)
+    s = PooledSession(paper.base_url, settings, budget)
+    for _ in range(6):
+        assert s.request("GET", TICKERS).status_code == 200
+    stats = s.stats.as_dict()
+    assert (stats["calls"], stats["attempts"], stats["new_connections"]) == (6, 6, new_connections)
+    assert budget.open_connections == (1 if pooling else 0)
+    assert s._session.headers["Connection"] == ("keep-alive" if pooling else "close")
+    s.close()
 
 
 def test_sockets_have_nodelay_and_keepalive(recorded_bybit: RecordedBybit) -> None:

@@ -18,7 +18,7 @@ from core.models import (
     Side,
     Tier,
 )
-from dashboard.views import effective_stop, event_view, exchange_order_view, monitor_view
+from readmodel.views import effective_stop, event_view, exchange_order_view, monitor_view
 from tests.unit.core.builders import conservative_long, conservative_short
 
 MID = "abcdefghjk"

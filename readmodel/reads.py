@@ -1,4 +1,4 @@
-"""Every read the dashboard makes, and which cache entry it goes through.
+"""Every read the dashboard (and, without a cache, the CLI) makes, and which cache entry it goes through.
 
 | read                               | source                 | cache component (TTL)             |
 |------------------------------------|------------------------|-----------------------------------|
@@ -30,10 +30,10 @@ import orjson
 from core.codec import exchange_order_to_dict, monitor_to_dict, position_to_dict
 from core.errors import FixInput, NotFound, TpslError
 from core.models import Account, Monitor, WalletBalance
-from dashboard.errors import ApiError
-from dashboard.views import event_view, exchange_order_view, monitor_view
 from persistence import queries
 from persistence.db import session_factory
+from readmodel.errors import ApiError
+from readmodel.views import event_view, exchange_order_view, monitor_view
 from workers.registry import TIER_ORDER
 from workers.store import MonitorStore
 from workers.ttl_cache import FLEET, TTLCache
