@@ -13,7 +13,7 @@ from __future__ import annotations
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -72,6 +72,12 @@ class Settings(BaseSettings):
         "left alone and an operator alerted, count.",
     )
     stop_trigger_by: str = Field("LastPrice", description="triggerBy of stops: LastPrice|MarkPrice.")
+    stop_mode: Literal["order", "position"] = Field(
+        "order",
+        description="Where the stop lives: order (a conditional stop order of ours, amended as the "
+        "position changes) or position (the position's own Full-mode stop-loss, set with trading-stop "
+        "and resized by the exchange); see docs/protection.md, Stop modes.",
+    )
 
     # ---- dashboard cache TTLs, seconds
     cache_ttl_account_s: float = Field(60.0, description="Account data (balance, equity), seconds.")
