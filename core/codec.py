@@ -233,6 +233,7 @@ def monitor_to_dict(m: Monitor) -> dict[str, Any]:
         "stop_accepted": _opt_str(m.stop_accepted),
         "stop_resets": m.stop_resets,
         "stop_fired": str(m.stop_fired),
+        "stop_crossed": m.stop_crossed,
     }
 
 
@@ -281,6 +282,7 @@ def monitor_from_dict(d: Mapping[str, Any]) -> Monitor:
             stop_accepted=_opt_dec(d.get("stop_accepted")),
             stop_resets=int(d.get("stop_resets", 0)),
             stop_fired=Decimal(d.get("stop_fired", "0")),
+            stop_crossed=bool(d.get("stop_crossed", False)),
         )
     except _DECODE_ERRORS as exc:
         raise _fail(f"monitor {d.get('id')!r}", exc) from exc

@@ -375,6 +375,7 @@ class Monitor:
     stop_accepted: Decimal | None = None  # the last value the exchange answered "set" (ok) for
     stop_resets: int = 0  # times it was set again after a read showed it removed (bounded)
     stop_fired: Decimal = ZERO  # the size the position's own stop closed (it has no order of ours)
+    stop_crossed: bool = False  # a read's price was through the position's stop since it was last set
 
     @property
     def symbol(self) -> str:

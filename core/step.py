@@ -869,7 +869,7 @@ def _flat(w: _Work, s: Snapshot) -> bool:
 def _reopen(w: _Work, size: Decimal) -> None:
     """An order we were cancelling on the way to closing filled: the position is open again and is
     guarded as before (the stop is placed again this very pass)."""
-    w.set(phase=Phase.MONITORING, closed_reason=None, stop_seen=None)
+    w.set(phase=Phase.MONITORING, closed_reason=None, stop_seen=None, stop_crossed=False)
     w.event(EventKind.ORDER_ADJUSTMENT, {"action": "reguarded", "size": str(size)})
 
 
@@ -1323,7 +1323,13 @@ def _open_position(w: _Work, s: Snapshot) -> Any:
 
 def _observe_position_stop(w: _Work, s: Snapshot) -> None:
     """What a read made after our last trading-stop call shows on the open position. A flat read
-    keeps the last value seen (it tells what the stop was when the position closed)."""
+    keeps the last value seen (it tells what the stop was when the position closed). Whether this
+    read's price is through the stop is remembered (it tells a stop that fired from a hand close)."""
+    stop = _known_position_stop(w)
+    if stop is not None and not w.get("stop_crossed"):
+        price = s.trigger_price(w.m.plan.symbol, w.policy.stop_trigger_by)
+        if _through(price, stop, w.m.plan.side):
+            w.set(stop_crossed=True)
     pos = _open_position(w, s)
     if pos is None or s.taken_at < w.get("stop_sent_at"):
         return
@@ -1353,7 +1359,7 @@ def _confirm_position_breakeven(w: _Work, s: Snapshot, leader: Monitor | None, b
         {
             "price": str(at),
             "avg_entry": str(w.get("avg_entry")),
-            "link_id": ids.link_id(m.id, OrderRole.SL, 0, 0),
+            "link_id": ids.position_stop_id(m.id),
             "on_position": True,
             "confirmed_by": how,
             "followed_main": bool(
@@ -1367,15 +1373,40 @@ def _confirm_position_breakeven(w: _Work, s: Snapshot, leader: Monitor | None, b
 def _position_stop_fill(w: _Work, s: Snapshot, expected: Decimal) -> None:
     """A confirmed flat read our orders' fills do not explain, while the position had its own stop:
     the stop fired when the price is through it (at this read or the one before); else the position
-    was closed by hand. The position's stop has no order of ours to look up, so the price decides."""
-    stop = w.m.stop_seen if w.m.stop_seen is not None else w.get("stop_accepted")
-    if stop is None or expected <= 0 or w.get("stop_fired") > 0:
-        return
-    side = w.m.plan.side
-    now_price = s.trigger_price(w.m.plan.symbol, w.policy.stop_trigger_by)
-    if not (_through(now_price, stop, side) or _through(w.m.last_price, stop, side)):
+    was closed by hand. The position's stop has no order of ours to look up, so the price decides:
+    through the tightest value the stop may have had (seen, accepted, or last sent) at any read
+    since it was set."""
+    stop = _known_position_stop(w)
+    if stop is None or expected <= 0 or w.get("stop_fired") > 0 or not w.get("stop_crossed"):
         return
     w.set(stop_fired=expected)
+    be = w.get("breakeven_price")
+    if (
+        w.get("breakeven") is BreakevenState.PENDING
+        and be is not None
+        and not stop_improves(stop, be, w.m.plan.side)
+    ):
+        # a pending breakeven move is settled by the stop that fired: it was there (rule 9)
+        w.set(breakeven=BreakevenState.DONE)
+        w.event(
+            EventKind.BREAKEVEN_MOVED,
+            {
+                "price": str(stop),
+                "avg_entry": str(w.get("avg_entry")),
+                "link_id": ids.position_stop_id(w.m.id),
+                "on_position": True,
+                "confirmed_by": "stop_fired",
+                "followed_main": False,
+            },
+            discriminator=None,
+        )
+    if w.filled_of(OrderRole.SL) > 0:  # a market close of the stop slot filled before: sl_hit was said
+        w.event(
+            EventKind.PARTIAL_FILL,
+            {"role": "sl", "qty": str(expected), "trigger_price": str(stop), "on_position": True},
+            discriminator=("sl_position", str(expected)),
+        )
+        return
     w.event(
         EventKind.SL_HIT,
         {
@@ -1387,6 +1418,19 @@ def _position_stop_fill(w: _Work, s: Snapshot, expected: Decimal) -> None:
         },
         discriminator=None,
     )
+
+
+def _known_position_stop(w: _Work) -> Decimal | None:
+    """The tightest value the position's stop may have: seen by a read, accepted, or last sent."""
+    side = w.m.plan.side
+    known = [w.get("stop_seen"), w.get("stop_accepted")]
+    if w.get("stop_sent_at") > 0:
+        known.append(_stop_trigger(w))
+    stop: Decimal | None = None
+    for v in known:
+        if v is not None and (stop is None or stop_improves(stop, v, side)):
+            stop = v
+    return stop
 
 
 def _position_stop(w: _Work, s: Snapshot, size: Decimal, policy: Policy) -> None:
@@ -1459,12 +1503,12 @@ def _position_stop(w: _Work, s: Snapshot, size: Decimal, policy: Policy) -> None
 
 def _set_position_stop(w: _Work, trigger: Decimal, policy: Policy) -> None:
     m = w.m
-    w.set(stop_sent_at=w.now)
+    w.set(stop_sent_at=w.now, stop_crossed=False)
     w.position_stops.append(
         SetPositionStop(
             account=m.account,
             monitor_id=m.id,
-            link_id=ids.link_id(m.id, OrderRole.SL, 0, 0),
+            link_id=ids.position_stop_id(m.id),
             symbol=m.plan.symbol,
             trigger_price=trigger,
             trigger_by=policy.stop_trigger_by,
