@@ -700,7 +700,7 @@ def _fills(w: _Work) -> _Deltas:
         w.set(tp_hits=tuple(sorted(hits)))
     if d.tp > 0 and not w.get("entries_closed"):
         _close_entries(w, "take_profit_filled")
-    if d.sl > 0 and w.filled_of(OrderRole.SL) > d.sl:
+    if d.sl > 0 and (w.filled_of(OrderRole.SL) > d.sl or w.get("stop_fired") > 0):
         _, sl = w.slot(OrderRole.SL, 0)
         w.event(
             EventKind.PARTIAL_FILL,
