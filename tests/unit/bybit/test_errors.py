@@ -171,11 +171,13 @@ def test_nothing_else_reads_a_retcode() -> None:
     [
         # trading-stop: a position's stop on the wrong side of its trigger price source is breached
         (
-            "StopLoss:5427870000000 set for Buy position should lower than base_price:5425880000000??LastPrice",
+            "StopLoss:5427870000000 set for Buy position should lower than "
+            "base_price:5425880000000??LastPrice",
             TriggerPassed,
         ),
         (
-            "StopLoss:6100000000000 set for Sell position should higher than base_price:6120000000000??MarkPrice",
+            "StopLoss:6100000000000 set for Sell position should higher than "
+            "base_price:6120000000000??MarkPrice",
             TriggerPassed,
         ),
         ("can not set tp/sl/ts for zero position", NoPosition),
