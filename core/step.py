@@ -41,6 +41,10 @@ Rules that races with the exchange taught (each has a regression test and a simu
    (`core.models.Stage`);
 9. a breakeven move still unconfirmed when the position goes flat is settled by the stop's final
    state: breakeven_moved is recorded before position_closed when the stop was there.
+
+`Policy.stop_mode` "position" keeps the stop as the position's own Full-mode stop-loss (`SetPositionStop`,
+trading-stop) instead of a stop order; the same rules hold for it (see "the position's own stop"
+below and docs/protection.md, Stop modes).
 """
 
 from __future__ import annotations
