@@ -612,9 +612,10 @@ Intent = PlaceOrder | AmendOrder | CancelOrder | SetPositionStop
 
 
 class Stage:
-    """The order in which one pass's intents are sent: the stop first (placed or amended), then
-    cancels, then amends that lower a quantity, then places and amends that raise one — so the
-    reduce-only total never exceeds the position on the way, and no failed call delays the stop."""
+    """The order in which one pass's intents are sent: the stop first (the position's own stop set,
+    or a stop order placed or amended), then cancels, then amends that lower a quantity, then places
+    and amends that raise one — so the reduce-only total never exceeds the position on the way, and
+    no failed call delays the stop."""
 
     STOP = 0
     CANCEL = 1

@@ -77,6 +77,7 @@ from core.models import (
     Phase,
     PlaceOrder,
     Plan,
+    Position,
     SetPositionStop,
     Side,
     Snapshot,
@@ -1317,7 +1318,7 @@ def _on_position(policy: Policy) -> bool:
     return policy.stop_mode == "position"
 
 
-def _open_position(w: _Work, s: Snapshot) -> Any:
+def _open_position(w: _Work, s: Snapshot) -> Position | None:
     plan = w.m.plan
     pos = s.position(plan.symbol, plan.position_idx)
     if pos is None or pos.size <= 0 or pos.side is not plan.side:
