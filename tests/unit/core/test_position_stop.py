@@ -243,3 +243,15 @@ def test_order_mode_is_unchanged_no_trading_stop_is_ever_sent():
     d = step(m, snapshot(taken_at=1020.0, positions=[pos()], closed=closed, price="59600"), 1020.0)
     assert not stops(d) and len(stop_orders(d)) == 1
     assert d.monitor.phase is Phase.MONITORING
+
+
+def test_the_setting_reaches_the_policy_and_only_the_two_modes_are_accepted():
+    import pytest
+    from pydantic import ValidationError
+
+    from config.settings import Settings
+
+    assert Policy.from_settings(Settings()).stop_mode == "order"  # the default
+    assert Policy.from_settings(Settings(stop_mode="position")).stop_mode == "position"
+    with pytest.raises(ValidationError):
+        Settings(stop_mode="trailing")
