@@ -63,6 +63,7 @@ bench-quick: $(STAMP)
 SOAK_SEEDS ?= 100000
 soak: $(STAMP)
 	$(BIN)/python -m tests.simulation --seeds $(SOAK_SEEDS)
+	$(BIN)/python -m tests.simulation --seeds $(SOAK_SEEDS) --stop-mode position
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -83,6 +83,12 @@ class Settings(BaseSettings):
         "left alone and an operator alerted, count.",
     )
     stop_trigger_by: str = Field("LastPrice", description="triggerBy of stops: LastPrice|MarkPrice.")
+    stop_mode: Literal["order", "position"] = Field(
+        "order",
+        description="Where the stop lives: order (a conditional stop order of ours, amended as the "
+        "position changes) or position (the position's own Full-mode stop-loss, set with trading-stop "
+        "and resized by the exchange); see docs/protection.md, Stop modes.",
+    )
 
     # ---- dashboard cache TTLs, seconds
     dashboard_ttls: Literal["fast", "seed"] = Field(

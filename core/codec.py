@@ -55,6 +55,7 @@ from core.models import (
     PlaceOrder,
     Plan,
     Position,
+    SetPositionStop,
     Side,
     Snapshot,
     Stage,
@@ -227,6 +228,12 @@ def monitor_to_dict(m: Monitor) -> dict[str, Any]:
         "repairs": m.repairs,
         "halted": m.halted,
         "last_price": None if m.last_price is None else str(m.last_price),
+        "stop_sent_at": m.stop_sent_at,
+        "stop_seen": _opt_str(m.stop_seen),
+        "stop_accepted": _opt_str(m.stop_accepted),
+        "stop_resets": m.stop_resets,
+        "stop_fired": str(m.stop_fired),
+        "stop_crossed": m.stop_crossed,
     }
 
 
@@ -269,6 +276,13 @@ def monitor_from_dict(d: Mapping[str, Any]) -> Monitor:
             repairs=d["repairs"],
             halted=d["halted"],
             last_price=None if last_price is None else Decimal(last_price),
+            # states saved before the position's own stop existed have none of these
+            stop_sent_at=float(d.get("stop_sent_at", 0.0)),
+            stop_seen=_opt_dec(d.get("stop_seen")),
+            stop_accepted=_opt_dec(d.get("stop_accepted")),
+            stop_resets=int(d.get("stop_resets", 0)),
+            stop_fired=Decimal(d.get("stop_fired", "0")),
+            stop_crossed=bool(d.get("stop_crossed", False)),
         )
     except _DECODE_ERRORS as exc:
         raise _fail(f"monitor {d.get('id')!r}", exc) from exc
@@ -343,6 +357,18 @@ def intent_to_dict(intent: Intent) -> dict[str, Any]:
             "conditional": intent.conditional,
             "stage": intent.stage,
         }
+    if isinstance(intent, SetPositionStop):
+        return {
+            "type": "position_stop",
+            "account": intent.account,
+            "monitor_id": intent.monitor_id,
+            "link_id": intent.link_id,
+            "symbol": intent.symbol,
+            "trigger_price": str(intent.trigger_price),
+            "trigger_by": intent.trigger_by,
+            "position_idx": intent.position_idx,
+            "stage": intent.stage,
+        }
     if isinstance(intent, CancelOrder):
         return {
             "type": "cancel",
@@ -397,9 +423,20 @@ def intent_from_dict(d: Mapping[str, Any]) -> Intent:
                 symbol=d["symbol"],
                 stage=d.get("stage", Stage.CANCEL),
             )
+        if kind == "position_stop":
+            return SetPositionStop(
+                account=d["account"],
+                monitor_id=d["monitor_id"],
+                link_id=d["link_id"],
+                symbol=d["symbol"],
+                trigger_price=Decimal(d["trigger_price"]),
+                trigger_by=d["trigger_by"],
+                position_idx=d["position_idx"],
+                stage=d.get("stage", Stage.STOP),
+            )
     except _DECODE_ERRORS as exc:
         raise _fail(f"{kind} intent", exc) from exc
-    raise CodecError("type", f"unknown intent type {kind!r}; expected place, amend or cancel")
+    raise CodecError("type", f"unknown intent type {kind!r}; expected place, amend, cancel or position_stop")
 
 
 def intent_result_to_dict(r: IntentResult) -> dict[str, Any]:
@@ -473,6 +510,7 @@ def position_to_dict(p: Position) -> dict[str, Any]:
         "unrealised_pnl": str(p.unrealised_pnl),
         "realised_pnl": str(p.realised_pnl),
         "leverage": _opt_str(p.leverage),
+        "stop_loss": _opt_str(p.stop_loss),
     }
 
 
@@ -488,6 +526,7 @@ def position_from_dict(d: Mapping[str, Any]) -> Position:
         unrealised_pnl=Decimal(d["unrealised_pnl"]),
         realised_pnl=Decimal(d["realised_pnl"]),
         leverage=_opt_dec(d["leverage"]),
+        stop_loss=_opt_dec(d.get("stop_loss")),
     )
 
 

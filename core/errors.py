@@ -55,6 +55,13 @@ class TriggerPassed(InvalidOrder):
     kind = ErrorKind.TRIGGER_PASSED
 
 
+class NoPosition(InvalidOrder):
+    """A position's own stop was refused because the position is flat (zero size): nothing to
+    protect; the next read settles what happened to it."""
+
+    kind = ErrorKind.NO_POSITION
+
+
 class NotFound(TpslError):
     """The order (or position) does not exist (any more)."""
 
@@ -98,6 +105,7 @@ ERROR_FOR_KIND: dict[ErrorKind, type[TpslError]] = {
     ErrorKind.STOP_AND_ALERT: StopAndAlert,
     ErrorKind.FIX_INPUT: FixInput,
     ErrorKind.TRIGGER_PASSED: TriggerPassed,
+    ErrorKind.NO_POSITION: NoPosition,
 }
 
 

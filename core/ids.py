@@ -55,6 +55,13 @@ def link_id(monitor: str, role: OrderRole, level: int, generation: int) -> str:
     return lid
 
 
+def position_stop_id(monitor: str) -> str:
+    """The name of a monitor's stop on the position itself (stop mode "position"): the stop slot at
+    generation 0, which no order ever uses (orders start at generation 1). Never sent as an
+    orderLinkId: it keys the answers to trading-stop calls."""
+    return f"{PREFIX}{monitor}-SL-0"
+
+
 def parse_link_id(lid: str) -> tuple[str, OrderRole, int, int] | None:
     """(monitor id, role, level, generation) of one of our orderLinkIds, or None if not ours."""
     m = _LINK_RE.match(lid)

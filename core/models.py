@@ -177,6 +177,7 @@ class ErrorKind(StrEnum):
     STOP_AND_ALERT = "stop_and_alert"
     FIX_INPUT = "fix_input"
     TRIGGER_PASSED = "trigger_passed"  # a conditional order refused: the price is already through it
+    NO_POSITION = "no_position"  # a position's own stop refused: the position is flat (zero size)
     INTERNAL = "internal"  # a bug or corrupt stored state: nobody's input to fix; alert the operator
 
 
@@ -368,6 +369,13 @@ class Monitor:
     repairs: int = 0  # orders re-placed so far (bounded: no loop of new orders)
     halted: bool = False  # repair budget spent: no more re-placements; an operator was alerted
     last_price: Decimal | None = None
+    # the stop on the position itself (Policy.stop_mode "position"; unused in "order" mode):
+    stop_sent_at: float = 0.0  # when a SetPositionStop was last sent: older reads cannot judge it
+    stop_seen: Decimal | None = None  # the position's stopLoss the last fresh read showed (None: unset)
+    stop_accepted: Decimal | None = None  # the last value the exchange answered "set" (ok) for
+    stop_resets: int = 0  # times it was set again after a read showed it removed (bounded)
+    stop_fired: Decimal = ZERO  # the size the position's own stop closed (it has no order of ours)
+    stop_crossed: bool = False  # a read's price was through the position's stop since it was last set
 
     @property
     def symbol(self) -> str:
@@ -419,6 +427,7 @@ class Position:
     unrealised_pnl: Decimal = ZERO
     realised_pnl: Decimal = ZERO
     leverage: Decimal | None = None
+    stop_loss: Decimal | None = None  # the position's own (Full-mode) stop-loss; None: unset
 
 
 @dataclass(frozen=True, slots=True)
@@ -582,13 +591,31 @@ class CancelOrder:
     stage: int = 1  # send order within a pass (see `Stage`)
 
 
-Intent = PlaceOrder | AmendOrder | CancelOrder
+@dataclass(frozen=True, slots=True)
+class SetPositionStop:
+    """The position's own stop-loss (Full mode: it closes the whole position at market whatever its
+    size by then, so the exchange resizes it as take-profits and entries fill). Setting the value it
+    already has is harmless ("not modified" is an ok answer). `link_id` names the monitor's stop slot
+    for the answers (generation 0: never an order's id)."""
+
+    account: str
+    monitor_id: str
+    link_id: str
+    symbol: str
+    trigger_price: Decimal
+    trigger_by: str = "LastPrice"
+    position_idx: int = 0
+    stage: int = 0  # Stage.STOP: first in a pass
+
+
+Intent = PlaceOrder | AmendOrder | CancelOrder | SetPositionStop
 
 
 class Stage:
-    """The order in which one pass's intents are sent: the stop first (placed or amended), then
-    cancels, then amends that lower a quantity, then places and amends that raise one — so the
-    reduce-only total never exceeds the position on the way, and no failed call delays the stop."""
+    """The order in which one pass's intents are sent: the stop first (the position's own stop set,
+    or a stop order placed or amended), then cancels, then amends that lower a quantity, then places
+    and amends that raise one — so the reduce-only total never exceeds the position on the way, and
+    no failed call delays the stop."""
 
     STOP = 0
     CANCEL = 1

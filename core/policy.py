@@ -14,6 +14,9 @@ class Policy:
     idle_after_s: float = 600.0  # seconds without activity
     max_repairs: int = 3  # orders re-placed per monitor before it stops re-placing and alerts
     stop_trigger_by: str = "LastPrice"
+    # where the stop lives: "order" (a conditional stop order of ours) or "position" (the position's
+    # own Full-mode stop-loss, which the exchange resizes as the position changes)
+    stop_mode: str = "order"
     # a create whose answer never came can land until the exchange's receive window has passed
     # (recv_window + a margin): only a look-up made after that proves that it never will
     create_window_s: float = 6.0
@@ -27,6 +30,7 @@ class Policy:
             idle_after_s=settings.idle_after_s,  # type: ignore[attr-defined]
             max_repairs=settings.max_repairs,  # type: ignore[attr-defined]
             stop_trigger_by=settings.stop_trigger_by,  # type: ignore[attr-defined]
+            stop_mode=settings.stop_mode,  # type: ignore[attr-defined]
             create_window_s=settings.recv_window_ms / 1000 + 1.0,  # type: ignore[attr-defined]
         )
 

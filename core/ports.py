@@ -16,6 +16,7 @@ from core.models import (
     IntentResult,
     PlaceOrder,
     Position,
+    SetPositionStop,
     Snapshot,
     Ticker,
     WalletBalance,
@@ -76,6 +77,12 @@ class ExchangePort(Protocol):
     def amend(self, account: Account, orders: Sequence[AmendOrder]) -> list[IntentResult]: ...
 
     def cancel(self, account: Account, orders: Sequence[CancelOrder]) -> list[IntentResult]: ...
+
+    def set_position_stop(self, account: Account, stops: Sequence[SetPositionStop]) -> list[IntentResult]:
+        """The position's own Full-mode stop-loss (`Policy.stop_mode` "position"): one answer per
+        stop; "not modified" is ok, a stop the price is already through is TRIGGER_PASSED, a flat
+        position NO_POSITION."""
+        ...
 
     def wallet_balance(self, account: Account) -> WalletBalance: ...
 

@@ -41,6 +41,10 @@ Rules that races with the exchange taught (each has a regression test and a simu
    (`core.models.Stage`);
 9. a breakeven move still unconfirmed when the position goes flat is settled by the stop's final
    state: breakeven_moved is recorded before position_closed when the stop was there.
+
+`Policy.stop_mode` "position" keeps the stop as the position's own Full-mode stop-loss (`SetPositionStop`,
+trading-stop) instead of a stop order; the same rules hold for it (see "the position's own stop"
+below and docs/protection.md, Stop modes).
 """
 
 from __future__ import annotations
@@ -73,6 +77,8 @@ from core.models import (
     Phase,
     PlaceOrder,
     Plan,
+    Position,
+    SetPositionStop,
     Side,
     Snapshot,
     Stage,
@@ -204,6 +210,9 @@ def acknowledge(m: Monitor, outcomes: Sequence[tuple[Intent, IntentResult]], now
     w = _Work(m, now)
     by_link = {o.link_id: i for i, o in enumerate(w.orders)}
     for intent, result in outcomes:
+        if isinstance(intent, SetPositionStop):
+            _acknowledge_position_stop(w, intent, result)
+            continue
         i = by_link.get(intent.link_id)
         if i is None:
             continue
@@ -291,6 +300,8 @@ def step(
     if m.phase is Phase.CLOSED:
         _resend_cancels(w, s)
         return w.finish(s, policy, inst=inst)
+    if _on_position(policy):
+        _observe_position_stop(w, s)
     _confirm_breakeven(w, s, leader)
     if inst is None:
         # no filters for the symbol: nothing can be sized; keep observing fills, act next time
@@ -311,7 +322,10 @@ def step(
     _resend_cancels(w, s)
     if size > 0:
         _breakeven(w, s, inst, leader, policy)
-        _stop(w, s, inst, size, policy)
+        if _on_position(policy):
+            _position_stop(w, s, size, policy)
+        else:
+            _stop(w, s, inst, size, policy)
         # while a take-profit's quantity may be on the book without this read showing it (a cancel
         # unconfirmed, an order the read does not list), nothing of the ladder is raised
         unseen = any(
@@ -340,6 +354,7 @@ class _Work:
         self.places: list[PlaceOrder] = []
         self.amends: list[AmendOrder] = []
         self.cancels: list[CancelOrder] = []
+        self.position_stops: list[SetPositionStop] = []
         self.activity = False
         self.seen_ms: dict[str, int] = {}  # exchange update time of each order this read showed
 
@@ -488,7 +503,7 @@ class _Work:
         version = m.version + 1
         new = replace(draft, version=version, updated_at=self.now)
         events = tuple(self._build_events(new))
-        pending: list[Intent] = [*self.places, *self.amends, *self.cancels]
+        pending: list[Intent] = [*self.position_stops, *self.places, *self.amends, *self.cancels]
         intents = tuple(sorted(pending, key=lambda i: i.stage))
         return Decision(new, intents, events)
 
@@ -689,7 +704,7 @@ def _fills(w: _Work) -> _Deltas:
         w.set(tp_hits=tuple(sorted(hits)))
     if d.tp > 0 and not w.get("entries_closed"):
         _close_entries(w, "take_profit_filled")
-    if d.sl > 0 and w.filled_of(OrderRole.SL) > d.sl:
+    if d.sl > 0 and (w.filled_of(OrderRole.SL) > d.sl or w.get("stop_fired") > 0):
         _, sl = w.slot(OrderRole.SL, 0)
         w.event(
             EventKind.PARTIAL_FILL,
@@ -774,6 +789,8 @@ def _position(w: _Work, s: Snapshot, d: _Deltas) -> tuple[Decimal, Decimal, bool
         return max(actual, expected), (min(actual, expected) if actual > 0 else expected), False
     w.set(unexplained_at=None, position_size=actual)
     diff = actual - expected
+    if actual == 0 and not flipped and _on_position(w.policy):
+        _position_stop_fill(w, s, expected)
     if actual == 0:
         if exposure or flipped:
             _begin_close(w, _close_reason(w, flipped=flipped, unexplained=True))
@@ -796,7 +813,7 @@ def _unresolved(w: _Work, s: Snapshot) -> bool:
 
 
 def _close_reason(w: _Work, *, flipped: bool, unexplained: bool = False) -> CloseReason:
-    if w.filled_of(OrderRole.SL) > 0:
+    if w.filled_of(OrderRole.SL) > 0 or w.get("stop_fired") > 0:
         # at breakeven only when the exchange showed the stop there (open, or in its final state:
         # `_confirm_breakeven` runs before any close)
         at_breakeven = w.get("breakeven") is BreakevenState.DONE
@@ -856,7 +873,7 @@ def _flat(w: _Work, s: Snapshot) -> bool:
 def _reopen(w: _Work, size: Decimal) -> None:
     """An order we were cancelling on the way to closing filled: the position is open again and is
     guarded as before (the stop is placed again this very pass)."""
-    w.set(phase=Phase.MONITORING, closed_reason=None)
+    w.set(phase=Phase.MONITORING, closed_reason=None, stop_seen=None, stop_crossed=False)
     w.event(EventKind.ORDER_ADJUSTMENT, {"action": "reguarded", "size": str(size)})
 
 
@@ -1058,6 +1075,9 @@ def _confirm_breakeven(w: _Work, s: Snapshot, leader: Monitor | None) -> None:
     if be is None:
         return
     side = w.m.plan.side
+    if _on_position(w.policy):
+        _confirm_position_breakeven(w, s, leader, be)
+        return
     for o in reversed(w.orders):
         if o.role is not OrderRole.SL or o.market_close:
             continue
@@ -1283,6 +1303,250 @@ def _market_close(
         reduce_only=True,
         time_in_force="IOC",
     )
+
+
+# ------------------------------------------------------------------------ the position's own stop
+# Policy.stop_mode "position": the stop is the position's Full-mode stop-loss (trading-stop), which
+# the exchange resizes as the position changes. The same rules as a stop order: it only tightens; a
+# read showing the position open without it sets it again (counted, then a market close with an
+# alert); a breach judged on its own trigger price closes at market; a call without an answer is
+# settled by the next read (setting the same value again is harmless: "not modified").
+
+
+def _on_position(policy: Policy) -> bool:
+    return policy.stop_mode == "position"
+
+
+def _open_position(w: _Work, s: Snapshot) -> Position | None:
+    plan = w.m.plan
+    pos = s.position(plan.symbol, plan.position_idx)
+    if pos is None or pos.size <= 0 or pos.side is not plan.side:
+        return None
+    return pos
+
+
+def _observe_position_stop(w: _Work, s: Snapshot) -> None:
+    """What a read made after our last trading-stop call shows on the open position. A flat read
+    keeps the last value seen (it tells what the stop was when the position closed). Whether this
+    read's price is through the stop is remembered (it tells a stop that fired from a hand close)."""
+    stop = _known_position_stop(w)
+    if stop is not None and not w.get("stop_crossed"):
+        price = s.trigger_price(w.m.plan.symbol, w.policy.stop_trigger_by)
+        if _through(price, stop, w.m.plan.side):
+            w.set(stop_crossed=True)
+    pos = _open_position(w, s)
+    if pos is None or s.taken_at < w.get("stop_sent_at"):
+        return
+    if pos.stop_loss != w.get("stop_seen"):
+        w.set(stop_seen=pos.stop_loss)
+
+
+def _confirm_position_breakeven(w: _Work, s: Snapshot, leader: Monitor | None, be: Decimal) -> None:
+    """A pending breakeven move is done once a read made after the call shows the position's stop
+    there; or, when the position went flat before any read showed it, once the exchange answered the
+    call "set" (a trading-stop is carried out at once; no order of ours keeps its final state)."""
+    side = w.m.plan.side
+    pos = _open_position(w, s)
+    at: Decimal | None = None
+    how = "read"
+    if pos is not None:
+        if s.taken_at >= w.get("stop_sent_at") and pos.stop_loss is not None:
+            at = pos.stop_loss
+    elif w.get("stop_accepted") is not None:
+        at, how = w.get("stop_accepted"), "accepted"
+    if at is None or stop_improves(at, be, side):
+        return
+    m = w.m
+    w.set(breakeven=BreakevenState.DONE)
+    w.event(
+        EventKind.BREAKEVEN_MOVED,
+        {
+            "price": str(at),
+            "avg_entry": str(w.get("avg_entry")),
+            "link_id": ids.position_stop_id(m.id),
+            "on_position": True,
+            "confirmed_by": how,
+            "followed_main": bool(
+                m.mirror_of and leader is not None and leader.breakeven is BreakevenState.DONE
+            ),
+        },
+        discriminator=None,
+    )
+
+
+def _position_stop_fill(w: _Work, s: Snapshot, expected: Decimal) -> None:
+    """A confirmed flat read our orders' fills do not explain, while the position had its own stop:
+    the stop fired when the price is through it (at this read or the one before); else the position
+    was closed by hand. The position's stop has no order of ours to look up, so the price decides:
+    through the tightest value the stop may have had (seen, accepted, or last sent) at any read
+    since it was set."""
+    stop = _known_position_stop(w)
+    if stop is None or expected <= 0 or w.get("stop_fired") > 0 or not w.get("stop_crossed"):
+        return
+    w.set(stop_fired=expected)
+    be = w.get("breakeven_price")
+    if (
+        w.get("breakeven") is BreakevenState.PENDING
+        and be is not None
+        and not stop_improves(stop, be, w.m.plan.side)
+    ):
+        # a pending breakeven move is settled by the stop that fired: it was there (rule 9)
+        w.set(breakeven=BreakevenState.DONE)
+        w.event(
+            EventKind.BREAKEVEN_MOVED,
+            {
+                "price": str(stop),
+                "avg_entry": str(w.get("avg_entry")),
+                "link_id": ids.position_stop_id(w.m.id),
+                "on_position": True,
+                "confirmed_by": "stop_fired",
+                "followed_main": False,
+            },
+            discriminator=None,
+        )
+    if w.filled_of(OrderRole.SL) > 0:  # a market close of the stop slot filled before: sl_hit was said
+        w.event(
+            EventKind.PARTIAL_FILL,
+            {"role": "sl", "qty": str(expected), "trigger_price": str(stop), "on_position": True},
+            discriminator=("sl_position", str(expected)),
+        )
+        return
+    w.event(
+        EventKind.SL_HIT,
+        {
+            "qty": str(expected),
+            "trigger_price": str(stop),
+            "breakeven": w.get("breakeven") is BreakevenState.DONE,
+            "on_position": True,
+            "exchange_ms": None,
+        },
+        discriminator=None,
+    )
+
+
+def _known_position_stop(w: _Work) -> Decimal | None:
+    """The tightest value the position's stop may have: seen by a read, accepted, or last sent."""
+    side = w.m.plan.side
+    known = [w.get("stop_seen"), w.get("stop_accepted")]
+    if w.get("stop_sent_at") > 0:
+        known.append(_stop_trigger(w))
+    stop: Decimal | None = None
+    for v in known:
+        if v is not None and (stop is None or stop_improves(stop, v, side)):
+            stop = v
+    return stop
+
+
+def _position_stop(w: _Work, s: Snapshot, size: Decimal, policy: Policy) -> None:
+    """The position's own stop at the trigger we want, set with trading-stop; a market close of the
+    stop slot is awaited (or sent again) as in order mode."""
+    plan = w.m.plan
+    side = plan.side
+    trigger = _stop_trigger(w)
+    price = s.trigger_price(plan.symbol, policy.stop_trigger_by)
+    i, cur = w.slot(OrderRole.SL, 0)
+    if cur is not None and cur.market_close:
+        if cur.status in (OrderStatus.PLACING, OrderStatus.OPEN):
+            if cur.link_id in s.open_orders or not cur.confirmed or s.taken_at < cur.changed_at:
+                return  # a market close under way: its fate comes with a later read
+            # an accepted market close gone from a fresh read while the position is still open:
+            # what is left is guarded below
+        elif cur.status is OrderStatus.RETRY:
+            assert i is not None
+            w.new_order(  # the same market close again, under its own orderLinkId
+                OrderRole.SL,
+                0,
+                cur.generation,
+                side.opposite,
+                cur.qty,
+                order_type="Market",
+                reduce_only=True,
+                time_in_force="IOC",
+                replace_index=i,
+            )
+            return
+    pos = _open_position(w, s)
+    if pos is None:
+        return  # this read shows no position of ours (a size change awaiting its confirming read)
+    if s.taken_at < w.get("stop_sent_at"):
+        return  # a read from before our last call cannot tell
+    held = pos.stop_loss
+    if held is not None:
+        if not stop_improves(held, trigger, side):
+            return  # there, or tighter (set by hand): a stop is never loosened
+        if _through(price, trigger, side):
+            # the tighter stop would be refused; the one the position holds still protects. A
+            # breakeven move waits until the price allows it (due again then)
+            if w.get("breakeven") is BreakevenState.PENDING and trigger == w.get("breakeven_price"):
+                w.set(breakeven=BreakevenState.NONE, breakeven_price=None)
+            return
+        _set_position_stop(w, trigger, policy)
+        return
+    if _through(price, trigger, side):
+        # the position is open without its stop and the price is through it: close now
+        _market_close(w, size, why="stop_breached_market_close", trigger=trigger, last=price)
+        return
+    if w.m.stop_seen is not None or w.get("stop_resets") > 0:
+        # a read showed it before (removed by hand), or the exchange refused it: set it again,
+        # bounded; when the budget is spent, never leave the position bare: close at market
+        if w.get("stop_resets") >= policy.max_repairs:
+            _market_close(w, size, why="stop_repair_budget_spent", alert=True)
+            return
+        if w.m.stop_seen is not None:
+            w.set(stop_resets=w.get("stop_resets") + 1, repairs=w.get("repairs") + 1)
+            w.event(
+                EventKind.ORDER_ADJUSTMENT,
+                {
+                    "action": "position_stop_gone_set_again",
+                    "trigger": str(trigger),
+                    "was": str(w.m.stop_seen),
+                },
+            )
+    _set_position_stop(w, trigger, policy)
+
+
+def _set_position_stop(w: _Work, trigger: Decimal, policy: Policy) -> None:
+    m = w.m
+    w.set(stop_sent_at=w.now, stop_crossed=False)
+    w.position_stops.append(
+        SetPositionStop(
+            account=m.account,
+            monitor_id=m.id,
+            link_id=ids.position_stop_id(m.id),
+            symbol=m.plan.symbol,
+            trigger_price=trigger,
+            trigger_by=policy.stop_trigger_by,
+            position_idx=m.plan.position_idx,
+            stage=Stage.STOP,
+        )
+    )
+    w.activity = True
+
+
+def _acknowledge_position_stop(w: _Work, intent: SetPositionStop, result: IntentResult) -> None:
+    """ok: the position holds it. No answer (or not sent): the next read settles it. Refused as
+    breached: a market close now, unless the position still holds a (looser) stop of ours — then,
+    as for a refused stop amend, a pending breakeven move waits for the price to allow it."""
+    if result.ok:
+        w.set(stop_accepted=intent.trigger_price)
+        return
+    if result.unknown or result.error in _TRANSIENT or not result.sent:
+        return
+    w.event(
+        EventKind.ORDER_ADJUSTMENT,
+        {"action": "position_stop_refused", "trigger": str(intent.trigger_price), "error": _err(result)},
+    )
+    if result.error is ErrorKind.NO_POSITION:
+        return  # flat: the next read settles what closed it
+    if result.error is ErrorKind.TRIGGER_PASSED:
+        if w.get("stop_seen") is None and w.get("position_size") > 0:
+            _market_close(
+                w, w.get("position_size"), why="stop_refused_as_breached", trigger=intent.trigger_price
+            )
+        elif w.get("breakeven") is BreakevenState.PENDING:
+            w.set(breakeven=BreakevenState.NONE, breakeven_price=None)
+        return
+    w.set(stop_resets=w.get("stop_resets") + 1)  # refused as sent: counted like a re-placement
 
 
 # ------------------------------------------------------------------------------------------ phase

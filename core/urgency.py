@@ -33,6 +33,7 @@ from core.models import (
     Tier,
 )
 from core.policy import DEFAULT_POLICY, Policy
+from core.sizing import stop_improves
 
 _IN_FLIGHT = (OrderStatus.PLACING, OrderStatus.CANCELLING, OrderStatus.RETRY)
 
@@ -78,7 +79,17 @@ def in_flight(m: Monitor) -> bool:
     be_level = m.plan.breakeven_after
     if m.breakeven is BreakevenState.NONE and be_level is not None and be_level in m.tp_hits:
         return True  # due but deferred (the price was through it)
+    if m.position_size > 0 and m.stop_sent_at > 0 and _position_stop_unsettled(m):
+        return True
     return m.unexplained_at is not None
+
+
+def _position_stop_unsettled(m: Monitor) -> bool:
+    """Position stop mode: the stop we set on the position is not yet seen there by a read (unset,
+    or looser than what the exchange accepted)."""
+    if m.stop_seen is None:
+        return True
+    return m.stop_accepted is not None and stop_improves(m.stop_seen, m.stop_accepted, m.plan.side)
 
 
 def watched_prices(m: Monitor) -> list[Decimal]:

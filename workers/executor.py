@@ -1,6 +1,7 @@
 """Sends a pass's intents through the batch endpoints of the account's own client.
 
-Order matters (`core.models.Stage`): the stops first (placed or amended), then cancels, then amends
+Order matters (`core.models.Stage`): the stops first (a position's own stop set through trading-stop,
+then stop orders placed or amended), then cancels, then amends
 that lower a quantity, then places and amends that raise one — so the reduce-only total never
 exceeds the position on the way. Every stop call is sent whatever happened to another; from the
 cancels on, a whole call that fails (transport, rate limit), or a cancel or lowering amend that did
@@ -27,6 +28,7 @@ from core.models import (
     IntentResult,
     Monitor,
     PlaceOrder,
+    SetPositionStop,
     Stage,
 )
 from core.ports import ExchangePort
@@ -48,7 +50,9 @@ def execute(client: ExchangePort, account: Account, intents: Sequence[Intent]) -
             out.extend((i, _failed(i, failure, sent=False)) for i in group)
             continue
         try:
-            if kind is PlaceOrder:
+            if kind is SetPositionStop:
+                results = client.set_position_stop(account, group)  # type: ignore[arg-type]
+            elif kind is PlaceOrder:
                 results = client.place(account, group)  # type: ignore[arg-type]
             elif kind is AmendOrder:
                 results = client.amend(account, group)  # type: ignore[arg-type]
@@ -71,9 +75,9 @@ def execute(client: ExchangePort, account: Account, intents: Sequence[Intent]) -
 
 
 def _calls(intents: Sequence[Intent]) -> list[tuple[int, type, list[Intent]]]:
-    """One call per (stage, kind), in stage order; within a stage places before amends before
-    cancels (the order the intents' types are listed in)."""
-    order = {PlaceOrder: 0, AmendOrder: 1, CancelOrder: 2}
+    """One call per (stage, kind), in stage order; within a stage a position's stop before places
+    before amends before cancels (the order the intents' types are listed in)."""
+    order = {SetPositionStop: 0, PlaceOrder: 1, AmendOrder: 2, CancelOrder: 3}
     groups: dict[tuple[int, int], list[Intent]] = {}
     for i in intents:
         groups.setdefault((i.stage, order[type(i)]), []).append(i)

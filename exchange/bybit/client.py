@@ -39,6 +39,7 @@ from core.models import (
     IntentResult,
     PlaceOrder,
     Position,
+    SetPositionStop,
     Side,
     Snapshot,
     Ticker,
@@ -77,6 +78,7 @@ P_AMEND = "/v5/order/amend"
 P_CREATE_BATCH = "/v5/order/create-batch"
 P_AMEND_BATCH = "/v5/order/amend-batch"
 P_CANCEL_BATCH = "/v5/order/cancel-batch"
+P_TRADING_STOP = "/v5/position/trading-stop"
 
 
 @dataclass(frozen=True, slots=True)
@@ -426,6 +428,33 @@ class BybitClient:
     def cancel(self, account: Account, orders: Sequence[CancelOrder]) -> list[IntentResult]:
         return self._batch(account, orders, P_CANCEL_BATCH, _cancel_item, idempotent=(NotFound,))
 
+    def set_position_stop(self, account: Account, stops: Sequence[SetPositionStop]) -> list[IntentResult]:
+        """The position's own Full-mode stop-loss, one /v5/position/trading-stop call each (there is
+        no batch form). "Not modified" (34040) is ok; a stop on the wrong side of its trigger price
+        source is TriggerPassed (breached); a flat position is NoPosition. A call that failed for
+        the account or the exchange (rate limit, transport) answers the rest "not sent"."""
+        results: list[IntentResult] = []
+        stop: TpslError | None = None
+        for intent in stops:
+            if stop is not None:
+                results.append(_not_sent(intent.link_id, stop))
+                continue
+            try:
+                _check_account(intent, account)
+                body = _trading_stop_body(intent)
+            except FixInput as exc:
+                results.append(_failed(intent.link_id, exc))
+                continue
+            try:
+                self._request("POST", P_TRADING_STOP, account, body=body)
+            except TpslError as exc:
+                results.append(_failed(intent.link_id, exc))
+                if _stops_the_rest(exc):
+                    stop = exc
+                continue
+            results.append(IntentResult(intent.link_id, True))
+        return results
+
     def _amend_one(self, account: Account, intent: AmendOrder) -> tuple[IntentResult, TpslError | None]:
         try:
             _check_account(intent, account)
@@ -526,7 +555,7 @@ def _stops_the_rest(exc: TpslError) -> bool:
     return not isinstance(exc, InvalidOrder | NotFound | Duplicate)
 
 
-def _check_account(intent: PlaceOrder | AmendOrder | CancelOrder, account: Account) -> None:
+def _check_account(intent: PlaceOrder | AmendOrder | CancelOrder | SetPositionStop, account: Account) -> None:
     if intent.account != account.id:
         raise FixInput(
             "account",
@@ -605,6 +634,23 @@ def _amend_item(o: AmendOrder) -> dict[str, Any]:
     if len(item) == 2:
         raise FixInput("qty/price/trigger_price", f"nothing to change (order {lid})")
     return item
+
+
+def _trading_stop_body(o: SetPositionStop) -> dict[str, Any]:
+    lid = o.link_id
+    _positive(o.trigger_price, "trigger_price", lid)
+    if o.trigger_by not in ("LastPrice", "MarkPrice", "IndexPrice"):
+        raise FixInput("trigger_by", f"must be LastPrice, MarkPrice or IndexPrice (stop {lid})")
+    if o.position_idx not in (0, 1, 2):
+        raise FixInput("position_idx", f"must be 0, 1 or 2 (stop {lid}, got {o.position_idx})")
+    return {
+        "category": CATEGORY,
+        "symbol": o.symbol,
+        "tpslMode": "Full",
+        "stopLoss": decimal_text(o.trigger_price),
+        "slTriggerBy": o.trigger_by,
+        "positionIdx": o.position_idx,
+    }
 
 
 def _cancel_item(o: CancelOrder) -> dict[str, Any]:

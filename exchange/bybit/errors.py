@@ -9,7 +9,10 @@ Classes are named by what the caller must do (core.errors):
 - ExchangeDown: 503, maintenance, 5xx that persisted through the transport's retries
 - BackOff(until): 10006, HTTP 403 (IP limit), HTTP 429 / 10429 — until the reset time
 - InvalidOrder: 10001 and the order rejections (110007, 110017, 110094, 110003, 110064, …)
-- TriggerPassed (an InvalidOrder): 110092/110093, a conditional order whose trigger the price has passed
+- TriggerPassed (an InvalidOrder): 110092/110093, a conditional order whose trigger the price has passed;
+  10001 "… should lower/higher than base_price …" on trading-stop (a position's stop already breached)
+- NoPosition (an InvalidOrder): 10001 "can not set tp/sl/ts for zero position" (trading-stop on a flat
+  position)
 - NotFound: 110001, 170213 (and 110008/110010: already completed or cancelled)
 - Duplicate: 110072
 - StopAndAlert: 10003, 10004, 10005, 33004, HTTP 401 and the other credential/permission codes
@@ -27,6 +30,7 @@ from core.errors import (
     Duplicate,
     ExchangeDown,
     InvalidOrder,
+    NoPosition,
     NotFound,
     RetryLater,
     StopAndAlert,
@@ -88,6 +92,10 @@ INVALID_ORDER_CODES = frozenset(
         110094,
     }
 )
+# trading-stop answers 10001 for a stop on the wrong side of its trigger price source ("StopLoss:… set
+# for Buy position should lower than base_price:…") and for a flat position ("zero position")
+_BASE_PRICE = re.compile(r"should (lower|higher) than base_price", re.IGNORECASE)
+_ZERO_POSITION = re.compile(r"zero position", re.IGNORECASE)
 _UNCHANGED = re.compile(r"remains unchanged|not modified", re.IGNORECASE)
 _MAINTENANCE = re.compile(r"maintenance|service is restarting", re.IGNORECASE)
 _ORIGIN = re.compile(r"origin_string\[[^\]]*\]?", re.IGNORECASE)
@@ -217,8 +225,10 @@ def map_error(
         return ExchangeDown(text, code=ret_code)
     if ret_code in RETRY_CODES:
         return RetryLater(text, code=ret_code)
-    if ret_code in TRIGGER_PASSED_CODES:
+    if ret_code in TRIGGER_PASSED_CODES or (ret_code == 10001 and _BASE_PRICE.search(msg)):
         return TriggerPassed(text, code=ret_code)
+    if ret_code == 10001 and _ZERO_POSITION.search(msg):
+        return NoPosition(text, code=ret_code)
     if ret_code in INVALID_ORDER_CODES:
         return InvalidOrder(text, code=ret_code)
     # Unlisted order-domain codes (110xxx, 170xxx, 3xxxx) are rejections of the order as sent;

@@ -233,6 +233,7 @@ def position(row: Mapping[str, Any]) -> Position:
         unrealised_pnl=dec(row, "unrealisedPnl", default=ZERO),
         realised_pnl=dec(row, "cumRealisedPnl", default=ZERO),
         leverage=opt_dec(row, "leverage"),
+        stop_loss=opt_dec(row, "stopLoss"),  # "", "0" and "0.00" mean unset
     )
 
 

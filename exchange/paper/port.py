@@ -28,6 +28,7 @@ from core.models import (
     IntentResult,
     PlaceOrder,
     Position,
+    SetPositionStop,
     Snapshot,
     Ticker,
     WalletBalance,
@@ -35,7 +36,7 @@ from core.models import (
 from exchange.bybit import parse
 from exchange.bybit.errors import map_error
 from exchange.paper import queries
-from exchange.paper.commands import AmendRequest, OrderRequest
+from exchange.paper.commands import AmendRequest, OrderRequest, TradingStopRequest
 from exchange.paper.engine import PaperEngine
 from exchange.paper.errors import PaperError
 from exchange.paper.records import PaperAccount
@@ -210,6 +211,22 @@ class PaperPort:
             )
             for o in orders
         ]
+
+    def set_position_stop(self, account: Account, stops: Sequence[SetPositionStop]) -> list[IntentResult]:
+        acct = self._acct(account)
+
+        def one(o: SetPositionStop) -> str:
+            req = TradingStopRequest(
+                symbol=o.symbol,
+                position_idx=o.position_idx,
+                tpsl_mode="Full",
+                stop_loss=o.trigger_price,
+                sl_trigger_by=o.trigger_by,
+            )
+            self.engine.set_trading_stop(acct, req)
+            return ""
+
+        return [self._answer(o.link_id, lambda o=o: one(o)) for o in stops]
 
     def _answer(
         self, link_id: str, call: Callable[[], str], *, ok_on: type[TpslError] | None = None

@@ -1,8 +1,12 @@
 """What must hold after every pass of the simulator, and at the end of a run.
 
 Each check names the guard's promise it protects; a violation carries the invariant's name (for the
-soak's counts) and a sentence for the trace. The exchange's side is read from the engine itself (the
-truth), the guard's side from the monitors it saved.
+soak's counts) and a sentence for the trace. In position stop mode the stop is the position's own
+stop-loss: covered means the position's stopLoss is set (a Full-mode stop closes the whole position,
+entries that fill included), one stop means no stop order of ours at all, the stop only tightens on
+the stopLoss values the exchange accepted, and breakeven is judged on the stopLoss that rested there.
+The exchange's side is read from the engine itself (the truth), the guard's side from the monitors
+it saved.
 """
 
 from __future__ import annotations
@@ -78,11 +82,15 @@ def role_of(link_id: str) -> tuple[OrderRole, int]:
 
 
 class Checker:
-    def __init__(self) -> None:
+    def __init__(self, stop_mode: str = "order") -> None:
         self.tracks: dict[str, Track] = {}
         self.violations: list[Violation] = []
         self.passno = 0
         self._reported: set[tuple[str, str]] = set()
+        self.on_position = stop_mode == "position"
+        self.dt = 0.0  # simulated seconds of the current pass (for the figures)
+        # figures: passes and simulated seconds with a live monitor's position open, and uncovered
+        self.stats: Counter = Counter()
 
     def track(self, mid: str) -> Track:
         return self.tracks.setdefault(mid, Track())
@@ -205,6 +213,9 @@ class Checker:
             )
 
     def _covered(self, m: Monitor, acct: Any, faulted: bool) -> None:
+        if self.on_position:
+            self._covered_on_position(m, acct, faulted)
+            return
         t = self.track(m.id)
         pos = self._position(m, acct)
         mine = {o.link_id: o for o in m.orders}
@@ -234,6 +245,7 @@ class Checker:
             return
         need = pos + entries
         have = sum((s.qty - s.cum_qty for s in stops), ZERO)
+        self._time(covered=have >= need)
         if have >= need:
             t.uncovered = 0
             return
@@ -245,6 +257,52 @@ class Checker:
                 "always_covered",
                 m.id,
                 f"position {pos} + entries {entries} covered by stops of {have} for {t.uncovered} passes",
+            )
+            t.uncovered = 0
+
+    def _time(self, *, covered: bool) -> None:
+        self.stats["open_passes"] += 1
+        self.stats["open_s"] += self.dt
+        if not covered:
+            self.stats["uncovered_passes"] += 1
+            self.stats["uncovered_s"] += self.dt
+
+    def _covered_on_position(self, m: Monitor, acct: Any, faulted: bool) -> None:
+        """Position stop mode: no stop order of ours is live (one stop: the position's), and an open
+        position has its stopLoss set within the same grace as order mode."""
+        t = self.track(m.id)
+        mine = {o.link_id: o for o in m.orders}
+        for eo in engine_orders(acct, m.id):
+            if eo.is_open and eo.trigger_price and role_of(eo.link_id)[0] is OrderRole.SL:
+                mo = mine.get(eo.link_id)
+                if mo is None or mo.status is not OrderStatus.CANCELLING:
+                    self.fail("one_stop", m.id, f"a stop order {eo.link_id} live in position stop mode")
+        p = acct.positions.get((m.plan.symbol, m.plan.position_idx))
+        pos = self._position(m, acct)
+        held = p.stop_loss if p is not None and pos > 0 and p.stop_loss else None
+        be = m.breakeven_price
+        if (
+            be is not None
+            and held is not None
+            and m.breakeven is not BreakevenState.NONE
+            and not stop_improves(held, be, m.plan.side)
+        ):
+            t.be_seen = True
+        if pos <= 0:
+            t.uncovered = 0
+            return
+        self._time(covered=held is not None)
+        if held is not None:
+            t.uncovered = 0
+            return
+        if faulted:
+            return  # the exchange refused or failed our writes this pass: not counted
+        t.uncovered += 1
+        if t.uncovered > UNCOVERED_PASSES:
+            self.fail(
+                "always_covered",
+                m.id,
+                f"position {pos} without its stopLoss for {t.uncovered} passes",
             )
             t.uncovered = 0
 
@@ -296,7 +354,18 @@ class Checker:
                 if kind == "tp_hit" and n > 1:
                     self.fail("tp_hit_once", mid, f"TP{level}: {n} tp_hit events")
             n_sl = t.emitted[("sl_hit", None)]
-            if n_sl != (1 if sl_filled else 0):
+            position_stop_fired = self.on_position and any(
+                owner == mid and (o := acct.orders_by_id.get(order_id)) is not None and o.cum_qty > 0
+                for order_id, owner in world.port.ledger.position_stops.items()
+            )
+            if position_stop_fired or (self.on_position and n_sl):
+                # the position's own stop has no order of ours: the guard judges a close it did not
+                # make by the price (docs/protection.md, Stop modes): counted, not an invariant
+                self.stats["position_stop_closes"] += position_stop_fired
+                self.stats["sl_hit_judged_wrong"] += (n_sl > 0) != (sl_filled or position_stop_fired)
+                if n_sl > 1:
+                    self.fail("sl_hit_once", mid, f"{n_sl} sl_hit events")
+            elif n_sl != (1 if sl_filled else 0):
                 self.fail("sl_hit_once", mid, f"stop filled={sl_filled}: {n_sl} sl_hit events")
             n_closed = t.emitted[("position_closed", None)]
             if n_closed > 1:
@@ -308,7 +377,11 @@ class Checker:
             n_be = t.emitted[("breakeven_moved", None)]
             done = m.breakeven is BreakevenState.DONE
             # recorded iff done; and done whenever the exchange held the stop there while it was due
-            if n_be != (1 if done else 0) or (t.be_seen and not done):
+            # (position mode: a move whose call went unanswered and whose position closed before any
+            # read showed it leaves no trace the guard can read: counted, see docs/protection.md)
+            if self.on_position and t.be_seen and not done and n_be == 0:
+                self.stats["breakeven_unseen"] += 1
+            elif n_be != (1 if done else 0) or (t.be_seen and not done):
                 self.fail(
                     "breakeven_recorded",
                     mid,

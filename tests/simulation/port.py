@@ -3,7 +3,8 @@ written through `PaperPort`'s own error mapping, with seeded faults in between.
 
 What the adversary can do to one call (all decided by the world's seeded RNG):
 - refuse a whole call as rate limited (nothing sent);
-- answer a create, amend or cancel with a timeout although it was carried out, or was not, or will
+- answer a create, amend, cancel or trading-stop (the position's own stop) with a timeout although it
+  was carried out, or was not, or will
   land later (a create still in the network: it lands within the exchange's receive window, never
   after);
 - refuse a create outright (as a rejection);
@@ -15,6 +16,7 @@ What the adversary can do to one call (all decided by the world's seeded RNG):
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -32,6 +34,7 @@ from core.models import (
     IntentResult,
     PlaceOrder,
     Position,
+    SetPositionStop,
     Snapshot,
     Ticker,
 )
@@ -74,6 +77,9 @@ class Ledger:
     wrong_reuse: list[str] = field(default_factory=list)  # a create answered "ok" for another order
     late: list[Late] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
+    # the position stop orders the exchange created for our trading-stop calls: order id → monitor id
+    position_stops: dict[str, str] = field(default_factory=dict)
+    writes: Counter = field(default_factory=Counter)  # write items sent, by kind (for the figures)
 
 
 class SimPort(PaperPort):
@@ -103,6 +109,7 @@ class SimPort(PaperPort):
                     size=p.size,
                     avg_price=p.avg,
                     mark_price=eng.markets[sym].mark,
+                    stop_loss=p.stop_loss or None,
                 )
         orders = {}
         lag_ms = 0
@@ -180,6 +187,7 @@ class SimPort(PaperPort):
     ) -> list[IntentResult]:
         """One call of a batch: maybe rate limited whole; per item, maybe a race, then its fate."""
         self._maybe_backoff(account, what)
+        self.ledger.writes[what] += len(orders)
         out = []
         creates = what == "place"
         for o in orders:
@@ -209,6 +217,16 @@ class SimPort(PaperPort):
 
     def cancel(self, account: Account, orders: Sequence[CancelOrder]) -> list[IntentResult]:
         return self._each(account, "cancel", orders, lambda o, _: PaperPort.cancel(self, account, [o])[0])
+
+    def set_position_stop(self, account: Account, stops: Sequence[SetPositionStop]) -> list[IntentResult]:
+        return self._each(account, "trading-stop", stops, lambda o, _: self._set_stop(account, o))
+
+    def _set_stop(self, account: Account, o: SetPositionStop) -> IntentResult:
+        (res,) = PaperPort.set_position_stop(self, account, [o])
+        pos = self._acct(account).positions.get((o.symbol, o.position_idx))
+        if pos is not None and pos.sl_order is not None:
+            self.ledger.position_stops.setdefault(pos.sl_order.order_id, o.monitor_id)
+        return res
 
     def _place_checked(self, account: Account, o: PlaceOrder) -> IntentResult:
         acct = self._acct(account)

@@ -42,13 +42,21 @@ FOUND_BY = {
 # still land, left the position bare until the next read (now: market close + cancel by link id).
 REGRESSIONS = (1989, 3779, 4079, 13294, 18159, 20163, 22217)
 
+# Stop mode "position" (the position's own stop-loss): the seeds that broke an invariant while it was
+# built. 0 — the position stop's name used generation 0, which no link id allows (every run
+# crashed); 6 — a market close of the stop slot filled, then the position's stop fired: two sl_hit;
+# 41 — a breakeven call answered with a timeout although carried out, and the stop fired before any
+# read showed it: the move was never recorded (now settled by the stop that fired, as rule 9);
+# 1682 — a position re-guarded after its stop fired closed by a market close: a second sl_hit.
+POSITION_REGRESSIONS = (0, 6, 41, 1682)
 
-def _failures(seeds: range) -> list[tuple[int, str, list[str]]]:
+
+def _failures(seeds: range, stop_mode: str = "order") -> list[tuple[int, str, list[str]]]:
     logging.disable(logging.CRITICAL)  # the executor logs every injected failure
     try:
         out = []
         for seed in seeds:
-            r = run_seed(seed)
+            r = run_seed(seed, stop_mode=stop_mode)
             if not r.ok:
                 out.append((seed, r.kind, [str(v) for v in r.violations[:3]]))
         return out
@@ -56,10 +64,15 @@ def _failures(seeds: range) -> list[tuple[int, str, list[str]]]:
         logging.disable(logging.NOTSET)
 
 
-def _report(failures: list[tuple[int, str, list[str]]]) -> str:
+def _failures_on_position(seeds: range) -> list[tuple[int, str, list[str]]]:
+    return _failures(seeds, "position")
+
+
+def _report(failures: list[tuple[int, str, list[str]]], stop_mode: str = "order") -> str:
     lines = [f"{len(failures)} failing seeds"]
+    mode = "" if stop_mode == "order" else f" --stop-mode {stop_mode}"
     for seed, kind, vs in failures[:10]:
-        lines.append(f"  seed {seed} ({kind}): python -m tests.simulation --replay {seed}")
+        lines.append(f"  seed {seed} ({kind}): python -m tests.simulation --replay {seed}{mode}")
         lines.extend(f"      {v}" for v in vs)
     return "\n".join(lines)
 
@@ -73,6 +86,37 @@ def test_the_default_seeds_hold_every_invariant():
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         failures = [f for part in pool.map(_failures, chunks) for f in part]
     assert not failures, _report(failures)
+
+
+@pytest.mark.simulation
+@pytest.mark.timeout(600)
+def test_the_default_seeds_hold_every_invariant_with_the_stop_on_the_position():
+    jobs = min(2, os.cpu_count() or 1)
+    size = 100
+    chunks = [range(s, min(s + size, DEFAULT_SEEDS)) for s in range(0, DEFAULT_SEEDS, size)]
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        failures = [f for part in pool.map(_failures_on_position, chunks) for f in part]
+    assert not failures, _report(failures, "position")
+
+
+@pytest.mark.parametrize("seed", POSITION_REGRESSIONS)
+def test_position_mode_regression_seeds_run_clean(seed):
+    failures = _failures(range(seed, seed + 1), "position")
+    assert not failures, _report(failures, "position")
+
+
+def test_a_seed_replays_identically_with_the_stop_on_the_position():
+    a, b = run_seed(4242, stop_mode="position"), run_seed(4242, stop_mode="position")
+    assert a.trace == b.trace and [str(v) for v in a.violations] == [str(v) for v in b.violations]
+    assert any("SetPositionStop" in line for line in a.trace)
+
+
+def test_a_guard_that_does_nothing_is_caught_with_the_stop_on_the_position():
+    caught = set()
+    for seed in range(5):
+        world = _Asleep(seed, passes=60, settle=5, kind="conservative", stop_mode="position")
+        caught |= {v.invariant for v in world.run().violations}
+    assert "always_covered" in caught
 
 
 @pytest.mark.parametrize("defect", sorted(FOUND_BY))

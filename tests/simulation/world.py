@@ -8,6 +8,10 @@ A pass is what a worker does for an account (workers/checker.py), with the adver
   check the invariants.
 After `passes` adversarial passes come `settle` quiet ones (no faults, no person, the price held),
 then the end-of-run invariants. Everything random comes from one `random.Random(seed)`.
+
+`stop_mode` is the guard's `Policy.stop_mode`: "order" (a stop order of ours) or "position" (the
+position's own Full-mode stop-loss through trading-stop). It draws nothing from the seed's RNG, so a
+seed is the same scenario, market, adversary and person in both modes.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from core.plan import resolve_position_idx, validate_plan
 from core.policy import Policy
 from core.sizing import price_to_tick
 from core.step import is_finished, links_to_look_up, open_monitor, step
-from exchange.paper.commands import OrderRequest
+from exchange.paper.commands import OrderRequest, TradingStopRequest
 from exchange.paper.engine import PaperEngine
 from workers.executor import send
 
@@ -53,6 +57,8 @@ class Result:
     passes: int
     violations: list[Violation]
     trace: list[str] = field(default_factory=list)
+    stop_mode: str = "order"
+    stats: dict[str, float] = field(default_factory=dict)  # writes, monitors, covered/uncovered time
 
     @property
     def ok(self) -> bool:
@@ -61,7 +67,14 @@ class Result:
 
 class World:
     def __init__(
-        self, seed: int, *, passes: int = 150, settle: int = 15, kind: str | None = None, book: bool = False
+        self,
+        seed: int,
+        *,
+        passes: int = 150,
+        settle: int = 15,
+        kind: str | None = None,
+        book: bool = False,
+        stop_mode: str = "order",
     ) -> None:
         self.seed = seed
         self.book = book  # the trace shows the book (positions and our open orders) after every pass
@@ -74,7 +87,8 @@ class World:
         self.engine = PaperEngine(clock=lambda: self.t)
         self.engine.set_prices({SYMBOL: P0})
         self.inst = None
-        self.policy = Policy()
+        self.stop_mode = stop_mode
+        self.policy = Policy(stop_mode=stop_mode)
         self.faults = self._draw_faults()
         self.port = SimPort(self.engine, self.rng, self.faults, self._race)
         self.inst = self.port.instruments()[SYMBOL]
@@ -83,7 +97,7 @@ class World:
         self.monitors: dict[str, Monitor] = {}  # live (scheduled)
         self.all_monitors: dict[str, Monitor] = {}  # every monitor ever, last saved state
         self.finished_at: dict[str, int] = {}
-        self.checker = Checker()
+        self.checker = Checker(stop_mode)
         self.quiet: dict[str, bool] = {}  # per account: nothing executed since the guard's read
         self.person_p = self.rng.choice((0.0, 0.01, 0.03))
         self.adversarial = True
@@ -285,7 +299,14 @@ class World:
         act = self.rng.choice(("cancel_stop", "cancel_tp", "add", "close", "flip"))
         self.trace.append(f"  person: {act} on {m.id} (position {size})")
         self.person_acted = True
-        if act in ("cancel_stop", "cancel_tp"):
+        if act == "cancel_stop" and self.stop_mode == "position":
+            try:  # the position's own stop removed by hand
+                self.engine.set_trading_stop(
+                    acct, TradingStopRequest(SYMBOL, m.plan.position_idx, stop_loss=D(0))
+                )
+            except Exception:
+                pass
+        elif act in ("cancel_stop", "cancel_tp"):
             role = OrderRole.SL if act == "cancel_stop" else OrderRole.TP
             live = [o for o in m.orders if o.role is role and o.status.live]
             if live:
@@ -365,7 +386,9 @@ class World:
 
     def _pass(self) -> None:
         self.checker.passno += 1
-        self.t += self.rng.choice((0.5, 1.0, 2.0, 2.0, 5.0))
+        dt = self.rng.choice((0.5, 1.0, 2.0, 2.0, 5.0))
+        self.t += dt
+        self.checker.dt = dt
         self.port.ledger.faulted_accounts.clear()
         self.person_acted = False
         self.port.land_late(self.t)
@@ -393,6 +416,7 @@ class World:
             acct = self.paper(name)
             pos = [
                 f"idx{idx} {p.side.value if p.side else '-'} {p.size}"
+                + (f" sl {p.stop_loss}" if p.stop_loss else "")
                 for (_, idx), p in acct.positions.items()
             ]
             orders = [
@@ -408,7 +432,20 @@ class World:
             import traceback
 
             self.checker.fail("no_crash", "-", traceback.format_exc())
-        return Result(self.seed, self.kind, self.checker.passno, self.checker.violations, self.trace)
+        stats = dict(self.checker.stats)
+        stats["writes"] = float(sum(self.port.ledger.writes.values()))
+        for what, n in self.port.ledger.writes.items():
+            stats[f"writes_{what}"] = float(n)
+        stats["monitors"] = float(len(self.all_monitors))
+        return Result(
+            self.seed,
+            self.kind,
+            self.checker.passno,
+            self.checker.violations,
+            self.trace,
+            self.stop_mode,
+            stats,
+        )
 
     def _run(self) -> None:
         self.setup()
@@ -433,9 +470,15 @@ def _short(i: Any) -> str:
 
 
 def run_seed(
-    seed: int, *, passes: int = 150, settle: int = 15, kind: str | None = None, book: bool = False
+    seed: int,
+    *,
+    passes: int = 150,
+    settle: int = 15,
+    kind: str | None = None,
+    book: bool = False,
+    stop_mode: str = "order",
 ) -> Result:
-    return World(seed, passes=passes, settle=settle, kind=kind, book=book).run()
+    return World(seed, passes=passes, settle=settle, kind=kind, book=book, stop_mode=stop_mode).run()
 
 
 __all__ = ["KINDS", "Result", "World", "run_seed"]

@@ -10,6 +10,7 @@ from core.errors import (
     Duplicate,
     ExchangeDown,
     InvalidOrder,
+    NoPosition,
     NotFound,
     RetryLater,
     StopAndAlert,
@@ -163,3 +164,30 @@ def test_nothing_else_reads_a_retcode() -> None:
         if pattern.search(path.read_text(errors="replace")):
             offenders.append(rel)
     assert offenders == []
+
+
+@pytest.mark.parametrize(
+    ("msg", "cls"),
+    [
+        # trading-stop: a position's stop on the wrong side of its trigger price source is breached
+        (
+            "StopLoss:5427870000000 set for Buy position should lower than "
+            "base_price:5425880000000??LastPrice",
+            TriggerPassed,
+        ),
+        (
+            "StopLoss:6100000000000 set for Sell position should higher than "
+            "base_price:6120000000000??MarkPrice",
+            TriggerPassed,
+        ),
+        ("can not set tp/sl/ts for zero position", NoPosition),
+        ("params error: stopLoss invalid", InvalidOrder),
+    ],
+)
+def test_trading_stop_10001_answers(msg: str, cls: type) -> None:
+    err = map_error(200, 10001, msg, {}, 0.0)
+    assert type(err) is cls
+
+
+def test_trading_stop_not_modified_is_success() -> None:
+    assert map_error(200, 34040, "not modified", {}, 0.0) is None

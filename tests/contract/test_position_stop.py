@@ -1,0 +1,61 @@
+"""The position's own stop (stop mode "position") through both ports of the paper exchange: the Bybit
+client over real HTTP (signing, /v5/position/trading-stop, error mapping, position/list parsing)
+and the in-process PaperPort. The answers the core relies on: set → the position's stopLoss reads
+back; the same value again is ok ("not modified"); a stop the price is through is TRIGGER_PASSED; a
+flat position is NO_POSITION; a removed stop reads as unset."""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+
+from core import ids
+from core.models import ErrorKind, SetPositionStop, Side
+
+from .test_port_equivalence import place, port_and_prices  # noqa: F401 (the fixture)
+
+
+def stop(account, trigger: str, idx: int = 0) -> SetPositionStop:
+    return SetPositionStop(
+        account=account.id,
+        monitor_id="m000000001",
+        link_id=ids.position_stop_id("m000000001"),
+        symbol="BTCUSDT",
+        trigger_price=D(trigger),
+        trigger_by="LastPrice",
+        position_idx=idx,
+    )
+
+
+def test_the_positions_stop_is_set_read_back_and_refused_as_the_core_expects(port_and_prices):  # noqa: F811
+    port, account, set_price = port_and_prices
+    set_price("BTCUSDT", "60000")
+    (flat,) = port.set_position_stop(account, [stop(account, "58000")])
+    assert not flat.ok and flat.error is ErrorKind.NO_POSITION
+
+    entry = place(account, "p-entry", Side.BUY, "0.020", order_type="Market", time_in_force="IOC")
+    assert port.place(account, [entry])[0].ok
+    assert port.snapshot(account).position("BTCUSDT", 0).stop_loss is None  # unset reads as None
+
+    (ok,) = port.set_position_stop(account, [stop(account, "58000")])
+    assert ok.ok and ok.link_id == ids.position_stop_id("m000000001")
+    assert port.snapshot(account).position("BTCUSDT", 0).stop_loss == D("58000")
+    (same,) = port.set_position_stop(account, [stop(account, "58000")])
+    assert same.ok  # not modified: already in the requested state
+
+    # tightened, then a stop on the wrong side of the last price: refused as already breached
+    assert port.set_position_stop(account, [stop(account, "59000")])[0].ok
+    (breached,) = port.set_position_stop(account, [stop(account, "60500")])
+    assert not breached.ok and breached.error is ErrorKind.TRIGGER_PASSED
+    assert port.positions(account)[0].stop_loss == D("59000")  # the one it holds still protects
+
+    # the exchange resizes it: a partial close leaves the stop on what is left
+    close = place(
+        account, "p-part", Side.SELL, "0.005", order_type="Market", time_in_force="IOC", reduce_only=True
+    )
+    assert port.place(account, [close])[0].ok
+    p = port.snapshot(account).position("BTCUSDT", 0)
+    assert p.size == D("0.015") and p.stop_loss == D("59000")
+
+    # the price falls through it: the whole position is closed at market
+    set_price("BTCUSDT", "58900")
+    assert port.snapshot(account).position("BTCUSDT", 0) is None

@@ -1,0 +1,95 @@
+"""One whole lifecycle through the real pipeline (paper exchange over HTTP, Redis, a Celery worker,
+the dispatcher, SQLite) in each stop mode (`TPSL_STOP_MODE`): order (a stop order of ours) and
+position (the position's own Full-mode stop-loss through trading-stop). Both keep the same promises;
+the exchange calls of each are counted (docs/protection.md, Stop modes, quotes them)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from decimal import Decimal as D
+
+import pytest
+
+from core.models import BreakevenState, CloseReason, OrderRole, Phase
+
+from .plans import conservative_long
+
+WRITES = (
+    "/v5/order/create-batch",
+    "/v5/order/amend-batch",
+    "/v5/order/amend",
+    "/v5/order/cancel-batch",
+    "/v5/position/trading-stop",
+)
+
+
+@pytest.fixture(params=["order", "position"])
+def stack_overrides(request):
+    return {"stop_mode": request.param}
+
+
+def live(stack, mid):
+    m = stack.monitor(mid)
+    assert m is not None
+    return m
+
+
+def position_row(stack, account="main"):
+    rows = [
+        p for p in stack.paper.admin.account(stack.creds[account].api_key)["positions"] if D(p["size"]) > 0
+    ]
+    return rows[0] if rows else None
+
+
+def stop_on_position(stack):
+    p = position_row(stack)
+    return D(p["stopLoss"]) if p is not None and p.get("stopLoss") else None
+
+
+def calls(stack, key):
+    account_id = stack.paper.admin.account(key)["id"]
+    by = stack.paper.admin.stats()["by_account"].get(account_id, {})
+    return Counter({path: n for path, n in by.items() if path in WRITES})
+
+
+def test_a_conservative_long_lifecycle_in_each_stop_mode(stack, capsys):
+    mode = stack.settings.stop_mode
+    key = stack.creds["main"].api_key
+    before = calls(stack, key)
+    stack.prices(BTCUSDT="60500")
+    m = stack.create(conservative_long())
+    for price in ("59990", "59400", "58900"):
+        stack.prices(BTCUSDT=price)
+    stack.wait(lambda: live(stack, m.id).phase is Phase.MONITORING, what="fully built")
+    if mode == "position":
+        stack.wait(lambda: stop_on_position(stack) == D("58000"), what="the position's stop set")
+        assert not live(stack, m.id).live_orders(OrderRole.SL)  # no stop order of ours
+        assert not [o for o in stack.exchange_orders() if o["orderLinkId"].startswith(f"tg{m.id}-SL")]
+    else:
+        stack.wait(lambda: live(stack, m.id).current(OrderRole.SL, 0).status.value == "open")
+        assert stop_on_position(stack) is None
+
+    # TP1: breakeven, confirmed by a read of the exchange
+    stack.prices(BTCUSDT="62100")
+    stack.wait(lambda: live(stack, m.id).breakeven is BreakevenState.DONE, what="breakeven")
+    mm = live(stack, m.id)
+    if mode == "position":
+        assert stop_on_position(stack) > mm.avg_entry  # rounded away from the entry
+    else:
+        assert mm.current(OrderRole.SL, 0).trigger_price > mm.avg_entry
+
+    for price in ("63100", "64100", "65100"):
+        stack.prices(BTCUSDT=price)
+    stack.wait(lambda: stack.monitor(m.id) is None, what="monitor finished")
+    stack.flush()
+    row = stack.db_monitor(m.id)
+    assert row.phase == "closed" and row.closed_reason == CloseReason.TP_COMPLETE.value
+    kinds = Counter(e.kind for e in stack.events(m.id) if e.critical)
+    assert kinds["breakeven_moved"] == 1 and kinds["tp_hit"] == 4 and kinds["position_closed"] == 1
+    assert position_row(stack) is None
+    writes = calls(stack, key) - before
+    with capsys.disabled():
+        print(f"\nstop mode {mode}: exchange writes in one lifecycle {sum(writes.values())}: {dict(writes)}")
+    if mode == "position":
+        assert writes["/v5/position/trading-stop"] >= 2  # the stop, then breakeven
+        assert writes["/v5/order/amend"] == 0  # no stop order to amend

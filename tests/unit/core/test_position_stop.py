@@ -1,0 +1,257 @@
+"""Stop mode "position" (`Policy.stop_mode`): the stop is the position's own Full-mode stop-loss, set
+with trading-stop. The protection rules of order mode hold here too, one test each, written like
+test_race_rules.py (hand-built reads, no I/O); the simulator runs every seed in this mode as well
+(`python -m tests.simulation --stop-mode position`)."""
+
+from dataclasses import replace
+from decimal import Decimal as D
+
+from core import ids
+from core.codec import intent_from_dict, intent_to_dict, monitor_from_dict, monitor_to_dict
+from core.models import (
+    AmendOrder,
+    BreakevenState,
+    CloseReason,
+    ErrorKind,
+    EventKind,
+    ExchangeOrderStatus,
+    IntentResult,
+    OrderRole,
+    Phase,
+    PlaceOrder,
+    SetPositionStop,
+    Stage,
+    Tier,
+)
+from core.policy import Policy
+from core.step import acknowledge, open_monitor, step
+from workers.executor import _calls
+
+from .builders import conservative_long, ex_order, long_position, open_view, snapshot
+
+POS = Policy(stop_mode="position")
+FILLED = ExchangeOrderStatus.FILLED
+
+
+def kinds(d):
+    return [e.kind for e in d.events]
+
+
+def stops(d):
+    return [i for i in d.intents if isinstance(i, SetPositionStop)]
+
+
+def stop_orders(d):
+    return [i for i in d.intents if isinstance(i, PlaceOrder | AmendOrder) and "-SL-" in i.link_id]
+
+
+def ack(d, t, **errors):
+    """Every intent answered ok, but those named by link id with (kind, message)."""
+    out = []
+    for i in d.intents:
+        err = errors.get(i.link_id)
+        out.append(
+            (i, IntentResult(i.link_id, False, err, "refused") if err else IntentResult(i.link_id, True))
+        )
+    return acknowledge(d.monitor, out, t)
+
+
+def pos(size="0.030", avg="59500", sl=None):
+    return replace(long_position(size, avg), stop_loss=None if sl is None else D(sl))
+
+
+def built(t=1020.0):
+    """Three entries filled; ladder placed and the position's stop set and acknowledged."""
+    d = open_monitor(
+        "m000000009", "main", conservative_long(), snapshot(taken_at=1000.0, price="60500"), 1000.0, POS
+    )
+    m = ack(d, 1000.0).monitor
+    closed = [ex_order(o, filled=o.qty, status=FILLED) for o in m.orders]
+    d = step(m, snapshot(taken_at=t, positions=[pos()], closed=closed, price="59600"), t, POS)
+    (sl,) = stops(d)
+    assert sl.trigger_price == D("58000") and sl.stage == Stage.STOP and sl.position_idx == 0
+    assert not stop_orders(d)  # no stop order at all in this mode
+    assert d.intents[0] is sl  # sent first in the pass
+    return ack(d, t).monitor
+
+
+def read(m, t, *, size="0.030", sl="58000", price="59600", **kw):
+    positions = [pos(size, sl=sl)] if size else []
+    return snapshot(taken_at=t, positions=positions, open_orders=open_view(m), price=price, **kw)
+
+
+def test_the_stop_is_set_on_the_position_and_nothing_more_is_sent_once_a_read_shows_it():
+    m = built()
+    assert m.stop_accepted == D("58000") and m.tier is Tier.CRITICAL  # set, not yet seen by a read
+    d = step(m, read(m, 1030.0), 1030.0, POS)
+    assert not d.intents and d.monitor.stop_seen == D("58000")
+    assert d.monitor.tier is not Tier.CRITICAL
+
+
+def test_a_partial_take_profit_needs_no_stop_call_the_exchange_resizes_it():
+    m = step(built(), read(built(), 1030.0), 1030.0, POS).monitor
+    tp1 = m.current(OrderRole.TP, 1)
+    s = snapshot(
+        taken_at=1040.0,
+        positions=[pos("0.005", sl="58000")],
+        open_orders=[o for o in open_view(m) if o.link_id != tp1.link_id],
+        closed=[ex_order(tp1, filled=tp1.qty, status=FILLED)],
+        price="62100",
+    )
+    d = step(m, s, 1040.0, POS)
+    assert EventKind.TP_HIT in kinds(d)
+    assert not stop_orders(d)
+    (sl,) = stops(d)  # the only stop call: breakeven, one trading-stop
+    assert sl.trigger_price == D("59547.6")  # 59500 × 1.0008, rounded away from the entry (up)
+
+
+def test_breakeven_is_confirmed_only_by_a_read_showing_the_positions_stop_there():
+    m = step(built(), read(built(), 1030.0), 1030.0, POS).monitor
+    tp1 = m.current(OrderRole.TP, 1)
+    rest = [o for o in open_view(m) if o.link_id != tp1.link_id]
+    s = snapshot(
+        taken_at=1040.0,
+        positions=[pos("0.005", sl="58000")],
+        open_orders=rest,
+        closed=[ex_order(tp1, filled=tp1.qty, status=FILLED)],
+        price="62100",
+    )
+    m = ack(step(m, s, 1040.0, POS), 1040.0).monitor
+    assert m.breakeven is BreakevenState.PENDING
+    # a read from before the call cannot confirm it, nor can one showing the old stop
+    d = step(
+        m, snapshot(taken_at=1039.0, positions=[pos("0.005", sl="58000")], open_orders=rest), 1041.0, POS
+    )
+    assert d.monitor.breakeven is BreakevenState.PENDING
+    d = step(
+        m, snapshot(taken_at=1042.0, positions=[pos("0.005", sl="59547.6")], open_orders=rest), 1042.0, POS
+    )
+    assert d.monitor.breakeven is BreakevenState.DONE and EventKind.BREAKEVEN_MOVED in kinds(d)
+
+
+def test_the_stop_only_tightens_a_tighter_stop_set_by_hand_is_kept():
+    m = built()
+    d = step(m, read(m, 1030.0, sl="58800"), 1030.0, POS)
+    assert not stops(d) and d.monitor.stop_seen == D("58800")
+
+
+def test_a_stop_removed_by_hand_is_set_again_counted_then_the_position_is_closed_at_market():
+    m = step(built(), read(built(), 1030.0), 1030.0, POS).monitor
+    t = 1030.0
+    for n in range(1, POS.max_repairs + 1):
+        t += 10
+        d = step(m, read(m, t, sl=None), t, POS)
+        (sl,) = stops(d)
+        assert sl.trigger_price == D("58000") and d.monitor.stop_resets == n
+        m = ack(d, t).monitor
+        m = step(m, read(m, t + 1), t + 1, POS).monitor  # seen again
+    d = step(m, read(m, t + 20, sl=None), t + 20, POS)
+    assert not stops(d)
+    (close,) = stop_orders(d)
+    assert close.order_type == "Market" and close.reduce_only and close.qty == D("0.030")
+    assert any(
+        e.payload.get("action") == "stop_repair_budget_spent" and e.payload.get("alert") for e in d.events
+    )
+
+
+def test_a_breach_is_judged_on_the_stops_own_trigger_price_and_closes_at_market():
+    m = step(built(), read(built(), 1030.0), 1030.0, POS).monitor
+    s = replace(read(m, 1040.0, sl=None, price="57900"))  # removed, and the last price is through it
+    d = step(m, s, 1040.0, POS)
+    assert not stops(d)
+    (close,) = stop_orders(d)
+    assert close.order_type == "Market" and close.trigger_price is None
+
+
+def test_a_trading_stop_refused_as_breached_closes_at_market_in_the_same_pass():
+    d = open_monitor(
+        "m000000009", "main", conservative_long(), snapshot(taken_at=1000.0, price="60500"), 1000.0, POS
+    )
+    m = ack(d, 1000.0).monitor
+    closed = [ex_order(o, filled=o.qty, status=FILLED) for o in m.orders]
+    d = step(m, snapshot(taken_at=1020.0, positions=[pos()], closed=closed, price="58100"), 1020.0, POS)
+    (sl,) = stops(d)
+    a = ack(d, 1020.0, **{sl.link_id: ErrorKind.TRIGGER_PASSED})
+    (close,) = [i for i in a.intents if isinstance(i, PlaceOrder)]  # the follow-up, sent in the same pass
+    assert close.order_type == "Market" and close.reduce_only and close.qty == D("0.030")
+
+
+def test_a_trading_stop_without_an_answer_is_settled_by_the_next_read():
+    d = open_monitor(
+        "m000000009", "main", conservative_long(), snapshot(taken_at=1000.0, price="60500"), 1000.0, POS
+    )
+    m = ack(d, 1000.0).monitor
+    closed = [ex_order(o, filled=o.qty, status=FILLED) for o in m.orders]
+    d = step(m, snapshot(taken_at=1020.0, positions=[pos()], closed=closed, price="59600"), 1020.0, POS)
+    (sl,) = stops(d)
+    m = ack(d, 1020.0, **{sl.link_id: ErrorKind.RETRY_LATER}).monitor
+    assert m.stop_accepted is None and m.stop_resets == 0
+    # it landed: nothing more; it did not: set again (the same value, harmless), not counted
+    assert not stops(step(m, read(m, 1022.0), 1022.0, POS))
+    d = step(m, read(m, 1022.0, sl=None), 1022.0, POS)
+    (again,) = stops(d)
+    assert again.trigger_price == D("58000") and d.monitor.stop_resets == 0
+
+
+def test_a_flat_read_with_the_price_through_the_stop_is_the_stop_firing():
+    m = step(built(), read(built(), 1030.0), 1030.0, POS).monitor
+    gone = [ex_order(o, status=ExchangeOrderStatus.CANCELLED) for o in m.live_orders()]
+    s1 = snapshot(taken_at=1040.0, closed=gone, price="57900")
+    m = step(m, s1, 1040.0, POS).monitor  # unexplained: waits for a second read
+    d = step(m, snapshot(taken_at=1042.0, closed=gone, price="58100"), 1042.0, POS)
+    assert EventKind.SL_HIT in kinds(d)
+    assert d.monitor.closed_reason is CloseReason.STOP_LOSS
+
+
+def test_a_flat_read_never_through_the_stop_is_a_close_by_hand():
+    m = step(built(), read(built(), 1030.0), 1030.0, POS).monitor
+    gone = [ex_order(o, status=ExchangeOrderStatus.CANCELLED) for o in m.live_orders()]
+    m = step(m, snapshot(taken_at=1040.0, closed=gone, price="59000"), 1040.0, POS).monitor
+    d = step(m, snapshot(taken_at=1042.0, closed=gone, price="59000"), 1042.0, POS)
+    assert EventKind.SL_HIT not in kinds(d)
+    assert d.monitor.closed_reason is CloseReason.MANUAL
+
+
+def test_nothing_is_set_on_a_flat_read_and_a_zero_position_answer_changes_nothing():
+    m = step(built(), read(built(), 1030.0), 1030.0, POS).monitor
+    gone = [ex_order(o, status=ExchangeOrderStatus.CANCELLED) for o in m.live_orders()]
+    d = step(m, snapshot(taken_at=1040.0, closed=gone, price="59000"), 1040.0, POS)
+    assert not stops(d)
+    sl = SetPositionStop("main", m.id, ids.position_stop_id(m.id), "BTCUSDT", D("58000"))
+    a = acknowledge(d.monitor, [(sl, IntentResult(sl.link_id, False, ErrorKind.NO_POSITION, "zero"))], 1040.0)
+    assert not a.intents and a.monitor.phase is d.monitor.phase
+
+
+def test_the_intent_round_trips_the_codec_and_the_executor_sends_it_first():
+    m = built()
+    sl = SetPositionStop("main", m.id, ids.position_stop_id(m.id), "BTCUSDT", D("58000"), "MarkPrice", 1)
+    assert intent_from_dict(intent_to_dict(sl)) == sl
+    assert monitor_from_dict(monitor_to_dict(m)) == m
+    place = PlaceOrder(
+        "main", m.id, "tgm000000009-SL-1", "BTCUSDT", m.plan.side.opposite, D("1"), stage=Stage.STOP
+    )
+    (first, *_), *_ = [(kind, g) for _, kind, g in _calls([place, sl])]
+    assert first is SetPositionStop
+
+
+def test_order_mode_is_unchanged_no_trading_stop_is_ever_sent():
+    d = open_monitor(
+        "m000000009", "main", conservative_long(), snapshot(taken_at=1000.0, price="60500"), 1000.0
+    )
+    m = ack(d, 1000.0).monitor
+    closed = [ex_order(o, filled=o.qty, status=FILLED) for o in m.orders]
+    d = step(m, snapshot(taken_at=1020.0, positions=[pos()], closed=closed, price="59600"), 1020.0)
+    assert not stops(d) and len(stop_orders(d)) == 1
+    assert d.monitor.phase is Phase.MONITORING
+
+
+def test_the_setting_reaches_the_policy_and_only_the_two_modes_are_accepted():
+    import pytest
+    from pydantic import ValidationError
+
+    from config.settings import Settings
+
+    assert Policy.from_settings(Settings()).stop_mode == "order"  # the default
+    assert Policy.from_settings(Settings(stop_mode="position")).stop_mode == "position"
+    with pytest.raises(ValidationError):
+        Settings(stop_mode="trailing")
