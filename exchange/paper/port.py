@@ -226,7 +226,7 @@ class PaperPort:
             self.engine.set_trading_stop(acct, req)
             return ""
 
-        return [self._answer(o.link_id, lambda o=o: one(o)) for o in stops]
+        return [self._answer(o.link_id, partial(one, o)) for o in stops]
 
     def _answer(
         self, link_id: str, call: Callable[[], str], *, ok_on: type[TpslError] | None = None
