@@ -1,6 +1,6 @@
 """Running the paper exchange: in this process (`PaperServer`, uvicorn in a background thread), as
-the main program of a process (`serve_forever`, used by `tpsl paper serve` and
-`python -m exchange.paper`), and driving it (`PaperAdmin`, a small requests client of /paper/).
+the main program of a process (`serve_forever`, used by `tpsl paper serve`), and driving it
+(`PaperAdmin`, a small requests client of /paper/).
 
     with PaperServer(extra_symbols=50) as server:
         creds = server.admin.create_account(balance=10_000)

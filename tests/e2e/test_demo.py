@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.scenarios import SCENARIOS
+from devtools.demo.scenarios import SCENARIOS
 
 MARKER_VAR = "TPSL_E2E_MARKER"
 RUN_LIMIT_S = 420.0  # a hung demo fails the test after this; a normal run takes about a minute

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.processes import (
+from devtools.supervisor import (
     NotReady,
     ProcessDied,
     ProcessSpec,
@@ -204,7 +204,7 @@ def test_layers_stop_highest_first(tmp_path: Path) -> None:
 SUPERVISOR_SCRIPT = """
 import sys, time
 from pathlib import Path
-from cli.processes import ProcessSpec, StopRequested, Supervisor, log_line
+from devtools.supervisor import ProcessSpec, StopRequested, Supervisor, log_line
 
 logs = Path(sys.argv[1])
 with Supervisor(logs, grace_s=5) as sup:
@@ -273,7 +273,7 @@ def test_bad_specs_name_the_field(sup: Supervisor) -> None:
 
 
 def test_a_missing_program_is_a_clear_error(sup: Supervisor) -> None:
-    from cli.processes import ProcessError
+    from devtools.supervisor import ProcessError
 
     with pytest.raises(ProcessError, match="cannot start"):
         sup.start(ProcessSpec("ghost", ["/nonexistent/program"]))

@@ -13,6 +13,7 @@ import requests
 from urllib3.exceptions import NewConnectionError
 
 from config.settings import Settings
+from devtools.ports import free_port
 from exchange.bybit.session import (
     ConnectionBudget,
     LatencyHistogram,
@@ -22,7 +23,6 @@ from exchange.bybit.session import (
     reset_for_fork,
 )
 from tests.plugins.recorded_bybit import RecordedBybit
-from workers.embedded_redis import free_port
 
 TICKERS = "/v5/market/tickers?category=linear"
 BATCH = "/v5/order/create-batch"

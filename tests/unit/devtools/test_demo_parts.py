@@ -12,23 +12,13 @@ import pytest
 import typer
 from rich.console import Console
 
-from cli.demo import (
-    Credentials,
-    Paths,
-    PlainReporter,
-    Ports,
-    Urls,
-    child_env,
-    fresh_demo_db,
-    render,
-    stop_text,
-    tp_text,
-)
-from cli.scenarios import SCENARIOS, ScriptRunner
-from cli.stack import worker_specs
 from config.queues import POOLS
 from core.models import BreakevenState, CloseReason, Monitor, OrderRole, OwnedOrder, Phase, Side, Tier
 from core.plan import parse_request
+from devtools.demo.env import Credentials, Paths, Ports, child_env, fresh_demo_db
+from devtools.demo.scenarios import SCENARIOS, ScriptRunner
+from devtools.demo.view import PlainReporter, Urls, render, stop_text, tp_text
+from devtools.stack import worker_specs
 from exchange.paper.instruments import REAL_INSTRUMENTS
 from persistence.queries import StoredEvent
 

@@ -459,13 +459,6 @@ def _main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port free right now (the usual small race: bind it soon)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
 __all__ = [
     "Child",
     "NotReady",
@@ -476,7 +469,6 @@ __all__ = [
     "StopRequested",
     "Supervisor",
     "all_of",
-    "free_port",
     "group_members",
     "http_ok",
     "log_line",
