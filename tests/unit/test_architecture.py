@@ -135,7 +135,10 @@ def test_product_code_does_not_import_the_development_tooling():
 
 def test_the_cli_loads_no_development_tooling():
     """`tpsl` starts (and every command but the shims runs) without the devtools package."""
-    code = "import sys, cli.main\nprint(','.join(sorted(n for n in sys.modules if n.split('.')[0] == 'devtools')))\n"
+    code = (
+        "import sys, cli.main\n"
+        "print(','.join(sorted(n for n in sys.modules if n.split('.')[0] == 'devtools')))\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
 

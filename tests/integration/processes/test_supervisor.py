@@ -1,4 +1,4 @@
-"""cli/processes.py with real child processes (small Python scripts): readiness probes, early
+"""devtools/supervisor.py with real child processes (small Python scripts): readiness probes, early
 deaths reported with their log, stop by process group with SIGKILL escalation, stop order by
 layer, and no orphans when the supervisor is told to stop or is killed outright."""
 
@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
+from devtools.ports import free_port
 from devtools.supervisor import (
     NotReady,
     ProcessDied,
     ProcessSpec,
     Supervisor,
-    free_port,
     group_members,
     http_ok,
     log_line,
