@@ -28,12 +28,14 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from core.models import Monitor
+from devtools.demo import walk
 from devtools.demo.env import (
     MAIN_BALANCE,
     MIRROR_BALANCE,
@@ -44,8 +46,9 @@ from devtools.demo.env import (
     child_env,
     fresh_demo_db,
 )
-from devtools.demo.scenarios import SCENARIOS, Scenario, ScriptRunner, State, start_prices
+from devtools.demo.scenarios import SCENARIOS, ScriptRunner, State, start_prices
 from devtools.demo.view import EVENTS_PLAIN, EVENTS_SHOWN, PlainReporter, Urls, render
+from devtools.demo.walk import Encore
 from devtools.stack import beat_spec, flower_spec, paper_spec, redis_spec, web_spec, worker_specs
 from devtools.supervisor import Child, ProcessDied, ProcessError, StopRequested, Supervisor
 
@@ -286,7 +289,7 @@ class Demo:
                 lambda symbol, price: admin.set_prices({symbol: str(price)}), speed=self.opts.speed
             )
             self._seed(rt, runner)
-            return self._loop(runner, observer)
+            return self._loop(runner, observer, Walker(rt, admin, self.say))
         finally:
             rt.close()
 
@@ -297,7 +300,7 @@ class Demo:
         store = MonitorStore(rt.registry)
         for sc in SCENARIOS:
             try:
-                main = _create(rt, sc)
+                main = _create(rt, sc.plan, sc.key)
             except Exception as e:  # shown as that scenario's failure; the others go on
                 log.exception("seeding %s failed", sc.key)
                 run = runner.add(sc, [], time.time())
@@ -319,7 +322,7 @@ class Demo:
                 )
         self.say(f"seeded {len(runner.runs)} scenarios: " + ", ".join(r.scenario.title for r in runner.runs))
 
-    def _loop(self, runner: ScriptRunner, observer: Observer) -> int:
+    def _loop(self, runner: ScriptRunner, observer: Observer, walker: Walker | None = None) -> int:
         opts = self.opts
         started = time.monotonic()
         deadline = started + opts.minutes * 60 if opts.minutes else None
@@ -337,17 +340,23 @@ class Demo:
                 tick = time.monotonic()
                 self._watch_children()
                 try:
-                    monitors = observer.monitors(ids)
+                    monitors = observer.monitors(ids + (walker.monitor_ids if walker else []))
                     events = observer.events(EVENTS_SHOWN if opts.live else EVENTS_PLAIN)
                     changed = runner.advance(monitors, time.time())
+                    if walker is not None and runner.all_finished and not opts.until_done:
+                        left = None if deadline is None else deadline - tick
+                        walker.tick(monitors, time.time(), left_s=left)
                 except transient as e:  # a busy database, a slow exchange: the next tick tries again
                     log.warning("observing or moving a price failed (%s); retrying", e)
                     time.sleep(TICK_S)
                     continue
-                footer = self._footer(runner, started, deadline)
+                footer = self._footer(runner, started, deadline, walker)
                 if live is not None:
                     urls = self.urls or Urls(None, None, "", Path())
-                    live.update(render(runner.runs, monitors, events, urls, footer, self.console.height))
+                    walk_rows = walker.rows() if walker is not None else ()
+                    live.update(
+                        render(runner.runs, monitors, events, urls, footer, self.console.height, walk_rows)
+                    )
                 elif plain is not None:
                     plain.update(changed, monitors, events)
                 if runner.all_finished and done_at is None:
@@ -364,7 +373,9 @@ class Demo:
                 time.sleep(max(0.0, TICK_S - (time.monotonic() - tick)))
         return self._report(runner)
 
-    def _footer(self, runner: ScriptRunner, started: float, deadline: float | None) -> str:
+    def _footer(
+        self, runner: ScriptRunner, started: float, deadline: float | None, walker: Walker | None = None
+    ) -> str:
         elapsed = time.monotonic() - started
         done = sum(r.state is State.DONE for r in runner.runs)
         text = f"{elapsed:.0f} s, scenarios done {done}/{len(runner.runs)}"
@@ -372,6 +383,8 @@ class Demo:
             text += f", stops in {max(0.0, deadline - time.monotonic()):.0f} s"
         if runner.all_finished and deadline is None:
             text += " — every scenario has finished"
+        if walker is not None and walker.encore is not None:
+            text += f"; random walk: {walker.encore.opened} monitors opened"
         return text + "   (Ctrl-C stops the demo)"
 
     def _watch_children(self) -> None:
@@ -397,14 +410,81 @@ class Demo:
         return 0 if ok else 1
 
 
-def _create(rt: Any, sc: Scenario, attempts: int = 5) -> Monitor:
+class Walker:
+    """The demo after its scripts (devtools/demo/walk.py): starts the paper exchange's seeded random
+    walk on the scenarios' symbols once, then opens a fresh monitor on each symbol whose monitors have
+    closed. `tick` is called by the loop; a failure to open one is retried a few seconds later."""
+
+    def __init__(self, rt: Any, admin: Any, say: Any) -> None:
+        self.rt = rt
+        self.admin = admin
+        self.say = say
+        self.encore: Encore | None = None
+
+    @property
+    def monitor_ids(self) -> list[str]:
+        return self.encore.monitor_ids if self.encore is not None else []
+
+    def rows(self) -> list[tuple[str, tuple[str, ...]]]:
+        return self.encore.rows() if self.encore is not None else []
+
+    def tick(self, monitors: Mapping[str, Monitor | None], now: float, *, left_s: float | None) -> None:
+        if self.encore is None:
+            if left_s is not None and left_s < walk.MIN_LEFT_S:
+                return
+            self.encore = self._start()
+        for symbol in self.encore.due(monitors, now):
+            try:
+                price = Decimal(self.admin.prices(symbol)[symbol]["last"])
+                plan = self.encore.plan(symbol, price)
+                main = _create(self.rt, plan, f"walk-{symbol.lower()}", attempts=1)
+                ids = [main.id, *_mirror_ids(self.rt, main)]
+            except Exception as e:  # shown in the log; the symbol is tried again shortly
+                log.warning("random walk: opening a monitor on %s failed (%s); retrying", symbol, e)
+                self.encore.failed(symbol, now)
+                continue
+            self.encore.open(symbol, ids)
+            self.say(
+                f"random walk: monitor {main.id} opened on {symbol} ({plan['side']} {plan['qty']} at "
+                f"{price}, TP {plan['take_profits'][0]}, stop {plan['stop_loss']})"
+            )
+
+    def _start(self) -> Encore:
+        from exchange.paper.instruments import REAL_INSTRUMENTS
+
+        symbols = [sc.symbol for sc in SCENARIOS]
+        ticks = {s.symbol: s.tick_size for s in REAL_INSTRUMENTS}
+        encore = Encore(symbols, ticks, seed=walk.SEED)
+        self.admin.start_walk(
+            encore.symbols, seed=walk.SEED, volatility=walk.VOLATILITY, interval_ms=walk.INTERVAL_MS
+        )
+        self.say(
+            f"random walk: the scripts have ended; the paper exchange now walks {', '.join(encore.symbols)} "
+            "and a fresh monitor opens on each as the last one closes, until the demo stops"
+        )
+        return encore
+
+
+def _mirror_ids(rt: Any, main: Monitor) -> list[str]:
+    """The mirror monitors created with `main` (those that exist)."""
+    from core import ids
+    from workers.store import MonitorStore
+
+    store = MonitorStore(rt.registry)
+    wanted = [
+        ids.mirror_monitor_id(main.id, a.id) for a in rt.accounts.values() if a.mirror_of == main.account
+    ]
+    return [mid for mid in wanted if store.load(mid) is not None]
+
+
+def _create(rt: Any, plan: Mapping[str, Any], key: str, attempts: int = 5) -> Monitor:
     """create_monitor, retried while the account is busy (RetryLater)."""
     from core.errors import RetryLater
     from workers.lifecycle import create_monitor
 
     for i in range(attempts):
         try:
-            return create_monitor(rt, dict(sc.plan), nonce=f"demo-{sc.key}-{secrets.token_hex(4)}")
+            return create_monitor(rt, dict(plan), nonce=f"demo-{key}-{secrets.token_hex(4)}")
         except RetryLater:
             if i == attempts - 1:
                 raise

@@ -56,9 +56,10 @@ def render(
     urls: Urls,
     footer: str,
     height: int | None = None,
+    walk: Sequence[tuple[str, Sequence[str]]] = (),
 ) -> Any:
-    """The live view: monitors, scenario progress, newest events (as many as `height` leaves room
-    for), URLs."""
+    """The live view: monitors (the scenarios', then the random walk's: `walk` is (label, monitor
+    ids) per symbol), scenario progress, newest events (as many as `height` leaves room for), URLs."""
     from rich import box
     from rich.console import Group
     from rich.table import Table
@@ -85,12 +86,14 @@ def render(
         "size",
         "closed",
     )
-    for run in runs:
-        for i, mid in enumerate(run.monitor_ids):
+    groups = [(run.scenario.key, run.scenario.symbol, run.monitor_ids) for run in runs]
+    groups += [(label, "", ids) for label, ids in walk if ids]
+    for label, symbol, ids in groups:
+        for i, mid in enumerate(ids):
             m = monitors.get(mid)
-            name = run.scenario.key if i == 0 else "  mirror"
+            name = label if i == 0 else "  mirror"
             if m is None:
-                mt.add_row(name, mid, "", run.scenario.symbol, "", "", "…", "", "", "", "", "")
+                mt.add_row(name, mid, "", symbol, "", "", "…", "", "", "", "", "")
                 continue
             mt.add_row(
                 name,
@@ -111,7 +114,7 @@ def render(
         style = {State.DONE: "green", State.FAILED: "red"}.get(run.state, "")
         step = f"{run.step + 1}/{len(run.scenario.steps)}" if run.step >= 0 else "-"
         st.add_row(run.scenario.title, Text(run.state.value, style=style), step, run.detail)
-    rows = sum(len(r.monitor_ids) for r in runs) + len(runs)
+    rows = sum(len(ids) for _, _, ids in groups) + len(runs)
     room = len(events) if height is None else max(3, height - rows - 17)
     et = table("newest events", "time", "monitor", "account", "event", "detail")
     for e in list(events)[:room]:
