@@ -153,3 +153,21 @@ def test_the_product_wheel_ships_no_development_tooling():
     include = project["tool"]["setuptools"]["packages"]["find"]["include"]
     assert sorted(p.rstrip("*") for p in include) == sorted(PRODUCT)
     assert (root / "devtools" / "pyproject.toml").exists()
+
+
+def test_the_tooling_commands_say_what_to_install_when_devtools_is_missing():
+    """An installed wheel has no `devtools`: `tpsl demo` / `tpsl bench` fail with one line saying so."""
+    code = (
+        "import sys\n"
+        "sys.modules['devtools'] = None  # as in a product-only install: `import devtools` fails\n"
+        "from typer.testing import CliRunner\n"
+        "from cli.main import app\n"
+        "for argv in (['demo'], ['bench', '--quick'], ['paper', 'stream-bench']):\n"
+        "    r = CliRunner().invoke(app, argv)\n"
+        "    print(r.exit_code, r.output.replace('\\n', ' '))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    lines = out.stdout.strip().splitlines()
+    assert len(lines) == 3, out.stdout + out.stderr
+    for line in lines:
+        assert line.startswith("2 error: devtools:") and "make install" in line, line
