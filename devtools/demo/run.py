@@ -301,6 +301,8 @@ class Demo:
         for sc in SCENARIOS:
             try:
                 main = _create(rt, sc.plan, sc.key)
+            except StopRequested:
+                raise
             except Exception as e:  # shown as that scenario's failure; the others go on
                 log.exception("seeding %s failed", sc.key)
                 run = runner.add(sc, [], time.time())
@@ -338,6 +340,7 @@ class Demo:
         with live_cm as live:
             while True:
                 tick = time.monotonic()
+                self.sup.check_stop()
                 self._watch_children()
                 try:
                     monitors = observer.monitors(ids + (walker.monitor_ids if walker else []))
@@ -439,6 +442,8 @@ class Walker:
                 plan = self.encore.plan(symbol, price)
                 main = _create(self.rt, plan, f"walk-{symbol.lower()}", attempts=1)
                 ids = [main.id, *_mirror_ids(self.rt, main)]
+            except StopRequested:  # Ctrl-C / SIGTERM while opening one: stop, as anywhere else
+                raise
             except Exception as e:  # shown in the log; the symbol is tried again shortly
                 log.warning("random walk: opening a monitor on %s failed (%s); retrying", symbol, e)
                 self.encore.failed(symbol, now)

@@ -248,7 +248,7 @@ def test_after_the_scripts_the_demo_stays_live_until_it_ends(tmp_path: Path) -> 
                 break
             assert time.monotonic() < deadline, f"no walk monitor live: {opened} vs {listed}"
             time.sleep(1.0)
-        prices = re.search(r"paper exchange (http://127\.0\.0\.1:\d+)", run.output)
+        prices = re.search(r"exchange\s+(http://127\.0\.0\.1:\d+) \(paper\)", run.output)
         assert prices, run.output
         walk = requests.get(f"{prices.group(1)}/paper/walk", timeout=10).json()
         assert walk["running"] and walk["steps"] > 0, walk

@@ -214,15 +214,22 @@ with Supervisor(logs, grace_s=5) as sup:
             "import time; print('ready', flush=True); time.sleep(120)"], ready=log_line("ready")))
         print(child.pid, flush=True)
         while True:
-            time.sleep(0.1)
+            sup.check_stop()
+            LOOP_BODY
     except StopRequested as e:
         print("stop requested", e.signum, flush=True)
 """
+PLAIN_LOOP = "time.sleep(0.1)"
+# a callee that swallows every Exception (StopRequested with it): check_stop raises it again
+SWALLOWING_LOOP = """try:
+                time.sleep(0.1)
+            except Exception:
+                pass"""
 
 
-def supervisor_process(tmp_path: Path) -> tuple[subprocess.Popen[str], int]:
+def supervisor_process(tmp_path: Path, loop: str = PLAIN_LOOP) -> tuple[subprocess.Popen[str], int]:
     script = tmp_path / "supervise.py"
-    script.write_text(SUPERVISOR_SCRIPT)
+    script.write_text(SUPERVISOR_SCRIPT.replace("LOOP_BODY", loop))
     proc = subprocess.Popen(
         [sys.executable, str(script), str(tmp_path / "logs")],
         stdout=subprocess.PIPE,
@@ -235,9 +242,10 @@ def supervisor_process(tmp_path: Path) -> tuple[subprocess.Popen[str], int]:
     return proc, int(line)
 
 
+@pytest.mark.parametrize("loop", [PLAIN_LOOP, SWALLOWING_LOOP], ids=["plain", "swallowed"])
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_a_supervisor_told_to_stop_stops_its_children(tmp_path: Path, sig: signal.Signals) -> None:
-    proc, child = supervisor_process(tmp_path)
+def test_a_supervisor_told_to_stop_stops_its_children(tmp_path: Path, sig: signal.Signals, loop: str) -> None:
+    proc, child = supervisor_process(tmp_path, loop)
     try:
         assert alive(child)
         proc.send_signal(sig)

@@ -1,4 +1,4 @@
-"""The demo's scenarios (cli/scenarios.py): plans the system accepts, mirrors that keep every
+"""The demo's scenarios (devtools/demo/scenarios.py): plans the system accepts, mirrors that keep every
 level, price scripts that cross what they claim, and the script runner's state machine. Pure: no I/O."""
 
 from __future__ import annotations
