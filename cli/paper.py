@@ -87,6 +87,7 @@ def bench(
     json_path: str | None = typer.Option(None, "--json", help="Also write the results to this file."),
 ) -> None:
     """Requests/s of /v5/position/list and /v5/order/realtime (signed, keep-alive, loopback).
+
     Development tooling: needs a checkout after `make install`."""
     require_devtools("paper bench")
     from devtools.bench.paper_http import Params, run
@@ -117,6 +118,7 @@ def stream_bench(
     json_path: str | None = typer.Option(None, "--json", help="Also write the results to this file."),
 ) -> None:
     """Stream pushes/s under amend load and push latency (engine change → client), p50/p99.
+
     Development tooling: needs a checkout after `make install`."""
     require_devtools("paper stream-bench")
     from devtools.bench.paper_streams import Params, run
@@ -139,9 +141,9 @@ def stream_bench(
 def client_bench(
     calls: int = typer.Option(1000, min=10, help="Sequential signed calls per measurement."),
 ) -> None:
-    """The Bybit client against a paper exchange: pooled vs unpooled call latency, connections
-    reused, and the cost of one account snapshot (JSON). Development tooling: needs a checkout
-    after `make install`."""
+    """The Bybit client against a paper exchange: pooled vs unpooled latency, account snapshot cost.
+
+    Prints JSON. Development tooling: needs a checkout after `make install`."""
     require_devtools("paper client-bench")
     from devtools.bench.bybit_client import run
 
