@@ -79,6 +79,22 @@ def celery_app_of(rt: Any) -> Any:
     return default_app()
 
 
+def require_devtools(command: str) -> None:
+    """`tpsl demo` and `tpsl bench` run development tooling (the `devtools` package of a checkout,
+    installed by `make install`), not part of the product's wheel: say so if it is missing."""
+    try:
+        import devtools  # noqa: F401
+    except ModuleNotFoundError as exc:
+        if exc.name != "devtools":
+            raise
+        fail(
+            "devtools",
+            f"`tpsl {command}` needs the development tooling, which a product install does not ship: "
+            "run it from a checkout of the repository after `make install` "
+            "(or `pip install -e ./devtools` there)",
+        )
+
+
 def echo_json(value: Any) -> None:
     typer.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2, default=str).decode())
 

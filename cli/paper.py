@@ -1,10 +1,13 @@
-"""`tpsl paper …`: run the paper exchange (a local Bybit v5 look-alike) and benchmark it."""
+"""`tpsl paper …`: run the paper exchange (a local Bybit v5 look-alike) and benchmark it (the
+benchmarks are development tooling, devtools/bench/, imported only when their command runs)."""
 
 from __future__ import annotations
 
 import logging
 
 import typer
+
+from cli.common import echo_json, require_devtools
 
 paper_app = typer.Typer(
     name="paper",
@@ -78,20 +81,29 @@ def bench(
     connections: int = typer.Option(2, min=1, help="Keep-alive connections per process."),
     positions: int = typer.Option(500, min=1, help="Open positions of the benchmark account."),
     orders: int = typer.Option(2000, min=0, help="Open orders of the benchmark account."),
+    url: str | None = typer.Option(
+        None, help="Measure this running paper exchange (started with --no-rate-limit) instead."
+    ),
+    json_path: str | None = typer.Option(None, "--json", help="Also write the results to this file."),
 ) -> None:
-    """Requests/s of /v5/position/list and /v5/order/realtime (signed, keep-alive, loopback)."""
-    from exchange.paper.bench import main as bench_main
+    """Requests/s of /v5/position/list and /v5/order/realtime (signed, keep-alive, loopback).
+
+    Development tooling: needs a checkout after `make install`."""
+    require_devtools("paper bench")
+    from devtools.bench.paper_http import Params, run
 
     raise typer.Exit(
-        bench_main(
-            [
-                f"--seconds={seconds}",
-                f"--rounds={rounds}",
-                f"--clients={clients}",
-                f"--connections={connections}",
-                f"--positions={positions}",
-                f"--orders={orders}",
-            ]
+        run(
+            Params(
+                seconds=seconds,
+                rounds=rounds,
+                clients=clients,
+                connections=connections,
+                positions=positions,
+                orders=orders,
+                url=url,
+                json=json_path,
+            )
         )
     )
 
@@ -103,18 +115,36 @@ def stream_bench(
     seconds: float = typer.Option(10.0, min=1.0, help="Throughput run length, seconds."),
     drivers: int = typer.Option(2, min=1, help="Processes amending the orders."),
     samples: int = typer.Option(500, min=10, help="Quiet latency samples (one amend every 20 ms)."),
+    json_path: str | None = typer.Option(None, "--json", help="Also write the results to this file."),
 ) -> None:
-    """Stream pushes/s under amend load and push latency (engine change → client), p50/p99."""
-    from exchange.paper.stream_bench import main as stream_bench_main
+    """Stream pushes/s under amend load and push latency (engine change → client), p50/p99.
+
+    Development tooling: needs a checkout after `make install`."""
+    require_devtools("paper stream-bench")
+    from devtools.bench.paper_streams import Params, run
 
     raise typer.Exit(
-        stream_bench_main(
-            [
-                f"--accounts={accounts}",
-                f"--orders={orders}",
-                f"--seconds={seconds}",
-                f"--drivers={drivers}",
-                f"--samples={samples}",
-            ]
+        run(
+            Params(
+                accounts=accounts,
+                orders=orders,
+                seconds=seconds,
+                drivers=drivers,
+                samples=samples,
+                json=json_path,
+            )
         )
     )
+
+
+@paper_app.command("client-bench")
+def client_bench(
+    calls: int = typer.Option(1000, min=10, help="Sequential signed calls per measurement."),
+) -> None:
+    """The Bybit client against a paper exchange: pooled vs unpooled latency, account snapshot cost.
+
+    Prints JSON. Development tooling: needs a checkout after `make install`."""
+    require_devtools("paper client-bench")
+    from devtools.bench.bybit_client import run
+
+    echo_json(run(calls))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import UTC, datetime
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +112,47 @@ def signed(x: Any) -> str:
     return s if s.startswith("-") or s in ("—", "0") else f"+{s}"
 
 
+def _decimal(x: Any) -> Decimal | None:
+    """A finite Decimal of a figure (decimal string or number), None for anything else."""
+    if x is None or isinstance(x, bool):
+        return None
+    try:
+        d = Decimal(str(x).strip().replace(",", ""))
+    except (InvalidOperation, ValueError):
+        return None
+    return d if d.is_finite() else None
+
+
+def money(x: Any, places: int = 2) -> str:
+    """An amount of USDT for people: thousands separators, `places` decimals
+    ("1000352.837515" → "1,000,352.84"). Not a number: shown as given ("—" for none)."""
+    d = _decimal(x)
+    if d is None:
+        return "—" if x is None or x == "" else str(x)
+    d = d.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN)
+    return f"{d + 0:,.{places}f}"  # + 0: no "-0.00"
+
+
+def signed_money(x: Any, places: int = 2) -> str:
+    """A profit or loss: money with its sign ("+12.50", "-3.10", "0.00")."""
+    s = money(x, places)
+    d = _decimal(s)
+    return f"+{s}" if d is not None and d > 0 else s
+
+
+def figure(x: Any, max_places: int = 8) -> str:
+    """A size or price for people: thousands separators, the decimals it has (at most `max_places`,
+    trailing zeros dropped): "12500.0" → "12,500", "0.0250" → "0.025", "64012.123456789" →
+    "64,012.12345679"."""
+    d = _decimal(x)
+    if d is None:
+        return "—" if x is None or x == "" else str(x)
+    places = min(max(0, -int(d.normalize().as_tuple().exponent)), max_places)
+    d = d.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN)
+    text = f"{d + 0:,.{places}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 PAYLOAD_ORDER = ("level", "action", "reason", "role", "price", "qty", "size", "phase", "from", "stop_loss")
 PAYLOAD_SKIP = frozenset({"symbol", "alert", "exchange_ms", "link_id", "links"})
 KIND_LABELS = {"tp_hit": "TP hit", "sl_hit": "SL hit"}
@@ -151,6 +193,9 @@ def make_templates() -> Jinja2Templates:
         secs=secs,
         num=num,
         signed=signed,
+        money=money,
+        signed_money=signed_money,
+        figure=figure,
         payload_text=payload_text,
         kind_label=kind_label,
     )

@@ -1,16 +1,16 @@
 """Serving the dashboard with uvicorn: in the foreground (`tpsl web`) or from a background thread
-(`DashboardServer`, for an embedded run and the tests). Access log off (a request line per poll
-of the page would drown the log, and a `?token=` URL must never be written anywhere)."""
+(`DashboardServer`, on config/serving.py's `ServerThread`, for an embedded run and the tests). Access
+log off (a request line per poll of the page would drown the log, and a `?token=` URL must never be
+written anywhere)."""
 
 from __future__ import annotations
 
 import logging
-import socket
-import threading
-import time
 from typing import Any
 
 import uvicorn
+
+from config.serving import ServerThread
 
 log = logging.getLogger(__name__)
 
@@ -44,43 +44,24 @@ class DashboardServer:
         self.host = host
         self.port = port
         self.root_path = root_path
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._runner = ServerThread(
+            uvicorn_config(app, host=host, port=port, root_path=root_path), name="dashboard"
+        )
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> DashboardServer:
-        if self._thread is not None:
+        if self._runner.running:
             return self
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
-        self.port = sock.getsockname()[1]
-        server = uvicorn.Server(
-            uvicorn_config(self.app, host=self.host, port=self.port, root_path=self.root_path)
-        )
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name=f"dashboard-{self.port}", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"dashboard did not start on {self.url}")
-            time.sleep(0.01)
+        self._runner.config.port = self.port
+        self.port = self._runner.start(START_TIMEOUT_S)
         log.info("dashboard listening on %s", self.url)
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(10)
-        self._server = None
-        self._thread = None
+        self._runner.stop()
 
     def __enter__(self) -> DashboardServer:
         return self.start()

@@ -6,7 +6,8 @@
 
 Modules: client (BybitClient, the ExchangePort), session (pooled sessions and the per-process
 registry), signing, parse, errors (map_error), ratelimit (Redis and in-process token buckets),
-cache (instrument filters), factory (build_client), bench (`python -m exchange.bybit.bench`).
+cache (instrument filters), factory (build_client). Its benchmark is development tooling
+(devtools/bench/bybit_client.py, `tpsl paper client-bench`).
 Importing this package creates no session, pool or connection.
 """
 

@@ -3,8 +3,7 @@
 - `engine`   matching, positions, fees, conditional orders (pure; injected clock)
 - `server`   the ASGI app: /v5/… (signed like Bybit, rate-limited) and the admin API /paper/…
 - `runner`   PaperServer (in-process, background thread), serve_forever, PaperAdmin (client)
-- `bench`    throughput benchmark (`python -m exchange.paper.bench`)
 
-Run one: `tpsl paper serve --port 8080 --account KEY:SECRET:10000` or
-`python -m exchange.paper --port 8080 --account KEY:SECRET`.
+Run one: `tpsl paper serve --port 8080 --account KEY:SECRET[:BALANCE]`. Its benchmarks are development
+tooling (devtools/bench/: `tpsl paper bench`, `tpsl paper stream-bench`).
 """

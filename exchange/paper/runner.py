@@ -1,6 +1,6 @@
-"""Running the paper exchange: in this process (`PaperServer`, uvicorn in a background thread), as
-the main program of a process (`serve_forever`, used by `tpsl paper serve` and
-`python -m exchange.paper`), and driving it (`PaperAdmin`, a small requests client of /paper/).
+"""Running the paper exchange: in this process (`PaperServer`, uvicorn in a background thread through
+config/serving.py), as the main program of a process (`serve_forever`, used by `tpsl paper serve`),
+and driving it (`PaperAdmin`, a small requests client of /paper/).
 
     with PaperServer(extra_symbols=50) as server:
         creds = server.admin.create_account(balance=10_000)
@@ -13,8 +13,6 @@ from __future__ import annotations
 import logging
 import secrets
 import socket
-import threading
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -23,6 +21,7 @@ from typing import Any
 import requests
 import uvicorn
 
+from config.serving import ServerThread
 from exchange.paper.records import mask_key
 from exchange.paper.server import AccountSeed, PaperApp, PaperConfig
 
@@ -81,8 +80,7 @@ class PaperServer:
                 stream_idle_s=stream_idle_s,
             )
         )
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._runner = ServerThread(uvicorn_config(self.app, host=host, port=port), name="paper exchange")
 
     @property
     def base_url(self) -> str:
@@ -93,34 +91,16 @@ class PaperServer:
         return PaperAdmin(self.base_url)
 
     def start(self) -> PaperServer:
-        if self._thread is not None:
+        if self._runner.running:
             return self
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
-        self.port = sock.getsockname()[1]
-        server = uvicorn.Server(uvicorn_config(self.app, host=self.host, port=self.port))
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name=f"paper-exchange-{self.port}", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"paper exchange did not start on {self.base_url}")
-            time.sleep(0.01)
+        self._runner.config.port = self.port
+        self.port = self._runner.start(START_TIMEOUT_S)
         requests.get(f"{self.base_url}/v5/market/time", timeout=5).raise_for_status()
         log.info("paper exchange listening on %s", self.base_url)
         return self
 
     def stop(self) -> None:
-        if self._server is None or self._thread is None:
-            return
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
-        self._server = None
-        self._thread = None
+        self._runner.stop()
 
     def __enter__(self) -> PaperServer:
         return self.start()

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.scenarios import SCENARIOS
+from devtools.demo.scenarios import SCENARIOS
 
 MARKER_VAR = "TPSL_E2E_MARKER"
 RUN_LIMIT_S = 420.0  # a hung demo fails the test after this; a normal run takes about a minute
@@ -218,6 +218,41 @@ def test_ctrl_c_stops_every_process_and_exits_0(tmp_path: Path) -> None:
         assert run.most_processes >= 9
         check_dashboard_and_flower(run.output)
         run.proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        assert run.wait(120) == 0, run.output
+        assert run.leftovers() == [], "processes of the demo are still running"
+    finally:
+        run.cleanup()
+
+
+@pytest.mark.timeout(RUN_LIMIT_S + 60)
+def test_after_the_scripts_the_demo_stays_live_until_it_ends(tmp_path: Path) -> None:
+    """Once every scenario has ended, the prices keep walking and fresh monitors guard positions
+    (opened on the paper exchange, listed by the dashboard as live) until the demo stops."""
+    import requests
+
+    run = DemoRun(tmp_path, "--minutes", "6", "--speed", "4", "--no-live")
+    try:
+        run.wait_for_output(r"random walk: the scripts have ended", RUN_LIMIT_S)
+        run.wait_for_output(r"random walk: monitor \S+ opened on", limit_s=60)
+        dash = re.search(r"dashboard\s+(http://127\.0\.0\.1:\d+/)\?token=(\S+)", run.output)
+        assert dash, run.output
+        base, token = dash.groups()
+        opened = set(re.findall(r"random walk: monitor (\S+) opened on", run.output))
+        deadline = time.monotonic() + 60
+        while True:  # the new monitor shows on the dashboard as a live one, building or guarding
+            listed = requests.get(
+                f"{base}api/monitors", headers={"Authorization": f"Bearer {token}"}, timeout=10
+            ).json()["monitors"]
+            live = {m["id"] for m in listed if m.get("phase") != "closed"}
+            if opened & live:
+                break
+            assert time.monotonic() < deadline, f"no walk monitor live: {opened} vs {listed}"
+            time.sleep(1.0)
+        prices = re.search(r"exchange\s+(http://127\.0\.0\.1:\d+) \(paper\)", run.output)
+        assert prices, run.output
+        walk = requests.get(f"{prices.group(1)}/paper/walk", timeout=10).json()
+        assert walk["running"] and walk["steps"] > 0, walk
+        run.proc.send_signal(signal.SIGINT)
         assert run.wait(120) == 0, run.output
         assert run.leftovers() == [], "processes of the demo are still running"
     finally:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from workers.embedded_redis import EmbeddedRedis
+from devtools.embedded_redis import EmbeddedRedis
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 

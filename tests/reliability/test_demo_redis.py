@@ -7,9 +7,9 @@ import subprocess
 
 import redis
 
-from cli.stack import redis_spec
+from devtools.ports import free_port
+from devtools.stack import redis_spec
 from tests.plugins.stack import wait_for
-from workers.embedded_redis import free_port
 
 
 def up(client: redis.Redis) -> bool:

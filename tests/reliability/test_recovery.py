@@ -16,13 +16,13 @@ from contextlib import contextmanager
 import pytest
 
 from core.models import OrderRole
+from devtools.embedded_redis import EmbeddedRedis
 from persistence.db import session_factory
 from persistence.queries import events_for
 from tests.integration.pipeline.plans import conservative_long, conservative_short
 from tests.plugins.stack import wait_for
 from tests.reliability.support import Env, environment
 from workers.dispatcher import run_loop
-from workers.embedded_redis import EmbeddedRedis
 from workers.lifecycle import create_monitor
 from workers.store import MonitorStore
 

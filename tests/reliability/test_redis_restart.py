@@ -7,10 +7,10 @@ import time
 import pytest
 
 from core.models import Tier
+from devtools.embedded_redis import EmbeddedRedis
 from tests.integration.pipeline.plans import conservative_long
 from tests.plugins.stack import wait_for
 from tests.reliability.support import environment
-from workers.embedded_redis import EmbeddedRedis
 from workers.lifecycle import create_monitor
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]

@@ -29,9 +29,9 @@ from starlette.routing import Mount
 from dashboard.api import MAX_BODY
 from dashboard.app import create_app
 from dashboard.server import DashboardServer
+from devtools.ports import free_port
 from tests.integration.pipeline.plans import conservative_long
 from tests.plugins.secrets import httpx_scan_hook
-from workers.embedded_redis import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "security-suite-dashboard-token-0b9c"

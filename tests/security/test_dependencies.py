@@ -15,9 +15,9 @@ import redis
 from packaging.requirements import Requirement
 from packaging.version import Version
 
+from devtools import embedded_redis
+from devtools.embedded_redis import EmbeddedRedis, redis_server_binary, server_version
 from tests.plugins.services import require
-from workers import embedded_redis
-from workers.embedded_redis import EmbeddedRedis, redis_server_binary, server_version
 
 ROOT = Path(__file__).resolve().parents[2]
 FLOORS = {

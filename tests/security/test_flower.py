@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from workers.embedded_redis import free_port
+from devtools.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 START_S = 60.0

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import requests
 
+from devtools.ports import free_port
 from exchange.paper.server import ADMIN_MAX_BODY, V5_MAX_BODY
-from workers.embedded_redis import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

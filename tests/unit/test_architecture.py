@@ -91,3 +91,83 @@ def test_no_file_cites_a_document_outside_the_repository():
             if cites.search(line):
                 offenders.append(f"{rel}:{n}: {line.strip()[:100]}")
     assert offenders == [], "cite docs/architecture.md, the README or docs/ instead:\n" + "\n".join(offenders)
+
+
+PRODUCT = ["config", "core", "exchange", "persistence", "workers", "tasks", "dashboard", "cli"]
+# the command shims of development tooling: they import `devtools` inside the command's function,
+# after cli.common.require_devtools has said what to install when it is missing
+DEVTOOLS_SHIMS = {"cli/common.py", "cli/demo.py", "cli/bench.py", "cli/paper.py"}
+
+
+def _devtools_imports(path) -> list[tuple[int, bool]]:
+    """(line, at module level) of every import of `devtools` in a file."""
+    import ast
+
+    tree = ast.parse(path.read_text())
+    top = {id(node) for node in tree.body}
+    found = []
+    for node in ast.walk(tree):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module]
+        if any(n == "devtools" or n.startswith("devtools.") for n in names):
+            found.append((node.lineno, id(node) in top))
+    return found
+
+
+def test_product_code_does_not_import_the_development_tooling():
+    """The product (what the wheel ships) never imports `devtools` (demo, benchmarks, supervisor,
+    embedded Redis): only the `tpsl demo` / `tpsl bench` / `tpsl paper …bench` command shims do, lazily."""
+    import pathlib
+
+    root = pathlib.Path(__file__).resolve().parents[2]
+    offenders = []
+    for package in PRODUCT:
+        for path in sorted((root / package).rglob("*.py")):
+            rel = str(path.relative_to(root))
+            for line, module_level in _devtools_imports(path):
+                if module_level or rel not in DEVTOOLS_SHIMS:
+                    offenders.append(f"{rel}:{line}")
+    assert offenders == [], f"product code imports devtools: {offenders}"
+
+
+def test_the_cli_loads_no_development_tooling():
+    """`tpsl` starts (and every command but the shims runs) without the devtools package."""
+    code = (
+        "import sys, cli.main\n"
+        "print(','.join(sorted(n for n in sys.modules if n.split('.')[0] == 'devtools')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_the_product_wheel_ships_no_development_tooling():
+    """pyproject.toml's package list names the product packages and not `devtools`."""
+    import pathlib
+    import tomllib
+
+    root = pathlib.Path(__file__).resolve().parents[2]
+    project = tomllib.loads((root / "pyproject.toml").read_text())
+    include = project["tool"]["setuptools"]["packages"]["find"]["include"]
+    assert sorted(p.rstrip("*") for p in include) == sorted(PRODUCT)
+    assert (root / "devtools" / "pyproject.toml").exists()
+
+
+def test_the_tooling_commands_say_what_to_install_when_devtools_is_missing():
+    """An installed wheel has no `devtools`: `tpsl demo` / `tpsl bench` fail with one line saying so."""
+    code = (
+        "import sys\n"
+        "sys.modules['devtools'] = None  # as in a product-only install: `import devtools` fails\n"
+        "from typer.testing import CliRunner\n"
+        "from cli.main import app\n"
+        "for argv in (['demo'], ['bench', '--quick'], ['paper', 'stream-bench']):\n"
+        "    r = CliRunner().invoke(app, argv)\n"
+        "    print(r.exit_code, r.output.replace('\\n', ' '))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    lines = out.stdout.strip().splitlines()
+    assert len(lines) == 3, out.stdout + out.stderr
+    for line in lines:
+        assert line.startswith("2 error: devtools:") and "make install" in line, line

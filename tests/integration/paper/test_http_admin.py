@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ import time
 import pytest
 import requests
 
+from devtools.ports import free_port
 from exchange.paper.runner import PaperAdmin, PaperAdminError, PaperServer
 from exchange.paper.server import AccountSeed
 from tests.integration.paper.v5client import V5Client
@@ -204,22 +204,9 @@ def test_in_process_server_with_seeded_accounts_and_a_full_reset() -> None:
         requests.get(f"{server.base_url}/v5/market/time", timeout=2)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.mark.parametrize(
-    "command",
-    [
-        [sys.executable, "-m", "exchange.paper"],
-        [sys.executable, "-m", "cli.main", "paper", "serve"],
-    ],
-    ids=["python-m", "tpsl-paper-serve"],
-)
-def test_runs_as_its_own_process(command: list[str]) -> None:
-    port = _free_port()
+def test_runs_as_its_own_process() -> None:
+    command = [sys.executable, "-m", "cli.main", "paper", "serve"]
+    port = free_port()
     proc = subprocess.Popen(
         [
             *command,

@@ -10,6 +10,7 @@ from sqlalchemy import Engine, text
 
 from core.errors import FixInput
 from core.models import EventKind
+from devtools.ports import free_port
 from persistence.db import make_engine
 from persistence.models import Base, events_table
 from persistence.pending import PendingStore, encode_entry
@@ -17,7 +18,6 @@ from persistence.stats import persist_stats
 from persistence.upserts import event_row, monitor_row
 from persistence.writer import EventWriter, FlushResult
 from tests.integration.persistence.support import event, event_ids, monitor_rows, record
-from workers.embedded_redis import free_port
 
 PU = EventKind.POSITION_UPDATE
 

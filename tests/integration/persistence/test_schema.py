@@ -116,7 +116,7 @@ def test_cli_db_errors_name_the_problem_and_hide_the_password():
     assert result.exit_code == 2
     assert "database_url: unsupported database 'mysql'" in result.output
 
-    from workers.embedded_redis import free_port
+    from devtools.ports import free_port
 
     url = f"postgresql://tpsl:s3cr3t-pw@127.0.0.1:{free_port()}/x"  # nothing listens there
     result = runner.invoke(cli_app, ["db", "upgrade", "--url", url])

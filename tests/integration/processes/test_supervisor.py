@@ -1,4 +1,4 @@
-"""cli/processes.py with real child processes (small Python scripts): readiness probes, early
+"""devtools/supervisor.py with real child processes (small Python scripts): readiness probes, early
 deaths reported with their log, stop by process group with SIGKILL escalation, stop order by
 layer, and no orphans when the supervisor is told to stop or is killed outright."""
 
@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from cli.processes import (
+from devtools.ports import free_port
+from devtools.supervisor import (
     NotReady,
     ProcessDied,
     ProcessSpec,
     Supervisor,
-    free_port,
     group_members,
     http_ok,
     log_line,
@@ -204,7 +204,7 @@ def test_layers_stop_highest_first(tmp_path: Path) -> None:
 SUPERVISOR_SCRIPT = """
 import sys, time
 from pathlib import Path
-from cli.processes import ProcessSpec, StopRequested, Supervisor, log_line
+from devtools.supervisor import ProcessSpec, StopRequested, Supervisor, log_line
 
 logs = Path(sys.argv[1])
 with Supervisor(logs, grace_s=5) as sup:
@@ -214,15 +214,22 @@ with Supervisor(logs, grace_s=5) as sup:
             "import time; print('ready', flush=True); time.sleep(120)"], ready=log_line("ready")))
         print(child.pid, flush=True)
         while True:
-            time.sleep(0.1)
+            sup.check_stop()
+            LOOP_BODY
     except StopRequested as e:
         print("stop requested", e.signum, flush=True)
 """
+PLAIN_LOOP = "time.sleep(0.1)"
+# a callee that swallows every Exception (StopRequested with it): check_stop raises it again
+SWALLOWING_LOOP = """try:
+                time.sleep(0.1)
+            except Exception:
+                pass"""
 
 
-def supervisor_process(tmp_path: Path) -> tuple[subprocess.Popen[str], int]:
+def supervisor_process(tmp_path: Path, loop: str = PLAIN_LOOP) -> tuple[subprocess.Popen[str], int]:
     script = tmp_path / "supervise.py"
-    script.write_text(SUPERVISOR_SCRIPT)
+    script.write_text(SUPERVISOR_SCRIPT.replace("LOOP_BODY", loop))
     proc = subprocess.Popen(
         [sys.executable, str(script), str(tmp_path / "logs")],
         stdout=subprocess.PIPE,
@@ -235,9 +242,10 @@ def supervisor_process(tmp_path: Path) -> tuple[subprocess.Popen[str], int]:
     return proc, int(line)
 
 
+@pytest.mark.parametrize("loop", [PLAIN_LOOP, SWALLOWING_LOOP], ids=["plain", "swallowed"])
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_a_supervisor_told_to_stop_stops_its_children(tmp_path: Path, sig: signal.Signals) -> None:
-    proc, child = supervisor_process(tmp_path)
+def test_a_supervisor_told_to_stop_stops_its_children(tmp_path: Path, sig: signal.Signals, loop: str) -> None:
+    proc, child = supervisor_process(tmp_path, loop)
     try:
         assert alive(child)
         proc.send_signal(sig)
@@ -273,7 +281,7 @@ def test_bad_specs_name_the_field(sup: Supervisor) -> None:
 
 
 def test_a_missing_program_is_a_clear_error(sup: Supervisor) -> None:
-    from cli.processes import ProcessError
+    from devtools.supervisor import ProcessError
 
     with pytest.raises(ProcessError, match="cannot start"):
         sup.start(ProcessSpec("ghost", ["/nonexistent/program"]))

@@ -20,7 +20,7 @@ import redis
 
 from config.settings import Settings
 from core.models import Tier
-from workers.embedded_redis import EmbeddedRedis
+from devtools.embedded_redis import EmbeddedRedis
 from workers.registry import NewMonitor, Registry
 
 TIER_MIX = {Tier.CRITICAL: 0.05, Tier.ACTIVE: 0.15, Tier.STANDARD: 0.4, Tier.INACTIVE: 0.2, Tier.IDLE: 0.2}

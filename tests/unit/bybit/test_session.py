@@ -13,11 +13,11 @@ import requests
 from urllib3.exceptions import NewConnectionError
 
 from config.settings import Settings
+from devtools.ports import free_port
 from exchange.bybit.session import PooledSession, SessionPool, get_session_pool, reset_for_fork
 from exchange.bybit.session_stats import LatencyHistogram
 from exchange.bybit.tracking import ConnectionBudget
 from tests.plugins.recorded_bybit import RecordedBybit
-from workers.embedded_redis import free_port
 
 TICKERS = "/v5/market/tickers?category=linear"
 BATCH = "/v5/order/create-batch"

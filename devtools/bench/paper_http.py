@@ -1,4 +1,4 @@
-"""Throughput benchmark of the paper exchange (`python -m exchange.paper.bench`, `tpsl paper bench`).
+"""Throughput benchmark of the paper exchange (`tpsl paper bench`).
 
 Starts a paper exchange in its own process (one uvicorn worker, uvloop + httptools, rate limits
 off), gives one account `--positions` open positions (one per synthetic symbol) and `--orders`
@@ -14,24 +14,23 @@ This is a benchmark, not a test: it prints figures and never asserts on them.
 
 from __future__ import annotations
 
-import argparse
 import json
 import multiprocessing as mp
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any
 
 import requests
 
+from devtools.bench.loadgen import Target, run_worker
+from devtools.ports import free_port
 from exchange.paper.auth import signature
-from exchange.paper.loadgen import Target, run_worker
 from exchange.paper.runner import PaperAdmin, PaperCredentials
 
 ENDPOINTS = (
@@ -63,18 +62,14 @@ class Result:
         return data[min(len(data) - 1, int(q * len(data)))]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_server(port: int, extra_symbols: int) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
         [
             sys.executable,
             "-m",
-            "exchange.paper",
+            "cli.main",
+            "paper",
+            "serve",
             "--port",
             str(port),
             "--extra-symbols",
@@ -233,18 +228,20 @@ def _row(r: Result) -> dict[str, Any]:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m exchange.paper.bench", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--seconds", type=float, default=5.0, help="measuring time per endpoint and round")
-    ap.add_argument("--rounds", type=int, default=3, help="rounds per endpoint; the median is reported")
-    ap.add_argument("--clients", type=int, default=3, help="load-generating processes")
-    ap.add_argument("--connections", type=int, default=2, help="keep-alive connections per process")
-    ap.add_argument("--positions", type=int, default=500)
-    ap.add_argument("--orders", type=int, default=2000)
-    ap.add_argument("--url", help="use this running paper exchange (started with --no-rate-limit)")
-    ap.add_argument("--json", help="also write the results to this file")
-    args = ap.parse_args(argv)
+@dataclass(frozen=True, slots=True)
+class Params:
+    seconds: float = 5.0  # measuring time per endpoint and round
+    rounds: int = 3  # rounds per endpoint; the median is reported
+    clients: int = 3  # load-generating processes
+    connections: int = 2  # keep-alive connections per process
+    positions: int = 500
+    orders: int = 2000
+    url: str | None = None  # use this running paper exchange (started with --no-rate-limit)
+    json: str | None = None  # also write the results to this file
 
+
+def run(args: Params) -> int:
+    """Measure, print, and return 1 if any request failed (else 0)."""
     proc = None
     url = args.url
     if url is None:
@@ -300,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(),
         "load_average_before": round(load_before, 2),
         "load_average_after": round(os.getloadavg()[0], 2),
-        "params": vars(args),
+        "params": asdict(args),
         "summary": summary,
         "rounds": [_row(r) for results in rounds.values() for r in results],
     }
@@ -308,7 +305,3 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=2)
     return 1 if any(r.errors for results in rounds.values() for r in results) else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

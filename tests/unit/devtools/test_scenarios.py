@@ -1,4 +1,4 @@
-"""The demo's scenarios (cli/scenarios.py): plans the system accepts, mirrors that keep every
+"""The demo's scenarios (devtools/demo/scenarios.py): plans the system accepts, mirrors that keep every
 level, price scripts that cross what they claim, and the script runner's state machine. Pure: no I/O."""
 
 from __future__ import annotations
@@ -8,7 +8,11 @@ from decimal import Decimal
 
 import pytest
 
-from cli.scenarios import (
+from core.mirror import mirror_plan
+from core.models import BreakevenState, CloseReason, Monitor, Phase, Plan, Side, Tier
+from core.plan import parse_request
+from core.sizing import allocate, breakeven_price
+from devtools.demo.scenarios import (
     CRITICAL,
     MIRROR_RATIO,
     SCENARIOS,
@@ -19,10 +23,6 @@ from cli.scenarios import (
     entries_filled,
     start_prices,
 )
-from core.mirror import mirror_plan
-from core.models import BreakevenState, CloseReason, Monitor, Phase, Plan, Side, Tier
-from core.plan import parse_request
-from core.sizing import allocate, breakeven_price
 from exchange.paper.instruments import REAL_INSTRUMENTS
 
 INSTRUMENTS = {s.symbol: s.to_core() for s in REAL_INSTRUMENTS}

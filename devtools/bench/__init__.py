@@ -1,39 +1,36 @@
-"""`tpsl bench`: the real stack, twice (optimized and the plain baseline), on the same workload."""
+"""The stack benchmark behind `tpsl bench`: the real stack, twice (optimized and the plain baseline),
+on the same workload. The other benchmarks: paper_http, paper_streams, bybit_client (`tpsl paper …`)."""
 
 from __future__ import annotations
 
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from cli.bench import report
-from cli.bench.run import Options, run_profile
-from cli.bench.run import Progress as RunProgress
+from devtools.bench import report
+from devtools.bench.run import Options, run_profile
+from devtools.bench.run import Progress as RunProgress
 
 console = Console(stderr=True)
 
 
-def bench_command(
-    monitors: Annotated[int, typer.Option(help="Monitors in all (mirror monitors included).")] = 1000,
-    accounts: Annotated[int, typer.Option(help="Accounts (one of them a mirror of the first).")] = 4,
-    minutes: Annotated[float, typer.Option(help="Measured minutes per profile.")] = 5.0,
-    seed: Annotated[int, typer.Option(help="Workload seed: plans and price scripts.")] = 1,
-    profile: Annotated[
-        str, typer.Option(help="optimized | baseline | both | none (only the capacity run)")
-    ] = "both",
-    json_path: Annotated[Path | None, typer.Option("--json", help="Write every figure to this file.")] = None,
-    quick: Annotated[bool, typer.Option(help="200 monitors, half a minute per profile (CI).")] = False,
-    capacity: Annotated[
-        str | None,
-        typer.Option(help="Comma list of monitor counts for the capacity run, e.g. 2500,5000,10000."),
-    ] = None,
-    capacity_minutes: Annotated[float, typer.Option(help="Minutes per capacity step.")] = 2.0,
-    docs: Annotated[bool, typer.Option(help="Write the results into docs/benchmarks.md.")] = False,
+def run_bench(
+    *,
+    monitors: int = 1000,
+    accounts: int = 4,
+    minutes: float = 5.0,
+    seed: int = 1,
+    profile: str = "both",
+    json_path: Path | None = None,
+    quick: bool = False,
+    capacity: str | None = None,
+    capacity_minutes: float = 2.0,
+    docs: bool = False,
 ) -> None:
     """Run the real stack (Redis, worker pools, beat, paper exchange over HTTP, persistence,
     dashboard) with the optimized settings and with every rollback switch on, on the same workload,

@@ -250,6 +250,7 @@ class Supervisor:
         self.children: list[Child] = []
         self._stopping = False
         self._hurry = False
+        self.stop_signal: int | None = None  # the signal that asked to stop, once one did
         self._old_handlers: dict[int, Any] = {}
 
     # ---------------------------------------------------------------------------------- starting
@@ -400,11 +401,18 @@ class Supervisor:
             if self._stopping:
                 self._hurry = True
                 return
+            self.stop_signal = signum  # remembered: code that swallows the exception can't lose it
             raise StopRequested(signum)
 
         sigs = [signal.SIGTERM] + ([signal.SIGINT] if sigint else [])
         for sig in sigs:
             self._old_handlers[sig] = signal.signal(sig, request_stop)
+
+    def check_stop(self) -> None:
+        """Raise StopRequested again if a signal asked to stop (for a loop whose callee may have
+        caught the first one in a broad `except Exception`)."""
+        if self.stop_signal is not None and not self._stopping:
+            raise StopRequested(self.stop_signal)
 
     def restore_signal_handlers(self) -> None:
         self._restore(self._old_handlers)
@@ -459,13 +467,6 @@ def _main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port free right now (the usual small race: bind it soon)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
 __all__ = [
     "Child",
     "NotReady",
@@ -476,7 +477,6 @@ __all__ = [
     "StopRequested",
     "Supervisor",
     "all_of",
-    "free_port",
     "group_members",
     "http_ok",
     "log_line",

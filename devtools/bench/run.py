@@ -31,9 +31,12 @@ from typing import Any
 
 import requests
 
-from cli.bench.workload import Workload, build
-from cli.processes import Child, Supervisor, free_port, group_members
-from cli.stack import (
+from config import keys
+from config.queues import PERSIST_QUEUE, TIER_QUEUES
+from core.models import Tier
+from devtools.bench.workload import Workload, build
+from devtools.ports import free_port
+from devtools.stack import (
     beat_spec,
     fresh_sqlite,
     paper_spec,
@@ -42,9 +45,7 @@ from cli.stack import (
     with_source_path,
     worker_specs,
 )
-from config import keys
-from config.queues import PERSIST_QUEUE, TIER_QUEUES
-from core.models import Tier
+from devtools.supervisor import Child, Supervisor, group_members
 from workers.lag import CHECK_LAG, CHECK_START_LAG, REACTION
 
 PROFILES: dict[str, dict[str, str]] = {

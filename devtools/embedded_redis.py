@@ -22,13 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from devtools.ports import free_port
+
 log = logging.getLogger(__name__)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 SYSTEM_SERVERS = ("/usr/bin/redis-server", "/usr/local/bin/redis-server")

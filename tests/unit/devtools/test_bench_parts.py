@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from cli.bench import report
-from cli.bench.workload import FATES, build
 from core.plan import parse_request
+from devtools.bench import report
+from devtools.bench.workload import FATES, build
 from exchange.paper.instruments import synthetic_instruments
 
 SPECS = list(synthetic_instruments(250))

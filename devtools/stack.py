@@ -10,8 +10,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from cli.processes import ProcessSpec, http_ok, log_line, tcp_port
 from config.queues import POOLS
+from devtools.supervisor import ProcessSpec, http_ok, log_line, tcp_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,7 +42,7 @@ def fresh_sqlite(db: Path) -> str:
 
 
 def redis_spec(port: int, workdir: Path, env: Mapping[str, str]) -> ProcessSpec:
-    from workers.embedded_redis import redis_server_binary
+    from devtools.embedded_redis import redis_server_binary
 
     rdir = workdir / "redis"
     # a fresh run starts empty (as its SQLite file does); within the run, AOF (fsync every second)

@@ -1,4 +1,4 @@
-"""Benchmark of the Bybit client against a paper exchange (`python -m exchange.bybit.bench`).
+"""Benchmark of the Bybit client against a paper exchange (`tpsl paper client-bench`).
 
 Starts a paper exchange in its own process (rate limits off), then measures, through BybitClient's
 real path (signing, pooled session, parsing):
@@ -13,8 +13,6 @@ A benchmark, not a test: it prints figures (JSON) and asserts nothing.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import platform
 import secrets
@@ -29,21 +27,14 @@ import requests
 
 from config.settings import Settings
 from core.models import Account, PlaceOrder, Secret, Side
+from devtools.ports import free_port
 from exchange.bybit.factory import build_client
 from exchange.bybit.session import SessionPool
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _start_paper(key: str, secret: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
-    cmd = [sys.executable, "-m", "exchange.paper", "--port", str(port), "--no-rate-limit"]
+    port = free_port()
+    cmd = [sys.executable, "-m", "cli.main", "paper", "serve", "--port", str(port), "--no-rate-limit"]
     cmd += ["--extra-symbols", "50", "--account", f"{key}:{secret}:10000000"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
@@ -146,15 +137,3 @@ def run(calls: int) -> dict[str, Any]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m exchange.bybit.bench", description=__doc__)
-    ap.add_argument("--calls", type=int, default=1000)
-    args = ap.parse_args(argv)
-    print(json.dumps(run(args.calls), indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

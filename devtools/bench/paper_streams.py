@@ -1,5 +1,4 @@
-"""Stream benchmark of the paper exchange (`python -m exchange.paper.stream_bench`,
-`tpsl paper stream-bench`).
+"""Stream benchmark of the paper exchange (`tpsl paper stream-bench`).
 
 Starts a paper exchange in its own process (rate limits off), gives `--accounts` accounts
 `--orders` resting limit orders in total (spread over synthetic symbols), opens the guard's stream
@@ -19,21 +18,22 @@ This is a benchmark, not a test: it prints figures and never asserts on them.
 
 from __future__ import annotations
 
-import argparse
 import json
 import multiprocessing as mp
 import os
 import statistics
 import threading
 import time
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 import requests
 
 from core.models import Secret
+from devtools.bench.paper_http import BATCH, cpu_seconds, machine, signed_post, start_server
+from devtools.ports import free_port
 from exchange.bybit.stream import BybitStreams, StreamEvent, StreamTiming
-from exchange.paper.bench import BATCH, cpu_seconds, free_port, machine, signed_post, start_server
 from exchange.paper.runner import PaperAdmin, PaperCredentials
 
 SYMBOLS_PER_ACCOUNT = 25  # at most 500 active orders per symbol and account
@@ -143,18 +143,18 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="python -m exchange.paper.stream_bench", description=__doc__.split("\n\n")[0]
-    )
-    ap.add_argument("--accounts", type=int, default=4)
-    ap.add_argument("--orders", type=int, default=10_000, help="open orders over all accounts")
-    ap.add_argument("--seconds", type=float, default=10.0, help="throughput run length")
-    ap.add_argument("--drivers", type=int, default=2, help="amending processes")
-    ap.add_argument("--samples", type=int, default=500, help="quiet latency samples")
-    ap.add_argument("--json", help="also write the results to this file")
-    args = ap.parse_args(argv)
+@dataclass(frozen=True, slots=True)
+class Params:
+    accounts: int = 4
+    orders: int = 10_000  # open orders over all accounts
+    seconds: float = 10.0  # throughput run length
+    drivers: int = 2  # amending processes
+    samples: int = 500  # quiet latency samples
+    json: str | None = None  # also write the results to this file
 
+
+def run(args: Params) -> int:
+    """Measure and print the figures (JSON)."""
     port = free_port()
     proc = start_server(port, extra_symbols=args.accounts * SYMBOLS_PER_ACCOUNT)
     url = f"http://127.0.0.1:{port}"
@@ -261,7 +261,3 @@ def main(argv: list[str] | None = None) -> int:
         streams.stop()
         proc.terminate()
         proc.wait(timeout=10)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,0 +1,48 @@
+"""`tpsl bench`: the command line of the stack benchmark. The benchmark itself is development tooling
+(devtools/bench/, installed by `make install` from a checkout), imported only when the command runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli.common import require_devtools
+
+
+def bench_command(
+    monitors: Annotated[int, typer.Option(help="Monitors in all (mirror monitors included).")] = 1000,
+    accounts: Annotated[int, typer.Option(help="Accounts (one of them a mirror of the first).")] = 4,
+    minutes: Annotated[float, typer.Option(help="Measured minutes per profile.")] = 5.0,
+    seed: Annotated[int, typer.Option(help="Workload seed: plans and price scripts.")] = 1,
+    profile: Annotated[
+        str, typer.Option(help="optimized | baseline | both | none (only the capacity run)")
+    ] = "both",
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write every figure to this file.")] = None,
+    quick: Annotated[bool, typer.Option(help="200 monitors, half a minute per profile (CI).")] = False,
+    capacity: Annotated[
+        str | None,
+        typer.Option(help="Comma list of monitor counts for the capacity run, e.g. 2500,5000,10000."),
+    ] = None,
+    capacity_minutes: Annotated[float, typer.Option(help="Minutes per capacity step.")] = 2.0,
+    docs: Annotated[bool, typer.Option(help="Write the results into docs/benchmarks.md.")] = False,
+) -> None:
+    """Run the real stack (Redis, worker pools, beat, paper exchange over HTTP, persistence,
+    dashboard) with the optimized settings and with every rollback switch on, on the same workload,
+    and print both side by side with their ratio."""
+    require_devtools("bench")
+    from devtools.bench import run_bench
+
+    run_bench(
+        monitors=monitors,
+        accounts=accounts,
+        minutes=minutes,
+        seed=seed,
+        profile=profile,
+        json_path=json_path,
+        quick=quick,
+        capacity=capacity,
+        capacity_minutes=capacity_minutes,
+        docs=docs,
+    )
