@@ -93,7 +93,7 @@ def test_no_file_cites_a_document_outside_the_repository():
     assert offenders == [], "cite docs/architecture.md, the README or docs/ instead:\n" + "\n".join(offenders)
 
 
-PRODUCT = ["config", "core", "exchange", "persistence", "workers", "tasks", "dashboard", "cli"]
+PRODUCT = ["config", "core", "exchange", "persistence", "workers", "tasks", "readmodel", "dashboard", "cli"]
 # the command shims of development tooling: they import `devtools` inside the command's function,
 # after cli.common.require_devtools has said what to install when it is missing
 DEVTOOLS_SHIMS = {"cli/common.py", "cli/demo.py", "cli/bench.py", "cli/paper.py"}
