@@ -1,4 +1,7 @@
-"""JSON for the JSON columns and the Redis buffer: orjson, Decimals as strings, errors naming the field."""
+"""The one JSON convention of the product: orjson, Decimals written as strings (`str(Decimal)`, exponent
+kept), sets and tuples as lists. The JSON columns, the Redis buffer of persistence, the dashboard's
+cache and the API's responses all encode through here; `core.codec` writes its dicts by the same rule
+(a Decimal is its `str`), so a stored monitor reads back the same whichever encoded it."""
 
 from __future__ import annotations
 
@@ -13,6 +16,8 @@ from core.errors import FixInput
 def _default(value: Any) -> Any:
     if isinstance(value, Decimal):
         return str(value)
+    if isinstance(value, frozenset | set):
+        return list(value)
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
