@@ -23,7 +23,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from config import keys
 from config.queues import ALL_QUEUES
 from dashboard.series import RollingSeries, tiers_key
 from persistence.stats import persist_stats
@@ -40,10 +39,6 @@ SERIES_STEP_S = 10.0
 SERIES_POINTS = 360  # one hour at 10 s
 PRIORITY_SEP = "\x06\x16"  # kombu's Redis transport: "<queue><sep><priority>" for priorities > 0
 PRIORITY_STEPS = (3, 6, 9)
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes | bytearray) else str(value)
 
 
 class OpsStats:
@@ -63,16 +58,13 @@ class OpsStats:
 
     def call_minutes(self, *, now: float, minutes: int = CALL_MINUTES) -> list[tuple[int, dict[str, int]]]:
         """(minute, {"<account>|<path>[|err]": n}) of the last `minutes` complete minutes, oldest
-        first, one round trip (the hashes exchange.bybit.callstats writes: `<p>:calls:<minute>`)."""
+        first, one round trip (exchange.bybit.callstats)."""
+        from exchange.bybit.callstats import CallStats
+
         current = int(now // 60)
         span = range(current - minutes, current)
-        pipe = self.rt.redis.pipeline(transaction=False)
-        for m in span:
-            pipe.hgetall(keys.calls(self.rt.prefix, m))
-        return [
-            (m, {_text(k): int(v) for k, v in raw.items()})
-            for m, raw in zip(span, pipe.execute(), strict=True)
-        ]
+        counts = CallStats(self.rt.redis, prefix=self.rt.prefix).minutes(span)
+        return list(zip(span, counts, strict=True))
 
     def calls(self, *, now: float) -> dict[str, Any]:
         minutes = self.call_minutes(now=now)

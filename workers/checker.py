@@ -293,6 +293,11 @@ def read_counts(rt: Any) -> dict[str, dict[str, int]]:
     return out
 
 
+def reset_read_counts(rt: Any) -> None:
+    """Start the counters of `read_counts` from zero (a benchmark's window)."""
+    rt.redis.delete(*(keys.read_stats(rt.prefix, name) for name in ("reads", "checked")))
+
+
 def _leaders(store: MonitorStore, group: list[Loaded]) -> dict[str, Monitor]:
     ids = {item.monitor.mirror_of for item in group if item.monitor.mirror_of}
     if not ids:

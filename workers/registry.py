@@ -291,6 +291,22 @@ class Registry:
                 out[monitor_id] = stored
         return out
 
+    def states(self, monitor_ids: Iterable[str]) -> dict[str, tuple[int, str]]:
+        """(version, state JSON) of these monitors, one round trip; unknown ids are left out. The
+        cheap read of a listing (no account, no tier): a reader decodes a state again only when its
+        version changed."""
+        ids = [_check_id(i) for i in monitor_ids]
+        if not ids:
+            return {}
+        pipe = self.redis.pipeline(transaction=False)
+        for monitor_id in ids:
+            pipe.hmget(self.monitor_key(monitor_id), "version", "state")
+        out: dict[str, tuple[int, str]] = {}
+        for monitor_id, (version, state) in zip(ids, pipe.execute(), strict=True):
+            if version is not None and state is not None:
+                out[monitor_id] = (int(version), _text(state))
+        return out
+
     @staticmethod
     def _stored(raw: Sequence[Any]) -> StoredState | None:
         state, version, account, tier = raw
@@ -449,6 +465,21 @@ class Registry:
             )
         codes = pipe.execute()
         return {monitor_id: int(code) == 1 for (monitor_id, _), code in zip(items, codes, strict=True)}
+
+    def due_entries(self, slices: Sequence[tuple[Tier, int, int]]) -> list[list[tuple[str, str, float]]]:
+        """For each (tier, start, stop): the (account, monitor id, due time) of that ZRANGE slice of
+        the tier's due set, soonest first (stop -1: to the end). One round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        for tier, start, stop in slices:
+            pipe.zrange(self.due_key(tier), start, stop, withscores=True)
+        out: list[list[tuple[str, str, float]]] = []
+        for members in pipe.execute():
+            entries = []
+            for member, score in members:
+                account, _, monitor_id = _text(member).partition(MEMBER_SEP)
+                entries.append((account, monitor_id, float(score)))
+            out.append(entries)
+        return out
 
     # ---------------------------------------------------------------------------------- metrics
 
