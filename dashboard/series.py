@@ -36,10 +36,6 @@ return 1
 """
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes | bytearray) else str(value)
-
-
 class RollingSeries:
     """`RollingSeries(redis, keys.tier_series(prefix), step_s=10, points=360)`."""
 
@@ -73,7 +69,7 @@ class RollingSeries:
         return {key: bool(int(r)) for key, r in zip(points, pipe.execute(), strict=True)}
 
     def read(self, key: str) -> list[dict[str, Any]]:
-        return [orjson.loads(_text(x)) for x in self.redis.lrange(key, 0, -1)]
+        return [orjson.loads(x) for x in self.redis.lrange(key, 0, -1)]
 
 
 def tiers_key(prefix: str) -> str:

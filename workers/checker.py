@@ -289,7 +289,7 @@ def read_counts(rt: Any) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {}
     for name in ("reads", "checked"):
         raw = rt.redis.hgetall(keys.read_stats(rt.prefix, name))
-        out[name] = {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()}
+        out[name] = {k: int(v) for k, v in raw.items()}
     return out
 
 

@@ -203,7 +203,7 @@ def hedge_mode(rt: Any, account: Account, symbol: str) -> bool:
     key = position_mode_key(rt.prefix, account.id)
     cached = rt.redis.hget(key, symbol)
     if cached is not None:
-        return cached in (b"hedge", "hedge")
+        return cached == "hedge"
     hedge = rt.client_for(account).hedge_mode(account, symbol)
     pipe = rt.redis.pipeline(transaction=False)
     pipe.hset(key, symbol, "hedge" if hedge else "oneway")

@@ -71,7 +71,7 @@ class MarketCache:
         self,
         loader: Callable[[], T],
         encode: Callable[[T], Encoded],
-        decode: Callable[[bytes], T],
+        decode: Callable[[Encoded], T],
         *,
         category: str = "linear",
     ) -> T:
@@ -84,7 +84,7 @@ class MarketCache:
         self,
         loader: Callable[[], T],
         encode: Callable[[T], Encoded],
-        decode: Callable[[bytes], T],
+        decode: Callable[[Encoded], T],
         *,
         category: str = "linear",
     ) -> T:
@@ -100,7 +100,7 @@ class MarketCache:
         name: str,
         loader: Callable[[], T],
         encode: Callable[[T], Encoded],
-        decode: Callable[[bytes], T],
+        decode: Callable[[Encoded], T],
         *,
         ttl_s: float,
     ) -> T:
@@ -112,13 +112,13 @@ class MarketCache:
         key = self.value_key(name)
         cached = self.redis.get(key)
         if cached is not None:
-            return decode(_raw(cached))
+            return decode(cached)
 
         value, _ = load_once(
             self.redis,
             key,
             self._flight,
-            found=lambda raw: decode(_raw(raw)),
+            found=decode,
             load=lambda: self._load(key, loader, encode, ttl_ms),
         )
         return value
@@ -130,7 +130,3 @@ class MarketCache:
 
     def invalidate(self, name: str) -> None:
         self.redis.delete(self.value_key(name))
-
-
-def _raw(value: bytes | str) -> bytes:
-    return value.encode() if isinstance(value, str) else value

@@ -87,4 +87,4 @@ def quarantine(rt: Any, monitor_id: Any, account: Any, exc: FixInput, *, source:
 def quarantined(rt: Any) -> dict[str, dict[str, Any]]:
     """The quarantine notes by monitor id."""
     raw = rt.redis.hgetall(quarantine_key(rt.prefix))
-    return {(k.decode() if isinstance(k, bytes) else k): orjson.loads(v) for k, v in raw.items()}
+    return {k: orjson.loads(v) for k, v in raw.items()}

@@ -87,16 +87,12 @@ def epoch(rt: Any) -> dict[str, str] | None:
     raw = rt.redis.hgetall(epoch_key(rt.prefix))
     if not raw:
         return None
-    return {_str(k): _str(v) for k, v in raw.items()}
+    return dict(raw)
 
 
 def registry_present(rt: Any) -> bool:
     """One round trip: False when the registry's epoch key is gone."""
     return bool(rt.redis.exists(epoch_key(rt.prefix)))
-
-
-def _str(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes | bytearray) else str(value)
 
 
 def _start_epoch(rt: Any, report: ReconcileReport, now: float) -> bool:

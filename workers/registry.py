@@ -96,10 +96,6 @@ class SaveItem(NamedTuple):
     expected_version: int
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes | bytearray) else str(value)
-
-
 def _has_control(text: str) -> bool:
     return any(ord(c) < 32 or ord(c) == 127 for c in text)
 
@@ -156,7 +152,7 @@ def _num(value: float) -> str:
 class Registry:
     """Monitor state, due sets and tier moves in one Redis.
 
-    `redis_client` may decode responses or not; every answer is returned as `str`. Safe to share
+    `redis_client` decodes responses (`decode_responses=True`, workers/runtime.py). Safe to share
     between threads (redis-py's pool); separate processes each build their own.
     """
 
@@ -304,7 +300,7 @@ class Registry:
         out: dict[str, tuple[int, str]] = {}
         for monitor_id, (version, state) in zip(ids, pipe.execute(), strict=True):
             if version is not None and state is not None:
-                out[monitor_id] = (int(version), _text(state))
+                out[monitor_id] = (int(version), state)
         return out
 
     @staticmethod
@@ -312,7 +308,7 @@ class Registry:
         state, version, account, tier = raw
         if state is None or version is None or account is None or tier is None:
             return None
-        return StoredState(_text(state), int(version), _text(account), Tier(_text(tier)))
+        return StoredState(state, int(version), account, Tier(tier))
 
     def save(self, monitor_id: str, state_json: str, *, expected_version: int) -> bool:
         """Compare-and-set: store `state_json` with version `expected_version + 1` only if the stored
@@ -355,11 +351,11 @@ class Registry:
     def ids(self, account: str | None = None) -> list[str]:
         """Every monitor id, or those of one account, sorted."""
         key = self._all_key if account is None else self.account_key(_check_account(account))
-        return sorted(_text(m) for m in self.redis.smembers(key))
+        return sorted(self.redis.smembers(key))
 
     def accounts(self) -> list[str]:
         """Every account that has at least one monitor, sorted."""
-        return sorted(_text(a) for a in self.redis.smembers(self._accounts_key))
+        return sorted(self.redis.smembers(self._accounts_key))
 
     def count(self) -> int:
         return int(self.redis.scard(self._all_key))
@@ -390,7 +386,7 @@ class Registry:
         if not found:
             return None
         pos, score = found
-        return TIER_ORDER[int(pos) - 1], float(_text(score))
+        return TIER_ORDER[int(pos) - 1], float(score)
 
     def claim(self, now: float, *, lookahead: float | None = None, cap: int | None = None) -> list[Claimed]:
         """Take the due monitors (and the soon-due monitors of their accounts) and re-score them; one
@@ -406,11 +402,9 @@ class Registry:
         limit = self.settings.claim_cap if cap is None else cap
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ValueError(f"cap: must be an integer >= 1 (got {cap!r})")
-        reply = _text(
-            self._claim(
-                keys=self._due_keys,
-                args=[_num(now), _num(look), limit, *(_num(i) for i in self._intervals)],
-            )
+        reply = self._claim(
+            keys=self._due_keys,
+            args=[_num(now), _num(look), limit, *(_num(i) for i in self._intervals)],
         )
         out: list[Claimed] = []
         if not reply:
@@ -476,7 +470,7 @@ class Registry:
         for members in pipe.execute():
             entries = []
             for member, score in members:
-                account, _, monitor_id = _text(member).partition(MEMBER_SEP)
+                account, _, monitor_id = member.partition(MEMBER_SEP)
                 entries.append((account, monitor_id, float(score)))
             out.append(entries)
         return out

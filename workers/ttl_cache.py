@@ -109,10 +109,6 @@ def _key_part(value: Any) -> str:
     return value
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes | bytearray) else str(value)
-
-
 class TTLCache:
     """See the module docstring. Safe to share between threads; each process builds its own.
 
@@ -190,7 +186,7 @@ class TTLCache:
         *,
         account: str | None = None,
         encode: Callable[[T], bytes | str] = dumps_bytes,
-        decode: Callable[[bytes], T] = orjson.loads,
+        decode: Callable[[bytes | str], T] = orjson.loads,
     ) -> T:
         """The cached value, else the loader's (stored for `ttl_s`, default the component's TTL).
         `account`: tag the entry so `invalidate_account(account)` drops it (FLEET: any account).
@@ -201,11 +197,11 @@ class TTLCache:
             _key_part(account)
         if not self.settings.cache_enabled:
             self._count(component, MISS)
-            return decode(_raw(encode(loader())))
+            return decode(encode(loader()))
         cached = self._read(keys=[vkey, self.stats_key], args=[f"{component}:{HIT}"])
         if cached is not None:
             self._maybe_log()
-            return decode(_raw(cached))
+            return decode(cached)
         value = self._single_flight(component, vkey, loader, ttl, account, encode, decode)
         self._maybe_log()
         return value
@@ -218,15 +214,13 @@ class TTLCache:
         ttl: float,
         account: str | None,
         encode: Callable[[T], bytes | str],
-        decode: Callable[[bytes], T],
+        decode: Callable[[bytes | str], T],
     ) -> T:
         def load() -> T:
             self._count(component, MISS)
             return self._load(vkey, loader, ttl, account, encode, decode)
 
-        value, loaded = load_once(
-            self.redis, vkey, self._flight, found=lambda raw: decode(_raw(raw)), load=load
-        )
+        value, loaded = load_once(self.redis, vkey, self._flight, found=decode, load=load)
         if not loaded:
             self._count(component, HIT, WAIT)
         return value
@@ -238,7 +232,7 @@ class TTLCache:
         ttl: float,
         account: str | None,
         encode: Callable[[T], bytes | str],
-        decode: Callable[[bytes], T],
+        decode: Callable[[bytes | str], T],
     ) -> T:
         data = encode(loader())
         pipe = self.redis.pipeline(transaction=False)
@@ -248,7 +242,7 @@ class TTLCache:
             pipe.sadd(idx, vkey)
             pipe.pexpire(idx, self._index_ttl_ms)
         pipe.execute()
-        return decode(_raw(data))  # what a hit would return: the same types on a miss and a hit
+        return decode(data)  # what a hit would return: the same types on a miss and a hit
 
     # ------------------------------------------------------------------------------ invalidation
 
@@ -286,7 +280,7 @@ class TTLCache:
         raw = self.redis.hgetall(self.stats_key)
         counts: dict[str, dict[str, int]] = {c: {HIT: 0, MISS: 0, WAIT: 0} for c in self._ttls}
         for field, value in raw.items():
-            component, _, what = _text(field).rpartition(":")
+            component, _, what = field.rpartition(":")
             if component and what in (HIT, MISS, WAIT):
                 counts.setdefault(component, {HIT: 0, MISS: 0, WAIT: 0})[what] = int(value)
         out: dict[str, dict[str, Any]] = {}
@@ -326,10 +320,6 @@ class TTLCache:
                 log.info("%s", self.summary_line())
         except Exception as exc:
             log.warning("cache statistics line skipped: %s", type(exc).__name__)
-
-
-def _raw(value: bytes | str) -> bytes:
-    return value.encode() if isinstance(value, str) else value
 
 
 def invalidate_accounts_quietly(rt: Any, account_ids: Any) -> None:

@@ -18,11 +18,6 @@ from config import keys
 KEEP_S = 7200
 
 
-def _text(value: str | bytes) -> str:
-    # the exchange client is also handed clients that do not decode (the benchmark's, the tests')
-    return value.decode() if isinstance(value, bytes) else value
-
-
 class CallStats:
     def __init__(
         self, redis: Any = None, *, prefix: str = keys.PREFIX, clock: Callable[[], float] = time.time
@@ -69,7 +64,7 @@ class CallStats:
             pipe = self.redis.pipeline(transaction=False)
             for m in span:
                 pipe.hgetall(self._key(m))
-            return [{_text(k): int(v) for k, v in raw.items()} for raw in pipe.execute()]
+            return [{k: int(v) for k, v in raw.items()} for raw in pipe.execute()]
         with self._lock:
             return [dict(self._local.get(m, {})) for m in span]
 

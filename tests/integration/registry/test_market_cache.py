@@ -40,7 +40,7 @@ def test_twenty_concurrent_callers_one_loader_call(redis_url: str, redis_client)
     errors: list[BaseException] = []
 
     def worker(i: int) -> None:
-        client = redis.Redis.from_url(redis_url)  # each as its own process would be
+        client = redis.Redis.from_url(redis_url, decode_responses=True)  # each as its own process would be
         try:
             cache = MarketCache(client, settings, wait_s=30)
             barrier.wait()
@@ -124,7 +124,7 @@ def test_a_waiter_loads_itself_when_the_loader_hangs(redis_client) -> None:
     assert calls == [1]
     assert next(ticks) <= 10  # it gave up after about wait_s, not later
     # the hung process's lock is left alone
-    assert redis_client.get("tpsl:market:tickers:linear:loading") == b"hung-process"
+    assert redis_client.get("tpsl:market:tickers:linear:loading") == "hung-process"
 
 
 def test_bad_arguments_name_the_field(redis_client) -> None:

@@ -114,7 +114,7 @@ def test_remove_is_total(registry: Registry) -> None:
     assert registry.ids() == ["m2", "x1"]
     assert registry.count() == 2
     for tier in Tier:
-        assert all(b"m1" not in m for m in registry.redis.zrange(registry.due_key(tier), 0, -1))
+        assert all("m1" not in m for m in registry.redis.zrange(registry.due_key(tier), 0, -1))
 
     # the last monitor of an account takes the account with it
     assert registry.remove("x1") is True

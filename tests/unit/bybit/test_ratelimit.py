@@ -217,7 +217,7 @@ def test_redis_down_lets_calls_through() -> None:
 def _hammer(redis_url: str, ready, go, out) -> None:  # a worker process
     import redis
 
-    rl = RedisTokenBucket(redis.Redis.from_url(redis_url), SETTINGS, max_wait_s=0.0)
+    rl = RedisTokenBucket(redis.Redis.from_url(redis_url, decode_responses=True), SETTINGS, max_wait_s=0.0)
     ready.put(1)
     go.wait(60)
     until = time.time() + 0.6
