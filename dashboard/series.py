@@ -1,9 +1,10 @@
 """Small rolling time series in Redis for the page's plots: at most one point per `step_s`, the
-last `points` kept, written as the figures are computed (no extra process).
+last `points` kept, collected by beat (`tpsl.series`, every `COLLECT_EVERY_S`), so the history
+exists whether or not anyone watches, and no GET writes:
 
-- monitors per tier: `<p>:dash:series:tiers`, a point per /api/stats or operations-panel refresh;
-- price per symbol: `<p>:dash:series:px:<symbol>`, from the monitors' last prices (the workers'
-  fresh reads) each time the monitors are shown.
+- monitors per tier: `<p>:dash:series:tiers`, a point per `TIER_STEP_S`;
+- price per symbol: `<p>:dash:series:px:<symbol>`, a point per `PRICE_STEP_S` from the last prices
+  of the most urgent `PRICED_MONITORS` live monitors (the workers' fresh reads; the page's rows).
 
 A point is a JSON object with an `"at"` (epoch s). Appending is one atomic script per series (the
 check "is the last point older than the step" and the push happen together, so two web processes
@@ -13,13 +14,20 @@ do not add two points for one step); several series are appended in one round tr
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import orjson
 from redis import Redis
 
 from config import keys
+
+TIER_STEP_S = 10.0
+TIER_POINTS = 360  # one hour at 10 s
+PRICE_STEP_S = 5.0
+PRICE_POINTS = 720  # one hour at 5 s
+COLLECT_EVERY_S = PRICE_STEP_S  # beat's period of `tpsl.series`
+PRICED_MONITORS = 500  # the live monitors whose symbols get a price series (the page shows as many)
 
 _APPEND = """
 local last = redis.call('LINDEX', KEYS[1], -1)
@@ -78,3 +86,50 @@ def tiers_key(prefix: str) -> str:
 
 def price_key(prefix: str, symbol: str) -> str:
     return keys.price_series(prefix, symbol)
+
+
+def tier_series(redis_client: Redis) -> RollingSeries:
+    return RollingSeries(redis_client, step_s=TIER_STEP_S, points=TIER_POINTS)
+
+
+def price_series(redis_client: Redis) -> RollingSeries:
+    return RollingSeries(redis_client, step_s=PRICE_STEP_S, points=PRICE_POINTS)
+
+
+def latest_prices(views: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """Symbol → the last price of its most recently updated monitor (monitors without a price are
+    left out)."""
+    latest: dict[str, tuple[float, str]] = {}
+    for v in views:
+        px = v.get("last_price")
+        if px is None:
+            continue
+        at = float(v.get("updated_at") or 0)
+        if v["symbol"] not in latest or at > latest[v["symbol"]][0]:
+            latest[v["symbol"]] = (at, px)
+    return {symbol: px for symbol, (_, px) in latest.items()}
+
+
+def read_prices(redis_client: Redis, prefix: str, symbol: str) -> list[tuple[float, float]]:
+    """(epoch s, price) points of a symbol, oldest first; unreadable points are skipped."""
+    out = []
+    for p in price_series(redis_client).read(price_key(prefix, symbol)):
+        try:
+            out.append((float(p["at"]), float(p["px"])))
+        except (KeyError, TypeError, ValueError):
+            continue
+    return out
+
+
+def collect(rt: Any, *, now: float) -> dict[str, int]:
+    """One beat of the series (the task `tpsl.series`): a monitors-per-tier point and a price point
+    per symbol of the most urgent live monitors. Returns the points appended of each kind."""
+    from dashboard.reads import DashboardData
+
+    by_tier = {t.value: n for t, n in rt.registry.counts_by_tier().items()}
+    tiers = tier_series(rt.redis).append(tiers_key(rt.prefix), by_tier, now=now)
+    prices = latest_prices(DashboardData(rt, None).live_monitors(limit=PRICED_MONITORS))
+    added = price_series(rt.redis).append_many(
+        {price_key(rt.prefix, symbol): {"px": px} for symbol, px in prices.items()}, now=now
+    )
+    return {"tiers": int(tiers), "prices": sum(added.values())}
