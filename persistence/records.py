@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from enum import Enum
 from typing import Any, NamedTuple
 
@@ -127,34 +126,11 @@ class MonitorRecord:
 
 
 class AccountRow(NamedTuple):
-    """An account as stored: `(id, role, mirror_of, ratio, base_url)`; a plain tuple works too."""
+    """An account as stored: `(id, role, mirror_of, ratio, base_url)`, built from an Account that
+    config/accounts.py validated (the one place accounts are checked)."""
 
     id: str
     role: str  # main | mirror
     mirror_of: str | None
-    ratio: str  # a decimal, as a string
+    ratio: str  # a decimal, as a string, or "equity"
     base_url: str
-
-
-def check_account_row(row: tuple[Any, ...]) -> AccountRow:
-    """Validate one `(id, role, mirror_of, ratio, base_url)` tuple (errors name the field)."""
-    if len(row) != 5:
-        raise FixInput("account", f"expected (id, role, mirror_of, ratio, base_url), got {len(row)} items")
-    id_, role, mirror_of, ratio, base_url = row
-    check_id("account.id", id_)
-    role = _one_of(f"account[{id_}].role", role, _ROLES)
-    if mirror_of is not None:
-        check_id(f"account[{id_}].mirror_of", mirror_of)
-    if role == AccountRole.MIRROR.value and mirror_of is None:
-        raise FixInput(f"account[{id_}].mirror_of", "a mirror account must name the main account it follows")
-    try:
-        ratio_dec = Decimal(str(ratio))
-    except InvalidOperation:
-        raise FixInput(f"account[{id_}].ratio", f"{ratio!r} is not a decimal number") from None
-    if not ratio_dec.is_finite() or ratio_dec <= 0:
-        raise FixInput(f"account[{id_}].ratio", f"must be a decimal > 0, got {ratio!r}")
-    if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
-        raise FixInput(f"account[{id_}].base_url", "must be an http:// or https:// URL")
-    if len(base_url) > 255:
-        raise FixInput(f"account[{id_}].base_url", "is longer than 255 characters")
-    return AccountRow(id_, role, mirror_of, str(ratio_dec), base_url)

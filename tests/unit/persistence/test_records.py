@@ -11,7 +11,7 @@ from core.models import Event, EventKind, Phase, Side, Tier
 from persistence.db import normalize_url, safe_url, sqlite_file
 from persistence.jsonable import jsonable
 from persistence.pending import decode_entry, encode_entry
-from persistence.records import MonitorRecord, check_account_row
+from persistence.records import MonitorRecord
 from persistence.upserts import event_row, monitor_row, newest_per_monitor, unique_by_id
 
 
@@ -139,31 +139,6 @@ def test_pending_entry_round_trip_keeps_floats_exact():
     assert decode_entry("m1", encode_entry(None, e)).monitor is None
     with pytest.raises(ValueError):
         encode_entry(None, None)
-
-
-@pytest.mark.parametrize(
-    ("row", "field"),
-    [
-        (("", "main", None, "1", "http://x"), "account.id"),
-        (("a", "boss", None, "1", "http://x"), "account[a].role"),
-        (("a", "mirror", None, "1", "http://x"), "account[a].mirror_of"),
-        (("a", "main", None, "abc", "http://x"), "account[a].ratio"),
-        (("a", "main", None, "-1", "http://x"), "account[a].ratio"),
-        (("a", "main", None, "1", "ftp://x"), "account[a].base_url"),
-        (("a", "main", None, "1"), "account"),
-    ],
-)
-def test_account_rows_are_checked(row, field):
-    with pytest.raises(FixInput) as err:
-        check_account_row(row)
-    assert err.value.field == field
-
-
-def test_account_row_normalises_the_ratio():
-    assert (
-        check_account_row(("m1", "mirror", "main", Decimal("0.50"), "https://api.bybit.com")).ratio == "0.50"
-    )
-    assert check_account_row(("m1", "mirror", "main", 2, "https://api.bybit.com")).ratio == "2"
 
 
 def test_database_urls():
