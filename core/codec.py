@@ -23,7 +23,7 @@ Shapes:
 Speed matters (every monitor is decoded and encoded on every check), so each type has its own plain
 function: no reflection over dataclass fields, enum values looked up in prebuilt dicts.
 
-A dict that cannot be decoded raises `CodecError` (a FixInput naming what was being decoded).
+A dict that cannot be decoded raises `CodecError` (an InternalError naming what was being decoded).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from core.errors import FixInput
+from core.errors import InternalError
 from core.models import (
     AmendOrder,
     BreakevenState,
@@ -77,8 +77,15 @@ _KIND = {m.value: m for m in EventKind}
 _ERROR = {m.value: m for m in ErrorKind}
 
 
-class CodecError(FixInput):
-    """A dict that is not a valid encoding of what it was decoded as."""
+class CodecError(InternalError):
+    """A dict that is not a valid encoding of what it was decoded as: corrupt stored state or a
+    message this code did not write (the codec never reads input from a person). `field` names what
+    was being decoded, `problem` what is wrong with it."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
 
 
 def _fail(what: str, exc: Exception) -> CodecError:

@@ -37,7 +37,7 @@ from persistence.queries import list_monitors
 from workers.locks import lock as redis_lock
 from workers.locks import release_quietly
 from workers.position_index import PositionIndex
-from workers.quarantine import checked_monitor, quarantine
+from workers.quarantine import Refused, checked_monitor, quarantine
 from workers.registry import NewMonitor
 from workers.store import MonitorStore, encode, record_of
 
@@ -181,7 +181,7 @@ def _reconcile(rt: Any, report: ReconcileReport) -> None:
             continue
         try:
             checked_monitor(rt, row.state, instrument=instruments.get(db_monitor))
-        except FixInput as exc:
+        except Refused as exc:
             quarantine(rt, mid, db_monitor.account, exc, source="reconcile: database")
             report.quarantined += 1
             continue
@@ -206,8 +206,9 @@ def _reconcile(rt: Any, report: ReconcileReport) -> None:
         try:
             rt.account(item.monitor.account)
             recheck_plan(item.monitor.plan, instruments.get(item.monitor))
-        except FixInput as exc:
-            quarantine(rt, mid, item.monitor.account, exc, source="reconcile: registry")
+        except FixInput as exc:  # a stored monitor whose account or plan no longer passes: corrupt state
+            refused = Refused(exc.field, exc.problem)
+            quarantine(rt, mid, item.monitor.account, refused, source="reconcile: registry")
             rt.registry.remove(mid)
             report.quarantined += 1
             continue

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 
 from core import codec
 from core.codec import CodecError
-from core.errors import FixInput
+from core.errors import FixInput, InternalError
 from core.models import (
     AmendOrder,
     BreakevenState,
@@ -298,7 +298,8 @@ def test_malformed_dicts_raise_codec_errors() -> None:
         codec.snapshot_from_dict({"account": "main", "taken_at": 1, "positions": {"BTCUSDT": {}}})
     with pytest.raises(CodecError):
         codec.plan_from_dict({"symbol": "BTCUSDT"})
-    assert issubclass(CodecError, FixInput)
+    # corrupt stored state is a bug for the operator, not a typo for a person to fix
+    assert issubclass(CodecError, InternalError) and not issubclass(CodecError, FixInput)
     with pytest.raises(TypeError):
         codec.intent_to_dict("not an intent")  # type: ignore[arg-type]
 
