@@ -57,6 +57,15 @@ def check_record(rt: Any, record: Any) -> Monitor:
     """A persisted MonitorRecord: its state is a valid monitor with a valid plan, and the record's
     own columns say the same as the state."""
     monitor = checked_monitor(rt, record.state)
+    field = disagreement(record, monitor)
+    if field is not None:
+        raise Refused(field, "the record and its state disagree")
+    return monitor
+
+
+def disagreement(record: Any, monitor: Monitor) -> str | None:
+    """The first column of a record (id, account, symbol, side) that its state's monitor does not
+    say the same, None when they agree."""
     for field, column, inside in (
         ("id", record.id, monitor.id),
         ("account", record.account, monitor.account),
@@ -64,8 +73,8 @@ def check_record(rt: Any, record: Any) -> Monitor:
         ("side", record.side, monitor.plan.side.value),
     ):
         if column != inside:
-            raise Refused(field, "the record and its state disagree")
-    return monitor
+            return field
+    return None
 
 
 def quarantine(rt: Any, monitor_id: Any, account: Any, exc: Refused | FixInput, *, source: str) -> None:

@@ -164,6 +164,18 @@ def _open_rows(rt: Any) -> list[Any]:
             offset += 500
 
 
+RESTORE, REFRESH, KEEP = "restore", "refresh", "keep"
+
+
+def registry_action(db_version: int, live_version: int | None) -> str:
+    """What reconcile does with an open monitor of the database: RESTORE it when the registry lost
+    it, REFRESH the registry's copy when the database holds a newer version (a save the registry
+    lost), KEEP the registry's otherwise (it is the newer or the same: the registry leads)."""
+    if live_version is None:
+        return RESTORE
+    return REFRESH if live_version < db_version else KEEP
+
+
 def _reconcile(rt: Any, report: ReconcileReport) -> None:
     store = MonitorStore(rt.registry)
     now = rt.clock()
@@ -186,10 +198,13 @@ def _reconcile(rt: Any, report: ReconcileReport) -> None:
             report.quarantined += 1
             continue
         item = live.get(mid)
-        if item is None:
+        action = registry_action(db_monitor.version, None if item is None else item.monitor.version)
+        if action is RESTORE:
             lost.append(NewMonitor(mid, db_monitor.account, encode(db_monitor), Tier.CRITICAL, now))
-        elif item.monitor.version < db_monitor.version and rt.registry.save(
-            mid, encode(db_monitor), expected_version=item.token
+        elif (
+            action is REFRESH
+            and item is not None
+            and rt.registry.save(mid, encode(db_monitor), expected_version=item.token)
         ):
             rt.registry.move_tier(mid, Tier.CRITICAL, now)
             report.refreshed += 1
