@@ -1,4 +1,5 @@
-"""Market data shared by every account and worker process: tickers (≈1 s) and instrument filters (hours).
+"""Market data shared by every account and worker process: the tickers (≈1 s). Instrument filters
+are the exchange client's own in-process cache (exchange/bybit/cache.py).
 
 `get_or_load` is single-flight across processes (workers/single_flight.py): on a miss one caller
 runs the loader, the others wait for its value at most `wait_s`, then load it themselves.
@@ -78,19 +79,6 @@ class MarketCache:
         """Every ticker of a category, shared for `settings.ticker_cache_s`."""
         return self.get_or_load(
             f"tickers:{category}", loader, encode, decode, ttl_s=self.settings.ticker_cache_s
-        )
-
-    def instruments(
-        self,
-        loader: Callable[[], T],
-        encode: Callable[[T], Encoded],
-        decode: Callable[[Encoded], T],
-        *,
-        category: str = "linear",
-    ) -> T:
-        """Instrument filters (tick size, qty step, minimums), shared for `settings.instruments_cache_s`."""
-        return self.get_or_load(
-            f"instruments:{category}", loader, encode, decode, ttl_s=self.settings.instruments_cache_s
         )
 
     # ------------------------------------------------------------------------------------- engine

@@ -75,12 +75,6 @@ def test_cached_value_is_shared_for_the_ticker_ttl(redis_client) -> None:
     assert cache.tickers(loader, enc, dec) == {"n": 1}
 
 
-def test_instruments_use_the_long_ttl(redis_client) -> None:
-    cache = MarketCache(redis_client, Settings(instruments_cache_s=3600))
-    cache.instruments(lambda: {"BTCUSDT": {"tick": "0.1"}}, enc, dec)
-    assert 3_500_000 < redis_client.pttl("tpsl:market:instruments:linear") <= 3_600_000
-
-
 def test_a_failing_loader_raises_to_its_caller_and_frees_the_lock(redis_client) -> None:
     cache = MarketCache(redis_client, Settings())
 
