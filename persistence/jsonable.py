@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from core.errors import FixInput
+from persistence.records import BadRecord
 
 
 def _default(value: Any) -> Any:
@@ -34,10 +34,10 @@ loads = orjson.loads
 
 def jsonable(field: str, value: Any) -> dict[str, Any]:
     """`value` (a mapping) as plain JSON data: Decimals become strings; anything else that JSON
-    cannot hold is a FixInput naming `field`."""
+    cannot hold is a BadRecord naming `field`."""
     if not hasattr(value, "items"):
-        raise FixInput(field, f"must be a JSON object (dict), got {type(value).__name__}")
+        raise BadRecord(field, f"must be a JSON object (dict), got {type(value).__name__}")
     try:
         return orjson.loads(orjson.dumps(dict(value), default=_default))
     except TypeError as exc:  # orjson.JSONEncodeError is a TypeError
-        raise FixInput(field, f"is not JSON-able: {exc}") from None
+        raise BadRecord(field, f"is not JSON-able: {exc}") from None

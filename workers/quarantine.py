@@ -21,6 +21,7 @@ from core.codec import CodecError, monitor_from_dict
 from core.errors import FixInput, InternalError
 from core.models import Instrument, Monitor
 from core.plan import recheck_plan
+from persistence.records import BadRecord
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ def disagreement(record: Any, monitor: Monitor) -> str | None:
     return None
 
 
-def quarantine(rt: Any, monitor_id: Any, account: Any, exc: Refused | FixInput, *, source: str) -> None:
+def quarantine(rt: Any, monitor_id: Any, account: Any, exc: Refused | BadRecord, *, source: str) -> None:
     """Keep a note, log it, alert an operator. Never raises (a failing note must not block the rest)."""
     mid = str(monitor_id)[:64] if monitor_id else "?"
     acc = str(account)[:32] if account else None

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from config.accounts import parse_accounts
-from core.errors import FixInput
 from core.models import EventKind
 from persistence.accounts import upsert_accounts
 from persistence.db import make_engine
 from persistence.queries import list_accounts
+from persistence.records import BadRecord
 from persistence.stats import persist_stats
 from tests.integration.persistence.support import event, event_ids, monitor_rows, record
 
@@ -68,9 +68,9 @@ def test_closed_at_is_the_first_closed_version(writer, engine):
 def test_bad_input_writes_nothing_and_names_the_field(writer, engine):
     good = event("m1", EventKind.TP_HIT, 1)
     bad = event("m1", EventKind.TP_HIT, 2, payload={"x": object()})
-    with pytest.raises(FixInput, match=r"event\.payload"):
+    with pytest.raises(BadRecord, match=r"event\.payload"):
         writer.write_critical([good, bad], [])
-    with pytest.raises(FixInput, match="expected MonitorRecord"):
+    with pytest.raises(BadRecord, match="expected MonitorRecord"):
         writer.write_critical([], [{"id": "m1"}])  # type: ignore[list-item]
     assert event_ids(engine) == set()
 
