@@ -6,7 +6,7 @@
 | flush       | tpsl.flush          | `coalesce_window_s` (30 s)    | persist     |
 | maintenance | tpsl.maintenance    | `maintenance_period_s` (2 h)  | maintenance |
 | stats       | tpsl.stats          | `stats_period_s` (5 min)      | maintenance |
-| series      | tpsl.series         | 5 s (dashboard/series.py)     | maintenance |
+| series      | tpsl.series         | 5 s (workers/series.py)       | maintenance |
 
 Two beats running at once do no harm: claims are atomic (each due monitor is claimed once),
 flush takes the pending hash atomically, maintenance is idempotent. Every message expires before
@@ -19,7 +19,7 @@ from typing import Any
 
 from config.queues import DISPATCH_QUEUE, MAINTENANCE_QUEUE, PERSIST_QUEUE
 from config.settings import Settings
-from dashboard.series import COLLECT_EVERY_S
+from workers.series import COLLECT_EVERY_S
 
 
 def schedule(settings: Settings) -> dict[str, dict[str, Any]]:

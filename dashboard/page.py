@@ -29,9 +29,9 @@ from starlette.responses import HTMLResponse, Response
 
 from core.errors import TpslError
 from core.presets import PRESETS
-from dashboard import series
 from dashboard.state import DashboardState, state_of
 from dashboard.svg import TIER_COLOURS, price_chart, sparkline, tier_chart
+from workers import series
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ counts by phase and kind, which come from the database through the `stats` cache
 
 The whole set is computed at most once per `OPS_TTL_S` (2 s) in the fleet and shared through the
 `stats` cache entry `ops` (`snapshot()`); the database counts inside it are their own `stats`
-entry (300 s). The monitors-per-tier series the page plots is collected by beat (dashboard/series.py);
+entry (300 s). The monitors-per-tier series the page plots is collected by beat (workers/series.py);
 computing the figures only reads.
 """
 
@@ -24,10 +24,10 @@ from collections.abc import Callable
 from typing import Any
 
 from config.queues import ALL_QUEUES
-from dashboard.series import tier_series, tiers_key
 from persistence.stats import persist_stats
 from workers.lag import CHECK_LAG
 from workers.registry import TIER_ORDER
+from workers.series import tier_series, tiers_key
 
 log = logging.getLogger(__name__)
 

@@ -37,7 +37,7 @@ def register(app: Celery) -> None:
     @app.task(shared=False, name="tpsl.series", soft_time_limit=4, time_limit=5)
     def series() -> dict[str, int]:
         """The page's plots (monitors per tier, prices): collected here, never by a GET."""
-        from dashboard.series import collect
+        from workers.series import collect
 
         return collect(runtime(app), now=time.time())
 

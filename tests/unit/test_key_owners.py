@@ -39,8 +39,8 @@ OWNERS: dict[str, set[str]] = {
     "calls": {"exchange/bybit/callstats.py"},
     "rate_limit": {"exchange/bybit/ratelimit.py"},
     "rate_limit_bucket": {"exchange/bybit/ratelimit.py"},
-    "tier_series": {"dashboard/series.py"},
-    "price_series": {"dashboard/series.py"},
+    "tier_series": {"workers/series.py"},
+    "price_series": {"workers/series.py"},
 }
 SHARED = {"PREFIX", "LOADING_SUFFIX", "RateLimitKeys"}
 # the registry's own key methods: a module that calls one reads the registry's hashes or due sets

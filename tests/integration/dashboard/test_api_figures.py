@@ -11,8 +11,8 @@ from pydantic import SecretStr
 
 from config.queues import ALL_QUEUES
 from core.models import Tier
-from dashboard.series import collect
 from tests.integration.pipeline.plans import conservative_long, fast_long
+from workers.series import collect
 
 
 def exchange_calls(stack, account, path):

@@ -12,11 +12,11 @@ import pytest
 from config.queues import ALL_QUEUES
 from config.settings import Settings
 from core.models import Monitor, Tier
-from dashboard import series
-from dashboard.series import collect, latest_prices
 from dashboard.stats import OpsStats
 from tests.unit.core.builders import conservative_long
+from workers import series
 from workers.runtime import build_runtime
+from workers.series import collect, latest_prices
 from workers.store import encode
 
 

@@ -7,7 +7,7 @@ exists whether or not anyone watches, and no GET writes:
   of the most urgent `PRICED_MONITORS` live monitors (the workers' fresh reads; the page's rows).
 
 A point is a JSON object with an `"at"` (epoch s). Appending is one atomic script per series (the
-check "is the last point older than the step" and the push happen together, so two web processes
+check "is the last point older than the step" and the push happen together, so two beats
 do not add two points for one step); several series are appended in one round trip.
 """
 
@@ -21,6 +21,7 @@ import orjson
 from redis import Redis
 
 from config import keys
+from workers.registry import TIER_ORDER
 
 TIER_STEP_S = 10.0
 TIER_POINTS = 360  # one hour at 10 s
@@ -28,6 +29,7 @@ PRICE_STEP_S = 5.0
 PRICE_POINTS = 720  # one hour at 5 s
 COLLECT_EVERY_S = PRICE_STEP_S  # beat's period of `tpsl.series`
 PRICED_MONITORS = 500  # the live monitors whose symbols get a price series (the page shows as many)
+PRICE_FIELDS = ("last_price", "updated_at")
 
 _APPEND = """
 local last = redis.call('LINDEX', KEYS[1], -1)
@@ -124,11 +126,25 @@ def read_prices(redis_client: Redis, prefix: str, symbol: str) -> list[tuple[flo
 def collect(rt: Any, *, now: float) -> dict[str, int]:
     """One beat of the series (the task `tpsl.series`): a monitors-per-tier point and a price point
     per symbol of the most urgent live monitors. Returns the points appended of each kind."""
-    from dashboard.reads import DashboardData
-
-    by_tier = {t.value: n for t, n in rt.registry.counts_by_tier().items()}
+    registry = rt.registry
+    counts = registry.counts_by_tier()
+    by_tier = {t.value: n for t, n in counts.items()}
     tiers = tier_series(rt.redis).append(tiers_key(rt.prefix), by_tier, now=now)
-    prices = latest_prices(DashboardData(rt, None).live_monitors(limit=PRICED_MONITORS))
+    slices, left = [], PRICED_MONITORS
+    for tier in TIER_ORDER:  # most urgent first, soonest due first: the page's order
+        n = min(counts.get(tier, 0), left)
+        if n:
+            slices.append((tier, 0, n - 1))
+            left -= n
+    ids = [mid for entries in registry.due_entries(slices) for _, mid, _ in entries]
+    views = []
+    for _, state_json in registry.states(ids).values():
+        try:
+            state = orjson.loads(state_json)
+            views.append({"symbol": state["plan"]["symbol"], **{k: state.get(k) for k in PRICE_FIELDS}})
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            continue  # an unreadable state has no price to plot (the checks quarantine it)
+    prices = latest_prices(views)
     added = price_series(rt.redis).append_many(
         {price_key(rt.prefix, symbol): {"px": px} for symbol, px in prices.items()}, now=now
     )
