@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 import orjson
 
+from config.accounts import ACCOUNT_ID
 from core.codec import exchange_order_to_dict, monitor_to_dict, position_to_dict
 from core.errors import FixInput, NotFound, TpslError
 from core.models import Account, Monitor, WalletBalance
@@ -52,7 +53,6 @@ INSIGHT_DAYS = (1, 7, 30, 90, 365, 3650)  # the spans insights are computed over
 VIEWS_MAX = 20_000  # live monitor views kept per process, by state text (least recently used go)
 STATUSES = ("all", "open", "closed")
 _ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_ACCOUNT_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")  # config.accounts' rule for account ids
 
 
 @functools.lru_cache(maxsize=VIEWS_MAX)
@@ -207,7 +207,7 @@ class DashboardData:
             raise FixInput("limit", f"must be an integer from 1 to {MAX_LIST}, got {limit!r}")
         if offset < 0:
             raise FixInput("offset", f"must be an integer ≥ 0, got {offset!r}")
-        if account is not None and not _ACCOUNT_RE.match(account):
+        if account is not None and not ACCOUNT_ID.match(account):
             raise FixInput("account", "must be an account id: 1-32 letters, digits, '-' or '_'")
         out: list[dict[str, Any]] = []
         if status in ("all", "open"):
