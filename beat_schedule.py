@@ -6,6 +6,7 @@
 | flush       | tpsl.flush          | `coalesce_window_s` (30 s)    | persist     |
 | maintenance | tpsl.maintenance    | `maintenance_period_s` (2 h)  | maintenance |
 | stats       | tpsl.stats          | `stats_period_s` (5 min)      | maintenance |
+| series      | tpsl.series         | 5 s (workers/series.py)       | maintenance |
 
 Two beats running at once do no harm: claims are atomic (each due monitor is claimed once),
 flush takes the pending hash atomically, maintenance is idempotent. Every message expires before
@@ -18,6 +19,7 @@ from typing import Any
 
 from config.queues import DISPATCH_QUEUE, MAINTENANCE_QUEUE, PERSIST_QUEUE
 from config.settings import Settings
+from workers.series import COLLECT_EVERY_S
 
 
 def schedule(settings: Settings) -> dict[str, dict[str, Any]]:
@@ -33,4 +35,5 @@ def schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         "flush": entry("tpsl.flush", settings.coalesce_window_s, PERSIST_QUEUE),
         "maintenance": entry("tpsl.maintenance", settings.maintenance_period_s, MAINTENANCE_QUEUE),
         "stats": entry("tpsl.stats", settings.stats_period_s, MAINTENANCE_QUEUE),
+        "series": entry("tpsl.series", COLLECT_EVERY_S, MAINTENANCE_QUEUE),
     }

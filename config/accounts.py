@@ -23,7 +23,7 @@ from config.settings import Settings
 from core.errors import FixInput
 from core.models import Account, AccountRole, Secret
 
-_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+ACCOUNT_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")  # the one rule for account ids
 _KNOWN = {"id", "base_url", "api_key", "api_secret", "mirror_of", "ratio"}
 
 
@@ -64,7 +64,7 @@ def parse_accounts(raw: Any, *, source: str = "accounts") -> dict[str, Account]:
         if unknown:
             raise FixInput(f"{where}.{sorted(unknown)[0]}", "unknown field")
         acc_id = item.get("id")
-        if not isinstance(acc_id, str) or not _ID.match(acc_id):
+        if not isinstance(acc_id, str) or not ACCOUNT_ID.match(acc_id):
             raise FixInput(f"{where}.id", "must be 1-32 letters, digits, '-' or '_'")
         if acc_id in out:
             raise FixInput(f"{where}.id", f"duplicate account id {acc_id!r}")

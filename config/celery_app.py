@@ -42,6 +42,7 @@ ROUTES: dict[str, str] = {
     "tpsl.maintenance_orphans": MAINTENANCE_QUEUE,
     "tpsl.maintenance_reconcile": MAINTENANCE_QUEUE,
     "tpsl.stats": MAINTENANCE_QUEUE,
+    "tpsl.series": MAINTENANCE_QUEUE,
 }
 
 

@@ -15,15 +15,12 @@ Shapes:
   schema version; `monitor_from_dict` refuses any version it does not know.
 * event: every Event field, plus ``"critical"`` (derived from the kind on the way out, ignored on the
   way in).
-* intent: ``{"type": "place" | "amend" | "cancel", …fields}``; intent result: its fields, ``error`` the
-  ErrorKind value or null.
-* snapshot: ``positions`` keyed by ``"SYMBOL:idx"``, ``open_orders`` / ``closed_orders`` keyed by
-  orderLinkId, ``instruments`` / ``tickers`` keyed by symbol, ``looked_up`` a sorted list.
+* instrument, ticker, position, exchange order: their fields (the shared market cache, the API).
 
 Speed matters (every monitor is decoded and encoded on every check), so each type has its own plain
 function: no reflection over dataclass fields, enum values looked up in prebuilt dicts.
 
-A dict that cannot be decoded raises `CodecError` (a FixInput naming what was being decoded).
+A dict that cannot be decoded raises `CodecError` (an InternalError naming what was being decoded).
 """
 
 from __future__ import annotations
@@ -32,33 +29,24 @@ from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from core.errors import FixInput
+from core.errors import InternalError
 from core.models import (
-    AmendOrder,
     BreakevenState,
-    CancelOrder,
     CloseReason,
     EntryLevel,
-    ErrorKind,
     Event,
     EventKind,
     ExchangeOrder,
     ExchangeOrderStatus,
     Instrument,
-    Intent,
-    IntentResult,
     Monitor,
     OrderRole,
     OrderStatus,
     OwnedOrder,
     Phase,
-    PlaceOrder,
     Plan,
     Position,
-    SetPositionStop,
     Side,
-    Snapshot,
-    Stage,
     TakeProfitLevel,
     Ticker,
     Tier,
@@ -75,11 +63,17 @@ _X_STATUS = {m.value: m for m in ExchangeOrderStatus}
 _BREAKEVEN = {m.value: m for m in BreakevenState}
 _CLOSE = {m.value: m for m in CloseReason}
 _KIND = {m.value: m for m in EventKind}
-_ERROR = {m.value: m for m in ErrorKind}
 
 
-class CodecError(FixInput):
-    """A dict that is not a valid encoding of what it was decoded as."""
+class CodecError(InternalError):
+    """A dict that is not a valid encoding of what it was decoded as: corrupt stored state or a
+    message this code did not write (the codec never reads input from a person). `field` names what
+    was being decoded, `problem` what is wrong with it."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
 
 
 def _fail(what: str, exc: Exception) -> CodecError:
@@ -320,151 +314,6 @@ def event_from_dict(d: Mapping[str, Any]) -> Event:
         raise _fail("event", exc) from exc
 
 
-# ---------------------------------------------------------------------------------------- intents
-
-
-def intent_to_dict(intent: Intent) -> dict[str, Any]:
-    if isinstance(intent, PlaceOrder):
-        return {
-            "type": "place",
-            "account": intent.account,
-            "monitor_id": intent.monitor_id,
-            "link_id": intent.link_id,
-            "symbol": intent.symbol,
-            "side": intent.side.value,
-            "qty": str(intent.qty),
-            "order_type": intent.order_type,
-            "price": _opt_str(intent.price),
-            "trigger_price": _opt_str(intent.trigger_price),
-            "trigger_direction": intent.trigger_direction,
-            "trigger_by": intent.trigger_by,
-            "reduce_only": intent.reduce_only,
-            "close_on_trigger": intent.close_on_trigger,
-            "position_idx": intent.position_idx,
-            "time_in_force": intent.time_in_force,
-            "stage": intent.stage,
-        }
-    if isinstance(intent, AmendOrder):
-        return {
-            "type": "amend",
-            "account": intent.account,
-            "monitor_id": intent.monitor_id,
-            "link_id": intent.link_id,
-            "symbol": intent.symbol,
-            "qty": _opt_str(intent.qty),
-            "price": _opt_str(intent.price),
-            "trigger_price": _opt_str(intent.trigger_price),
-            "conditional": intent.conditional,
-            "stage": intent.stage,
-        }
-    if isinstance(intent, SetPositionStop):
-        return {
-            "type": "position_stop",
-            "account": intent.account,
-            "monitor_id": intent.monitor_id,
-            "link_id": intent.link_id,
-            "symbol": intent.symbol,
-            "trigger_price": str(intent.trigger_price),
-            "trigger_by": intent.trigger_by,
-            "position_idx": intent.position_idx,
-            "stage": intent.stage,
-        }
-    if isinstance(intent, CancelOrder):
-        return {
-            "type": "cancel",
-            "account": intent.account,
-            "monitor_id": intent.monitor_id,
-            "link_id": intent.link_id,
-            "symbol": intent.symbol,
-            "stage": intent.stage,
-        }
-    raise TypeError(f"not an intent: {type(intent).__name__}")
-
-
-def intent_from_dict(d: Mapping[str, Any]) -> Intent:
-    kind = d.get("type") if isinstance(d, Mapping) else None
-    try:
-        if kind == "place":
-            return PlaceOrder(
-                account=d["account"],
-                monitor_id=d["monitor_id"],
-                link_id=d["link_id"],
-                symbol=d["symbol"],
-                side=_SIDE[d["side"]],
-                qty=Decimal(d["qty"]),
-                order_type=d["order_type"],
-                price=_opt_dec(d["price"]),
-                trigger_price=_opt_dec(d["trigger_price"]),
-                trigger_direction=d["trigger_direction"],
-                trigger_by=d["trigger_by"],
-                reduce_only=d["reduce_only"],
-                close_on_trigger=d["close_on_trigger"],
-                position_idx=d["position_idx"],
-                time_in_force=d["time_in_force"],
-                stage=d.get("stage", Stage.RAISE),
-            )
-        if kind == "amend":
-            return AmendOrder(
-                account=d["account"],
-                monitor_id=d["monitor_id"],
-                link_id=d["link_id"],
-                symbol=d["symbol"],
-                qty=_opt_dec(d["qty"]),
-                price=_opt_dec(d["price"]),
-                trigger_price=_opt_dec(d["trigger_price"]),
-                conditional=d["conditional"],
-                stage=d.get("stage", Stage.RAISE),
-            )
-        if kind == "cancel":
-            return CancelOrder(
-                account=d["account"],
-                monitor_id=d["monitor_id"],
-                link_id=d["link_id"],
-                symbol=d["symbol"],
-                stage=d.get("stage", Stage.CANCEL),
-            )
-        if kind == "position_stop":
-            return SetPositionStop(
-                account=d["account"],
-                monitor_id=d["monitor_id"],
-                link_id=d["link_id"],
-                symbol=d["symbol"],
-                trigger_price=Decimal(d["trigger_price"]),
-                trigger_by=d["trigger_by"],
-                position_idx=d["position_idx"],
-                stage=d.get("stage", Stage.STOP),
-            )
-    except _DECODE_ERRORS as exc:
-        raise _fail(f"{kind} intent", exc) from exc
-    raise CodecError("type", f"unknown intent type {kind!r}; expected place, amend, cancel or position_stop")
-
-
-def intent_result_to_dict(r: IntentResult) -> dict[str, Any]:
-    return {
-        "link_id": r.link_id,
-        "ok": r.ok,
-        "error": None if r.error is None else r.error.value,
-        "message": r.message,
-        "order_id": r.order_id,
-        "sent": r.sent,
-    }
-
-
-def intent_result_from_dict(d: Mapping[str, Any]) -> IntentResult:
-    try:
-        error = d["error"]
-        return IntentResult(
-            link_id=d["link_id"],
-            ok=d["ok"],
-            error=None if error is None else _ERROR[error],
-            message=d["message"],
-            order_id=d["order_id"],
-            sent=d.get("sent", True),
-        )
-    except _DECODE_ERRORS as exc:
-        raise _fail("intent result", exc) from exc
-
-
 # ------------------------------------------------------------------------------- snapshot parts
 
 
@@ -578,47 +427,3 @@ def ticker_from_dict(d: Mapping[str, Any]) -> Ticker:
     return Ticker(
         symbol=d["symbol"], last_price=Decimal(d["last_price"]), mark_price=Decimal(d["mark_price"])
     )
-
-
-def position_key(symbol: str, position_idx: int) -> str:
-    """``"BTCUSDT:0"``: how a snapshot's (symbol, positionIdx) key is written."""
-    return f"{symbol}:{position_idx}"
-
-
-def parse_position_key(key: str) -> tuple[str, int]:
-    symbol, _, idx = key.rpartition(":")
-    if not symbol:
-        raise ValueError(f"not a SYMBOL:idx position key: {key!r}")
-    return symbol, int(idx)
-
-
-# ---------------------------------------------------------------------------------------- snapshot
-
-
-def snapshot_to_dict(s: Snapshot) -> dict[str, Any]:
-    return {
-        "account": s.account,
-        "taken_at": s.taken_at,
-        "positions": {position_key(sym, idx): position_to_dict(p) for (sym, idx), p in s.positions.items()},
-        "open_orders": {k: exchange_order_to_dict(o) for k, o in s.open_orders.items()},
-        "instruments": {k: instrument_to_dict(i) for k, i in s.instruments.items()},
-        "tickers": {k: ticker_to_dict(t) for k, t in s.tickers.items()},
-        "closed_orders": {k: exchange_order_to_dict(o) for k, o in s.closed_orders.items()},
-        "looked_up": sorted(s.looked_up),
-    }
-
-
-def snapshot_from_dict(d: Mapping[str, Any]) -> Snapshot:
-    try:
-        return Snapshot(
-            account=d["account"],
-            taken_at=float(d["taken_at"]),
-            positions={parse_position_key(k): position_from_dict(p) for k, p in d["positions"].items()},
-            open_orders={k: exchange_order_from_dict(o) for k, o in d["open_orders"].items()},
-            instruments={k: _instrument_from_dict(i) for k, i in d["instruments"].items()},
-            tickers={k: ticker_from_dict(t) for k, t in d.get("tickers", {}).items()},
-            closed_orders={k: exchange_order_from_dict(o) for k, o in d.get("closed_orders", {}).items()},
-            looked_up=frozenset(d.get("looked_up", ())),
-        )
-    except _DECODE_ERRORS as exc:
-        raise _fail("snapshot", exc) from exc

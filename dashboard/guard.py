@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from dashboard.errors import ApiError, error_body
-from workers.ttl_cache import dumps
+from persistence.jsonable import dumps_bytes as dumps
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

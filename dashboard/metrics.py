@@ -34,14 +34,9 @@ from typing import Any
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from config import keys
 from dashboard.stats import OpsStats
 
 log = logging.getLogger(__name__)
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes | bytearray) else str(value)
 
 
 class FleetCollector:
@@ -134,8 +129,8 @@ class FleetCollector:
         return [calls, errs, per_minute]
 
     def _ratelimit(self, now: float) -> list[Metric]:
-        """Buckets of the configured accounts (keys of exchange.bybit.ratelimit.RedisTokenBucket)."""
-        from exchange.bybit.ratelimit import GROUPS
+        """Buckets of the configured accounts (exchange.bybit.ratelimit.bucket_levels)."""
+        from exchange.bybit.ratelimit import bucket_levels
 
         tokens = GaugeMetricFamily(
             "tpsl_ratelimit_tokens",
@@ -147,27 +142,12 @@ class FleetCollector:
             "Seconds left of a rate-limit back-off (0 when none).",
             labels=["account", "group"],
         )
-        groups = sorted({g.name for g in GROUPS.values()})
-        pairs = [(a, g) for a in sorted(self.rt.accounts) for g in groups]
-        if not pairs:
-            return [tokens, backoff]
-        pipe = self.rt.redis.pipeline(transaction=False)
-        for account, group in pairs:
-            # the buckets live under the default prefix (exchange.bybit.factory builds them so)
-            bucket = keys.rate_limit(keys.PREFIX, keys.rate_limit_bucket(account, group))
-            pipe.hget(bucket.level, "t")
-            pipe.get(bucket.until)
-        replies = iter(pipe.execute())
-        now_ms = now * 1000
-        for account, group in pairs:
-            level, until = next(replies), next(replies)
-            if level is not None:
-                try:
-                    tokens.add_metric([account, group], float(_text(level)))
-                except ValueError:
-                    pass
-            if until is not None:
-                backoff.add_metric([account, group], max(0.0, (float(_text(until)) - now_ms) / 1000))
+        # the buckets live under the default prefix (exchange.bybit.factory builds them so)
+        for b in bucket_levels(self.rt.redis, self.rt.accounts, now=now):
+            if b.units_left is not None:
+                tokens.add_metric([b.account, b.group], b.units_left)
+            if b.backoff_s is not None:
+                backoff.add_metric([b.account, b.group], b.backoff_s)
         return [tokens, backoff]
 
     def _pool(self, now: float) -> list[Metric]:

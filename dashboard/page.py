@@ -30,15 +30,13 @@ from starlette.responses import HTMLResponse, Response
 
 from core.errors import TpslError
 from core.presets import PRESETS
-from dashboard.series import RollingSeries, price_key
 from dashboard.state import DashboardState, state_of
 from dashboard.svg import TIER_COLOURS, price_chart, sparkline, tier_chart
+from workers import series
 
 log = logging.getLogger(__name__)
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
-PRICE_STEP_S = 5.0
-PRICE_POINTS = 720  # one hour at 5 s
 RECENT_CLOSED = 20
 PAGE_ROWS = 500  # live monitors shown on the page (the most urgent); the API and CLI list them all
 REFRESH_S = {"monitors": 3, "events": 4, "ops": 10, "accounts": 15, "detail": 4}
@@ -206,38 +204,8 @@ def make_templates() -> Jinja2Templates:
 # -------------------------------------------------------------------------------------- series
 
 
-def price_series(rt: Any) -> RollingSeries:
-    return RollingSeries(rt.redis, step_s=PRICE_STEP_S, points=PRICE_POINTS)
-
-
-def record_prices(rt: Any, views: list[dict[str, Any]], *, now: float) -> None:
-    """One point per symbol (its freshest monitor's last price), at most one per step."""
-    latest: dict[str, tuple[float, str]] = {}
-    for v in views:
-        px = v.get("last_price")
-        if px is None:
-            continue
-        at = float(v.get("updated_at") or 0)
-        if v["symbol"] not in latest or at > latest[v["symbol"]][0]:
-            latest[v["symbol"]] = (at, px)
-    if not latest:
-        return
-    try:
-        price_series(rt).append_many(
-            {price_key(rt.prefix, sym): {"px": px} for sym, (_, px) in latest.items()}, now=now
-        )
-    except Exception as exc:  # decoration: never fail the page for it
-        log.warning("price series not recorded: %s", type(exc).__name__)
-
-
 def read_prices(rt: Any, symbol: str) -> list[tuple[float, float]]:
-    out = []
-    for p in price_series(rt).read(price_key(rt.prefix, symbol)):
-        try:
-            out.append((float(p["at"]), float(p["px"])))
-        except (KeyError, TypeError, ValueError):
-            continue
-    return out
+    return series.read_prices(rt.redis, rt.prefix, symbol)  # collected by beat (tpsl.series)
 
 
 # -------------------------------------------------------------------------------------- routes
@@ -269,10 +237,8 @@ def build_page(app_state: DashboardState, templates: Jinja2Templates) -> tuple[A
     @ui.get("/ui/monitors", response_class=HTMLResponse)
     def monitors(request: Request) -> Response:
         st = state_of(request)
-        now = time.time()
         live = st.data.live_monitors(limit=PAGE_ROWS)
         total = st.data.live_count() if len(live) >= PAGE_ROWS else len(live)
-        record_prices(st.rt, live, now=now)
         try:
             closed = st.data.closed_monitors(limit=RECENT_CLOSED)
         except Exception as exc:

@@ -6,7 +6,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from workers.ttl_cache import dumps
+from persistence.jsonable import dumps_bytes as dumps
 
 
 class JSONBytes(Response):

@@ -12,8 +12,8 @@ counts by phase and kind, which come from the database through the `stats` cache
 
 The whole set is computed at most once per `OPS_TTL_S` (2 s) in the fleet and shared through the
 `stats` cache entry `ops` (`snapshot()`); the database counts inside it are their own `stats`
-entry (300 s). Computing the figures also appends a point to the monitors-per-tier series (at most
-one per `SERIES_STEP_S`, `SERIES_POINTS` kept) that the page plots.
+entry (300 s). The monitors-per-tier series the page plots is collected by beat (workers/series.py);
+computing the figures only reads.
 """
 
 from __future__ import annotations
@@ -23,12 +23,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from config import keys
 from config.queues import ALL_QUEUES
-from dashboard.series import RollingSeries, tiers_key
 from persistence.stats import persist_stats
 from workers.lag import CHECK_LAG
 from workers.registry import TIER_ORDER
+from workers.series import tier_series, tiers_key
 
 log = logging.getLogger(__name__)
 
@@ -36,14 +35,8 @@ OPS_TTL_S = 2.0  # the figures are computed at most this often in the fleet (the
 LAG_WINDOW_S = 300.0
 REACTION = "reaction"
 CALL_MINUTES = 10
-SERIES_STEP_S = 10.0
-SERIES_POINTS = 360  # one hour at 10 s
 PRIORITY_SEP = "\x06\x16"  # kombu's Redis transport: "<queue><sep><priority>" for priorities > 0
 PRIORITY_STEPS = (3, 6, 9)
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes | bytearray) else str(value)
 
 
 class OpsStats:
@@ -53,26 +46,18 @@ class OpsStats:
         self.rt = rt
         self.cache = cache
         self.counts = counts
-        self.series = RollingSeries(rt.redis, step_s=SERIES_STEP_S, points=SERIES_POINTS)
-
-    @property
-    def series_key(self) -> str:
-        return tiers_key(self.rt.prefix)
 
     # -------------------------------------------------------------------------------- parts
 
     def call_minutes(self, *, now: float, minutes: int = CALL_MINUTES) -> list[tuple[int, dict[str, int]]]:
         """(minute, {"<account>|<path>[|err]": n}) of the last `minutes` complete minutes, oldest
-        first, one round trip (the hashes exchange.bybit.callstats writes: `<p>:calls:<minute>`)."""
+        first, one round trip (exchange.bybit.callstats)."""
+        from exchange.bybit.callstats import CallStats
+
         current = int(now // 60)
         span = range(current - minutes, current)
-        pipe = self.rt.redis.pipeline(transaction=False)
-        for m in span:
-            pipe.hgetall(keys.calls(self.rt.prefix, m))
-        return [
-            (m, {_text(k): int(v) for k, v in raw.items()})
-            for m, raw in zip(span, pipe.execute(), strict=True)
-        ]
+        counts = CallStats(self.rt.redis, prefix=self.rt.prefix).minutes(span)
+        return list(zip(span, counts, strict=True))
 
     def calls(self, *, now: float) -> dict[str, Any]:
         minutes = self.call_minutes(now=now)
@@ -177,11 +162,8 @@ class OpsStats:
 
     # ---------------------------------------------------------------------------------- series
 
-    def record_tiers(self, by_tier: dict[str, int], *, now: float) -> bool:
-        return self.series.append(self.series_key, by_tier, now=now)
-
     def tier_series(self) -> list[dict[str, Any]]:
-        return self.series.read(self.series_key)
+        return tier_series(self.rt.redis).read(tiers_key(self.rt.prefix))
 
     # --------------------------------------------------------------------------------- whole
 
@@ -196,10 +178,6 @@ class OpsStats:
     def compute(self, *, now: float | None = None) -> dict[str, Any]:
         now = time.time() if now is None else now
         by_tier = self.monitors_by_tier()
-        try:
-            self.record_tiers(by_tier, now=now)
-        except Exception as exc:  # the series is decoration: never fail the figures for it
-            log.warning("tier series not recorded: %s", type(exc).__name__)
         monitors: dict[str, Any] = {"by_tier": by_tier, "live": sum(by_tier.values())}
         if self.counts is not None:
             try:

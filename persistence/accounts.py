@@ -5,22 +5,26 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
-from typing import Any
 
 from sqlalchemy import Engine
 
+from core.models import Account
 from persistence.db import write_transaction
-from persistence.records import AccountRow, check_account_row
+from persistence.records import AccountRow
 from persistence.upserts import upsert_account_rows
 
 log = logging.getLogger(__name__)
 
 
-def upsert_accounts(engine: Engine, accounts: Iterable[tuple[Any, ...]], *, now: float | None = None) -> int:
-    """Insert or update `(id, role, mirror_of, ratio, base_url)` rows in one committed transaction
-    (an existing account keeps its created_at). Every row is checked first: a bad one raises
-    FixInput naming the account and field, and nothing is written. Returns rows written."""
-    rows: list[AccountRow] = [check_account_row(tuple(a)) for a in accounts]
+def row_of(account: Account) -> AccountRow:
+    ratio = "equity" if account.ratio_by_equity else str(account.ratio)
+    return AccountRow(account.id, account.role.value, account.mirror_of, ratio, account.base_url)
+
+
+def upsert_accounts(engine: Engine, accounts: Iterable[Account], *, now: float | None = None) -> int:
+    """Insert or update the accounts (as config/accounts.py parsed and checked them) in one committed
+    transaction; an existing account keeps its created_at. Returns rows written."""
+    rows = [row_of(a) for a in accounts]
     if not rows:
         return 0
     with write_transaction(engine) as conn:

@@ -206,13 +206,13 @@ class PendingStore:
         owned = self._take(
             keys=[self.pending_key, self.registry_key, new_key], args=[repr(now + self.lease_s), repr(now)]
         )
-        names = [k.decode() if isinstance(k, bytes) else str(k) for k in owned]
+        names = list(owned)
         taken = Taken(names)
         for key in names:
             if key != new_key:
                 log.warning("recovering %s left behind by a flusher whose lease ran out", key)
             for field_, raw in self.client.hgetall(key).items():
-                mid = field_.decode() if isinstance(field_, bytes) else str(field_)
+                mid = field_
                 try:
                     taken.entries.append(decode_entry(mid, raw))
                 except (ValueError, KeyError, TypeError) as exc:

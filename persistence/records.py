@@ -10,11 +10,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from enum import Enum
 from typing import Any, NamedTuple
 
-from core.errors import FixInput
+from core.errors import InternalError
 from core.models import AccountRole, CloseReason, Phase, Side, Tier
 
 ID_MAX = 64
@@ -31,30 +30,40 @@ def _plain(value: Any) -> Any:
     return value.value if isinstance(value, Enum) else value
 
 
+class BadRecord(InternalError):
+    """A row or event the product built wrongly, or a message this code did not write: a bug to
+    alert on, not input from a person. `field` names the bad field, `problem` what is wrong."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
 def check_id(field: str, value: Any) -> str:
     if not isinstance(value, str) or not value:
-        raise FixInput(field, "must be a non-empty string")
+        raise BadRecord(field, "must be a non-empty string")
     if len(value) > ID_MAX:
-        raise FixInput(field, f"is {len(value)} characters long, at most {ID_MAX} allowed")
+        raise BadRecord(field, f"is {len(value)} characters long, at most {ID_MAX} allowed")
     return value
 
 
 def check_time(field: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise FixInput(field, f"must be epoch seconds (a finite number), got {value!r}")
+        raise BadRecord(field, f"must be epoch seconds (a finite number), got {value!r}")
     return float(value)
 
 
 def check_version(field: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise FixInput(field, f"must be an integer ≥ 0, got {value!r}")
+        raise BadRecord(field, f"must be an integer ≥ 0, got {value!r}")
     return value
 
 
 def _one_of(field: str, value: Any, allowed: frozenset[str]) -> str:
     value = _plain(value)
     if value not in allowed:
-        raise FixInput(field, f"{value!r} is not one of {', '.join(sorted(allowed))}")
+        raise BadRecord(field, f"{value!r} is not one of {', '.join(sorted(allowed))}")
     return str(value)
 
 
@@ -81,9 +90,9 @@ class MonitorRecord:
         check_id("monitor.id", self.id)
         check_id("monitor.account", self.account)
         if not isinstance(self.symbol, str) or not self.symbol or len(self.symbol) > 32:
-            raise FixInput("monitor.symbol", f"must be a symbol of 1..32 characters, got {self.symbol!r}")
+            raise BadRecord("monitor.symbol", f"must be a symbol of 1..32 characters, got {self.symbol!r}")
         if self.position_idx not in (0, 1, 2) or isinstance(self.position_idx, bool):
-            raise FixInput("monitor.position_idx", f"must be 0, 1 or 2, got {self.position_idx!r}")
+            raise BadRecord("monitor.position_idx", f"must be 0, 1 or 2, got {self.position_idx!r}")
         set_(self, "side", _one_of("monitor.side", self.side, _SIDES))
         set_(self, "phase", _one_of("monitor.phase", self.phase, _PHASES))
         set_(self, "tier", _one_of("monitor.tier", self.tier, _TIERS))
@@ -91,7 +100,7 @@ class MonitorRecord:
             set_(self, "closed_reason", _one_of("monitor.closed_reason", self.closed_reason, _REASONS))
         check_version("monitor.version", self.version)
         if not isinstance(self.state, Mapping):
-            raise FixInput("monitor.state", f"must be a JSON object (dict), got {type(self.state).__name__}")
+            raise BadRecord("monitor.state", f"must be a JSON object (dict), got {type(self.state).__name__}")
         if self.mirror_of is not None:
             check_id("monitor.mirror_of", self.mirror_of)
         set_(self, "created_at", check_time("monitor.created_at", self.created_at))
@@ -123,38 +132,15 @@ class MonitorRecord:
         try:
             return cls(**{name: data[name] for name in cls.__dataclass_fields__})
         except KeyError as exc:
-            raise FixInput(f"monitor.{exc.args[0]}", "is missing") from None
+            raise BadRecord(f"monitor.{exc.args[0]}", "is missing") from None
 
 
 class AccountRow(NamedTuple):
-    """An account as stored: `(id, role, mirror_of, ratio, base_url)`; a plain tuple works too."""
+    """An account as stored: `(id, role, mirror_of, ratio, base_url)`, built from an Account that
+    config/accounts.py validated (the one place accounts are checked)."""
 
     id: str
     role: str  # main | mirror
     mirror_of: str | None
-    ratio: str  # a decimal, as a string
+    ratio: str  # a decimal, as a string, or "equity"
     base_url: str
-
-
-def check_account_row(row: tuple[Any, ...]) -> AccountRow:
-    """Validate one `(id, role, mirror_of, ratio, base_url)` tuple (errors name the field)."""
-    if len(row) != 5:
-        raise FixInput("account", f"expected (id, role, mirror_of, ratio, base_url), got {len(row)} items")
-    id_, role, mirror_of, ratio, base_url = row
-    check_id("account.id", id_)
-    role = _one_of(f"account[{id_}].role", role, _ROLES)
-    if mirror_of is not None:
-        check_id(f"account[{id_}].mirror_of", mirror_of)
-    if role == AccountRole.MIRROR.value and mirror_of is None:
-        raise FixInput(f"account[{id_}].mirror_of", "a mirror account must name the main account it follows")
-    try:
-        ratio_dec = Decimal(str(ratio))
-    except InvalidOperation:
-        raise FixInput(f"account[{id_}].ratio", f"{ratio!r} is not a decimal number") from None
-    if not ratio_dec.is_finite() or ratio_dec <= 0:
-        raise FixInput(f"account[{id_}].ratio", f"must be a decimal > 0, got {ratio!r}")
-    if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
-        raise FixInput(f"account[{id_}].base_url", "must be an http:// or https:// URL")
-    if len(base_url) > 255:
-        raise FixInput(f"account[{id_}].base_url", "is longer than 255 characters")
-    return AccountRow(id_, role, mirror_of, str(ratio_dec), base_url)

@@ -74,7 +74,7 @@ def persist_stats(client: redis.Redis, *, prefix: str = keys.PREFIX) -> dict[str
     raw = client.hgetall(stats_key(prefix))
     out: dict[str, Any] = dict.fromkeys(COUNTERS, 0)
     for name, value in raw.items():
-        key = name.decode() if isinstance(name, bytes) else str(name)
+        key = name
         out[key] = int(value)
     out["events_received"] = out[RECEIVED_CRITICAL] + out[RECEIVED_NONCRITICAL]
     out["pending"] = int(client.hlen(keys.persist_pending(prefix)))

@@ -17,12 +17,11 @@ from sqlalchemy import JSON, Connection, Select, Table, Text, bindparam, cast, f
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
-from core.errors import FixInput
 from core.models import CRITICAL_KINDS, Event, EventKind
 from persistence.jsonable import dumps as json_dumps
 from persistence.jsonable import jsonable
 from persistence.models import accounts_table, events_table, monitors_table
-from persistence.records import AccountRow, MonitorRecord, check_id, check_time, check_version
+from persistence.records import AccountRow, BadRecord, MonitorRecord, check_id, check_time, check_version
 
 _CRITICAL_VALUES = frozenset(k.value for k in CRITICAL_KINDS)
 # PostgreSQL batches larger than this go through unnest(); smaller ones as a plain multi-row INSERT
@@ -42,7 +41,7 @@ def event_row(event: Event) -> dict[str, Any]:
         kind = EventKind(event.kind).value
     except ValueError:
         allowed = ", ".join(k.value for k in EventKind)
-        raise FixInput("event.kind", f"{event.kind!r} is not one of {allowed}") from None
+        raise BadRecord("event.kind", f"{event.kind!r} is not one of {allowed}") from None
     return {
         "id": event.id,
         "monitor_id": event.monitor_id,

@@ -25,12 +25,11 @@ import redis
 from sqlalchemy import Engine
 
 from config import keys
-from core.errors import FixInput
 from core.models import Event
 from persistence import stats as counters
 from persistence.db import write_transaction
 from persistence.pending import PendingStore, Taken, encode_entry
-from persistence.records import MonitorRecord
+from persistence.records import BadRecord, MonitorRecord
 from persistence.stats import persist_stats
 from persistence.upserts import event_row, insert_events, monitor_row, upsert_monitors
 
@@ -57,10 +56,10 @@ Row = dict[str, Any]
 
 
 def _rows(events: Sequence[Event], monitors: Sequence[MonitorRecord]) -> tuple[list[Row], list[Row]]:
-    """Database rows of events and monitor records, every field checked (FixInput names the bad one)."""
+    """Database rows of events and monitor records, every field checked (BadRecord names the bad one)."""
     for m in monitors:
         if not isinstance(m, MonitorRecord):
-            raise FixInput("monitors", f"expected MonitorRecord items, got {type(m).__name__}")
+            raise BadRecord("monitors", f"expected MonitorRecord items, got {type(m).__name__}")
     return [event_row(e) for e in events], [monitor_row(m) for m in monitors]
 
 
@@ -119,7 +118,7 @@ class EventWriter:
         event_rows, monitor_rows = _rows(events, monitors)
         for row in event_rows:
             if row["critical"]:
-                raise FixInput("event.kind", f"{row['kind']} is critical: write it with write_critical")
+                raise BadRecord("event.kind", f"{row['kind']} is critical: write it with write_critical")
         return self._buffer(event_rows, monitor_rows)
 
     def _buffer(self, event_rows: list[Row], monitor_rows: list[Row]) -> int:

@@ -19,14 +19,16 @@ one per read.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import orjson
 
+from config.accounts import ACCOUNT_ID
 from core.codec import exchange_order_to_dict, monitor_to_dict, position_to_dict
 from core.errors import FixInput, NotFound, TpslError
 from core.models import Account, Monitor, WalletBalance
@@ -48,14 +50,22 @@ EXTRA_TTLS = {HISTORY: HISTORY_TTL_S}
 MAX_LIST = 1000
 CACHED_EVENT_LIMITS = frozenset({50, 200})  # the page's and the API's default timeline sizes
 INSIGHT_DAYS = (1, 7, 30, 90, 365, 3650)  # the spans insights are computed over, days
-DECODED_MAX = 20_000  # decoded monitor states kept per process (cleared when full)
+VIEWS_MAX = 20_000  # live monitor views kept per process, by state text (least recently used go)
 STATUSES = ("all", "open", "closed")
 _ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_ACCOUNT_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")  # config.accounts' rule for account ids
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes | bytearray) else str(value)
+@functools.lru_cache(maxsize=VIEWS_MAX)
+def live_view(state_json: str) -> Mapping[str, Any] | None:
+    """The view of a live monitor's state text (without its next check; shared: copy before
+    changing it), None for a text that does not decode. Remembered by the exact text, so a monitor
+    is decoded again only when its state changed."""
+    try:
+        state = orjson.loads(state_json)
+    except orjson.JSONDecodeError:
+        log.warning("unreadable monitor state in the registry; not shown")
+        return None
+    return monitor_view(state, live=True)
 
 
 def valid_id(monitor_id: str) -> str:
@@ -101,8 +111,6 @@ class DashboardData:
         self.rt = rt
         self.cache = cache
         self._sessions: Any = None
-        self._decoded: dict[str, tuple[int, dict[str, Any]]] = {}  # id → (version, state dict)
-        self._views: dict[str, tuple[Any, dict[str, Any]]] = {}  # id → (version, view without next_check)
 
     @property
     def sessions(self) -> Any:
@@ -134,17 +142,13 @@ class DashboardData:
             first, last = offset, None if limit is None else offset + limit
         if not ranges:
             return []
-        pipe = self.rt.redis.pipeline(transaction=False)
-        for tier, start, stop in ranges:
-            pipe.zrange(reg.due_key(tier), start, stop, withscores=True)
         out: list[tuple[str, str, str, float]] = []
         seen: set[str] = set()  # a monitor that moved tiers between the counts and the ranges
-        for (tier, _, _), members in zip(ranges, pipe.execute(), strict=True):
-            for member, score in members:
-                acc, mid = reg.split_member(_text(member))
+        for (tier, _, _), entries in zip(ranges, reg.due_entries(ranges), strict=True):
+            for acc, mid, due in entries:
                 if (account is None or acc == account) and mid not in seen:
                     seen.add(mid)
-                    out.append((mid, acc, tier.value, float(score)))
+                    out.append((mid, acc, tier.value, due))
         return out[first:last]
 
     def _slice_ranges(self, offset: int, limit: int | None) -> list[tuple[Any, int, int]]:
@@ -162,61 +166,23 @@ class DashboardData:
             base += n
         return out
 
-    def _states(self, ids: list[str]) -> dict[str, dict[str, Any]]:
-        """State dicts of these monitors (one round trip); a state is decoded again only when its
-        version changed since this process last decoded it."""
-        if not ids:
-            return {}
-        reg = self.rt.registry
-        pipe = self.rt.redis.pipeline(transaction=False)
-        for mid in ids:
-            pipe.hmget(reg.monitor_key(mid), "version", "state")
-        out: dict[str, dict[str, Any]] = {}
-        for mid, (version, raw) in zip(ids, pipe.execute(), strict=True):
-            if version is None or raw is None:
-                continue  # removed meanwhile
-            v = int(version)
-            known = self._decoded.get(mid)
-            if known is not None and known[0] == v:
-                out[mid] = known[1]
-                continue
-            try:
-                state = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                log.warning("monitor %s: unreadable state in the registry; not shown", mid)
-                continue
-            if len(self._decoded) >= DECODED_MAX:
-                self._decoded.clear()
-            self._decoded[mid] = (v, state)
-            out[mid] = state
-        return out
-
     def live_monitors(
         self, account: str | None = None, *, offset: int = 0, limit: int | None = None
     ) -> list[dict[str, Any]]:
-        """Live monitors, most urgent first (tier, then next check); views only for the slice."""
+        """Live monitors, most urgent first (tier, then next check); views only for the slice, each
+        built once per state text (`live_view`)."""
         index = self._live_index(account, offset=offset, limit=limit)
-        states = self._states([mid for mid, _, _, _ in index])
+        states = self.rt.registry.states([mid for mid, _, _, _ in index])
         out = []
         for mid, _, tier, due in index:
-            state = states.get(mid)
-            if state is None:
-                continue
-            view = dict(self._view_of(mid, state))  # built once per monitor version
+            stored = states.get(mid)
+            view = None if stored is None else live_view(stored[1])
+            if view is None:
+                continue  # removed meanwhile, or unreadable
+            view = dict(view)
             view["next_check"] = {"tier": tier, "at": due}
             out.append(view)
         return out
-
-    def _view_of(self, mid: str, state: dict[str, Any]) -> dict[str, Any]:
-        version = state.get("version")
-        known = self._views.get(mid)
-        if known is not None and known[0] == version:
-            return known[1]
-        view = monitor_view(state, live=True)
-        if len(self._views) >= DECODED_MAX:
-            self._views.clear()
-        self._views[mid] = (version, view)
-        return view
 
     def live_count(self, account: str | None = None) -> int:
         if account is None:
@@ -241,7 +207,7 @@ class DashboardData:
             raise FixInput("limit", f"must be an integer from 1 to {MAX_LIST}, got {limit!r}")
         if offset < 0:
             raise FixInput("offset", f"must be an integer ≥ 0, got {offset!r}")
-        if account is not None and not _ACCOUNT_RE.match(account):
+        if account is not None and not ACCOUNT_ID.match(account):
             raise FixInput("account", "must be an account id: 1-32 letters, digits, '-' or '_'")
         out: list[dict[str, Any]] = []
         if status in ("all", "open"):

@@ -1,8 +1,9 @@
-"""Maintenance (a group of independent parts) and the periodic statistics line."""
+"""Maintenance (a group of independent parts), the page's series and the periodic statistics line."""
 
 from __future__ import annotations
 
 import logging
+import time
 
 from celery import Celery, group
 
@@ -32,6 +33,13 @@ def register(app: Celery) -> None:
     def reconcile_task() -> dict[str, int]:
         r = reconcile(runtime(app))
         return {"restored": r.restored, "refreshed": r.refreshed, "persisted": r.persisted}
+
+    @app.task(shared=False, name="tpsl.series", soft_time_limit=4, time_limit=5)
+    def series() -> dict[str, int]:
+        """The page's plots (monitors per tier, prices): collected here, never by a GET."""
+        from workers.series import collect
+
+        return collect(runtime(app), now=time.time())
 
     @app.task(shared=False, name="tpsl.stats", soft_time_limit=20, time_limit=30)
     def stats() -> None:

@@ -9,10 +9,9 @@ from celery import Celery
 from sqlalchemy.exc import SQLAlchemyError
 
 from core.codec import event_from_dict
-from core.errors import FixInput
-from persistence.records import MonitorRecord
+from persistence.records import BadRecord, MonitorRecord
 from workers.notifiers import notifiers_from, pooled_session
-from workers.quarantine import check_record, quarantine
+from workers.quarantine import Refused, check_record, quarantine
 from workers.ttl_cache import invalidate_accounts_quietly
 
 log = logging.getLogger(__name__)
@@ -74,7 +73,7 @@ def _checked_records(rt: Any, monitors: list[dict[str, Any]]) -> tuple[list[Moni
         try:
             record = MonitorRecord.from_dict(m)
             check_record(rt, record)
-        except FixInput as exc:
+        except (BadRecord, Refused) as exc:  # its own columns, or its monitor
             refused.add(mid)
             quarantine(rt, mid, m.get("account") if isinstance(m, dict) else None, exc, source="persist")
             continue

@@ -179,7 +179,7 @@ def _pass(
             evs.extend(ack.events)
             if ack.intents:
                 follow[final.id] = ack
-            reaction = _reaction(d.events, outcomes[final.id], acked_at)
+            reaction = reaction_of(d.events, outcomes[final.id], acked_at)
             if reaction is not None:
                 reactions.append(reaction)
         events.extend(evs)
@@ -249,7 +249,7 @@ def _position_mode_changed(rt: Any, account_id: str, intent: Any) -> None:
     )
 
 
-def _reaction(
+def reaction_of(
     events: Sequence[Event], outcomes: Sequence[Outcome], acked_at: float
 ) -> tuple[str, float] | None:
     """Fill on the exchange → follow-up order acknowledged: (kind of the fill, seconds), for a pass
@@ -268,12 +268,17 @@ def _move_tiers(rt: Any, pairs: Sequence[tuple[Monitor, Monitor]], now: float) -
     monitor's next check is one new-tier interval after this read (this check has just read the
     account: re-reading it right away would repeat the same data); a de-escalation keeps the next
     natural due time."""
+    for tier, moves in tier_moves(pairs).items():
+        rt.registry.move_tiers(moves, now + rt.settings.interval(tier))
+
+
+def tier_moves(pairs: Sequence[tuple[Monitor, Monitor]]) -> dict[Tier, dict[str, Tier]]:
+    """The monitors whose step changed their tier, grouped by the new tier (one registry call each)."""
     by_tier: dict[Tier, dict[str, Tier]] = defaultdict(dict)
     for old, new in pairs:
         if new.tier is not old.tier:
             by_tier[new.tier][new.id] = new.tier
-    for tier, moves in by_tier.items():
-        rt.registry.move_tiers(moves, now + rt.settings.interval(tier))
+    return dict(by_tier)
 
 
 def count_read(rt: Any, account_id: str, monitors: int) -> None:
@@ -289,8 +294,13 @@ def read_counts(rt: Any) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {}
     for name in ("reads", "checked"):
         raw = rt.redis.hgetall(keys.read_stats(rt.prefix, name))
-        out[name] = {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()}
+        out[name] = {k: int(v) for k, v in raw.items()}
     return out
+
+
+def reset_read_counts(rt: Any) -> None:
+    """Start the counters of `read_counts` from zero (a benchmark's window)."""
+    rt.redis.delete(*(keys.read_stats(rt.prefix, name) for name in ("reads", "checked")))
 
 
 def _leaders(store: MonitorStore, group: list[Loaded]) -> dict[str, Monitor]:

@@ -83,10 +83,6 @@ class Histogram:
         return self.quantile(0.99)
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes | bytearray) else str(value)
-
-
 def _name(field_name: str, value: Any) -> str:
     if not isinstance(value, str) or not value or any(c.isspace() or c == ":" for c in value):
         raise ValueError(f"{field_name}: must be a non-empty string without spaces or ':' (got {value!r})")
@@ -164,7 +160,7 @@ class LatencyRecorder:
     # --------------------------------------------------------------------------------------- read
 
     def labels(self, metric: str) -> list[str]:
-        return sorted(_text(x) for x in self.redis.smembers(self._labels_key(_name("metric", metric))))
+        return sorted(self.redis.smembers(self._labels_key(_name("metric", metric))))
 
     def summary(self, metric: str, label: str, *, now: float, window_s: float = 300.0) -> Histogram:
         return self.summaries(metric, now=now, window_s=window_s, labels=[label])[label]
@@ -198,11 +194,11 @@ class LatencyRecorder:
             total = 0.0
             for _ in slots:
                 for k, v in next(replies).items():
-                    f = _text(k)
+                    f = k
                     if f == "n":
                         n += int(v)
                     elif f == "sum":
-                        total += float(_text(v))
+                        total += float(v)
                     elif f.startswith("b"):
                         counts[int(f[1:])] += int(v)
             out[label] = Histogram(dict(counts), n, total)

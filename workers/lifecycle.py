@@ -19,12 +19,10 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
-import orjson
-
 from config import keys
 from config.accounts import mirrors_of
 from core import ids
-from core.codec import event_to_dict, instrument_from_dict, instrument_to_dict
+from core.codec import event_to_dict
 from core.errors import FixInput, NotFound, RetryLater
 from core.mirror import equity_ratio, mirror_plan
 from core.models import Account, Decision, Instrument, Monitor, Phase, Plan
@@ -45,13 +43,10 @@ LOCK_WAIT_S = 10.0
 
 
 def instruments(rt: Any, account: Account) -> dict[str, Instrument]:
-    """Instrument filters, shared through Redis for `instruments_cache_s`."""
-    client = rt.client_for(account)
-    return rt.market.instruments(
-        client.instruments,
-        lambda v: orjson.dumps([instrument_to_dict(i) for i in v.values()]),
-        lambda b: {d["symbol"]: instrument_from_dict(d) for d in orjson.loads(b)},
-    )
+    """Instrument filters of the account's exchange: the client's one cache (per host and process,
+    `instruments_cache_s`), the same the client's reads use. One layer: filters change rarely, and
+    one exchange call per process per `instruments_cache_s` is all sharing them would save."""
+    return rt.client_for(account).instruments()
 
 
 def create_monitor(rt: Any, data: Mapping[str, Any], *, nonce: str | None = None) -> Monitor:
@@ -203,7 +198,7 @@ def hedge_mode(rt: Any, account: Account, symbol: str) -> bool:
     key = position_mode_key(rt.prefix, account.id)
     cached = rt.redis.hget(key, symbol)
     if cached is not None:
-        return cached in (b"hedge", "hedge")
+        return cached == "hedge"
     hedge = rt.client_for(account).hedge_mode(account, symbol)
     pipe = rt.redis.pipeline(transaction=False)
     pipe.hset(key, symbol, "hedge" if hedge else "oneway")

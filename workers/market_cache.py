@@ -1,9 +1,8 @@
-"""Market data shared by every account and worker process: tickers (≈1 s) and instrument filters (hours).
+"""Market data shared by every account and worker process: the tickers (≈1 s). Instrument filters
+are the exchange client's own in-process cache (exchange/bybit/cache.py).
 
-`get_or_load` is single-flight across processes: on a miss, one caller takes a short Redis lock and
-runs the loader; the others poll for the value it writes, for a bounded time (`wait_s`), and then
-load it themselves rather than block behind a loader that hangs or died. A loader that raises
-releases the lock at once, so a waiter takes over without waiting for the lock to expire.
+`get_or_load` is single-flight across processes (workers/single_flight.py): on a miss one caller
+runs the loader, the others wait for its value at most `wait_s`, then load it themselves.
 """
 
 from __future__ import annotations
@@ -18,8 +17,7 @@ from redis import Redis
 
 from config import keys
 from config.settings import Settings
-from workers.locks import lock as redis_lock
-from workers.locks import release_quietly
+from workers.single_flight import Flight, load_once
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +58,7 @@ class MarketCache:
         self.wait_s = _seconds("wait_s", wait_s)
         self.lock_ttl_s = _seconds("lock_ttl_s", lock_ttl_s)
         self.poll_s = _seconds("poll_s", poll_s)
-        self._clock = clock
-        self._sleep = sleep
+        self._flight = Flight(self.wait_s, self.lock_ttl_s, self.poll_s, clock, sleep)
 
     def value_key(self, name: str) -> str:
         return keys.market(self.prefix, name)
@@ -75,26 +72,13 @@ class MarketCache:
         self,
         loader: Callable[[], T],
         encode: Callable[[T], Encoded],
-        decode: Callable[[bytes], T],
+        decode: Callable[[Encoded], T],
         *,
         category: str = "linear",
     ) -> T:
         """Every ticker of a category, shared for `settings.ticker_cache_s`."""
         return self.get_or_load(
             f"tickers:{category}", loader, encode, decode, ttl_s=self.settings.ticker_cache_s
-        )
-
-    def instruments(
-        self,
-        loader: Callable[[], T],
-        encode: Callable[[T], Encoded],
-        decode: Callable[[bytes], T],
-        *,
-        category: str = "linear",
-    ) -> T:
-        """Instrument filters (tick size, qty step, minimums), shared for `settings.instruments_cache_s`."""
-        return self.get_or_load(
-            f"instruments:{category}", loader, encode, decode, ttl_s=self.settings.instruments_cache_s
         )
 
     # ------------------------------------------------------------------------------------- engine
@@ -104,7 +88,7 @@ class MarketCache:
         name: str,
         loader: Callable[[], T],
         encode: Callable[[T], Encoded],
-        decode: Callable[[bytes], T],
+        decode: Callable[[Encoded], T],
         *,
         ttl_s: float,
     ) -> T:
@@ -116,28 +100,16 @@ class MarketCache:
         key = self.value_key(name)
         cached = self.redis.get(key)
         if cached is not None:
-            return decode(_raw(cached))
+            return decode(cached)
 
-        lock = redis_lock(self.redis, self.lock_key(name), self.lock_ttl_s)
-        deadline = self._clock() + self.wait_s
-        while True:
-            if lock.acquire(blocking=False):
-                try:
-                    cached = self.redis.get(key)  # written between our miss and our lock
-                    if cached is not None:
-                        return decode(_raw(cached))
-                    return self._load(key, loader, encode, ttl_ms)
-                finally:
-                    release_quietly(lock)
-            self._sleep(self.poll_s)
-            cached = self.redis.get(key)
-            if cached is not None:
-                return decode(_raw(cached))
-            if self._clock() >= deadline:
-                log.warning(
-                    "market cache %s: loader elsewhere took over %.1f s; loading here", name, self.wait_s
-                )
-                return self._load(key, loader, encode, ttl_ms)
+        value, _ = load_once(
+            self.redis,
+            key,
+            self._flight,
+            found=decode,
+            load=lambda: self._load(key, loader, encode, ttl_ms),
+        )
+        return value
 
     def _load(self, key: str, loader: Callable[[], T], encode: Callable[[T], Encoded], ttl_ms: int) -> T:
         value = loader()
@@ -146,7 +118,3 @@ class MarketCache:
 
     def invalidate(self, name: str) -> None:
         self.redis.delete(self.value_key(name))
-
-
-def _raw(value: bytes | str) -> bytes:
-    return value.encode() if isinstance(value, str) else value

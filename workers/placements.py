@@ -22,14 +22,7 @@ def execute_unless_known(
     client: ExchangePort, account: Account, intents: Sequence[Intent], snap: Snapshot
 ) -> list[Outcome]:
     """`execute`, except creates of orders the read shows open: answered as the duplicate they are."""
-    known: list[Outcome] = []
-    send: list[Intent] = []
-    for intent in intents:
-        seen = snap.open_orders.get(intent.link_id) if isinstance(intent, PlaceOrder) else None
-        if seen is not None:
-            known.append((intent, IntentResult(intent.link_id, True, order_id=seen.order_id)))
-        else:
-            send.append(intent)
+    known, send = split_known(intents, snap)
     if known:
         log.info(
             "account %s: %d orders already on the exchange not sent again: %s",
@@ -38,3 +31,17 @@ def execute_unless_known(
             ", ".join(i.link_id for i, _ in known[:5]),
         )
     return known + (execute(client, account, send) if send else [])
+
+
+def split_known(intents: Sequence[Intent], snap: Snapshot) -> tuple[list[Outcome], list[Intent]]:
+    """(creates the read already shows open, answered as accepted with their order id; the intents
+    still to send), each in the given order."""
+    known: list[Outcome] = []
+    send: list[Intent] = []
+    for intent in intents:
+        seen = snap.open_orders.get(intent.link_id) if isinstance(intent, PlaceOrder) else None
+        if seen is not None:
+            known.append((intent, IntentResult(intent.link_id, True, order_id=seen.order_id)))
+        else:
+            send.append(intent)
+    return known, send

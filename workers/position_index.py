@@ -24,10 +24,6 @@ def key_of(symbol: str, position_idx: int) -> str:
     return f"{symbol}|{position_idx}"
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes | bytearray) else str(value)
-
-
 class PositionIndex:
     def __init__(self, redis_client: Any, *, prefix: str = keys.PREFIX) -> None:
         self.redis = redis_client
@@ -53,14 +49,14 @@ class PositionIndex:
     def owner(self, account: str, symbol: str, position_idx: int) -> str | None:
         """The monitor guarding this position, if any (until it finishes)."""
         raw = self.redis.hget(self._mon(account), key_of(symbol, position_idx))
-        return None if raw is None else _text(raw)
+        return raw
 
     def unbind(self, monitors: Iterable[Monitor]) -> None:
         """Forget finished monitors (only if the position still names them)."""
         for m in monitors:
             key = key_of(m.symbol, m.position_idx)
             current = self.redis.hget(self._mon(m.account), key)
-            if current is not None and _text(current) == m.id:
+            if current == m.id:
                 pipe = self.redis.pipeline(transaction=False)
                 pipe.hdel(self._mon(m.account), key)
                 pipe.hdel(self._size(m.account), key)
@@ -73,8 +69,8 @@ class PositionIndex:
         pipe.hgetall(self._mon(snap.account))
         pipe.hgetall(self._size(snap.account))
         raw_mon, raw_size = pipe.execute()
-        owners = {_text(k): _text(v) for k, v in raw_mon.items()}
-        seen = {_text(k): Decimal(_text(v)) for k, v in raw_size.items()}
+        owners = dict(raw_mon)
+        seen = {k: Decimal(v) for k, v in raw_size.items()}
         now = {key_of(sym, idx): p.size for (sym, idx), p in snap.positions.items()}
         skipped = set(skip)
         out = []

@@ -17,10 +17,11 @@ from typing import Any
 import orjson
 
 from config import keys
-from core.codec import monitor_from_dict
-from core.errors import FixInput
+from core.codec import CodecError, monitor_from_dict
+from core.errors import FixInput, InternalError
 from core.models import Instrument, Monitor
 from core.plan import recheck_plan
+from persistence.records import BadRecord
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +33,24 @@ def quarantine_key(prefix: str) -> str:
     return keys.quarantine(prefix)
 
 
+class Refused(InternalError):
+    """A stored or sent monitor that fails its re-check: corrupt state, or a record nobody should have
+    written (not input from a person). `field` and `problem` say what failed."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
 def checked_monitor(rt: Any, state: Mapping[str, Any], *, instrument: Instrument | None = None) -> Monitor:
-    """The monitor of a stored state, decoded and its plan re-validated; FixInput when it fails."""
-    monitor = monitor_from_dict(state)
-    rt.account(monitor.account)  # a known account (FixInput otherwise)
-    recheck_plan(monitor.plan, instrument)
+    """The monitor of a stored state, decoded and its plan re-validated; Refused when it fails."""
+    try:
+        monitor = monitor_from_dict(state)
+        rt.account(monitor.account)  # a known account
+        recheck_plan(monitor.plan, instrument)
+    except (CodecError, FixInput) as exc:
+        raise Refused(exc.field, exc.problem) from exc
     return monitor
 
 
@@ -44,6 +58,15 @@ def check_record(rt: Any, record: Any) -> Monitor:
     """A persisted MonitorRecord: its state is a valid monitor with a valid plan, and the record's
     own columns say the same as the state."""
     monitor = checked_monitor(rt, record.state)
+    field = disagreement(record, monitor)
+    if field is not None:
+        raise Refused(field, "the record and its state disagree")
+    return monitor
+
+
+def disagreement(record: Any, monitor: Monitor) -> str | None:
+    """The first column of a record (id, account, symbol, side) that its state's monitor does not
+    say the same, None when they agree."""
     for field, column, inside in (
         ("id", record.id, monitor.id),
         ("account", record.account, monitor.account),
@@ -51,11 +74,11 @@ def check_record(rt: Any, record: Any) -> Monitor:
         ("side", record.side, monitor.plan.side.value),
     ):
         if column != inside:
-            raise FixInput(field, "the record and its state disagree")
-    return monitor
+            return field
+    return None
 
 
-def quarantine(rt: Any, monitor_id: Any, account: Any, exc: FixInput, *, source: str) -> None:
+def quarantine(rt: Any, monitor_id: Any, account: Any, exc: Refused | BadRecord, *, source: str) -> None:
     """Keep a note, log it, alert an operator. Never raises (a failing note must not block the rest)."""
     mid = str(monitor_id)[:64] if monitor_id else "?"
     acc = str(account)[:32] if account else None
@@ -87,4 +110,4 @@ def quarantine(rt: Any, monitor_id: Any, account: Any, exc: FixInput, *, source:
 def quarantined(rt: Any) -> dict[str, dict[str, Any]]:
     """The quarantine notes by monitor id."""
     raw = rt.redis.hgetall(quarantine_key(rt.prefix))
-    return {(k.decode() if isinstance(k, bytes) else k): orjson.loads(v) for k, v in raw.items()}
+    return {k: orjson.loads(v) for k, v in raw.items()}

@@ -37,7 +37,7 @@ from persistence.queries import list_monitors
 from workers.locks import lock as redis_lock
 from workers.locks import release_quietly
 from workers.position_index import PositionIndex
-from workers.quarantine import checked_monitor, quarantine
+from workers.quarantine import Refused, checked_monitor, quarantine
 from workers.registry import NewMonitor
 from workers.store import MonitorStore, encode, record_of
 
@@ -87,16 +87,12 @@ def epoch(rt: Any) -> dict[str, str] | None:
     raw = rt.redis.hgetall(epoch_key(rt.prefix))
     if not raw:
         return None
-    return {_str(k): _str(v) for k, v in raw.items()}
+    return dict(raw)
 
 
 def registry_present(rt: Any) -> bool:
     """One round trip: False when the registry's epoch key is gone."""
     return bool(rt.redis.exists(epoch_key(rt.prefix)))
-
-
-def _str(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes | bytearray) else str(value)
 
 
 def _start_epoch(rt: Any, report: ReconcileReport, now: float) -> bool:
@@ -168,6 +164,18 @@ def _open_rows(rt: Any) -> list[Any]:
             offset += 500
 
 
+RESTORE, REFRESH, KEEP = "restore", "refresh", "keep"
+
+
+def registry_action(db_version: int, live_version: int | None) -> str:
+    """What reconcile does with an open monitor of the database: RESTORE it when the registry lost
+    it, REFRESH the registry's copy when the database holds a newer version (a save the registry
+    lost), KEEP the registry's otherwise (it is the newer or the same: the registry leads)."""
+    if live_version is None:
+        return RESTORE
+    return REFRESH if live_version < db_version else KEEP
+
+
 def _reconcile(rt: Any, report: ReconcileReport) -> None:
     store = MonitorStore(rt.registry)
     now = rt.clock()
@@ -185,15 +193,18 @@ def _reconcile(rt: Any, report: ReconcileReport) -> None:
             continue
         try:
             checked_monitor(rt, row.state, instrument=instruments.get(db_monitor))
-        except FixInput as exc:
+        except Refused as exc:
             quarantine(rt, mid, db_monitor.account, exc, source="reconcile: database")
             report.quarantined += 1
             continue
         item = live.get(mid)
-        if item is None:
+        action = registry_action(db_monitor.version, None if item is None else item.monitor.version)
+        if action is RESTORE:
             lost.append(NewMonitor(mid, db_monitor.account, encode(db_monitor), Tier.CRITICAL, now))
-        elif item.monitor.version < db_monitor.version and rt.registry.save(
-            mid, encode(db_monitor), expected_version=item.token
+        elif (
+            action is REFRESH
+            and item is not None
+            and rt.registry.save(mid, encode(db_monitor), expected_version=item.token)
         ):
             rt.registry.move_tier(mid, Tier.CRITICAL, now)
             report.refreshed += 1
@@ -210,8 +221,9 @@ def _reconcile(rt: Any, report: ReconcileReport) -> None:
         try:
             rt.account(item.monitor.account)
             recheck_plan(item.monitor.plan, instruments.get(item.monitor))
-        except FixInput as exc:
-            quarantine(rt, mid, item.monitor.account, exc, source="reconcile: registry")
+        except FixInput as exc:  # a stored monitor whose account or plan no longer passes: corrupt state
+            refused = Refused(exc.field, exc.problem)
+            quarantine(rt, mid, item.monitor.account, refused, source="reconcile: registry")
             rt.registry.remove(mid)
             report.quarantined += 1
             continue

@@ -96,10 +96,6 @@ class SaveItem(NamedTuple):
     expected_version: int
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes | bytearray) else str(value)
-
-
 def _has_control(text: str) -> bool:
     return any(ord(c) < 32 or ord(c) == 127 for c in text)
 
@@ -156,7 +152,7 @@ def _num(value: float) -> str:
 class Registry:
     """Monitor state, due sets and tier moves in one Redis.
 
-    `redis_client` may decode responses or not; every answer is returned as `str`. Safe to share
+    `redis_client` decodes responses (`decode_responses=True`, workers/runtime.py). Safe to share
     between threads (redis-py's pool); separate processes each build their own.
     """
 
@@ -291,12 +287,28 @@ class Registry:
                 out[monitor_id] = stored
         return out
 
+    def states(self, monitor_ids: Iterable[str]) -> dict[str, tuple[int, str]]:
+        """(version, state JSON) of these monitors, one round trip; unknown ids are left out. The
+        cheap read of a listing (no account, no tier): a reader decodes a state again only when its
+        version changed."""
+        ids = [_check_id(i) for i in monitor_ids]
+        if not ids:
+            return {}
+        pipe = self.redis.pipeline(transaction=False)
+        for monitor_id in ids:
+            pipe.hmget(self.monitor_key(monitor_id), "version", "state")
+        out: dict[str, tuple[int, str]] = {}
+        for monitor_id, (version, state) in zip(ids, pipe.execute(), strict=True):
+            if version is not None and state is not None:
+                out[monitor_id] = (int(version), state)
+        return out
+
     @staticmethod
     def _stored(raw: Sequence[Any]) -> StoredState | None:
         state, version, account, tier = raw
         if state is None or version is None or account is None or tier is None:
             return None
-        return StoredState(_text(state), int(version), _text(account), Tier(_text(tier)))
+        return StoredState(state, int(version), account, Tier(tier))
 
     def save(self, monitor_id: str, state_json: str, *, expected_version: int) -> bool:
         """Compare-and-set: store `state_json` with version `expected_version + 1` only if the stored
@@ -339,11 +351,11 @@ class Registry:
     def ids(self, account: str | None = None) -> list[str]:
         """Every monitor id, or those of one account, sorted."""
         key = self._all_key if account is None else self.account_key(_check_account(account))
-        return sorted(_text(m) for m in self.redis.smembers(key))
+        return sorted(self.redis.smembers(key))
 
     def accounts(self) -> list[str]:
         """Every account that has at least one monitor, sorted."""
-        return sorted(_text(a) for a in self.redis.smembers(self._accounts_key))
+        return sorted(self.redis.smembers(self._accounts_key))
 
     def count(self) -> int:
         return int(self.redis.scard(self._all_key))
@@ -374,7 +386,7 @@ class Registry:
         if not found:
             return None
         pos, score = found
-        return TIER_ORDER[int(pos) - 1], float(_text(score))
+        return TIER_ORDER[int(pos) - 1], float(score)
 
     def claim(self, now: float, *, lookahead: float | None = None, cap: int | None = None) -> list[Claimed]:
         """Take the due monitors (and the soon-due monitors of their accounts) and re-score them; one
@@ -390,11 +402,9 @@ class Registry:
         limit = self.settings.claim_cap if cap is None else cap
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ValueError(f"cap: must be an integer >= 1 (got {cap!r})")
-        reply = _text(
-            self._claim(
-                keys=self._due_keys,
-                args=[_num(now), _num(look), limit, *(_num(i) for i in self._intervals)],
-            )
+        reply = self._claim(
+            keys=self._due_keys,
+            args=[_num(now), _num(look), limit, *(_num(i) for i in self._intervals)],
         )
         out: list[Claimed] = []
         if not reply:
@@ -449,6 +459,21 @@ class Registry:
             )
         codes = pipe.execute()
         return {monitor_id: int(code) == 1 for (monitor_id, _), code in zip(items, codes, strict=True)}
+
+    def due_entries(self, slices: Sequence[tuple[Tier, int, int]]) -> list[list[tuple[str, str, float]]]:
+        """For each (tier, start, stop): the (account, monitor id, due time) of that ZRANGE slice of
+        the tier's due set, soonest first (stop -1: to the end). One round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        for tier, start, stop in slices:
+            pipe.zrange(self.due_key(tier), start, stop, withscores=True)
+        out: list[list[tuple[str, str, float]]] = []
+        for members in pipe.execute():
+            entries = []
+            for member, score in members:
+                account, _, monitor_id = member.partition(MEMBER_SEP)
+                entries.append((account, monitor_id, float(score)))
+            out.append(entries)
+        return out
 
     # ---------------------------------------------------------------------------------- metrics
 

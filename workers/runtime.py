@@ -124,8 +124,11 @@ def _bybit_client(base_url: str, rt: Runtime) -> ExchangePort:
 
 
 def redis_client(url: str) -> redis.Redis:
+    """The process's Redis client. Everything tpsl-guard stores is text (JSON, numbers, ids), so
+    answers come decoded (`str`); no reader converts bytes."""
     return redis.Redis.from_url(
         url,
+        decode_responses=True,
         socket_timeout=10,
         socket_connect_timeout=5,
         socket_keepalive=True,

@@ -7,10 +7,8 @@ Components and their TTLs (settings, seconds): account 60, positions 15, orders 
 market 180, insights 1800; more can be named with `extra_ttls` (the dashboard adds `history`).
 
 - A hit is one round trip: a Lua script GETs the value and counts the hit in the same call.
-- A miss is single-flight across processes: one caller takes a short Redis lock and runs the loader;
-  the others poll for the value it writes (every `poll_s`, at most `wait_s`), then load themselves
-  rather than wait behind a loader that hangs or died. A loader that raises frees the lock at once,
-  and nothing is stored (an error is never cached).
+- A miss is single-flight across processes (workers/single_flight.py): one caller runs the loader,
+  the others wait for its value at most `wait_s`; an error is never cached.
 - Counts live in the hash `<p>:cache:stats` (fields `<component>:hit|miss|wait`), so every web
   process adds to the same figures. miss = the loader ran; wait = served after waiting for another
   caller's loader (counted as a hit too: the backend was not asked).
@@ -20,7 +18,8 @@ market 180, insights 1800; more can be named with `extra_ttls` (the dashboard ad
 - `cache_enabled=False` (the rollback switch): every read goes to the loader and counts as a miss.
 - At most once per `stats_period_s` (fleet-wide, through a Redis key) one process logs the hit rates.
 
-Values are JSON (orjson; Decimals are written as strings) unless the caller passes encode/decode.
+Values are JSON (persistence.jsonable: Decimals written as strings) unless the caller passes
+encode/decode.
 """
 
 from __future__ import annotations
@@ -29,7 +28,6 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping
-from decimal import Decimal
 from typing import Any, TypeVar
 
 import orjson
@@ -37,8 +35,8 @@ from redis import Redis
 
 from config import keys
 from config.settings import Settings
-from workers.locks import lock as redis_lock
-from workers.locks import release_quietly
+from persistence.jsonable import dumps_bytes
+from workers.single_flight import Flight, load_once
 
 log = logging.getLogger(__name__)
 
@@ -111,22 +109,6 @@ def _key_part(value: Any) -> str:
     return value
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, frozenset | set | tuple):
-        return list(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
-def dumps(value: Any) -> bytes:
-    return orjson.dumps(value, default=_json_default)
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes | bytearray) else str(value)
-
-
 class TTLCache:
     """See the module docstring. Safe to share between threads; each process builds its own.
 
@@ -160,9 +142,8 @@ class TTLCache:
         self.wait_s = _seconds("wait_s", wait_s)
         self.lock_ttl_s = _seconds("lock_ttl_s", lock_ttl_s)
         self.poll_s = _seconds("poll_s", poll_s)
-        self._clock = clock
+        self._flight = Flight(self.wait_s, self.lock_ttl_s, self.poll_s, clock, sleep)
         self._wall = wall_clock
-        self._sleep = sleep
         self._last_log = wall_clock()
         self._read = redis_client.register_script(_READ)
         self._invalidate = redis_client.register_script(_INVALIDATE)
@@ -194,9 +175,6 @@ class TTLCache:
     def stats_key(self) -> str:
         return keys.cache_stats(self.prefix)
 
-    def _lock_key(self, value_key: str) -> str:
-        return keys.loading(value_key)
-
     # ------------------------------------------------------------------------------------- read
 
     def get_or_load(
@@ -207,8 +185,8 @@ class TTLCache:
         ttl_s: float | None = None,
         *,
         account: str | None = None,
-        encode: Callable[[T], bytes | str] = dumps,
-        decode: Callable[[bytes], T] = orjson.loads,
+        encode: Callable[[T], bytes | str] = dumps_bytes,
+        decode: Callable[[bytes | str], T] = orjson.loads,
     ) -> T:
         """The cached value, else the loader's (stored for `ttl_s`, default the component's TTL).
         `account`: tag the entry so `invalidate_account(account)` drops it (FLEET: any account).
@@ -219,11 +197,11 @@ class TTLCache:
             _key_part(account)
         if not self.settings.cache_enabled:
             self._count(component, MISS)
-            return decode(_raw(encode(loader())))
+            return decode(encode(loader()))
         cached = self._read(keys=[vkey, self.stats_key], args=[f"{component}:{HIT}"])
         if cached is not None:
             self._maybe_log()
-            return decode(_raw(cached))
+            return decode(cached)
         value = self._single_flight(component, vkey, loader, ttl, account, encode, decode)
         self._maybe_log()
         return value
@@ -236,30 +214,16 @@ class TTLCache:
         ttl: float,
         account: str | None,
         encode: Callable[[T], bytes | str],
-        decode: Callable[[bytes], T],
+        decode: Callable[[bytes | str], T],
     ) -> T:
-        lock = redis_lock(self.redis, self._lock_key(vkey), self.lock_ttl_s)
-        deadline = self._clock() + self.wait_s
-        while True:
-            if lock.acquire(blocking=False):
-                try:
-                    cached = self.redis.get(vkey)  # written between our miss and our lock
-                    if cached is not None:
-                        self._count(component, HIT, WAIT)
-                        return decode(_raw(cached))
-                    self._count(component, MISS)
-                    return self._load(vkey, loader, ttl, account, encode, decode)
-                finally:
-                    release_quietly(lock)
-            self._sleep(self.poll_s)
-            cached = self.redis.get(vkey)
-            if cached is not None:
-                self._count(component, HIT, WAIT)
-                return decode(_raw(cached))
-            if self._clock() >= deadline:
-                log.warning("cache %s: another loader took over %.1f s; loading here", vkey, self.wait_s)
-                self._count(component, MISS)
-                return self._load(vkey, loader, ttl, account, encode, decode)
+        def load() -> T:
+            self._count(component, MISS)
+            return self._load(vkey, loader, ttl, account, encode, decode)
+
+        value, loaded = load_once(self.redis, vkey, self._flight, found=decode, load=load)
+        if not loaded:
+            self._count(component, HIT, WAIT)
+        return value
 
     def _load(
         self,
@@ -268,7 +232,7 @@ class TTLCache:
         ttl: float,
         account: str | None,
         encode: Callable[[T], bytes | str],
-        decode: Callable[[bytes], T],
+        decode: Callable[[bytes | str], T],
     ) -> T:
         data = encode(loader())
         pipe = self.redis.pipeline(transaction=False)
@@ -278,7 +242,7 @@ class TTLCache:
             pipe.sadd(idx, vkey)
             pipe.pexpire(idx, self._index_ttl_ms)
         pipe.execute()
-        return decode(_raw(data))  # what a hit would return: the same types on a miss and a hit
+        return decode(data)  # what a hit would return: the same types on a miss and a hit
 
     # ------------------------------------------------------------------------------ invalidation
 
@@ -316,7 +280,7 @@ class TTLCache:
         raw = self.redis.hgetall(self.stats_key)
         counts: dict[str, dict[str, int]] = {c: {HIT: 0, MISS: 0, WAIT: 0} for c in self._ttls}
         for field, value in raw.items():
-            component, _, what = _text(field).rpartition(":")
+            component, _, what = field.rpartition(":")
             if component and what in (HIT, MISS, WAIT):
                 counts.setdefault(component, {HIT: 0, MISS: 0, WAIT: 0})[what] = int(value)
         out: dict[str, dict[str, Any]] = {}
@@ -356,10 +320,6 @@ class TTLCache:
                 log.info("%s", self.summary_line())
         except Exception as exc:
             log.warning("cache statistics line skipped: %s", type(exc).__name__)
-
-
-def _raw(value: bytes | str) -> bytes:
-    return value.encode() if isinstance(value, str) else value
 
 
 def invalidate_accounts_quietly(rt: Any, account_ids: Any) -> None:

@@ -31,7 +31,6 @@ from typing import Any
 
 import requests
 
-from config import keys
 from config.queues import PERSIST_QUEUE, TIER_QUEUES
 from core.models import Tier
 from devtools.bench.workload import Workload, build
@@ -271,7 +270,7 @@ def _measure(
 ) -> dict[str, Any]:
     from exchange.paper.runner import PaperAdmin
     from persistence.stats import persist_stats
-    from workers.checker import read_counts
+    from workers.checker import read_counts, reset_read_counts
 
     admin = PaperAdmin(stack.paper_url)
     # warm-up at the start prices: the fills seeding caused (market entries) are acted on and the
@@ -283,7 +282,7 @@ def _measure(
         time.sleep(0.5)
     # the window starts now: counters are taken as deltas from here
     admin.reset()
-    rt.redis.delete(keys.read_stats(rt.prefix, "reads"), keys.read_stats(rt.prefix, "checked"))
+    reset_read_counts(rt)
     persist0 = persist_stats(rt.redis, prefix=rt.prefix)
     rss = [_rss(stack)]
     t0 = time.time()

@@ -1,5 +1,6 @@
 """The instrument cache: filters of every linear symbol, kept `settings.instruments_cache_s` per host
-and process (the injected clock decides when it is stale)."""
+and process (the injected clock decides when it is stale). The only one: the client's reads and
+the workers (`workers.lifecycle.instruments`) both go through it."""
 
 from __future__ import annotations
 

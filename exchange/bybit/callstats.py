@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from config import keys
@@ -55,11 +55,18 @@ class CallStats:
 
     def minute(self, minute: int) -> dict[str, int]:
         """{"<account>|<path>": calls, "<account>|<path>|err": errors} of one minute."""
+        return self.minutes([minute])[0]
+
+    def minutes(self, minutes: Iterable[int]) -> list[dict[str, int]]:
+        """`minute` of each of these minutes, in order: one round trip."""
+        span = list(minutes)
         if self.redis is not None:
-            raw = self.redis.hgetall(self._key(minute))
-            return {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()}
+            pipe = self.redis.pipeline(transaction=False)
+            for m in span:
+                pipe.hgetall(self._key(m))
+            return [{k: int(v) for k, v in raw.items()} for raw in pipe.execute()]
         with self._lock:
-            return dict(self._local.get(minute, {}))
+            return [dict(self._local.get(m, {})) for m in span]
 
     def per_minute(self, *, minutes: int = 5) -> list[tuple[int, int]]:
         """(minute, calls) for the last `minutes` complete minutes, oldest first (errors excluded)."""

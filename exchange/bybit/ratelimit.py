@@ -35,9 +35,9 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from config import keys
 from core.errors import BackOff
@@ -353,6 +353,43 @@ class RedisTokenBucket(_BucketLimiter):
             self._back_off_script(keys=[self._keys(key)[1]], args=[until_ms, now_ms])
         except Exception as exc:
             logger.warning("rate limiter unavailable (%s): back-off not shared", type(exc).__name__)
+
+
+class BucketLevel(NamedTuple):
+    """One (account, group) bucket as /metrics shows it."""
+
+    account: str
+    group: str
+    units_left: float | None  # units free in the window at its last use (None: not used lately)
+    backoff_s: float | None  # seconds left of a back-off (None: none recorded)
+
+
+def bucket_levels(
+    redis: Any, accounts: Iterable[str], *, now: float, prefix: str = keys.PREFIX
+) -> list[BucketLevel]:
+    """The level of every (account, group) bucket of these accounts, one round trip: the read side
+    of `RedisTokenBucket` (whose Lua scripts write these keys)."""
+    groups = sorted({g.name for g in GROUPS.values()})
+    pairs = [(a, g) for a in sorted(accounts) for g in groups]
+    if not pairs:
+        return []
+    pipe = redis.pipeline(transaction=False)
+    for account, group in pairs:
+        bucket = keys.rate_limit(prefix, keys.rate_limit_bucket(account, group))
+        pipe.hget(bucket.level, "t")
+        pipe.get(bucket.until)
+    replies = iter(pipe.execute())
+    now_ms = now * 1000
+    out = []
+    for account, group in pairs:
+        level, until = next(replies), next(replies)
+        try:
+            units = None if level is None else float(level)
+        except ValueError:
+            units = None
+        backoff = None if until is None else max(0.0, (float(until) - now_ms) / 1000)
+        out.append(BucketLevel(account, group, units, backoff))
+    return out
 
 
 # ----------------------------------------------------------------------------------- in process

@@ -39,9 +39,9 @@ def redis_url() -> Iterator[str]:
 @pytest.fixture
 def redis_client(redis_url: str):
     """A client on an emptied database: every test starts from a clean Redis."""
-    import redis
+    from workers.runtime import redis_client as product_client
 
-    client = redis.Redis.from_url(redis_url)
+    client = product_client(redis_url)  # as the product builds it: answers decoded to str
     client.flushdb()
     yield client
     client.close()

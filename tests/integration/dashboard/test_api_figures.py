@@ -3,6 +3,7 @@ the exchange; invalidation by a critical event flowing through the real pipeline
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -11,6 +12,7 @@ from pydantic import SecretStr
 from config.queues import ALL_QUEUES
 from core.models import Tier
 from tests.integration.pipeline.plans import conservative_long, fast_long
+from workers.series import collect
 
 
 def exchange_calls(stack, account, path):
@@ -102,7 +104,10 @@ def test_stats_shape(dash):
     assert all({"p50_s", "p99_s", "samples"} <= f.keys() for f in s["check_lag"].values())
     assert {"events_received", "transactions", "coalescing_ratio", "pending"} <= s["persistence"].keys()
     assert s["connections"]["scope"] == "this web process"
-    series = dash.server.app.state.dashboard.ops.tier_series()
+    ops = dash.server.app.state.dashboard.ops
+    assert ops.tier_series() == []  # a GET writes no series: beat collects them (tpsl.series)
+    collect(ops.rt, now=time.time())
+    series = ops.tier_series()
     assert series and series[-1]["active"] + series[-1]["critical"] + series[-1]["standard"] == 1
 
 

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
+from decimal import Decimal as D
+
+import pytest
 
 from config.queues import ALL_QUEUES
 from config.settings import Settings
+from core.models import Monitor, Tier
 from dashboard.stats import OpsStats
+from tests.unit.core.builders import conservative_long
+from workers import series
 from workers.runtime import build_runtime
+from workers.series import collect, latest_prices
+from workers.store import encode
 
 
 def runtime(redis_url):
@@ -50,12 +59,38 @@ def test_tier_series_keeps_one_point_per_step(redis_client, redis_url):
     rt = runtime(redis_url)
     try:
         ops = OpsStats(rt, None)
+        ops.compute()
+        assert ops.tier_series() == []  # computing (serving) the figures writes no series
         t = time.time()
-        assert ops.record_tiers({"critical": 1}, now=t)
-        assert not ops.record_tiers({"critical": 2}, now=t + 1)  # same 10 s step: kept out
-        assert ops.record_tiers({"critical": 3}, now=t + 11)
-        series = ops.tier_series()
-        assert [p["critical"] for p in series] == [1, 3]
-        assert json.loads(json.dumps(series))[0]["at"] == round(t, 3)
+        assert collect(rt, now=t) == {"tiers": 1, "prices": 0}  # no live monitor: no price
+        assert collect(rt, now=t + 1)["tiers"] == 0  # same 10 s step: kept out
+        m = Monitor(id="m1", account="main", plan=conservative_long(), tier=Tier.CRITICAL)
+        rt.registry.add("m1", "main", encode(replace(m, last_price=D("60000"))), "critical", t)
+        assert collect(rt, now=t + 11) == {"tiers": 1, "prices": 1}
+        assert series.read_prices(rt.redis, rt.prefix, m.plan.symbol) == [(round(t + 11, 3), 60000.0)]
+        tiers = ops.tier_series()
+        assert [p["critical"] for p in tiers] == [0, 1]
+        assert json.loads(json.dumps(tiers))[0]["at"] == round(t, 3)
     finally:
         rt.close()
+
+
+@pytest.mark.parametrize(
+    ("views", "want"),
+    [
+        ([], {}),
+        ([{"symbol": "BTCUSDT", "last_price": None, "updated_at": 5}], {}),
+        ([{"symbol": "BTCUSDT", "last_price": "60000", "updated_at": 5}], {"BTCUSDT": "60000"}),
+        (  # the most recently updated monitor of a symbol gives its price
+            [
+                {"symbol": "BTCUSDT", "last_price": "60000", "updated_at": 5},
+                {"symbol": "BTCUSDT", "last_price": "60100", "updated_at": 9},
+                {"symbol": "BTCUSDT", "last_price": "59900", "updated_at": 7},
+                {"symbol": "SOLUSDT", "last_price": "150", "updated_at": None},
+            ],
+            {"BTCUSDT": "60100", "SOLUSDT": "150"},
+        ),
+    ],
+)
+def test_latest_prices(views, want):
+    assert latest_prices(views) == want

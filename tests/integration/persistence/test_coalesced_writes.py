@@ -8,12 +8,12 @@ import threading
 import pytest
 from sqlalchemy import Engine, text
 
-from core.errors import FixInput
 from core.models import EventKind
 from devtools.ports import free_port
 from persistence.db import make_engine
 from persistence.models import Base, events_table
 from persistence.pending import PendingStore, encode_entry
+from persistence.records import BadRecord
 from persistence.stats import persist_stats
 from persistence.upserts import event_row, monitor_row
 from persistence.writer import EventWriter, FlushResult
@@ -70,7 +70,7 @@ def test_flush_respects_newer_rows_already_written(writer, engine):
 
 
 def test_buffer_refuses_critical_events(writer, redis_client):
-    with pytest.raises(FixInput, match="tp_hit is critical"):
+    with pytest.raises(BadRecord, match="tp_hit is critical"):
         writer.buffer([event("m1", EventKind.TP_HIT, 1)], [])
     assert not redis_client.exists("tpsl:persist:pending")
 
@@ -84,7 +84,7 @@ def test_write_routes_critical_now_and_the_rest_to_the_buffer(writer, engine, re
     assert commits.n == 1
     assert monitor_rows(engine)["m1"].version == 2  # the critical monitor is in the database
     assert "m2" not in monitor_rows(engine)  # the other waits for the flush
-    assert set(redis_client.hkeys("tpsl:persist:pending")) == {b"m1", b"m2"}
+    assert set(redis_client.hkeys("tpsl:persist:pending")) == {"m1", "m2"}
     writer.flush()
     assert event_ids(engine) == {tp.id, pu.id, other.id}
     assert monitor_rows(engine)["m2"].version == 7
@@ -92,8 +92,8 @@ def test_write_routes_critical_now_and_the_rest_to_the_buffer(writer, engine, re
 
 def test_write_checks_everything_before_writing_anything(writer, engine, redis_client):
     good = event("m1", EventKind.TP_HIT, 2)
-    bad = event("m2", PU, 1, payload={"x": {1, 2}})  # a set is not JSON
-    with pytest.raises(FixInput, match=r"event\.payload"):
+    bad = event("m2", PU, 1, payload={"x": 1j})  # a complex number is not JSON
+    with pytest.raises(BadRecord, match=r"event\.payload"):
         writer.write([good, bad], [record("m1", 2)], sync=False)
     assert event_ids(engine) == set() and monitor_rows(engine) == {}
     assert not redis_client.exists("tpsl:persist:pending")
@@ -151,7 +151,7 @@ def test_failed_flush_leaves_its_entries_pending_and_the_next_flush_writes_them(
         conn.execute(text("DROP TABLE events"))
     with pytest.raises(Exception, match="events"):
         writer.flush()
-    assert set(redis_client.hkeys("tpsl:persist:pending")) == {b"m1", b"m2"}
+    assert set(redis_client.hkeys("tpsl:persist:pending")) == {"m1", "m2"}
     assert redis_client.zcard("tpsl:persist:processing") == 0  # nothing left in limbo
     assert monitor_rows(engine) == {}  # the transaction was rolled back as a whole
 

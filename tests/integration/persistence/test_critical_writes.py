@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from core.errors import FixInput
+from config.accounts import parse_accounts
 from core.models import EventKind
 from persistence.accounts import upsert_accounts
 from persistence.db import make_engine
 from persistence.queries import list_accounts
+from persistence.records import BadRecord
 from persistence.stats import persist_stats
 from tests.integration.persistence.support import event, event_ids, monitor_rows, record
 
@@ -67,30 +68,30 @@ def test_closed_at_is_the_first_closed_version(writer, engine):
 def test_bad_input_writes_nothing_and_names_the_field(writer, engine):
     good = event("m1", EventKind.TP_HIT, 1)
     bad = event("m1", EventKind.TP_HIT, 2, payload={"x": object()})
-    with pytest.raises(FixInput, match=r"event\.payload"):
+    with pytest.raises(BadRecord, match=r"event\.payload"):
         writer.write_critical([good, bad], [])
-    with pytest.raises(FixInput, match="expected MonitorRecord"):
+    with pytest.raises(BadRecord, match="expected MonitorRecord"):
         writer.write_critical([], [{"id": "m1"}])  # type: ignore[list-item]
     assert event_ids(engine) == set()
 
 
+def accounts(*items: dict) -> list:
+    """Accounts as config/accounts.py parses and checks them (the one place they are validated)."""
+    base = {"api_key": "k", "api_secret": "s"}
+    return list(parse_accounts([{**base, **i} for i in items]).values())
+
+
 def test_accounts_are_upserted_without_credentials(engine, session):
-    n = upsert_accounts(
-        engine,
-        [
-            ("main", "main", None, "1", "http://127.0.0.1:8080"),
-            ("mirror1", "mirror", "main", "0.5", "http://x"),
-        ],
-        now=100.0,
-    )
-    assert n == 2
-    upsert_accounts(engine, [("mirror1", "mirror", "main", "0.25", "http://y")], now=200.0)
-    accounts = {a.id: a for a in list_accounts(session)}
-    assert accounts["mirror1"].ratio == "0.25" and accounts["mirror1"].base_url == "http://y"
-    assert accounts["mirror1"].created_at == 100.0  # kept
-    assert accounts["main"].role == "main"
-    with pytest.raises(FixInput, match=r"account\[bad\]\.ratio"):
-        upsert_accounts(
-            engine, [("ok", "main", None, "1", "http://z"), ("bad", "main", None, "x", "http://z")]
-        )
-    assert "ok" not in {a.id for a in list_accounts(session)}  # nothing of a bad batch is written
+    main = {"id": "main", "base_url": "http://127.0.0.1:8080"}
+
+    def mirror(mid: str, url: str, ratio: str) -> dict:
+        return {"id": mid, "base_url": url, "mirror_of": "main", "ratio": ratio}
+
+    assert upsert_accounts(engine, accounts(main, mirror("mirror1", "http://x", "0.5")), now=100.0) == 2
+    upsert_accounts(engine, accounts(main, mirror("mirror1", "http://y", "0.25"))[1:], now=200.0)
+    upsert_accounts(engine, accounts(main, mirror("eq", "http://z", "equity"))[1:])
+    stored = {a.id: a for a in list_accounts(session)}
+    assert stored["mirror1"].ratio == "0.25" and stored["mirror1"].base_url == "http://y"
+    assert stored["mirror1"].created_at == 100.0  # kept
+    assert stored["main"].role == "main" and stored["eq"].ratio == "equity"
+    assert not any(hasattr(a, "api_key") or hasattr(a, "api_secret") for a in stored.values())

@@ -4,30 +4,33 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.codec import plan_to_dict
+from core.models import Plan
+from tests.unit.core import builders
+
+REQUEST_FIELDS = (
+    "symbol",
+    "side",
+    "preset",
+    "entries",
+    "take_profits",
+    "stop_loss",
+    "breakeven_after",
+    "mirror",
+)
+
+
+def request_of(plan: Plan, *, account: str = "main", **over: Any) -> dict[str, Any]:
+    """The API/CLI request of a Plan (README "Plans"): the example plans are defined once, as Plans
+    (tests/unit/core/builders.py), and the pipeline tests send them as requests."""
+    d = plan_to_dict(plan)
+    out: dict[str, Any] = {"account": account, **{k: d[k] for k in REQUEST_FIELDS}}
+    out.update(over)
+    return out
+
 
 def conservative_long(**over: Any) -> dict[str, Any]:
-    plan: dict[str, Any] = {
-        "account": "main",
-        "symbol": "BTCUSDT",
-        "side": "Buy",
-        "preset": "conservative",
-        "entries": [
-            {"price": "60000", "qty": "0.010"},
-            {"price": "59500", "qty": "0.010"},
-            {"price": "59000", "qty": "0.010"},
-        ],
-        "take_profits": [
-            {"price": "62000", "fraction": "0.85"},
-            {"price": "63000", "fraction": "0.05"},
-            {"price": "64000", "fraction": "0.05"},
-            {"price": "65000", "fraction": "0.05"},
-        ],
-        "stop_loss": "58000",
-        "breakeven_after": 1,
-        "mirror": False,
-    }
-    plan.update(over)
-    return plan
+    return request_of(builders.conservative_long(mirror=False), **over)
 
 
 def conservative_short(**over: Any) -> dict[str, Any]:

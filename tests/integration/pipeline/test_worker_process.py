@@ -78,9 +78,10 @@ def test_worker_reconciles_on_start_and_flushes_on_stop(
             "--loglevel",
             "INFO",
         ]
-        w = subprocess.Popen(
-            cmd, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True
-        )
+        with log.open("wb") as out:  # the child keeps its own descriptor
+            w = subprocess.Popen(
+                cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
         try:
             wait_for(lambda: rt.registry.get(m.id) is not None, what="reconcile at worker start")
             wait_for(lambda: b"reconcile: restored 1" in log.read_bytes(), what="the reconcile line")

@@ -44,7 +44,7 @@ def pct(samples: list[float], q: float) -> float:
 
 
 def run(url: str, monitors: int, accounts: int) -> None:
-    client = redis.Redis.from_url(url)
+    client = redis.Redis.from_url(url, decode_responses=True)
     client.flushdb()
     settings = Settings()
     registry = Registry(client, settings)

@@ -41,7 +41,8 @@ def test_concurrent_dispatchers_claim_each_due_time_exactly_once(
     barrier = threading.Barrier(dispatchers)
 
     def dispatcher(n: int) -> None:
-        client = redis.Redis.from_url(redis_url)  # its own connection, as another process would have
+        # its own connection, as another process would have
+        client = redis.Redis.from_url(redis_url, decode_responses=True)
         try:
             registry = Registry(client, settings)
             barrier.wait()
@@ -71,7 +72,7 @@ def test_concurrent_dispatchers_claim_each_due_time_exactly_once(
     next_due: dict[str, tuple[Tier, float]] = {}
     for tier in Tier:
         for member, score in redis_client.zrange(setup.due_key(tier), 0, -1, withscores=True):
-            _, monitor_id = setup.split_member(member.decode())
+            _, monitor_id = setup.split_member(member)
             assert monitor_id not in next_due, monitor_id
             next_due[monitor_id] = (tier, score)
     assert set(next_due) == set(monitors)

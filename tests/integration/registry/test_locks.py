@@ -80,7 +80,7 @@ import sys, time, redis
 from types import SimpleNamespace
 from config.settings import Settings
 from workers.locks import hold_account
-rt = SimpleNamespace(redis=redis.Redis.from_url(sys.argv[1]), prefix="tpsl",
+rt = SimpleNamespace(redis=redis.Redis.from_url(sys.argv[1], decode_responses=True), prefix="tpsl",
                      settings=Settings(account_lock_ttl_s=float(sys.argv[2])))
 with hold_account(rt, "main") as held:
     print("held" if held else "busy", flush=True)
@@ -121,7 +121,7 @@ def test_only_one_of_many_concurrent_holders_gets_the_account(redis_url: str, re
     release_all = threading.Event()
 
     def holder(i: int) -> None:
-        client = redis.Redis.from_url(redis_url)
+        client = redis.Redis.from_url(redis_url, decode_responses=True)
         try:
             barrier.wait()
             with hold_account(rt_for(client, 3), "main") as held:

@@ -114,7 +114,7 @@ def test_remove_is_total(registry: Registry) -> None:
     assert registry.ids() == ["m2", "x1"]
     assert registry.count() == 2
     for tier in Tier:
-        assert all(b"m1" not in m for m in registry.redis.zrange(registry.due_key(tier), 0, -1))
+        assert all("m1" not in m for m in registry.redis.zrange(registry.due_key(tier), 0, -1))
 
     # the last monitor of an account takes the account with it
     assert registry.remove("x1") is True
@@ -191,3 +191,19 @@ def test_add_many_creates_each_once_in_one_round_trip(registry: Registry) -> Non
     with pytest.raises(ValueError, match="tier: 'soon' is not one of"):
         registry.add_many([("c", "main", state(1), "soon", 1.0)])
     assert registry.get("c") is None
+
+
+def test_states_and_due_entries_are_the_readers_view(registry: Registry) -> None:
+    """What the dashboard lists through: (version, state) by id, and slices of the due sets."""
+    registry.add("m1", "main", state(1), Tier.CRITICAL, 10.0)
+    registry.add("m2", "mirror1", state(3), Tier.CRITICAL, 5.0, version=3)
+    registry.add("m3", "main", state(1), Tier.IDLE, 1.0)
+    assert registry.states(["m1", "m2", "gone"]) == {"m1": (1, state(1)), "m2": (3, state(3))}
+    assert registry.states([]) == {}
+    slices = [(Tier.CRITICAL, 0, -1), (Tier.CRITICAL, 1, 1), (Tier.IDLE, 0, 0), (Tier.ACTIVE, 0, -1)]
+    assert registry.due_entries(slices) == [
+        [("mirror1", "m2", 5.0), ("main", "m1", 10.0)],
+        [("main", "m1", 10.0)],
+        [("main", "m3", 1.0)],
+        [],
+    ]

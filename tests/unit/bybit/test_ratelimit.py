@@ -217,7 +217,7 @@ def test_redis_down_lets_calls_through() -> None:
 def _hammer(redis_url: str, ready, go, out) -> None:  # a worker process
     import redis
 
-    rl = RedisTokenBucket(redis.Redis.from_url(redis_url), SETTINGS, max_wait_s=0.0)
+    rl = RedisTokenBucket(redis.Redis.from_url(redis_url, decode_responses=True), SETTINGS, max_wait_s=0.0)
     ready.put(1)
     go.wait(60)
     until = time.time() + 0.6
@@ -248,3 +248,20 @@ def test_a_fleet_of_processes_shares_one_budget(redis_url: str, redis_client) ->
     assert len(admitted) >= 8
     span = admitted[-1] - admitted[0]
     assert len(admitted) <= 8 + 8 * span + 1
+
+
+def test_bucket_levels_read_what_the_limiter_wrote(redis_client) -> None:
+    """The read side /metrics uses: units left at the last use and the back-off left, per bucket."""
+    from exchange.bybit.ratelimit import bucket_levels
+
+    clock = FakeClock()
+    rl = RedisTokenBucket(redis_client, SETTINGS, clock=clock, sleep=clock.sleep, max_wait_s=0.0)
+    for _ in range(3):
+        rl.acquire("main", "/v5/order/create")
+    rl.back_off("main", "/v5/order/amend", until=T0 + 2.5)
+    levels = {(b.account, b.group): b for b in bucket_levels(redis_client, ["main"], now=T0 + 0.5)}
+    assert levels[("main", "create")].units_left == 5.0  # 8 of the window, 3 taken
+    assert levels[("main", "create")].backoff_s is None
+    assert levels[("main", "amend")].backoff_s == pytest.approx(2.0)
+    assert levels[("main", "position")] == ("main", "position", None, None)
+    assert bucket_levels(redis_client, [], now=T0) == []

@@ -11,7 +11,7 @@ from core.models import Event, EventKind, Phase, Side, Tier
 from persistence.db import normalize_url, safe_url, sqlite_file
 from persistence.jsonable import jsonable
 from persistence.pending import decode_entry, encode_entry
-from persistence.records import MonitorRecord, check_account_row
+from persistence.records import BadRecord, MonitorRecord
 from persistence.upserts import event_row, monitor_row, newest_per_monitor, unique_by_id
 
 
@@ -60,7 +60,7 @@ def test_record_accepts_enum_members_and_stores_plain_strings():
     ],
 )
 def test_record_names_the_bad_field(field, value, fragment):
-    with pytest.raises(FixInput) as err:
+    with pytest.raises(BadRecord) as err:
         record(**{field: value})
     assert err.value.field == f"monitor.{field}"
     assert fragment in str(err.value)
@@ -69,7 +69,7 @@ def test_record_names_the_bad_field(field, value, fragment):
 def test_record_round_trips_through_a_dict():
     r = record(state={"orders": [{"qty": "0.01"}]}, mirror_of="m0")
     assert MonitorRecord.from_dict(r.to_dict()) == r
-    with pytest.raises(FixInput, match=r"monitor\.version: is missing"):
+    with pytest.raises(BadRecord, match=r"monitor\.version: is missing"):
         MonitorRecord.from_dict({k: v for k, v in r.to_dict().items() if k != "version"})
 
 
@@ -82,7 +82,7 @@ def test_monitor_row_sets_closed_at_only_when_closed():
 def test_monitor_row_makes_state_plain_json():
     row = monitor_row(record(state={"price": Decimal("60000.5"), "levels": (1, 2)}))
     assert row["state"] == {"price": "60000.5", "levels": [1, 2]}
-    with pytest.raises(FixInput, match=r"monitor\.state: is not JSON-able"):
+    with pytest.raises(BadRecord, match=r"monitor\.state: is not JSON-able"):
         monitor_row(record(state={"x": object()}))
 
 
@@ -92,11 +92,11 @@ def test_event_row_derives_critical_and_checks_fields():
     assert row["critical"] is True and row["kind"] == "tp_hit"
     assert row["payload"] == {"level": 1, "qty": "0.5"}
     assert event_row(Event("e2", "m1", "main", EventKind.POSITION_UPDATE, 10.0, 2))["critical"] is False
-    with pytest.raises(FixInput, match=r"event\.id: is 65 characters long"):
+    with pytest.raises(BadRecord, match=r"event\.id: is 65 characters long"):
         event_row(Event("e" * 65, "m1", "main", EventKind.TP_HIT, 10.0, 2))
-    with pytest.raises(FixInput, match=r"event\.kind: 'bogus' is not one of"):
+    with pytest.raises(BadRecord, match=r"event\.kind: 'bogus' is not one of"):
         event_row(Event("e3", "m1", "main", "bogus", 10.0, 2))  # type: ignore[arg-type]
-    with pytest.raises(FixInput, match=r"event\.monitor_version"):
+    with pytest.raises(BadRecord, match=r"event\.monitor_version"):
         event_row(Event("e4", "m1", "main", EventKind.TP_HIT, 10.0, -2))
 
 
@@ -113,7 +113,7 @@ def test_every_critical_kind_is_marked_critical():
 
 
 def test_jsonable_rejects_non_mappings():
-    with pytest.raises(FixInput, match="payload: must be a JSON object"):
+    with pytest.raises(BadRecord, match="payload: must be a JSON object"):
         jsonable("payload", [1, 2])
 
 
@@ -139,31 +139,6 @@ def test_pending_entry_round_trip_keeps_floats_exact():
     assert decode_entry("m1", encode_entry(None, e)).monitor is None
     with pytest.raises(ValueError):
         encode_entry(None, None)
-
-
-@pytest.mark.parametrize(
-    ("row", "field"),
-    [
-        (("", "main", None, "1", "http://x"), "account.id"),
-        (("a", "boss", None, "1", "http://x"), "account[a].role"),
-        (("a", "mirror", None, "1", "http://x"), "account[a].mirror_of"),
-        (("a", "main", None, "abc", "http://x"), "account[a].ratio"),
-        (("a", "main", None, "-1", "http://x"), "account[a].ratio"),
-        (("a", "main", None, "1", "ftp://x"), "account[a].base_url"),
-        (("a", "main", None, "1"), "account"),
-    ],
-)
-def test_account_rows_are_checked(row, field):
-    with pytest.raises(FixInput) as err:
-        check_account_row(row)
-    assert err.value.field == field
-
-
-def test_account_row_normalises_the_ratio():
-    assert (
-        check_account_row(("m1", "mirror", "main", Decimal("0.50"), "https://api.bybit.com")).ratio == "0.50"
-    )
-    assert check_account_row(("m1", "mirror", "main", 2, "https://api.bybit.com")).ratio == "2"
 
 
 def test_database_urls():
