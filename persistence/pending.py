@@ -22,7 +22,7 @@ import logging
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -212,9 +212,9 @@ class PendingStore:
             if key != new_key:
                 log.warning("recovering %s left behind by a flusher whose lease ran out", key)
             for field_, raw in self.client.hgetall(key).items():
-                mid = field_
+                mid = cast(str, field_)  # clients decode responses (workers/runtime.redis_client)
                 try:
-                    taken.entries.append(decode_entry(mid, raw))
+                    taken.entries.append(decode_entry(mid, cast(str, raw)))
                 except (ValueError, KeyError, TypeError) as exc:
                     # Only this module writes entries; one that cannot be read would block every
                     # later flush, so it is dropped, loudly.

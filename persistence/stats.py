@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -74,8 +74,7 @@ def persist_stats(client: redis.Redis, *, prefix: str = keys.PREFIX) -> dict[str
     raw = client.hgetall(stats_key(prefix))
     out: dict[str, Any] = dict.fromkeys(COUNTERS, 0)
     for name, value in raw.items():
-        key = name
-        out[key] = int(value)
+        out[cast(str, name)] = int(value)  # clients decode responses (workers/runtime.redis_client)
     out["events_received"] = out[RECEIVED_CRITICAL] + out[RECEIVED_NONCRITICAL]
     out["pending"] = int(client.hlen(keys.persist_pending(prefix)))
     out["coalescing_ratio"] = coalescing_ratio(out)
