@@ -80,6 +80,21 @@ def position_mode(prefix: str, account: str) -> str:
     return f"{prefix}:posmode:{account}"
 
 
+def stream_pending(prefix: str, account: str) -> str:
+    """Set of monitor ids pushes marked for the account's next stream-triggered check."""
+    return f"{prefix}:stream:{account}:pending"
+
+
+def stream_queued(prefix: str, account: str) -> str:
+    """Flag: a stream-triggered check of the account is queued (at most one at a time)."""
+    return f"{prefix}:stream:{account}:queued"
+
+
+def stream_health(prefix: str) -> str:
+    """Hash account → JSON of its private stream's state (connected, last push, gaps)."""
+    return f"{prefix}:stream:health"
+
+
 def quarantine(prefix: str) -> str:
     return f"{prefix}:quarantine"
 

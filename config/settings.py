@@ -152,6 +152,11 @@ class Settings(BaseSettings):
     )
     sync_saves: bool = Field(False, description="Write every event at once, no coalescing.")
     cache_enabled: bool = Field(True, description="Dashboard TTL cache; false reads through.")
+    streams: bool = Field(
+        True,
+        description="The stream process turns pushed fills into checks at once; false: it idles and "
+        "the tiers alone poll, as before it existed.",
+    )
 
     log_level: str = Field("INFO", description="Root log level.")
 
@@ -203,7 +208,13 @@ class Settings(BaseSettings):
     @property
     def baseline(self) -> bool:
         """Every rollback switch on: the plain behaviour."""
-        return self.fixed_polling and self.per_monitor_calls and self.sync_saves and not self.cache_enabled
+        return (
+            self.fixed_polling
+            and self.per_monitor_calls
+            and self.sync_saves
+            and not self.cache_enabled
+            and not self.streams
+        )
 
 
 def reveal(value: SecretStr | str | None) -> str | None:
