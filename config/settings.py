@@ -152,6 +152,18 @@ class Settings(BaseSettings):
     )
     sync_saves: bool = Field(False, description="Write every event at once, no coalescing.")
     cache_enabled: bool = Field(True, description="Dashboard TTL cache; false reads through.")
+    stream_reconcile_s: float = Field(
+        60.0,
+        gt=0,
+        description="A check reads an account from its stream view only if REST reconciled the view "
+        "this recently (and after the stream's last reconnect); else it reads REST, which reconciles.",
+    )
+    stream_read_margin_s: float = Field(
+        0.5,
+        ge=0,
+        description="A read from the stream view counts as taken this long before the check: pushes "
+        "of our own latest intents may still be on the way.",
+    )
     streams: bool = Field(
         True,
         description="The stream process turns pushed fills into checks at once; false: it idles and "

@@ -24,11 +24,17 @@ from celery import Celery
 
 from config import keys
 from config.queues import TIERS
-from core.models import Account, Tier
+from core.errors import TpslError
+from core.ids import parse_link_id
+from core.models import Account, ExchangeOrder, Position, Tier
+from exchange.bybit import parse
 from exchange.bybit.stream import BybitStreams, StreamEvent, StreamTiming
+from workers.checker import stream_view
 from workers.position_index import PositionIndex
 from workers.runtime import Runtime
-from workers.stream_triggers import QUEUED_TTL_S, CheckCoalescer, touched
+from workers.stream_triggers import POSITION_TOPICS, QUEUED_TTL_S, CheckCoalescer, touched
+
+ORDER_TOPICS = frozenset({"order", "order.linear"})
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +89,7 @@ class StreamWatch:
         self.clock = clock
         self.coalescer = CheckCoalescer(rt.redis, prefix=rt.prefix)
         self.positions = PositionIndex(rt.redis, prefix=rt.prefix)
+        self.view = stream_view(rt)
         self.streams: dict[str, BybitStreams] = {}
         self._health: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
@@ -119,6 +126,7 @@ class StreamWatch:
         if account is None:
             return
         try:
+            self._update_view(account, ev)
             ids = self._touched_monitors(account, ev)
             self._note_health(account, ev)
             if ids and self.coalescer.note(account, ids):
@@ -128,6 +136,31 @@ class StreamWatch:
             log.exception(
                 "stream event of %s (%s %s) not handled; the tiers still check it", account, ev.kind, ev.topic
             )
+
+    def _update_view(self, account: str, ev: StreamEvent) -> None:
+        """The push into the account's stream view before any check is queued for it (the check
+        must see it). A gap marks the view untrusted until a REST read reconciles it."""
+        if self.view is None:
+            return
+        if ev.kind == "gap":
+            self.view.mark_gap(account, self.clock())
+            self.view.mark_alive(account)
+        elif ev.kind == "down":
+            self.view.mark_down(account)
+        elif ev.kind == "message":
+            orders, positions = pushed_rows(ev.topic, ev.data, received_at=ev.received_at or self.clock())
+            if orders:
+                self.view.apply_orders(account, orders)
+            if positions:
+                self.view.apply_positions(account, positions)
+
+    def heartbeat(self) -> None:
+        """Every second: the views of accounts whose stream is up stay readable."""
+        if self.view is None:
+            return
+        for account, h in self.health().items():
+            if h.get("connected"):
+                self.view.mark_alive(account)
 
     def _touched_monitors(self, account: str, ev: StreamEvent) -> set[str]:
         if ev.kind == "gap":
@@ -176,6 +209,28 @@ def run_stream_process(app: Celery, rt: Runtime, stop: threading.Event) -> None:
         log.info("streams are off (TPSL_STREAMS=false): the tiers poll every account, as before")
         stop.wait()
         return
-    with StreamWatch(rt, lambda account: publish_stream_check(app, account)):
+    with StreamWatch(rt, lambda account: publish_stream_check(app, account)) as watch:
         while not stop.wait(1.0):
-            pass
+            watch.heartbeat()
+
+
+def pushed_rows(
+    topic: str, data: Any, *, received_at: float
+) -> tuple[list[ExchangeOrder], list[tuple[Position, int]]]:
+    """The orders (ours) and positions (with their update time, ms) a push carries; a row that
+    does not parse is skipped (logged): the next REST reconciliation sets the view right."""
+    rows = data if isinstance(data, list) else [data]
+    orders: list[ExchangeOrder] = []
+    positions: list[tuple[Position, int]] = []
+    for row in rows:
+        if not isinstance(row, dict):
+            continue
+        try:
+            if topic in ORDER_TOPICS and parse_link_id(str(row.get("orderLinkId") or "")) is not None:
+                orders.append(parse.order(row))
+            elif topic in POSITION_TOPICS:
+                stamp = parse.to_int(row, "updatedTime") or int(received_at * 1000)
+                positions.append((parse.position(row), stamp))
+        except TpslError as e:
+            log.warning("stream push on %s not understood (%s); the next reconciliation covers it", topic, e)
+    return orders, positions

@@ -138,6 +138,7 @@ class TestRollbackSwitches:
             "per_monitor_calls": True,
             "sync_saves": True,
             "cache_enabled": False,
+            "streams": False,
         }
 
     def test_the_plain_baseline_still_guards_positions(self, stack):
