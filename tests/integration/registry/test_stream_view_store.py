@@ -54,7 +54,7 @@ def test_a_late_push_never_undoes_a_newer_state(redis_client):
     snap = v.snapshot("main", now=T + 1, instruments=no_instruments)
     assert snap is not None and LID not in snap.open_orders
     assert snap.closed_orders[LID].status is ExchangeOrderStatus.FILLED and LID in snap.looked_up
-    assert v.apply_orders() == 1
+    assert v.apply_orders("main", [order(ExchangeOrderStatus.FILLED, updated=2000)]) == 1  # same stamp: ok
     # orders that are not ours are not kept
     assert (
         v.apply_orders(
