@@ -12,8 +12,8 @@ Reads (a check, `snapshot`): a Snapshot built from the view, with no REST call, 
   than `stream_reconcile_s` ago.
 Otherwise the check reads the exchange by REST, exactly as it does without streams, and that read
 reconciles the view (`reconcile`): where the view and the exchange differ, the exchange wins, and a
-difference the pushes should have brought (older than `DIVERGENCE_GRACE_MS`) is counted as a
-divergence (a lost push) and logged. So REST reads an account once per `stream_reconcile_s`, after
+difference the pushes should have brought (older than `DIVERGENCE_GRACE_MS`, and not the catching
+up of the first read after a gap) is counted as a divergence (a lost push) and logged. So REST reads an account once per `stream_reconcile_s`, after
 every gap, and whenever the stream is down; the tiers keep scheduling every monitor either way.
 
 Orders that reached a final state stay in the view (their final fills answer the core's look-ups)
@@ -273,12 +273,14 @@ class StreamView:
         if not self.redis.exists(keys.view_alive(self.prefix, account)):
             return None
         taken_ms = int(snap.taken_at * 1000)
-        _, orders, positions = self._load(account)
+        meta, orders, positions = self._load(account)
         rest_orders = {lid: o for lid, o in snap.open_orders.items() if parse_link_id(lid) is not None}
         rest_positions = {position_key(s, i): p for (s, i), p in snap.positions.items() if p.size > 0}
         found, order_writes, position_writes = diverged(
             taken_ms, orders, positions, rest_orders, rest_positions
         )
+        if float(meta.get("reconciled_at", "0") or 0) <= float(meta.get("gap_at", "0") or 0):
+            found = []  # the first read after a gap: catching up with what happened meanwhile
         self._write(
             keys.view_orders(self.prefix, account),
             [

@@ -39,13 +39,14 @@ def live(stack, mid):
     return m
 
 
-def lifecycle(stack, watch):
+def lifecycle(stack, watch, before_tp1=lambda: None):
     stack.prices(BTCUSDT="60500")
     m = stack.create(conservative_long())
     for price in ("59990", "59400", "58900"):
         stack.prices(BTCUSDT=price)
         watch.heartbeat()
     stack.wait(lambda: live(stack, m.id).phase is Phase.MONITORING, what="fully built")
+    before_tp1()
     stack.prices(BTCUSDT="62100")
     stack.wait(lambda: live(stack, m.id).breakeven is BreakevenState.DONE, what="breakeven", timeout=40)
     mm = live(stack, m.id)
@@ -69,7 +70,10 @@ def test_a_lifecycle_read_from_the_stream_view(stack, watch):
 
 
 def test_pushes_lost_on_the_way_are_caught_by_reconciliation(stack, watch):
-    # every private push lost for a while: the view misses fills; REST must set it right
-    stack.paper.admin.add_fault(endpoint="/v5/private", lose=True, count=12)
-    lifecycle(stack, watch)
+    # once the position is built, the next private pushes are lost (TP1's fill among them): the view
+    # misses them, no push calls a check; the periodic REST read must find and correct it
+    def lose_pushes():
+        stack.paper.admin.add_fault(endpoint="/v5/private", lose=True, count=6)
+
+    lifecycle(stack, watch, before_tp1=lose_pushes)
     assert stream_view(stack.rt).divergences("main") > 0
