@@ -13,8 +13,9 @@ Reads (a check, `snapshot`): a Snapshot built from the view, with no REST call, 
 Otherwise the check reads the exchange by REST, exactly as it does without streams, and that read
 reconciles the view (`reconcile`): where the view and the exchange differ, the exchange wins, and a
 difference the pushes should have brought (older than `DIVERGENCE_GRACE_MS`, and not the catching
-up of the first read after a gap) is counted as a divergence (a lost push) and logged. So REST reads an account once per `stream_reconcile_s`, after
-every gap, and whenever the stream is down; the tiers keep scheduling every monitor either way.
+up of the first read after a gap) is counted as a divergence (a lost push) and logged. So REST
+reads an account once per `stream_reconcile_s`, after every gap, and whenever the stream is down;
+the tiers keep scheduling every monitor either way.
 
 Orders that reached a final state stay in the view (their final fills answer the core's look-ups)
 for `FINAL_KEPT_MS`; an order the view shows open but the exchange no longer lists is dropped from
