@@ -112,3 +112,36 @@ def dispatch_cmd(
         f"dispatcher stopped after {time.monotonic() - started:.1f} s: "
         f"{published['checks']} checks published for {published['monitors']} monitors"
     )
+
+
+def stream_cmd(
+    duration: float | None = typer.Option(
+        None, "--duration", min=0.1, help="Stop after this many seconds (default: until Ctrl-C)."
+    ),
+) -> None:
+    """Run the stream process until Ctrl-C: each account's private stream (orders, executions,
+    positions); a push that touches a monitor queues one coalesced check of its account on the
+    critical tier at once. The tiers keep polling whatever the streams do (TPSL_STREAMS=false: idle).
+    """
+    from config.logging import setup_logging
+    from tasks.stream import run_stream_process
+
+    rt = open_runtime()
+    setup_logging(rt.settings.log_level)
+    app = celery_app_of(rt)
+    stop = threading.Event()
+    previous: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, lambda *_: stop.set())
+    timer = threading.Timer(duration, stop.set) if duration else None
+    if timer is not None:
+        timer.daemon = True
+        timer.start()
+    try:
+        run_stream_process(app, rt, stop)
+    finally:
+        if timer is not None:
+            timer.cancel()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -33,6 +33,7 @@ from core.models import Tier
 ROUTES: dict[str, str] = {
     "tpsl.dispatch": DISPATCH_QUEUE,
     "tpsl.check": TIERS[Tier.STANDARD].queue,
+    "tpsl.stream_check": TIERS[Tier.CRITICAL].queue,
     "tpsl.persist_critical": PERSIST_QUEUE,
     "tpsl.persist_events": PERSIST_QUEUE,
     "tpsl.flush": PERSIST_QUEUE,

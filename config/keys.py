@@ -80,6 +80,46 @@ def position_mode(prefix: str, account: str) -> str:
     return f"{prefix}:posmode:{account}"
 
 
+def stream_pending(prefix: str, account: str) -> str:
+    """Set of monitor ids pushes marked for the account's next stream-triggered check."""
+    return f"{prefix}:stream:{account}:pending"
+
+
+def stream_queued(prefix: str, account: str) -> str:
+    """Flag: a stream-triggered check of the account is queued (at most one at a time)."""
+    return f"{prefix}:stream:{account}:queued"
+
+
+def stream_health(prefix: str) -> str:
+    """Hash account → JSON of its private stream's state (connected, last push, gaps)."""
+    return f"{prefix}:stream:health"
+
+
+def view_orders(prefix: str, account: str) -> str:
+    """Hash orderLinkId → the account's order as its stream last showed it (ours only)."""
+    return f"{prefix}:view:{account}:orders"
+
+
+def view_positions(prefix: str, account: str) -> str:
+    """Hash SYMBOL:idx → the account's position as its stream last showed it."""
+    return f"{prefix}:view:{account}:positions"
+
+
+def view_stamps(rows_key: str) -> str:
+    """Hash beside a view hash: field → the exchange time (ms) of the state held (newer wins)."""
+    return f"{rows_key}:stamps"
+
+
+def view_meta(prefix: str, account: str) -> str:
+    """Hash: gap_at (the stream last re-subscribed), reconciled_at, divergences."""
+    return f"{prefix}:view:{account}:meta"
+
+
+def view_alive(prefix: str, account: str) -> str:
+    """String with a short TTL, refreshed by the stream process while the account's stream is up."""
+    return f"{prefix}:view:{account}:alive"
+
+
 def quarantine(prefix: str) -> str:
     return f"{prefix}:quarantine"
 
@@ -89,7 +129,8 @@ def market(prefix: str, name: str) -> str:
 
 
 def read_stats(prefix: str, name: str) -> str:
-    """`name` is "reads" (account reads) or "checked" (monitors checked)."""
+    """`name` is "reads" (account reads), "view_reads" (those served by a stream view) or
+    "checked" (monitors checked)."""
     return f"{prefix}:stats:{name}"
 
 

@@ -180,6 +180,23 @@ class Settings(BaseSettings):
         description="Pooled keep-alive connections to the exchange; false: the basic HTTP client, a new "
         "connection per call, no keep-alive.",
     )
+    stream_reconcile_s: float = Field(
+        60.0,
+        gt=0,
+        description="A check reads an account from its stream view only if REST reconciled the view "
+        "this recently (and after the stream's last reconnect); else it reads REST, which reconciles.",
+    )
+    stream_read_margin_s: float = Field(
+        0.5,
+        ge=0,
+        description="A read from the stream view counts as taken this long before the check: pushes "
+        "of our own latest intents may still be on the way.",
+    )
+    streams: bool = Field(
+        True,
+        description="The stream process turns pushed fills into checks at once; false: it idles and "
+        "the tiers alone poll, as before it existed.",
+    )
 
     log_level: str = Field("INFO", description="Root log level.")
 
@@ -245,6 +262,7 @@ class Settings(BaseSettings):
             and self.sync_saves
             and not self.cache_enabled
             and not self.pooling
+            and not self.streams
         )
 
 

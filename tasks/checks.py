@@ -10,6 +10,7 @@ from config.queues import TIERS
 from workers.checker import run_check
 from workers.dispatcher import CheckOrder, dispatch_once
 from workers.lag import CHECK_START_LAG
+from workers.stream_triggers import CheckCoalescer
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,29 @@ def register(app: Celery) -> None:
         result = run_check(rt, account, monitor_ids)
         if result.skipped:
             log.info("check %s: %d monitors skipped (%s)", account, len(monitor_ids), result.skipped)
+
+    @app.task(shared=False, name="tpsl.stream_check", soft_time_limit=5, time_limit=10)
+    def stream_check(account: str) -> None:
+        """A check of the monitors pushes touched (queued by the stream process, coalesced: the
+        ids come from Redis, so a duplicate delivery finds nothing left and does nothing)."""
+        rt = runtime(app)
+        ids = CheckCoalescer(rt.redis, prefix=rt.prefix).take(account)
+        if not ids:
+            return
+        result = run_check(rt, account, ids)
+        if result.skipped == "account busy":
+            _stream_check_retry(app, account, ids)  # a tier check holds the account: once more after it
+        elif result.skipped:
+            log.info("stream check %s: %d monitors skipped (%s)", account, len(ids), result.skipped)
+
+
+def _stream_check_retry(app: Celery, account: str, ids: list[str]) -> None:
+    from tasks.app import runtime
+    from tasks.stream import publish_stream_check
+
+    rt = runtime(app)
+    if CheckCoalescer(rt.redis, prefix=rt.prefix).note(account, ids):
+        publish_stream_check(app, account)
 
 
 def publish_checks(app: Celery, orders: list[CheckOrder]) -> None:

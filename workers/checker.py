@@ -27,6 +27,7 @@ from workers.placements import execute_unless_known
 from workers.position_index import PositionIndex, key_of
 from workers.recorder import Recorder
 from workers.store import Loaded, MonitorStore
+from workers.stream_view import StreamView
 
 log = logging.getLogger(__name__)
 
@@ -104,9 +105,31 @@ def read(
 
 
 def read_account(rt: Any, account: Account, client: ExchangePort, *, symbol: str | None = None) -> Snapshot:
-    """Positions + open orders of the account (or of one symbol), with the shared tickers."""
+    """Positions + open orders of the account (or of one symbol), with the shared tickers: from
+    the account's stream view while its stream is healthy and the view recently reconciled (no REST
+    call), else by REST, which then reconciles the view (workers/stream_view.py)."""
+    view = stream_view(rt)
+    if view is not None and symbol is None:
+        snap = view.snapshot(account.id, now=rt.clock(), instruments=client.instruments)
+        if snap is not None:
+            count_view_read(rt, account.id)
+            return replace(snap, tickers=shared_tickers(rt, client))
     snap = client.snapshot(account, symbol=symbol)
+    if view is not None and symbol is None:
+        view.reconcile(account.id, snap)
     return replace(snap, tickers=shared_tickers(rt, client))
+
+
+def stream_view(rt: Any) -> StreamView | None:
+    """The accounts' stream views, when streams are on (TPSL_STREAMS)."""
+    if not rt.settings.streams:
+        return None
+    return StreamView(
+        rt.redis,
+        prefix=rt.prefix,
+        reconcile_s=rt.settings.stream_reconcile_s,
+        read_margin_s=rt.settings.stream_read_margin_s,
+    )
 
 
 def look_up(account: Account, client: ExchangePort, snap: Snapshot, monitors: Iterable[Monitor]) -> Snapshot:
@@ -115,10 +138,11 @@ def look_up(account: Account, client: ExchangePort, snap: Snapshot, monitors: It
     need: set[str] = set()
     for m in monitors:
         need |= links_to_look_up(m, snap)
+    need -= snap.looked_up  # a stream view answers for the final orders it holds
     if not need:
         return snap
     found, looked = client.lookup_some(account, need, max_single=LOOKUPS_PER_PASS)
-    return replace(snap, closed_orders=found, looked_up=looked)
+    return replace(snap, closed_orders={**snap.closed_orders, **found}, looked_up=snap.looked_up | looked)
 
 
 def shared_tickers(rt: Any, client: ExchangePort) -> dict[str, Ticker]:
@@ -289,10 +313,16 @@ def count_read(rt: Any, account_id: str, monitors: int) -> None:
     pipe.execute()
 
 
+def count_view_read(rt: Any, account_id: str) -> None:
+    """Account reads served by the stream view (no REST call): a subset of "reads"."""
+    rt.redis.hincrby(keys.read_stats(rt.prefix, "view_reads"), account_id, 1)
+
+
 def read_counts(rt: Any) -> dict[str, dict[str, int]]:
-    """{"reads": {account: n}, "checked": {account: n}} since the counters were last reset."""
+    """{"reads": {account: n}, "checked": {account: n}, "view_reads": {account: n}} since the
+    counters were last reset."""
     out: dict[str, dict[str, int]] = {}
-    for name in ("reads", "checked"):
+    for name in ("reads", "checked", "view_reads"):
         raw = rt.redis.hgetall(keys.read_stats(rt.prefix, name))
         out[name] = {k: int(v) for k, v in raw.items()}
     return out

@@ -144,7 +144,14 @@ class StreamConnection:
                     attempt = 0
                     self.counters.connected = True
                     self.counters.gaps += 1
-                    self._emit(StreamEvent("gap", self.name, reason="start" if first else self._last_reason))
+                    self._emit(
+                        StreamEvent(
+                            "gap",
+                            self.name,
+                            reason="start" if first else self._last_reason,
+                            account=self.account,
+                        )
+                    )
                     first = False
                     await self._read(ws)
             except _Down as down:
@@ -163,7 +170,7 @@ class StreamConnection:
             self._last_reason = reason
             self._tickers.clear()
             if was_connected or reason in ("auth", "stall"):
-                self._emit(StreamEvent("down", self.name, reason=reason))
+                self._emit(StreamEvent("down", self.name, reason=reason, account=self.account))
             self.counters.reconnects += 1
             delay = min(self.timing.backoff_max_s, self.timing.backoff_base_s * 2**attempt)
             attempt = min(attempt + 1, 16)

@@ -42,7 +42,8 @@ def test_worker_node_names_are_unique_and_processes_complete():
     procs = procfile()
     names = [re.search(r"-n\s+(\S+)", c).group(1) for c in procs.values() if " worker " in c]
     assert len(names) == len(set(names))
-    assert {"web", "beat", "flower", "release"} <= set(procs)
+    assert {"web", "beat", "flower", "release", "stream"} <= set(procs)
+    assert procs["stream"] == "tpsl stream"
     assert procs["flower"].startswith("tpsl flower ") and "basic-auth" not in procs["flower"]
     assert procs["release"] == "tpsl db upgrade"
 

@@ -139,6 +139,7 @@ class TestRollbackSwitches:
             "sync_saves": True,
             "cache_enabled": False,
             "pooling": False,
+            "streams": False,
         }
 
     def test_the_plain_baseline_still_guards_positions(self, stack):

@@ -1,0 +1,91 @@
+"""The stream view in a real Redis: a late push never undoes a newer state, and the view is read
+only while it can be trusted (stream up, reconciled after its last gap, recently)."""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+
+from core.models import ExchangeOrder, ExchangeOrderStatus, Position, Side, Snapshot
+from workers.stream_view import StreamView
+
+LID = "tg7kq2m9xa3f-SL-1"
+T = 1_800_000_000.0
+
+
+def order(status=ExchangeOrderStatus.UNTRIGGERED, qty="0.030", updated=1):
+    return ExchangeOrder(
+        order_id="o1",
+        link_id=LID,
+        symbol="BTCUSDT",
+        side=Side.SELL,
+        order_type="Market",
+        qty=D(qty),
+        filled=D("0.030") if status is ExchangeOrderStatus.FILLED else D("0"),
+        status=status,
+        trigger_price=D("58000"),
+        updated_ms=updated,
+    )
+
+
+def rest(taken_at, orders=(), positions=()):
+    return Snapshot(
+        "main",
+        taken_at,
+        {(p.symbol, p.position_idx): p for p in positions},
+        {o.link_id: o for o in orders},
+        {},
+    )
+
+
+def view(redis_client, **kw):
+    return StreamView(redis_client, prefix="t-view", reconcile_s=60.0, read_margin_s=0.5, **kw)
+
+
+def no_instruments():
+    return {}
+
+
+def test_a_late_push_never_undoes_a_newer_state(redis_client):
+    v = view(redis_client)
+    v.mark_alive("main")
+    v.reconcile("main", rest(T))
+    assert v.apply_orders("main", [order(ExchangeOrderStatus.FILLED, updated=2000)]) == 1
+    assert v.apply_orders("main", [order(updated=1000)]) == 0  # older: refused
+    snap = v.snapshot("main", now=T + 1, instruments=no_instruments)
+    assert snap is not None and LID not in snap.open_orders
+    assert snap.closed_orders[LID].status is ExchangeOrderStatus.FILLED and LID in snap.looked_up
+    assert v.apply_orders("main", [order(ExchangeOrderStatus.FILLED, updated=2000)]) == 1  # same stamp: ok
+    # orders that are not ours are not kept
+    assert (
+        v.apply_orders(
+            "main",
+            [
+                ExchangeOrder(
+                    "x", "by-hand", "BTCUSDT", Side.BUY, "Limit", D(1), D(0), ExchangeOrderStatus.NEW
+                )
+            ],
+        )
+        == 0
+    )
+
+
+def test_the_view_is_read_only_while_it_can_be_trusted(redis_client):
+    v = view(redis_client)
+    p = Position("BTCUSDT", 0, Side.BUY, D("0.030"), D("60000"))
+    assert v.snapshot("main", now=T, instruments=no_instruments) is None  # the stream is not up
+    assert v.reconcile("main", rest(T, [order()], [p])) is None  # nor written while it is not
+    v.mark_alive("main")
+    v.mark_gap("main", T)
+    assert v.snapshot("main", now=T + 1, instruments=no_instruments) is None  # not reconciled yet
+    v.reconcile("main", rest(T + 1, [order()], [p]))  # a REST read that started after the gap
+    snap = v.snapshot("main", now=T + 2, instruments=no_instruments)
+    assert snap is not None and snap.taken_at == T + 1.5  # the read margin
+    assert snap.positions[("BTCUSDT", 0)].size == D("0.030") and LID in snap.open_orders
+    v.mark_gap("main", T + 3)  # the stream re-subscribed: pushes may have been missed
+    assert v.snapshot("main", now=T + 4, instruments=no_instruments) is None
+    v.reconcile("main", rest(T + 5, [order()], [p]))
+    assert v.snapshot("main", now=T + 6, instruments=no_instruments) is not None
+    assert v.snapshot("main", now=T + 5 + 61, instruments=no_instruments) is None  # reconciled too long ago
+    v.mark_down("main")
+    assert v.snapshot("main", now=T + 7, instruments=no_instruments) is None  # the stream is down
+    assert v.divergences("main") == 0  # every REST read agreed with the view

@@ -1,0 +1,320 @@
+"""The stream view: an account's orders and positions as its private stream pushed them, in Redis,
+read by checks instead of the exchange while the stream is healthy, and kept honest by REST.
+
+Writes (the stream process, `apply_*`): every push of one of our orders (by orderLinkId, with its
+status and cumExecQty) and every position push, newer-wins by the exchange's own update time, so a
+late push never undoes a newer state (`workers/lua/view_put.lua`).
+
+Reads (a check, `snapshot`): a Snapshot built from the view, with no REST call, when
+- the stream process is alive and the account's stream is up (`alive`, a key with a short TTL the
+  process refreshes), and
+- the view was reconciled by REST after the stream's last (re)subscription (`gap_at`), and less
+  than `stream_reconcile_s` ago.
+Otherwise the check reads the exchange by REST, exactly as it does without streams, and that read
+reconciles the view (`reconcile`): where the view and the exchange differ, the exchange wins, and a
+difference the pushes should have brought (older than `DIVERGENCE_GRACE_MS`, and not the catching
+up of the first read after a gap) is counted as a divergence (a lost push) and logged. So REST
+reads an account once per `stream_reconcile_s`, after every gap, and whenever the stream is down;
+the tiers keep scheduling every monitor either way.
+
+Orders that reached a final state stay in the view (their final fills answer the core's look-ups)
+for `FINAL_KEPT_MS`; an order the view shows open but the exchange no longer lists is dropped from
+the view, so the core looks it up by REST like any order that left the open list.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from redis import Redis
+
+from config import keys
+from core.codec import (
+    exchange_order_from_dict,
+    exchange_order_to_dict,
+    parse_position_key,
+    position_from_dict,
+    position_key,
+    position_to_dict,
+)
+from core.ids import parse_link_id
+from core.models import ExchangeOrder, Instrument, Position, Snapshot
+from workers.lua import source
+
+log = logging.getLogger(__name__)
+
+ALIVE_TTL_S = 5  # the stream process refreshes it every second while the stream is up
+DIVERGENCE_GRACE_MS = 2_000  # a change this old must have been pushed by now
+FINAL_KEPT_MS = 3_600_000  # final orders kept for look-ups this long
+
+
+@dataclass(frozen=True, slots=True)
+class Divergence:
+    """One difference between the view and the exchange that a push should have brought."""
+
+    kind: str  # order_missing | order_differs | order_gone | position_differs | position_gone
+    key: str  # orderLinkId or SYMBOL:idx
+    view: str  # what the view held (short)
+    exchange: str  # what the exchange answered (short)
+
+
+def _order_gist(o: ExchangeOrder | None) -> str:
+    if o is None:
+        return "-"
+    return f"{o.status.value} {o.filled}/{o.qty} @{o.price or o.trigger_price or ''}"
+
+
+def _position_gist(p: Position | None) -> str:
+    if p is None or p.size <= 0:
+        return "flat"
+    return f"{p.side.value if p.side else '?'} {p.size} @{p.avg_price}"
+
+
+def _same_order(a: ExchangeOrder, b: ExchangeOrder) -> bool:
+    return (a.status, a.qty, a.filled, a.price, a.trigger_price) == (
+        b.status,
+        b.qty,
+        b.filled,
+        b.price,
+        b.trigger_price,
+    )
+
+
+def _same_position(a: Position | None, b: Position | None) -> bool:
+    sa = a.size if a is not None else 0
+    sb = b.size if b is not None else 0
+    if sa == 0 and sb == 0:
+        return True
+    return a is not None and b is not None and (a.side, a.size, a.avg_price) == (b.side, b.size, b.avg_price)
+
+
+def diverged(
+    taken_ms: int,
+    view_orders: Mapping[str, tuple[ExchangeOrder, int]],
+    view_positions: Mapping[str, tuple[Position, int]],
+    rest_orders: Mapping[str, ExchangeOrder],
+    rest_positions: Mapping[str, Position],
+) -> tuple[
+    list[Divergence], dict[str, tuple[int, ExchangeOrder | None]], dict[str, tuple[int, Position | None]]
+]:
+    """Compare the view with a REST read that started at `taken_ms` (pure).
+
+    Returns the divergences (differences a push should have brought), and the writes that make
+    the view what the exchange answered: {key: (stamp, row or None to delete)}; each write is
+    applied newer-wins, so a push that arrived after the read keeps its newer state."""
+    out: list[Divergence] = []
+    order_writes: dict[str, tuple[int, ExchangeOrder | None]] = {}
+    position_writes: dict[str, tuple[int, Position | None]] = {}
+    old = taken_ms - DIVERGENCE_GRACE_MS
+    for lid, o in rest_orders.items():
+        held = view_orders.get(lid)
+        if held is not None and _same_order(held[0], o):
+            continue
+        stamp = max(o.updated_ms, 0)
+        if held is not None and held[1] > stamp:
+            continue  # the view holds a newer push than this read
+        if o.updated_ms and o.updated_ms < old:
+            kind = "order_missing" if held is None else "order_differs"
+            out.append(Divergence(kind, lid, _order_gist(held[0] if held else None), _order_gist(o)))
+        order_writes[lid] = (stamp, o)
+    for lid, (v, stamp) in view_orders.items():
+        if lid in rest_orders:
+            continue
+        if v.status.is_open:
+            if stamp < taken_ms:
+                if stamp < old:
+                    out.append(Divergence("order_gone", lid, _order_gist(v), "not open"))
+                order_writes[lid] = (taken_ms, None)  # its final state: looked up by REST
+        elif stamp < taken_ms - FINAL_KEPT_MS:
+            order_writes[lid] = (taken_ms, None)  # a final order kept long enough
+    for key, p in rest_positions.items():
+        held_p = view_positions.get(key)
+        if held_p is not None and _same_position(held_p[0], p):
+            continue
+        if held_p is not None and held_p[1] > taken_ms:
+            continue
+        if held_p is None or held_p[1] < old:
+            out.append(
+                Divergence(
+                    "position_differs", key, _position_gist(held_p[0] if held_p else None), _position_gist(p)
+                )
+            )
+        position_writes[key] = (taken_ms, p)
+    for key, (vp, stamp) in view_positions.items():
+        if key in rest_positions or vp.size <= 0 or stamp >= taken_ms:
+            continue
+        if stamp < old:
+            out.append(Divergence("position_gone", key, _position_gist(vp), "flat"))
+        position_writes[key] = (taken_ms, None)
+    return out, order_writes, position_writes
+
+
+class StreamView:
+    """One account's stream view in Redis (its owner: every key of it is read and written here)."""
+
+    def __init__(
+        self,
+        redis_client: Redis,
+        *,
+        prefix: str = keys.PREFIX,
+        reconcile_s: float = 60.0,
+        read_margin_s: float = 0.5,
+    ) -> None:
+        self.redis = redis_client
+        self.prefix = prefix
+        self.reconcile_s = reconcile_s
+        self.read_margin_s = read_margin_s
+        self._put = redis_client.register_script(source("view_put"))
+        self._orphan_stamps: dict[tuple[str, str], int] = {}
+
+    # ------------------------------------------------------------------------------ writes
+
+    def _write(self, rows_key: str, writes: Iterable[tuple[str, int, bytes | str]]) -> int:
+        argv: list[Any] = []
+        for field, stamp, row in writes:
+            argv.extend((field, int(stamp), row))
+        if not argv:
+            return 0
+        return int(self._put(keys=[rows_key, keys.view_stamps(rows_key)], args=argv))
+
+    def apply_orders(self, account: str, orders: Iterable[ExchangeOrder]) -> int:
+        """Pushed orders (ours only), newer-wins by their update time."""
+        rows = [
+            (o.link_id, o.updated_ms, orjson.dumps(exchange_order_to_dict(o)))
+            for o in orders
+            if parse_link_id(o.link_id) is not None
+        ]
+        return self._write(keys.view_orders(self.prefix, account), rows)
+
+    def apply_positions(self, account: str, positions: Iterable[tuple[Position, int]]) -> int:
+        """Pushed positions with their update time (ms), newer-wins."""
+        rows = [
+            (position_key(p.symbol, p.position_idx), stamp, orjson.dumps(position_to_dict(p)))
+            for p, stamp in positions
+        ]
+        return self._write(keys.view_positions(self.prefix, account), rows)
+
+    def mark_gap(self, account: str, at: float) -> None:
+        """The stream (re)subscribed at `at`: what happened before is only in REST; the view is not
+        read again until a REST read that started after this reconciled it."""
+        self.redis.hset(keys.view_meta(self.prefix, account), "gap_at", repr(at))
+
+    def mark_alive(self, account: str) -> None:
+        self.redis.set(keys.view_alive(self.prefix, account), "1", ex=ALIVE_TTL_S)
+
+    def mark_down(self, account: str) -> None:
+        self.redis.delete(keys.view_alive(self.prefix, account))
+
+    # ------------------------------------------------------------------------------- reads
+
+    def _load(
+        self, account: str
+    ) -> tuple[dict[str, Any], dict[str, tuple[ExchangeOrder, int]], dict[str, tuple[Position, int]]]:
+        ok, pk = keys.view_orders(self.prefix, account), keys.view_positions(self.prefix, account)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(keys.view_meta(self.prefix, account))
+        pipe.hgetall(ok)
+        pipe.hgetall(keys.view_stamps(ok))
+        pipe.hgetall(pk)
+        pipe.hgetall(keys.view_stamps(pk))
+        meta, orows, ostamps, prows, pstamps = pipe.execute()
+        self._orphan_stamps = {
+            **{(ok, _s(k)): int(_s(v)) for k, v in ostamps.items() if k not in orows},
+            **{(pk, _s(k)): int(_s(v)) for k, v in pstamps.items() if k not in prows},
+        }
+        meta = {_s(k): _s(v) for k, v in meta.items()}
+        orders = {}
+        for k, v in orows.items():
+            lid = _s(k)
+            orders[lid] = (exchange_order_from_dict(orjson.loads(v)), int(_s(ostamps.get(k, b"0"))))
+        positions = {}
+        for k, v in prows.items():
+            key = _s(k)
+            positions[key] = (position_from_dict(orjson.loads(v)), int(_s(pstamps.get(k, b"0"))))
+        return meta, orders, positions
+
+    def usable(self, meta: Mapping[str, str], alive: bool, now: float) -> bool:
+        reconciled = float(meta.get("reconciled_at", "0") or 0)
+        gap = float(meta.get("gap_at", "0") or 0)
+        return alive and reconciled > gap and now - reconciled <= self.reconcile_s
+
+    def snapshot(
+        self, account: str, *, now: float, instruments: Callable[[], Mapping[str, Instrument]]
+    ) -> Snapshot | None:
+        """The account from the view (no REST call), or None when the view cannot be trusted now.
+        Final orders the view holds come as looked up: the core's look-ups for them are answered."""
+        if not self.redis.exists(keys.view_alive(self.prefix, account)):
+            return None
+        meta, orders, positions = self._load(account)
+        if not self.usable(meta, True, now):
+            return None
+        open_orders = {lid: o for lid, (o, _) in orders.items() if o.status.is_open}
+        finals = {lid: o for lid, (o, _) in orders.items() if not o.status.is_open}
+        return Snapshot(
+            account=account,
+            # pushes take a moment: what our own latest intents did may not be in the view yet, so
+            # the view does not judge them (the core waits for a read taken after an intent)
+            taken_at=now - self.read_margin_s,
+            positions={parse_position_key(k): p for k, (p, _) in positions.items() if p.size > 0},
+            open_orders=open_orders,
+            instruments=instruments(),
+            closed_orders=finals,
+            looked_up=frozenset(finals),
+        )
+
+    # ------------------------------------------------------------------------------ reconcile
+
+    def reconcile(self, account: str, snap: Snapshot) -> list[Divergence] | None:
+        """Make the view what a whole-account REST read answered (the exchange wins; newer pushes
+        stay). None when the account's stream is not up (nothing is written then)."""
+        if not self.redis.exists(keys.view_alive(self.prefix, account)):
+            return None
+        taken_ms = int(snap.taken_at * 1000)
+        meta, orders, positions = self._load(account)
+        rest_orders = {lid: o for lid, o in snap.open_orders.items() if parse_link_id(lid) is not None}
+        rest_positions = {position_key(s, i): p for (s, i), p in snap.positions.items() if p.size > 0}
+        found, order_writes, position_writes = diverged(
+            taken_ms, orders, positions, rest_orders, rest_positions
+        )
+        if float(meta.get("reconciled_at", "0") or 0) <= float(meta.get("gap_at", "0") or 0):
+            found = []  # the first read after a gap: catching up with what happened meanwhile
+        self._write(
+            keys.view_orders(self.prefix, account),
+            [
+                (lid, stamp, b"" if o is None else orjson.dumps(exchange_order_to_dict(o)))
+                for lid, (stamp, o) in order_writes.items()
+            ],
+        )
+        self._write(
+            keys.view_positions(self.prefix, account),
+            [
+                (key, stamp, b"" if p is None else orjson.dumps(position_to_dict(p)))
+                for key, (stamp, p) in position_writes.items()
+            ],
+        )
+        meta_key = keys.view_meta(self.prefix, account)
+        pipe = self.redis.pipeline(transaction=False)
+        # stamps of rows deleted long ago: no push that old can still arrive
+        for (rows_key, field), stamp in self._orphan_stamps.items():
+            if stamp < taken_ms - FINAL_KEPT_MS:
+                pipe.hdel(keys.view_stamps(rows_key), field)
+        pipe.hset(meta_key, "reconciled_at", repr(snap.taken_at))
+        if found:
+            pipe.hincrby(meta_key, "divergences", len(found))
+        pipe.execute()
+        for d in found:
+            log.warning(
+                "stream_divergence %s %s %s: view %s, exchange %s", account, d.kind, d.key, d.view, d.exchange
+            )
+        return found
+
+    def divergences(self, account: str) -> int:
+        return int(_s(self.redis.hget(keys.view_meta(self.prefix, account), "divergences") or b"0"))
+
+
+def _s(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
