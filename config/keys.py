@@ -101,7 +101,7 @@ def view_orders(prefix: str, account: str) -> str:
 
 
 def view_positions(prefix: str, account: str) -> str:
-    """Hash SYMBOL:idx → the account's position as its stream last showed it."""
+    """Hash SYMBOL|idx → the account's position as its stream last showed it."""
     return f"{prefix}:view:{account}:positions"
 
 

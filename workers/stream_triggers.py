@@ -89,4 +89,4 @@ class CheckCoalescer:
         pipe.delete(pending)
         pipe.delete(keys.stream_queued(self.prefix, account))
         members, _, _ = pipe.execute()
-        return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
+        return sorted(members)

@@ -36,14 +36,13 @@ from config import keys
 from core.codec import (
     exchange_order_from_dict,
     exchange_order_to_dict,
-    parse_position_key,
     position_from_dict,
-    position_key,
     position_to_dict,
 )
 from core.ids import parse_link_id
 from core.models import ExchangeOrder, Instrument, Position, Snapshot
 from workers.lua import source
+from workers.position_index import key_of
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +56,7 @@ class Divergence:
     """One difference between the view and the exchange that a push should have brought."""
 
     kind: str  # order_missing | order_differs | order_gone | position_differs | position_gone
-    key: str  # orderLinkId or SYMBOL:idx
+    key: str  # orderLinkId or SYMBOL|idx
     view: str  # what the view held (short)
     exchange: str  # what the exchange answered (short)
 
@@ -193,7 +192,7 @@ class StreamView:
     def apply_positions(self, account: str, positions: Iterable[tuple[Position, int]]) -> int:
         """Pushed positions with their update time (ms), newer-wins."""
         rows = [
-            (position_key(p.symbol, p.position_idx), stamp, orjson.dumps(position_to_dict(p)))
+            (key_of(p.symbol, p.position_idx), stamp, orjson.dumps(position_to_dict(p)))
             for p, stamp in positions
         ]
         return self._write(keys.view_positions(self.prefix, account), rows)
@@ -223,18 +222,15 @@ class StreamView:
         pipe.hgetall(keys.view_stamps(pk))
         meta, orows, ostamps, prows, pstamps = pipe.execute()
         self._orphan_stamps = {
-            **{(ok, _s(k)): int(_s(v)) for k, v in ostamps.items() if k not in orows},
-            **{(pk, _s(k)): int(_s(v)) for k, v in pstamps.items() if k not in prows},
+            **{(ok, k): int(v) for k, v in ostamps.items() if k not in orows},
+            **{(pk, k): int(v) for k, v in pstamps.items() if k not in prows},
         }
-        meta = {_s(k): _s(v) for k, v in meta.items()}
         orders = {}
         for k, v in orows.items():
-            lid = _s(k)
-            orders[lid] = (exchange_order_from_dict(orjson.loads(v)), int(_s(ostamps.get(k, b"0"))))
+            orders[k] = (exchange_order_from_dict(orjson.loads(v)), int(ostamps.get(k, 0)))
         positions = {}
         for k, v in prows.items():
-            key = _s(k)
-            positions[key] = (position_from_dict(orjson.loads(v)), int(_s(pstamps.get(k, b"0"))))
+            positions[k] = (position_from_dict(orjson.loads(v)), int(pstamps.get(k, 0)))
         return meta, orders, positions
 
     def usable(self, meta: Mapping[str, str], alive: bool, now: float) -> bool:
@@ -259,7 +255,7 @@ class StreamView:
             # pushes take a moment: what our own latest intents did may not be in the view yet, so
             # the view does not judge them (the core waits for a read taken after an intent)
             taken_at=now - self.read_margin_s,
-            positions={parse_position_key(k): p for k, (p, _) in positions.items() if p.size > 0},
+            positions={(p.symbol, p.position_idx): p for p, _ in positions.values() if p.size > 0},
             open_orders=open_orders,
             instruments=instruments(),
             closed_orders=finals,
@@ -276,7 +272,7 @@ class StreamView:
         taken_ms = int(snap.taken_at * 1000)
         meta, orders, positions = self._load(account)
         rest_orders = {lid: o for lid, o in snap.open_orders.items() if parse_link_id(lid) is not None}
-        rest_positions = {position_key(s, i): p for (s, i), p in snap.positions.items() if p.size > 0}
+        rest_positions = {key_of(s, i): p for (s, i), p in snap.positions.items() if p.size > 0}
         found, order_writes, position_writes = diverged(
             taken_ms, orders, positions, rest_orders, rest_positions
         )
@@ -313,8 +309,4 @@ class StreamView:
         return found
 
     def divergences(self, account: str) -> int:
-        return int(_s(self.redis.hget(keys.view_meta(self.prefix, account), "divergences") or b"0"))
-
-
-def _s(v: Any) -> str:
-    return v.decode() if isinstance(v, bytes) else str(v)
+        return int(self.redis.hget(keys.view_meta(self.prefix, account), "divergences") or 0)
