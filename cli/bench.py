@@ -17,8 +17,11 @@ def bench_command(
     minutes: Annotated[float, typer.Option(help="Measured minutes per profile.")] = 5.0,
     seed: Annotated[int, typer.Option(help="Workload seed: plans and price scripts.")] = 1,
     profile: Annotated[
-        str, typer.Option(help="optimized | baseline | both | none (only the capacity run)")
-    ] = "both",
+        str,
+        typer.Option(
+            help="streams | polling | baseline, a comma list of them, all, or none (only the capacity run)"
+        ),
+    ] = "all",
     json_path: Annotated[Path | None, typer.Option("--json", help="Write every figure to this file.")] = None,
     quick: Annotated[bool, typer.Option(help="200 monitors, half a minute per profile (CI).")] = False,
     capacity: Annotated[
@@ -26,11 +29,13 @@ def bench_command(
         typer.Option(help="Comma list of monitor counts for the capacity run, e.g. 2500,5000,10000."),
     ] = None,
     capacity_minutes: Annotated[float, typer.Option(help="Minutes per capacity step.")] = 2.0,
+    capacity_profile: Annotated[str, typer.Option(help="The profile the capacity run measures.")] = "streams",
     docs: Annotated[bool, typer.Option(help="Write the results into docs/benchmarks.md.")] = False,
 ) -> None:
-    """Run the real stack (Redis, worker pools, beat, paper exchange over HTTP, persistence,
-    dashboard) with the optimized settings and with every rollback switch on, on the same workload,
-    and print both side by side with their ratio."""
+    """Run the real stack (Redis, worker pools, beat, paper exchange over HTTP and WebSocket,
+    persistence, dashboard) once per profile on the same workload: streams (the defaults, with the
+    stream process), polling (every optimisation but the streams) and the plain baseline (every
+    rollback switch on); print them side by side with each one's ratio to the baseline."""
     require_devtools("bench")
     from devtools.bench import run_bench
 
@@ -44,5 +49,6 @@ def bench_command(
         quick=quick,
         capacity=capacity,
         capacity_minutes=capacity_minutes,
+        capacity_profile=capacity_profile,
         docs=docs,
     )

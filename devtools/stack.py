@@ -114,6 +114,13 @@ def beat_spec(workdir: Path, env: Mapping[str, str]) -> ProcessSpec:
     return ProcessSpec("beat", argv, env=env, ready=log_line(r"beat: Starting"), layer=1)
 
 
+def stream_spec(env: Mapping[str, str]) -> ProcessSpec:
+    """`tpsl stream`: each account's private stream, pushes turned into checks (ready once it has
+    opened the streams)."""
+    argv = python("-m", "cli.main", "stream")
+    return ProcessSpec("stream", argv, env=env, ready=log_line(r"streams: \d+ accounts"), layer=1)
+
+
 def web_spec(port: int, env: Mapping[str, str]) -> ProcessSpec:
     argv = python("-m", "cli.main", "web", "--host", "127.0.0.1", "--port", str(port))
     return ProcessSpec("web", argv, env=env, ready=http_ok(f"http://127.0.0.1:{port}/api/health"), layer=2)

@@ -1,5 +1,6 @@
-"""The stack benchmark behind `tpsl bench`: the real stack, twice (optimized and the plain baseline),
-on the same workload. The other benchmarks: paper_http, paper_streams, bybit_client (`tpsl paper …`)."""
+"""The stack benchmark behind `tpsl bench`: the real stack once per profile (streams, polling and the
+plain baseline), on the same workload. The other benchmarks: paper_http, paper_streams, bybit_client
+(`tpsl paper …`)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from devtools.bench import report
-from devtools.bench.run import Options, run_profile
+from devtools.bench.run import PROFILES, Options, run_profile
 from devtools.bench.run import Progress as RunProgress
 
 console = Console(stderr=True)
@@ -25,23 +26,24 @@ def run_bench(
     accounts: int = 4,
     minutes: float = 5.0,
     seed: int = 1,
-    profile: str = "both",
+    profile: str = "all",
     json_path: Path | None = None,
     quick: bool = False,
     capacity: str | None = None,
     capacity_minutes: float = 2.0,
+    capacity_profile: str = "streams",
     docs: bool = False,
 ) -> None:
     """Run the real stack (Redis, worker pools, beat, paper exchange over HTTP, persistence,
-    dashboard) with the optimized settings and with every rollback switch on, on the same workload,
-    and print both side by side with their ratio."""
+    dashboard; the stream process in the streams profile) once per profile on the same workload, and
+    print them side by side with each one's ratio to the plain baseline."""
     if quick:
         monitors, minutes = 200, 0.5
-    names = {"both": ["optimized", "baseline"], "none": []}.get(profile, [profile])
-    for n in names:
-        if n not in ("optimized", "baseline"):
+    names = {"all": list(PROFILES), "none": []}.get(profile, profile.split(","))
+    for n in [*names, capacity_profile]:
+        if n not in PROFILES:
             raise typer.BadParameter(
-                f"{profile!r}: optimized, baseline, both or none", param_hint="--profile"
+                f"{n!r}: {', '.join(PROFILES)}, a comma list of them, all or none", param_hint="--profile"
             )
     sizes = _sizes(capacity)
     if not names and not sizes:
@@ -82,7 +84,7 @@ def run_bench(
             save()
         for size in sizes:
             c = run_profile(
-                "optimized",
+                capacity_profile,
                 Options(monitors=size, accounts=accounts, minutes=capacity_minutes, seed=seed),
                 progress,
                 run_dir=f"capacity-{size}",

@@ -40,6 +40,7 @@ from devtools.stack import (
     fresh_sqlite,
     paper_spec,
     redis_spec,
+    stream_spec,
     web_spec,
     with_source_path,
     worker_specs,
@@ -48,15 +49,21 @@ from devtools.supervisor import Child, Supervisor, group_members
 from workers.lag import CHECK_LAG, CHECK_START_LAG, REACTION
 
 PROFILES: dict[str, dict[str, str]] = {
-    "optimized": {},
+    # the defaults, with the stream process: pushes call checks, checks read the stream view
+    "streams": {},
+    # the polling guard: every optimisation but the streams (no stream process)
+    "polling": {"TPSL_STREAMS": "false"},
     # every rollback switch on: the plain behaviour the optimisations are measured against
     "baseline": {
         "TPSL_FIXED_POLLING": "true",
         "TPSL_PER_MONITOR_CALLS": "true",
         "TPSL_SYNC_SAVES": "true",
         "TPSL_CACHE_ENABLED": "false",
+        "TPSL_POOLING": "false",
+        "TPSL_STREAMS": "false",
     },
 }
+WITH_STREAM_PROCESS = {"streams"}
 # the paper exchange runs without rate limits; so must the client's fleet-wide buckets, or they
 # would cap what is measured (a real Bybit account's limits are discussed in docs/benchmarks.md)
 COMMON_ENV = {
@@ -100,6 +107,7 @@ class Stack:
     creds: dict[str, Any]
     env: dict[str, str]
     workers: list[Child] = field(default_factory=list)
+    others: list[Child] = field(default_factory=list)  # beat, web and (streams profile) stream
 
 
 def run_profile(
@@ -188,6 +196,8 @@ def _start(
     progress.say(f"{name}: starting the worker pools, beat and the dashboard")
     workers = [sup.start(s) for s in worker_specs(env, concurrency=CONCURRENCY, node=f"bench-{name}")]
     others = [sup.start(beat_spec(base, env)), sup.start(web_spec(web_port, env))]
+    if name in WITH_STREAM_PROCESS:
+        others.append(sup.start(stream_spec(env)))
     sup.wait_ready([*workers, *others], timeout_s=START_TIMEOUT_S)
     return Stack(
         sup,
@@ -200,6 +210,7 @@ def _start(
         creds,
         env,
         workers,
+        others,
     )
 
 
@@ -284,7 +295,9 @@ def _measure(
     admin.reset()
     reset_read_counts(rt)
     persist0 = persist_stats(rt.redis, prefix=rt.prefix)
+    divergences0 = _divergences(rt)
     rss = [_rss(stack)]
+    cpu0 = _cpu_s(stack)
     t0 = time.time()
     duration = opts.minutes * 60
     next_rss = t0 + 15
@@ -299,8 +312,12 @@ def _measure(
     t1 = time.time()
     progress.step(f"{name}: driving prices", duration, duration)
     rss.append(_rss(stack))
+    cpu1 = _cpu_s(stack)
+    rss_by_process = _rss_by_process(stack)
     window = t1 - t0
     stats = admin.stats()
+    pushes = admin.streams().get("pushes", 0)
+    divergences = _divergences(rt) - divergences0
     reads = read_counts(rt)
     persist1 = persist_stats(rt.redis, prefix=rt.prefix)
     lag = rt.latency.summaries(CHECK_LAG, now=t1, window_s=window)
@@ -335,6 +352,9 @@ def _measure(
             k: round(v / minutes, 1) for k, v in sorted(stats["by_endpoint"].items())
         },
         "account_reads_per_min": round(n_reads / minutes, 1),
+        "view_reads_per_min": round(sum(reads.get("view_reads", {}).values()) / minutes, 1),
+        "ws_pushes_per_min": round(pushes / minutes, 1),
+        "stream_divergences": divergences,
         "calls_per_read": round(calls_per_read, 2) if calls_per_read else None,
         "target_calls_per_min": round(1.2 * accounts * calls_per_read * critical_polls, 1)
         if calls_per_read
@@ -361,6 +381,12 @@ def _measure(
         "dashboard": dashboard,
         "connection_reuse": round(1 - conns / calls, 5) if conns is not None and calls else None,
         "worker_rss_mb": {"start": rss[0], "end": rss[-1], "max": max(rss)},
+        "rss_mb_by_process": rss_by_process,
+        "total_rss_mb": round(sum(v for k, v in rss_by_process.items() if k != "web"), 1),
+        "cpu_s_by_process": {k: round(cpu1.get(k, 0.0) - v, 1) for k, v in cpu0.items()},
+        "cpu_s_per_1000_monitor_hours": round(
+            sum(cpu1.get(k, 0.0) - v for k, v in cpu0.items()) / (workload.monitors * window / 3600) * 1000, 1
+        ),
         "monitors_per_tier_at_end": tiers,
         "closes": closes,
     }
@@ -388,6 +414,48 @@ def _rss(stack: Stack) -> float:
                     if line.startswith("VmRSS:"):
                         kb += int(line.split()[1])
     return round(kb / 1024, 1)
+
+
+def _pids(child: Child) -> list[int]:
+    return list(group_members(child.pgid))
+
+
+def _rss_by_process(stack: Stack) -> dict[str, float]:
+    """MB resident per process type: the worker pools together (prefork children included), beat,
+    the dashboard and, in the streams profile, the stream process."""
+    out: dict[str, float] = {}
+    for child in [*stack.workers, *stack.others]:
+        kind = "workers" if child in stack.workers else child.name
+        kb = 0
+        for pid in _pids(child):
+            with contextlib.suppress(OSError):
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        kb += int(line.split()[1])
+        out[kind] = round(out.get(kind, 0.0) + kb / 1024, 1)
+    return out
+
+
+def _cpu_s(stack: Stack) -> dict[str, float]:
+    """CPU seconds (user + system) used so far per process type, children of the pools included."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for child in [*stack.workers, *stack.others]:
+        kind = "workers" if child in stack.workers else child.name
+        for pid in _pids(child):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                out[kind] = out.get(kind, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def _divergences(rt: Any) -> int:
+    from workers.checker import stream_view
+
+    view = stream_view(rt)
+    if view is None:
+        return 0
+    return sum(view.divergences(a) for a in rt.accounts)
 
 
 def _dashboard(rt: Any, stack: Stack) -> dict[str, Any]:

@@ -49,7 +49,15 @@ from devtools.demo.env import (
 from devtools.demo.scenarios import SCENARIOS, ScriptRunner, State, start_prices
 from devtools.demo.view import EVENTS_PLAIN, EVENTS_SHOWN, PlainReporter, Urls, render
 from devtools.demo.walk import Encore
-from devtools.stack import beat_spec, flower_spec, paper_spec, redis_spec, web_spec, worker_specs
+from devtools.stack import (
+    beat_spec,
+    flower_spec,
+    paper_spec,
+    redis_spec,
+    stream_spec,
+    web_spec,
+    worker_specs,
+)
 from devtools.supervisor import Child, ProcessDied, ProcessError, StopRequested, Supervisor
 
 log = logging.getLogger(__name__)
@@ -222,12 +230,14 @@ class Demo:
             register_secret(secret)
         env = child_env(base, redis_url=redis_url, database_url=database_url, accounts=accounts, creds=creds)
 
-        # 4. the system: workers and beat (needed), dashboard and Flower (shown when they come up)
+        # 4. the system: workers, beat and the stream process (needed), dashboard and Flower (shown
+        # when they come up)
         needed = [
             self.sup.start(s)
             for s in [
                 *worker_specs(env, concurrency=CONCURRENCY, node="demo"),
                 beat_spec(self.paths.work, env),
+                stream_spec(env),
             ]
         ]
         extras = [self.sup.start(web_spec(ports.web, env)), self.sup.start(flower_spec(ports.flower, env))]

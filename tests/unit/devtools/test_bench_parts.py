@@ -178,3 +178,21 @@ def test_missing_figures_names_what_a_run_did_not_produce() -> None:
     full["check_lag"] = {"critical": {"p50_ms": 1, "p99_ms": 2}}
     full["dashboard"] = {"hit_rate": 1.0}
     assert report.missing_figures(full) == []
+
+
+def test_every_profile_is_compared_with_the_baseline() -> None:
+    results = {
+        "streams": {"exchange_calls_per_min": 10.0},
+        "polling": {"exchange_calls_per_min": 100.0},
+        "baseline": {"exchange_calls_per_min": 1000.0},
+    }
+    text = report.markdown(
+        results,
+        {"monitors": 1},
+        {"date": "d", "cpu": "c", "cores": 2, "memory_gb": 1, "python": "3", "commit": "x"},
+    )
+    head = next(line for line in text.splitlines() if line.startswith("| figure |"))
+    assert head == "| figure | streams | polling | baseline | streams vs baseline | polling vs baseline |"
+    calls = next(line for line in text.splitlines() if line.startswith("| exchange calls / min |"))
+    assert calls.endswith("| 100.0× better | 10.0× better |")
+    assert report.compared(["polling"]) == []  # no baseline ran: no ratio columns
