@@ -77,7 +77,7 @@ class FleetCollector:
             except Exception as exc:
                 log.warning("metrics section %s failed: %s", name, type(exc).__name__)
                 errors.add_metric([name], 1)
-        for name, live in (("ratelimit", self._ratelimit), ("pool", self._pool)):
+        for name, live in (("ratelimit", self._ratelimit), ("pool", self._pool), ("streams", self._streams)):
             try:
                 yield from live(now)
                 errors.add_metric([name], 0)
@@ -149,6 +149,35 @@ class FleetCollector:
             if b.backoff_s is not None:
                 backoff.add_metric([b.account, b.group], b.backoff_s)
         return [tokens, backoff]
+
+    def _streams(self, now: float) -> list[Metric]:
+        from workers.checker import stream_view
+
+        view = stream_view(self.rt)
+        if view is None:
+            return []
+        up = GaugeMetricFamily(
+            "tpsl_stream_up",
+            "1 while the account's private stream is up (the stream process).",
+            labels=["account"],
+        )
+        age = GaugeMetricFamily(
+            "tpsl_stream_reconciled_age_seconds",
+            "Seconds since REST last reconciled the account's stream view.",
+            labels=["account"],
+        )
+        div = CounterMetricFamily(
+            "tpsl_stream_divergence",
+            "Differences REST found that the pushes should have brought (lost pushes).",
+            labels=["account"],
+        )
+        for account in sorted(self.rt.accounts):
+            st = view.state(account)
+            up.add_metric([account], 1 if st["up"] else 0)
+            if st["reconciled_at"]:
+                age.add_metric([account], max(0.0, now - st["reconciled_at"]))
+            div.add_metric([account], st["divergences"])
+        return [up, age, div]
 
     def _pool(self, now: float) -> list[Metric]:
         c = self.ops.connections()

@@ -308,5 +308,18 @@ class StreamView:
             )
         return found
 
+    def state(self, account: str) -> dict[str, Any]:
+        """For /metrics: whether the account's stream is up, when REST last reconciled its view,
+        the divergences found so far."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.exists(keys.view_alive(self.prefix, account))
+        pipe.hgetall(keys.view_meta(self.prefix, account))
+        alive, meta = pipe.execute()
+        return {
+            "up": bool(alive),
+            "reconciled_at": float(meta.get("reconciled_at", 0) or 0),
+            "divergences": int(meta.get("divergences", 0) or 0),
+        }
+
     def divergences(self, account: str) -> int:
         return int(self.redis.hget(keys.view_meta(self.prefix, account), "divergences") or 0)

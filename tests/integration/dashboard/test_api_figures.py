@@ -147,6 +147,9 @@ def test_metrics_parse_and_carry_the_fleet_figures(dash):
     assert value("tpsl_monitors", tier="critical") + value("tpsl_monitors", tier="active") >= 1
     assert value("tpsl_queue_depth", queue="persist") >= 0
     assert all(s.value == 0 for s in families["tpsl_scrape_errors"].samples)
+    # no stream process in this stack: every account's stream is reported down, nothing diverged
+    assert value("tpsl_stream_up", account="main") == 0
+    assert value("tpsl_stream_divergence", account="main") == 0
 
 
 def test_insights_and_health(dash):
