@@ -330,7 +330,7 @@ def read_counts(rt: Any) -> dict[str, dict[str, int]]:
 
 def reset_read_counts(rt: Any) -> None:
     """Start the counters of `read_counts` from zero (a benchmark's window)."""
-    rt.redis.delete(*(keys.read_stats(rt.prefix, name) for name in ("reads", "checked")))
+    rt.redis.delete(*(keys.read_stats(rt.prefix, name) for name in ("reads", "checked", "view_reads")))
 
 
 def _leaders(store: MonitorStore, group: list[Loaded]) -> dict[str, Monitor]:
