@@ -13,9 +13,9 @@ from prometheus_client import CollectorRegistry
 
 from core.errors import NotFound
 from dashboard.auth import TokenGuard
-from dashboard.errors import ApiError
 from dashboard.metrics import metrics_registry
 from dashboard.stats import OpsStats
+from readmodel.errors import ApiError
 from readmodel.reads import EXTRA_TTLS, DashboardData, created_view, removed_view, valid_id
 from workers.ttl_cache import TTLCache
 
@@ -74,4 +74,4 @@ class DashboardState:
 
 
 def state_of(request: Request) -> DashboardState:
-    return request.app.state.dashboard  # type: ignore[no-any-return]
+    return request.app.state.dashboard

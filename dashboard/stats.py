@@ -173,7 +173,7 @@ class OpsStats:
         costs one Redis round trip. With the cache switched off: computed on every call."""
         if self.cache is None:
             return self.compute()
-        return self.cache.get_or_load("stats", "ops", self.compute, ttl_s=OPS_TTL_S)  # type: ignore[no-any-return]
+        return self.cache.get_or_load("stats", "ops", self.compute, ttl_s=OPS_TTL_S)
 
     def compute(self, *, now: float | None = None) -> dict[str, Any]:
         now = time.time() if now is None else now

@@ -51,6 +51,7 @@ class ReconcileReport:
     persisted: int = 0  # registry monitors written to the database
     skipped: bool = False  # another reconcile was running
     quarantined: int = 0  # failed the plan re-validation: neither restored nor written
+    rebuilt: bool = False  # the registry had been lost (no epoch) and monitors were restored
 
 
 class _Instruments:
@@ -73,8 +74,6 @@ class _Instruments:
                 self._by_account[acc] = None
         known = self._by_account[acc]
         return None if known is None else known.get(monitor.plan.symbol)
-
-    rebuilt: bool = False  # the registry had been lost (no epoch) and monitors were restored
 
 
 def epoch_key(prefix: str) -> str:

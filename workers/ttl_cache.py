@@ -28,7 +28,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import orjson
 from redis import Redis
@@ -277,7 +277,7 @@ class TTLCache:
     def stats(self) -> dict[str, dict[str, Any]]:
         """Per component (every configured one, and any other counted): hits, misses, waits, reads,
         hit_rate (None before the first read). Fleet-wide."""
-        raw = self.redis.hgetall(self.stats_key)
+        raw = cast("dict[str, str]", self.redis.hgetall(self.stats_key))  # decoded text
         counts: dict[str, dict[str, int]] = {c: {HIT: 0, MISS: 0, WAIT: 0} for c in self._ttls}
         for field, value in raw.items():
             component, _, what = field.rpartition(":")
