@@ -18,12 +18,15 @@ import json
 import tomllib
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from cli.common import echo_json, fail, fail_for, open_runtime, quiet_logging
 from core.errors import FixInput, NotFound
+
+if TYPE_CHECKING:
+    from workers.runtime import Runtime
 
 app = typer.Typer(
     name="monitor",
@@ -144,7 +147,7 @@ def build_request(
     return data
 
 
-def _default_account(rt: Any, data: dict[str, Any]) -> None:
+def _default_account(rt: Runtime, data: dict[str, Any]) -> None:
     """No account given: the only main account, when there is exactly one."""
     if data.get("account") is not None:
         return

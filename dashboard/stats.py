@@ -21,13 +21,16 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from config.queues import ALL_QUEUES
 from persistence.stats import persist_stats
 from workers.lag import CHECK_LAG
 from workers.registry import TIER_ORDER
 from workers.series import tier_series, tiers_key
+
+if TYPE_CHECKING:
+    from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +45,7 @@ PRIORITY_STEPS = (3, 6, 9)
 class OpsStats:
     """`OpsStats(rt, cache, data).compute()` → the /api/stats dict."""
 
-    def __init__(self, rt: Any, cache: Any, counts: Callable[[], dict[str, Any]] | None = None) -> None:
+    def __init__(self, rt: Runtime, cache: Any, counts: Callable[[], dict[str, Any]] | None = None) -> None:
         self.rt = rt
         self.cache = cache
         self.counts = counts

@@ -28,7 +28,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import orjson
 from redis import Redis
@@ -37,6 +37,9 @@ from config import keys
 from config.settings import Settings
 from persistence.jsonable import dumps_bytes
 from workers.single_flight import Flight, load_once
+
+if TYPE_CHECKING:
+    from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -322,7 +325,7 @@ class TTLCache:
             log.warning("cache statistics line skipped: %s", type(exc).__name__)
 
 
-def invalidate_accounts_quietly(rt: Any, account_ids: Any) -> None:
+def invalidate_accounts_quietly(rt: Runtime, account_ids: Any) -> None:
     """What the workers call after critical events: drop those accounts' dashboard entries. Never
     raises (the events are safe already; a stale dashboard entry expires by its TTL anyway)."""
     ids = sorted({a for a in account_ids if a})
