@@ -31,6 +31,7 @@ from workers.series import tier_series, tiers_key
 
 if TYPE_CHECKING:
     from workers.runtime import Runtime
+    from workers.ttl_cache import TTLCache
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,9 @@ PRIORITY_STEPS = (3, 6, 9)
 class OpsStats:
     """`OpsStats(rt, cache, data).compute()` → the /api/stats dict."""
 
-    def __init__(self, rt: Runtime, cache: Any, counts: Callable[[], dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self, rt: Runtime, cache: TTLCache | None, counts: Callable[[], dict[str, Any]] | None = None
+    ) -> None:
         self.rt = rt
         self.cache = cache
         self.counts = counts
