@@ -26,6 +26,8 @@ from cli.common import echo_json, fail, fail_for, open_runtime, quiet_logging
 from core.errors import FixInput, NotFound
 
 if TYPE_CHECKING:
+    from rich.console import JustifyMethod
+
     from workers.runtime import Runtime
 
 app = typer.Typer(
@@ -204,7 +206,7 @@ def print_monitors(monitors: list[dict[str, Any]]) -> None:
     from rich.table import Table
 
     table = Table(title=f"{len(monitors)} monitor{'' if len(monitors) == 1 else 's'}", title_justify="left")
-    for col, justify in (
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
         ("id", "left"),
         ("account", "left"),
         ("symbol", "left"),
@@ -216,8 +218,9 @@ def print_monitors(monitors: list[dict[str, Any]]) -> None:
         ("avg entry", "right"),
         ("stop", "right"),
         ("ladder", "left"),
-    ):
-        table.add_column(col, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    )
+    for col, justify in columns:
+        table.add_column(col, justify=justify, no_wrap=True)
     for m in monitors:
         phase = m["phase"] + (f" ({m['closed_reason']})" if m["closed_reason"] else "")
         table.add_row(
