@@ -7,12 +7,15 @@ Exit codes: 0 done; 1 the system failed (Redis, the database or the exchange did
 
 from __future__ import annotations
 
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import orjson
 import typer
 
 from core.errors import FixInput, TpslError
+
+if TYPE_CHECKING:
+    from workers.runtime import Runtime
 
 
 def fail(field: str, problem: str, *, code: int = 2) -> NoReturn:
@@ -69,7 +72,7 @@ def open_runtime(*, publisher: bool = True) -> Any:
     return rt
 
 
-def celery_app_of(rt: Any) -> Any:
+def celery_app_of(rt: Runtime) -> Any:
     """The Celery app this process publishes through (the runtime's, else the default one)."""
     app = getattr(rt.publisher, "app", None)
     if app is not None:

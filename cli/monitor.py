@@ -18,12 +18,17 @@ import json
 import tomllib
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from cli.common import echo_json, fail, fail_for, open_runtime, quiet_logging
 from core.errors import FixInput, NotFound
+
+if TYPE_CHECKING:
+    from rich.console import JustifyMethod
+
+    from workers.runtime import Runtime
 
 app = typer.Typer(
     name="monitor",
@@ -144,7 +149,7 @@ def build_request(
     return data
 
 
-def _default_account(rt: Any, data: dict[str, Any]) -> None:
+def _default_account(rt: Runtime, data: dict[str, Any]) -> None:
     """No account given: the only main account, when there is exactly one."""
     if data.get("account") is not None:
         return
@@ -201,7 +206,7 @@ def print_monitors(monitors: list[dict[str, Any]]) -> None:
     from rich.table import Table
 
     table = Table(title=f"{len(monitors)} monitor{'' if len(monitors) == 1 else 's'}", title_justify="left")
-    for col, justify in (
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
         ("id", "left"),
         ("account", "left"),
         ("symbol", "left"),
@@ -213,8 +218,9 @@ def print_monitors(monitors: list[dict[str, Any]]) -> None:
         ("avg entry", "right"),
         ("stop", "right"),
         ("ladder", "left"),
-    ):
-        table.add_column(col, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    )
+    for col, justify in columns:
+        table.add_column(col, justify=justify, no_wrap=True)
     for m in monitors:
         phase = m["phase"] + (f" ({m['closed_reason']})" if m["closed_reason"] else "")
         table.add_row(

@@ -87,7 +87,7 @@ def dispatch_cmd(
         published["checks"] += len(orders)
         published["monitors"] += sum(len(o.monitor_ids) for o in orders)
 
-    previous: dict[int, Any] = {}
+    previous: dict[signal.Signals, Any] = {}
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, lambda *_: stop.set())
@@ -130,7 +130,7 @@ def stream_cmd(
     setup_logging(rt.settings.log_level)
     app = celery_app_of(rt)
     stop = threading.Event()
-    previous: dict[int, Any] = {}
+    previous: dict[signal.Signals, Any] = {}
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, lambda *_: stop.set())

@@ -68,14 +68,3 @@ POOLS: dict[str, tuple[str, ...]] = {
     ),
     "worker_persist": (PERSIST_QUEUE, ALERTS_QUEUE),
 }
-
-
-def queue_for(tier: Tier) -> str:
-    return TIERS[tier].queue
-
-
-def tier_for_queue(queue: str) -> Tier | None:
-    for spec in TIERS.values():
-        if spec.queue == queue:
-            return spec.tier
-    return None

@@ -30,10 +30,10 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import text
 from starlette.responses import Response
 
-from dashboard.errors import ApiError
 from dashboard.metrics import render
 from dashboard.responses import JSONBytes
 from dashboard.state import DashboardState, state_of
+from readmodel.errors import ApiError
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -27,6 +27,9 @@ from dashboard.errors import install_error_handlers
 from dashboard.guard import RequestGuard, parse_allowed_hosts
 from dashboard.page import build_page, make_templates
 from dashboard.state import DashboardState
+
+if TYPE_CHECKING:
+    from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +72,7 @@ def configured_token(settings: Any) -> str | None:
     return value or None
 
 
-def create_app(rt: Any, *, token: str | None = None, allowed_hosts: str | None = None) -> FastAPI:
+def create_app(rt: Runtime, *, token: str | None = None, allowed_hosts: str | None = None) -> FastAPI:
     """The dashboard over a Runtime. `token` overrides `settings.dashboard_token`, `allowed_hosts`
     (comma-separated) `settings.allowed_hosts`."""
     token = token or configured_token(rt.settings)

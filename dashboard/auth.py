@@ -14,7 +14,7 @@ import hmac
 import secrets
 
 from config.logging import register_secret
-from dashboard.errors import ApiError
+from readmodel.errors import ApiError
 
 MIN_TOKEN_CHARS = 16
 

@@ -23,8 +23,9 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from dashboard.errors import ApiError, error_body
+from dashboard.errors import error_body
 from persistence.jsonable import dumps_bytes as dumps
+from readmodel.errors import ApiError
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

@@ -246,7 +246,7 @@ class FleetCollector:
 
 def metrics_registry(ops: OpsStats) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(FleetCollector(ops))  # type: ignore[arg-type]
+    registry.register(FleetCollector(ops))
     return registry
 
 

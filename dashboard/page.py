@@ -21,7 +21,7 @@ import time
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi import Path as PathParam
@@ -33,6 +33,9 @@ from core.presets import PRESETS
 from dashboard.state import DashboardState, state_of
 from dashboard.svg import TIER_COLOURS, price_chart, sparkline, tier_chart
 from workers import series
+
+if TYPE_CHECKING:
+    from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +207,7 @@ def make_templates() -> Jinja2Templates:
 # -------------------------------------------------------------------------------------- series
 
 
-def read_prices(rt: Any, symbol: str) -> list[tuple[float, float]]:
+def read_prices(rt: Runtime, symbol: str) -> list[tuple[float, float]]:
     return series.read_prices(rt.redis, rt.prefix, symbol)  # collected by beat (tpsl.series)
 
 

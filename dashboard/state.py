@@ -6,25 +6,28 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
 from prometheus_client import CollectorRegistry
 
 from core.errors import NotFound
 from dashboard.auth import TokenGuard
-from dashboard.errors import ApiError
 from dashboard.metrics import metrics_registry
 from dashboard.stats import OpsStats
+from readmodel.errors import ApiError
 from readmodel.reads import EXTRA_TTLS, DashboardData, created_view, removed_view, valid_id
 from workers.ttl_cache import TTLCache
+
+if TYPE_CHECKING:
+    from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class DashboardState:
-    rt: Any
+    rt: Runtime
     cache: TTLCache
     data: DashboardData
     ops: OpsStats
@@ -32,7 +35,7 @@ class DashboardState:
     guard: TokenGuard
 
     @classmethod
-    def build(cls, rt: Any, *, token: str) -> DashboardState:
+    def build(cls, rt: Runtime, *, token: str) -> DashboardState:
         cache = TTLCache(rt.redis, rt.settings, prefix=rt.prefix, extra_ttls=EXTRA_TTLS)
         data = DashboardData(rt, cache)
         ops = OpsStats(rt, cache, counts=data.counts)
@@ -74,4 +77,4 @@ class DashboardState:
 
 
 def state_of(request: Request) -> DashboardState:
-    return request.app.state.dashboard  # type: ignore[no-any-return]
+    return request.app.state.dashboard

@@ -21,13 +21,17 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from config.queues import ALL_QUEUES
 from persistence.stats import persist_stats
 from workers.lag import CHECK_LAG
 from workers.registry import TIER_ORDER
 from workers.series import tier_series, tiers_key
+
+if TYPE_CHECKING:
+    from workers.runtime import Runtime
+    from workers.ttl_cache import TTLCache
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +46,9 @@ PRIORITY_STEPS = (3, 6, 9)
 class OpsStats:
     """`OpsStats(rt, cache, data).compute()` → the /api/stats dict."""
 
-    def __init__(self, rt: Any, cache: Any, counts: Callable[[], dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self, rt: Runtime, cache: TTLCache | None, counts: Callable[[], dict[str, Any]] | None = None
+    ) -> None:
         self.rt = rt
         self.cache = cache
         self.counts = counts
@@ -173,7 +179,7 @@ class OpsStats:
         costs one Redis round trip. With the cache switched off: computed on every call."""
         if self.cache is None:
             return self.compute()
-        return self.cache.get_or_load("stats", "ops", self.compute, ttl_s=OPS_TTL_S)  # type: ignore[no-any-return]
+        return self.cache.get_or_load("stats", "ops", self.compute, ttl_s=OPS_TTL_S)
 
     def compute(self, *, now: float | None = None) -> dict[str, Any]:
         now = time.time() if now is None else now

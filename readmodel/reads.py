@@ -24,7 +24,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
@@ -39,6 +39,9 @@ from readmodel.views import event_view, exchange_order_view, monitor_view
 from workers.registry import TIER_ORDER
 from workers.store import MonitorStore
 from workers.ttl_cache import FLEET, TTLCache
+
+if TYPE_CHECKING:
+    from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +93,7 @@ def account_info(a: Account) -> dict[str, Any]:
     return {"id": a.id, "role": a.role.value, "mirror_of": a.mirror_of, "ratio": str(a.ratio)}
 
 
-def created_view(rt: Any, monitor: Monitor) -> dict[str, Any]:
+def created_view(rt: Runtime, monitor: Monitor) -> dict[str, Any]:
     """The view of a monitor just created (the POST answer): as registered, with its next check."""
     due = rt.registry.next_due(monitor.id)
     return monitor_view(
@@ -98,7 +101,7 @@ def created_view(rt: Any, monitor: Monitor) -> dict[str, Any]:
     )
 
 
-def removed_view(rt: Any, monitor: Monitor) -> dict[str, Any]:
+def removed_view(rt: Runtime, monitor: Monitor) -> dict[str, Any]:
     """The view of a monitor just removed (live until its last cancels are confirmed)."""
     live = MonitorStore(rt.registry).load(monitor.id) is not None
     return monitor_view(monitor_to_dict(monitor), live=live)
@@ -107,7 +110,7 @@ def removed_view(rt: Any, monitor: Monitor) -> dict[str, Any]:
 class DashboardData:
     """`DashboardData(rt, cache)`; `cache=None` reads every source directly."""
 
-    def __init__(self, rt: Any, cache: TTLCache | None) -> None:
+    def __init__(self, rt: Runtime, cache: TTLCache | None) -> None:
         self.rt = rt
         self.cache = cache
         self._sessions: Any = None

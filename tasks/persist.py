@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from celery import Celery
 from sqlalchemy.exc import SQLAlchemyError
@@ -13,6 +13,9 @@ from persistence.records import BadRecord, MonitorRecord
 from workers.notifiers import notifiers_from, pooled_session
 from workers.quarantine import Refused, check_record, quarantine
 from workers.ttl_cache import invalidate_accounts_quietly
+
+if TYPE_CHECKING:
+    from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +66,7 @@ def register(app: Celery) -> None:
         return sent
 
 
-def _checked_records(rt: Any, monitors: list[dict[str, Any]]) -> tuple[list[MonitorRecord], set[Any]]:
+def _checked_records(rt: Runtime, monitors: list[dict[str, Any]]) -> tuple[list[MonitorRecord], set[Any]]:
     """The records of a message, each decoded and its plan re-validated (a message is not trusted
     for having been sent by a worker); those that fail are quarantined. (records, refused ids)."""
     records: list[MonitorRecord] = []

@@ -12,7 +12,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from config import keys
 from core.codec import ticker_from_dict, ticker_to_dict
@@ -28,6 +28,9 @@ from workers.position_index import PositionIndex, key_of
 from workers.recorder import Recorder
 from workers.store import Loaded, MonitorStore
 from workers.stream_view import StreamView
+
+if TYPE_CHECKING:
+    from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +51,7 @@ class CheckResult:
 
 
 def run_check(
-    rt: Any, account_id: str, monitor_ids: Sequence[str], *, lock_wait_s: float = 2.0
+    rt: Runtime, account_id: str, monitor_ids: Sequence[str], *, lock_wait_s: float = 2.0
 ) -> CheckResult:
     result = CheckResult(account_id)
     account = rt.accounts.get(account_id)
@@ -81,7 +84,7 @@ def run_check(
     return result
 
 
-def _check(rt: Any, account: Account, monitor_ids: Sequence[str], result: CheckResult) -> None:
+def _check(rt: Runtime, account: Account, monitor_ids: Sequence[str], result: CheckResult) -> None:
     store = MonitorStore(rt.registry)
     loaded = store.load_many(monitor_ids)
     if not loaded:
@@ -97,14 +100,21 @@ def _check(rt: Any, account: Account, monitor_ids: Sequence[str], result: CheckR
 
 
 def read(
-    rt: Any, account: Account, client: ExchangePort, monitors: Iterable[Monitor], *, symbol: str | None = None
+    rt: Runtime,
+    account: Account,
+    client: ExchangePort,
+    monitors: Iterable[Monitor],
+    *,
+    symbol: str | None = None,
 ) -> Snapshot:
     """A Snapshot of the account for these monitors: positions + open orders, the shared tickers,
     and the final state of every owned order that left the open list."""
     return look_up(account, client, read_account(rt, account, client, symbol=symbol), monitors)
 
 
-def read_account(rt: Any, account: Account, client: ExchangePort, *, symbol: str | None = None) -> Snapshot:
+def read_account(
+    rt: Runtime, account: Account, client: ExchangePort, *, symbol: str | None = None
+) -> Snapshot:
     """Positions + open orders of the account (or of one symbol), with the shared tickers: from
     the account's stream view while its stream is healthy and the view recently reconciled (no REST
     call), else by REST, which then reconciles the view (workers/stream_view.py)."""
@@ -120,7 +130,7 @@ def read_account(rt: Any, account: Account, client: ExchangePort, *, symbol: str
     return replace(snap, tickers=shared_tickers(rt, client))
 
 
-def stream_view(rt: Any) -> StreamView | None:
+def stream_view(rt: Runtime) -> StreamView | None:
     """The accounts' stream views, when streams are on (TPSL_STREAMS)."""
     if not rt.settings.streams:
         return None
@@ -145,7 +155,7 @@ def look_up(account: Account, client: ExchangePort, snap: Snapshot, monitors: It
     return replace(snap, closed_orders={**snap.closed_orders, **found}, looked_up=snap.looked_up | looked)
 
 
-def shared_tickers(rt: Any, client: ExchangePort) -> dict[str, Ticker]:
+def shared_tickers(rt: Runtime, client: ExchangePort) -> dict[str, Ticker]:
     """Every ticker, one exchange call per `ticker_cache_s` shared by all accounts and workers."""
     import orjson
 
@@ -157,7 +167,7 @@ def shared_tickers(rt: Any, client: ExchangePort) -> dict[str, Ticker]:
 
 
 def _pass(
-    rt: Any,
+    rt: Runtime,
     account: Account,
     client: ExchangePort,
     store: MonitorStore,
@@ -255,7 +265,7 @@ def _pass(
 POSITION_IDX_MISMATCH = "position idx not match"  # 10001: the account's position mode changed
 
 
-def _position_mode_changed(rt: Any, account_id: str, intent: Any) -> None:
+def _position_mode_changed(rt: Runtime, account_id: str, intent: Any) -> None:
     """The exchange refused an order's positionIdx: the account's position mode changed under a
     monitor (switched by hand). Forget the cached mode (new monitors read it again) and alert."""
     from workers.lifecycle import forget_position_mode
@@ -287,7 +297,7 @@ def reaction_of(
     return kind, max(0.0, acked_at - first_ms / 1000)
 
 
-def _move_tiers(rt: Any, pairs: Sequence[tuple[Monitor, Monitor]], now: float) -> None:
+def _move_tiers(rt: Runtime, pairs: Sequence[tuple[Monitor, Monitor]], now: float) -> None:
     """Each monitor into the tier its step classified. An escalation takes effect at once: the
     monitor's next check is one new-tier interval after this read (this check has just read the
     account: re-reading it right away would repeat the same data); a de-escalation keeps the next
@@ -305,7 +315,7 @@ def tier_moves(pairs: Sequence[tuple[Monitor, Monitor]]) -> dict[Tier, dict[str,
     return dict(by_tier)
 
 
-def count_read(rt: Any, account_id: str, monitors: int) -> None:
+def count_read(rt: Runtime, account_id: str, monitors: int) -> None:
     """Fleet-wide counters: account reads (snapshots) and monitors checked, per account."""
     pipe = rt.redis.pipeline(transaction=False)
     pipe.hincrby(keys.read_stats(rt.prefix, "reads"), account_id, 1)
@@ -313,22 +323,22 @@ def count_read(rt: Any, account_id: str, monitors: int) -> None:
     pipe.execute()
 
 
-def count_view_read(rt: Any, account_id: str) -> None:
+def count_view_read(rt: Runtime, account_id: str) -> None:
     """Account reads served by the stream view (no REST call): a subset of "reads"."""
     rt.redis.hincrby(keys.read_stats(rt.prefix, "view_reads"), account_id, 1)
 
 
-def read_counts(rt: Any) -> dict[str, dict[str, int]]:
+def read_counts(rt: Runtime) -> dict[str, dict[str, int]]:
     """{"reads": {account: n}, "checked": {account: n}, "view_reads": {account: n}} since the
     counters were last reset."""
     out: dict[str, dict[str, int]] = {}
     for name in ("reads", "checked", "view_reads"):
-        raw = rt.redis.hgetall(keys.read_stats(rt.prefix, name))
+        raw = cast("dict[str, str]", rt.redis.hgetall(keys.read_stats(rt.prefix, name)))  # decoded
         out[name] = {k: int(v) for k, v in raw.items()}
     return out
 
 
-def reset_read_counts(rt: Any) -> None:
+def reset_read_counts(rt: Runtime) -> None:
     """Start the counters of `read_counts` from zero (a benchmark's window)."""
     rt.redis.delete(*(keys.read_stats(rt.prefix, name) for name in ("reads", "checked", "view_reads")))
 

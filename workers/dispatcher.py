@@ -12,12 +12,15 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from core.models import Tier
 from workers.lag import CHECK_LAG
 from workers.reconcile import reconcile, registry_present
 from workers.registry import Claimed
+
+if TYPE_CHECKING:
+    from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +45,7 @@ def group_claims(claimed: Sequence[Claimed]) -> list[CheckOrder]:
     return out
 
 
-def dispatch_once(rt: Any, publish: Callable[[list[CheckOrder]], None]) -> list[CheckOrder]:
+def dispatch_once(rt: Runtime, publish: Callable[[list[CheckOrder]], None]) -> list[CheckOrder]:
     """One tick: claim what is due before the next tick (atomic across dispatchers), record check
     lag, publish. A check claimed ahead of its due time is published to start at that time, so a
     monitor is checked when it is due, not up to a tick later.
@@ -67,7 +70,7 @@ def dispatch_once(rt: Any, publish: Callable[[list[CheckOrder]], None]) -> list[
     return orders
 
 
-def run_loop(rt: Any, publish: Callable[[list[CheckOrder]], None], stop: threading.Event) -> None:
+def run_loop(rt: Runtime, publish: Callable[[list[CheckOrder]], None], stop: threading.Event) -> None:
     """`tpsl dispatch`: the dispatcher as a plain loop (instead of, or beside, beat's ticks)."""
     tick = rt.settings.dispatch_tick_s
     while not stop.is_set():

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from typing import cast
 
 from core.errors import RetryLater, TpslError
 from core.models import (
@@ -51,13 +52,13 @@ def execute(client: ExchangePort, account: Account, intents: Sequence[Intent]) -
             continue
         try:
             if kind is SetPositionStop:
-                results = client.set_position_stop(account, group)  # type: ignore[arg-type]
+                results = client.set_position_stop(account, cast("list[SetPositionStop]", group))
             elif kind is PlaceOrder:
-                results = client.place(account, group)  # type: ignore[arg-type]
+                results = client.place(account, cast("list[PlaceOrder]", group))
             elif kind is AmendOrder:
-                results = client.amend(account, group)  # type: ignore[arg-type]
+                results = client.amend(account, cast("list[AmendOrder]", group))
             else:
-                results = client.cancel(account, group)  # type: ignore[arg-type]
+                results = client.cancel(account, cast("list[CancelOrder]", group))
         except TpslError as e:
             log.warning("account %s: %s of %d orders failed: %s", account.id, kind.__name__, len(group), e)
             out.extend((i, _failed(i, e, sent=True)) for i in group)
@@ -76,7 +77,8 @@ def execute(client: ExchangePort, account: Account, intents: Sequence[Intent]) -
 
 def _calls(intents: Sequence[Intent]) -> list[tuple[int, type, list[Intent]]]:
     """One call per (stage, kind), in stage order; within a stage a position's stop before places
-    before amends before cancels (the order the intents' types are listed in)."""
+    before amends before cancels (the order the intents' types are listed in). Every intent of a
+    group is of the group's kind."""
     order = {SetPositionStop: 0, PlaceOrder: 1, AmendOrder: 2, CancelOrder: 3}
     groups: dict[tuple[int, int], list[Intent]] = {}
     for i in intents:

@@ -16,7 +16,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from redis import Redis
 
@@ -160,7 +160,8 @@ class LatencyRecorder:
     # --------------------------------------------------------------------------------------- read
 
     def labels(self, metric: str) -> list[str]:
-        return sorted(self.redis.smembers(self._labels_key(_name("metric", metric))))
+        labels = self.redis.smembers(self._labels_key(_name("metric", metric)))
+        return sorted(cast("set[str]", labels))  # the client decodes responses
 
     def summary(self, metric: str, label: str, *, now: float, window_s: float = 300.0) -> Histogram:
         return self.summaries(metric, now=now, window_s=window_s, labels=[label])[label]

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import replace
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from config import keys
 from config.accounts import mirrors_of
@@ -37,19 +37,22 @@ from workers.recorder import Recorder, needs_alert
 from workers.store import Loaded, MonitorStore, record_of
 from workers.ttl_cache import invalidate_accounts_quietly
 
+if TYPE_CHECKING:
+    from workers.runtime import Runtime
+
 log = logging.getLogger(__name__)
 
 LOCK_WAIT_S = 10.0
 
 
-def instruments(rt: Any, account: Account) -> dict[str, Instrument]:
+def instruments(rt: Runtime, account: Account) -> dict[str, Instrument]:
     """Instrument filters of the account's exchange: the client's one cache (per host and process,
     `instruments_cache_s`), the same the client's reads use. One layer: filters change rarely, and
     one exchange call per process per `instruments_cache_s` is all sharing them would save."""
     return rt.client_for(account).instruments()
 
 
-def create_monitor(rt: Any, data: Mapping[str, Any], *, nonce: str | None = None) -> Monitor:
+def create_monitor(rt: Runtime, data: Mapping[str, Any], *, nonce: str | None = None) -> Monitor:
     """Validate, place, register and record a monitor for the plan `data` (the pinned request
     shape). Raises FixInput (bad input, nothing placed) or RetryLater (exchange or account busy)."""
     if not isinstance(data, Mapping):
@@ -91,7 +94,7 @@ def create_monitor(rt: Any, data: Mapping[str, Any], *, nonce: str | None = None
 
 
 def _open(
-    rt: Any,
+    rt: Runtime,
     account: Account,
     plan: Plan,
     mid: str,
@@ -142,7 +145,7 @@ def _open(
         return d.monitor
 
 
-def _refuse_duplicate(rt: Any, store: MonitorStore, account: Account, plan: Plan) -> None:
+def _refuse_duplicate(rt: Runtime, store: MonitorStore, account: Account, plan: Plan) -> None:
     """One monitor per (account, symbol, positionIdx): the position index names its guard."""
     mid = PositionIndex(rt.redis, prefix=rt.prefix).owner(account.id, plan.symbol, plan.position_idx)
     item = store.load(mid) if mid is not None else None
@@ -154,7 +157,7 @@ def _refuse_duplicate(rt: Any, store: MonitorStore, account: Account, plan: Plan
         )
 
 
-def _open_mirror(rt: Any, main: Monitor, mirror: Account, insts: dict[str, Instrument]) -> Monitor | None:
+def _open_mirror(rt: Runtime, main: Monitor, mirror: Account, insts: dict[str, Instrument]) -> Monitor | None:
     ratio = mirror.ratio
     if mirror.ratio_by_equity:
         main_acc = rt.account(main.account)
@@ -192,7 +195,7 @@ def _open_mirror(rt: Any, main: Monitor, mirror: Account, insts: dict[str, Instr
 POSITION_MODE_TTL_S = 3600.0  # an account's position mode is read again at most hourly (and on 10001)
 
 
-def hedge_mode(rt: Any, account: Account, symbol: str) -> bool:
+def hedge_mode(rt: Runtime, account: Account, symbol: str) -> bool:
     """The account's position mode on `symbol`, read from the account and kept in Redis for an hour;
     forgotten when the exchange answers "position idx not match" (`forget_position_mode`)."""
     key = position_mode_key(rt.prefix, account.id)
@@ -207,7 +210,7 @@ def hedge_mode(rt: Any, account: Account, symbol: str) -> bool:
     return hedge
 
 
-def forget_position_mode(rt: Any, account_id: str) -> None:
+def forget_position_mode(rt: Runtime, account_id: str) -> None:
     rt.redis.delete(position_mode_key(rt.prefix, account_id))
 
 
@@ -215,7 +218,7 @@ def position_mode_key(prefix: str, account_id: str) -> str:
     return keys.position_mode(prefix, account_id)
 
 
-def remove_monitor(rt: Any, monitor_id: str, *, cancel_orders: bool = True) -> Monitor:
+def remove_monitor(rt: Runtime, monitor_id: str, *, cancel_orders: bool = True) -> Monitor:
     """End a monitor (and its mirrors). Raises NotFound when no such live monitor exists."""
     store = MonitorStore(rt.registry)
     item = store.load(monitor_id)
@@ -232,7 +235,9 @@ def remove_monitor(rt: Any, monitor_id: str, *, cancel_orders: bool = True) -> M
     return removed
 
 
-def _remove(rt: Any, store: MonitorStore, account_id: str, monitor_id: str, cancel_orders: bool) -> Monitor:
+def _remove(
+    rt: Runtime, store: MonitorStore, account_id: str, monitor_id: str, cancel_orders: bool
+) -> Monitor:
     account = rt.account(account_id)
     with hold_account(rt, account.id, wait_s=LOCK_WAIT_S) as held:
         if not held:
@@ -251,12 +256,12 @@ def _remove(rt: Any, store: MonitorStore, account_id: str, monitor_id: str, canc
         return d.monitor
 
 
-def _send(rt: Any, account: Account, client: Any, d: Decision) -> Decision:
+def _send(rt: Runtime, account: Account, client: Any, d: Decision) -> Decision:
     sent, _ = send(client, account, d, rt.clock)
     return sent
 
 
-def _record_now(rt: Any, d: Decision) -> None:
+def _record_now(rt: Runtime, d: Decision) -> None:
     """Lifecycle passes are rare: their events and the monitor row are committed in one transaction
     before the caller hears back (read-your-writes for the API)."""
     rt.writer.write_critical(list(d.events), [record_of(d.monitor)])

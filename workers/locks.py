@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Protocol
 
 from redis import Redis
 from redis.exceptions import LockError, RedisError
@@ -26,7 +26,7 @@ from config import keys
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Lock", "account_lock_key", "hold_account", "lock", "release_quietly", "renewer"]
+__all__ = ["Lock", "LockHost", "account_lock_key", "hold_account", "lock", "release_quietly", "renewer"]
 
 
 def lock(redis_client: Redis, key: str, ttl_s: float) -> Lock:
@@ -119,12 +119,33 @@ class Renewer:
 _renewer = Renewer()
 
 
+class _LockSettings(Protocol):
+    @property
+    def account_lock_ttl_s(self) -> float: ...
+
+
+class LockHost(Protocol):
+    """What `hold_account` reads of its runtime (a `workers.runtime.Runtime` in the product): the
+    Redis client, the key prefix and the lock lifetime."""
+
+    @property
+    def redis(self) -> Redis: ...
+
+    @property
+    def prefix(self) -> str: ...
+
+    @property
+    def settings(self) -> _LockSettings: ...
+
+
 def renewer() -> Renewer:
     return _renewer
 
 
 @contextmanager
-def hold_account(rt: Any, account_id: str, *, wait_s: float = 0.0, poll_s: float = 0.02) -> Iterator[bool]:
+def hold_account(
+    rt: LockHost, account_id: str, *, wait_s: float = 0.0, poll_s: float = 0.02
+) -> Iterator[bool]:
     """Yields True while this block holds the account's lock (one check, create or remove per
     account at a time), False when another holder kept it `wait_s`. Renewed while the block runs;
     a holder that dies frees the account `account_lock_ttl_s` after its last renewal."""

@@ -4,7 +4,7 @@ prune closed history past retention, cancel orphan orders, reconcile."""
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING
 
 from core import ids
 from core.errors import TpslError
@@ -14,10 +14,13 @@ from persistence.queries import prune
 from workers.executor import execute
 from workers.locks import hold_account
 
+if TYPE_CHECKING:
+    from workers.runtime import Runtime
+
 log = logging.getLogger(__name__)
 
 
-def prune_history(rt: Any) -> int:
+def prune_history(rt: Runtime) -> int:
     cutoff = rt.clock() - rt.settings.retention_days * 86400
     with session_factory(rt.engine)() as session:
         removed = prune(session, closed_before=cutoff)
@@ -25,7 +28,7 @@ def prune_history(rt: Any) -> int:
     return removed
 
 
-def cancel_orphans(rt: Any) -> dict[str, int]:
+def cancel_orphans(rt: Runtime) -> dict[str, int]:
     """Cancel open orders carrying our orderLinkId prefix whose monitor is not live any more (a
     cancel that never went through, a monitor lost with its Redis). Each account is held while
     swept, so a monitor being created right now is never mistaken for an orphan."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 
@@ -22,6 +22,9 @@ from core.errors import FixInput, InternalError
 from core.models import Instrument, Monitor
 from core.plan import recheck_plan
 from persistence.records import BadRecord
+
+if TYPE_CHECKING:
+    from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +46,9 @@ class Refused(InternalError):
         self.problem = problem
 
 
-def checked_monitor(rt: Any, state: Mapping[str, Any], *, instrument: Instrument | None = None) -> Monitor:
+def checked_monitor(
+    rt: Runtime, state: Mapping[str, Any], *, instrument: Instrument | None = None
+) -> Monitor:
     """The monitor of a stored state, decoded and its plan re-validated; Refused when it fails."""
     try:
         monitor = monitor_from_dict(state)
@@ -54,7 +59,7 @@ def checked_monitor(rt: Any, state: Mapping[str, Any], *, instrument: Instrument
     return monitor
 
 
-def check_record(rt: Any, record: Any) -> Monitor:
+def check_record(rt: Runtime, record: Any) -> Monitor:
     """A persisted MonitorRecord: its state is a valid monitor with a valid plan, and the record's
     own columns say the same as the state."""
     monitor = checked_monitor(rt, record.state)
@@ -78,7 +83,7 @@ def disagreement(record: Any, monitor: Monitor) -> str | None:
     return None
 
 
-def quarantine(rt: Any, monitor_id: Any, account: Any, exc: Refused | BadRecord, *, source: str) -> None:
+def quarantine(rt: Runtime, monitor_id: Any, account: Any, exc: Refused | BadRecord, *, source: str) -> None:
     """Keep a note, log it, alert an operator. Never raises (a failing note must not block the rest)."""
     mid = str(monitor_id)[:64] if monitor_id else "?"
     acc = str(account)[:32] if account else None
@@ -107,7 +112,7 @@ def quarantine(rt: Any, monitor_id: Any, account: Any, exc: Refused | BadRecord,
         log.warning("quarantine alert of %s not sent: %s", mid, type(e).__name__)
 
 
-def quarantined(rt: Any) -> dict[str, dict[str, Any]]:
+def quarantined(rt: Runtime) -> dict[str, dict[str, Any]]:
     """The quarantine notes by monitor id."""
-    raw = rt.redis.hgetall(quarantine_key(rt.prefix))
+    raw = cast("dict[str, str]", rt.redis.hgetall(quarantine_key(rt.prefix)))  # decoded text
     return {k: orjson.loads(v) for k, v in raw.items()}

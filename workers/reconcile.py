@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 
@@ -41,6 +41,11 @@ from workers.quarantine import Refused, checked_monitor, quarantine
 from workers.registry import NewMonitor
 from workers.store import MonitorStore, encode, record_of
 
+if TYPE_CHECKING:
+    from redis.typing import EncodableT, FieldT
+
+    from workers.runtime import Runtime
+
 log = logging.getLogger(__name__)
 
 
@@ -51,13 +56,14 @@ class ReconcileReport:
     persisted: int = 0  # registry monitors written to the database
     skipped: bool = False  # another reconcile was running
     quarantined: int = 0  # failed the plan re-validation: neither restored nor written
+    rebuilt: bool = False  # the registry had been lost (no epoch) and monitors were restored
 
 
 class _Instruments:
     """Instrument filters per account and symbol, for the plan re-validation (None when the
     exchange cannot say: then every rule but the grid and size limits is checked)."""
 
-    def __init__(self, rt: Any) -> None:
+    def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         self._by_account: dict[str, dict[str, Instrument] | None] = {}
 
@@ -74,40 +80,38 @@ class _Instruments:
         known = self._by_account[acc]
         return None if known is None else known.get(monitor.plan.symbol)
 
-    rebuilt: bool = False  # the registry had been lost (no epoch) and monitors were restored
-
 
 def epoch_key(prefix: str) -> str:
     return keys.registry_epoch(prefix)
 
 
-def epoch(rt: Any) -> dict[str, str] | None:
+def epoch(rt: Runtime) -> dict[str, str] | None:
     """The registry's epoch: `id`, `since` (epoch s) and, after a rebuild, `rebuilt_at` and
     `restored`. None when Redis holds no registry epoch (lost, or never reconciled)."""
     raw = rt.redis.hgetall(epoch_key(rt.prefix))
     if not raw:
         return None
-    return dict(raw)
+    return cast("dict[str, str]", dict(raw))  # the client decodes responses
 
 
-def registry_present(rt: Any) -> bool:
+def registry_present(rt: Runtime) -> bool:
     """One round trip: False when the registry's epoch key is gone."""
     return bool(rt.redis.exists(epoch_key(rt.prefix)))
 
 
-def _start_epoch(rt: Any, report: ReconcileReport, now: float) -> bool:
+def _start_epoch(rt: Runtime, report: ReconcileReport, now: float) -> bool:
     """Write a new epoch unless one exists. True when this call wrote it."""
     key = epoch_key(rt.prefix)
     if not rt.redis.hsetnx(key, "id", secrets.token_hex(8)):
         return False
-    fields: dict[str, Any] = {"since": repr(now)}
+    fields: dict[FieldT, EncodableT] = {"since": repr(now)}
     if report.rebuilt:
         fields.update(rebuilt_at=repr(now), restored=str(report.restored))
     rt.redis.hset(key, mapping=fields)
     return True
 
 
-def reconcile(rt: Any) -> ReconcileReport:
+def reconcile(rt: Runtime) -> ReconcileReport:
     report = ReconcileReport()
     lock = redis_lock(rt.redis, keys.reconcile_lock(rt.prefix), 120)
     if not lock.acquire(blocking=False):
@@ -130,7 +134,7 @@ def reconcile(rt: Any) -> ReconcileReport:
     return report
 
 
-def _alert_rebuilt(rt: Any, report: ReconcileReport) -> None:
+def _alert_rebuilt(rt: Runtime, report: ReconcileReport) -> None:
     log.critical(
         "registry lost (Redis flushed, replaced or restarted without persistence): rebuilt from the "
         "database, %d open monitors restored and due now",
@@ -152,7 +156,7 @@ def _alert_rebuilt(rt: Any, report: ReconcileReport) -> None:
         log.exception("registry rebuilt, but the alert could not be sent")
 
 
-def _open_rows(rt: Any) -> list[Any]:
+def _open_rows(rt: Runtime) -> list[Any]:
     rows: list[Any] = []
     with session_factory(rt.engine)() as session:
         offset = 0
@@ -176,7 +180,7 @@ def registry_action(db_version: int, live_version: int | None) -> str:
     return REFRESH if live_version < db_version else KEEP
 
 
-def _reconcile(rt: Any, report: ReconcileReport) -> None:
+def _reconcile(rt: Runtime, report: ReconcileReport) -> None:
     store = MonitorStore(rt.registry)
     now = rt.clock()
     rows = {r.id: r for r in _open_rows(rt)}
@@ -233,6 +237,6 @@ def _reconcile(rt: Any, report: ReconcileReport) -> None:
         report.persisted = len(missing)
 
 
-def registry_state(rt: Any, monitor_id: str) -> dict[str, Any] | None:
+def registry_state(rt: Runtime, monitor_id: str) -> dict[str, Any] | None:
     stored = rt.registry.get(monitor_id)
     return orjson.loads(stored.state_json) if stored else None

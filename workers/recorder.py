@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -25,6 +25,9 @@ from core.codec import event_to_dict
 from core.models import Event, Monitor
 from workers.store import record_of
 from workers.ttl_cache import invalidate_accounts_quietly
+
+if TYPE_CHECKING:
+    from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +47,7 @@ def needs_alert(e: Event) -> bool:
 class DirectPublisher:
     """For processes without a broker consumer (CLI, tests): writes and notifies in-line."""
 
-    def __init__(self, rt: Any) -> None:
+    def __init__(self, rt: Runtime) -> None:
         self.rt = rt
 
     def persist_critical(self, events: list[dict[str, Any]], monitors: list[dict[str, Any]]) -> None:
@@ -60,7 +63,7 @@ class DirectPublisher:
 
 
 class Recorder:
-    def __init__(self, rt: Any) -> None:
+    def __init__(self, rt: Runtime) -> None:
         self.rt = rt
 
     def commit_critical(self, events: Sequence[Event]) -> None:

@@ -35,7 +35,7 @@ import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypedDict, cast
 
 from redis import Redis
 from redis.commands.core import Script
@@ -149,6 +149,13 @@ def _num(value: float) -> str:
     return repr(float(value))
 
 
+class _ScriptCall(TypedDict):
+    """The keyword arguments of one call of the add script."""
+
+    keys: list[str]
+    args: list[Any]
+
+
 class Registry:
     """Monitor state, due sets and tier moves in one Redis.
 
@@ -242,7 +249,7 @@ class Registry:
             out[monitor_id] = out.get(monitor_id, False) or bool(int(created))
         return out
 
-    def _add_call(self, item: NewMonitor) -> dict[str, list[Any]]:
+    def _add_call(self, item: NewMonitor) -> _ScriptCall:
         monitor_id = _check_id(item.monitor_id)
         account = _check_account(item.account)
         state_json = _check_state(item.state_json)
@@ -351,11 +358,11 @@ class Registry:
     def ids(self, account: str | None = None) -> list[str]:
         """Every monitor id, or those of one account, sorted."""
         key = self._all_key if account is None else self.account_key(_check_account(account))
-        return sorted(self.redis.smembers(key))
+        return sorted(cast("set[str]", self.redis.smembers(key)))  # decode_responses: text
 
     def accounts(self) -> list[str]:
         """Every account that has at least one monitor, sorted."""
-        return sorted(self.redis.smembers(self._accounts_key))
+        return sorted(cast("set[str]", self.redis.smembers(self._accounts_key)))  # decoded text
 
     def count(self) -> int:
         return int(self.redis.scard(self._all_key))

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 import redis
 
@@ -27,6 +27,12 @@ from core.ports import Clock, ExchangePort
 from workers.lag import LatencyRecorder
 from workers.market_cache import MarketCache
 from workers.registry import Registry
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from persistence.writer import EventWriter
+    from workers.recorder import Publisher
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +51,10 @@ class Runtime:
     clock: Clock = time.time
     prefix: str = PREFIX
     # how events leave the process (set by the Celery app; a plain process writes directly)
-    publisher: Any = None
+    publisher: Publisher | None = None
     _clients: dict[str, ExchangePort] = field(default_factory=dict)
-    _writer: Any = None
-    _engine: Any = None
+    _writer: EventWriter | None = None
+    _engine: Engine | None = None
     _lock: threading.RLock = field(default_factory=threading.RLock)
     client_factory: Callable[[str, Runtime], ExchangePort] | None = None
 
@@ -85,7 +91,7 @@ class Runtime:
     # ---------------------------------------------------------------------------- persistence
 
     @property
-    def engine(self) -> Any:
+    def engine(self) -> Engine:
         if self._engine is None:
             with self._lock:
                 if self._engine is None:
@@ -95,7 +101,7 @@ class Runtime:
         return self._engine
 
     @property
-    def writer(self) -> Any:
+    def writer(self) -> EventWriter:
         if self._writer is None:
             from persistence.writer import EventWriter
 

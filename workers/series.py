@@ -15,13 +15,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from redis import Redis
 
 from config import keys
 from workers.registry import TIER_ORDER
+
+if TYPE_CHECKING:
+    from workers.runtime import Runtime
 
 TIER_STEP_S = 10.0
 TIER_POINTS = 360  # one hour at 10 s
@@ -123,7 +126,7 @@ def read_prices(redis_client: Redis, prefix: str, symbol: str) -> list[tuple[flo
     return out
 
 
-def collect(rt: Any, *, now: float) -> dict[str, int]:
+def collect(rt: Runtime, *, now: float) -> dict[str, int]:
     """One beat of the series (the task `tpsl.series`): a monitors-per-tier point and a price point
     per symbol of the most urgent live monitors. Returns the points appended of each kind."""
     registry = rt.registry

@@ -28,7 +28,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import orjson
 from redis import Redis
@@ -37,6 +37,9 @@ from config import keys
 from config.settings import Settings
 from persistence.jsonable import dumps_bytes
 from workers.single_flight import Flight, load_once
+
+if TYPE_CHECKING:
+    from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -277,7 +280,7 @@ class TTLCache:
     def stats(self) -> dict[str, dict[str, Any]]:
         """Per component (every configured one, and any other counted): hits, misses, waits, reads,
         hit_rate (None before the first read). Fleet-wide."""
-        raw = self.redis.hgetall(self.stats_key)
+        raw = cast("dict[str, str]", self.redis.hgetall(self.stats_key))  # decoded text
         counts: dict[str, dict[str, int]] = {c: {HIT: 0, MISS: 0, WAIT: 0} for c in self._ttls}
         for field, value in raw.items():
             component, _, what = field.rpartition(":")
@@ -322,7 +325,7 @@ class TTLCache:
             log.warning("cache statistics line skipped: %s", type(exc).__name__)
 
 
-def invalidate_accounts_quietly(rt: Any, account_ids: Any) -> None:
+def invalidate_accounts_quietly(rt: Runtime, account_ids: Any) -> None:
     """What the workers call after critical events: drop those accounts' dashboard entries. Never
     raises (the events are safe already; a stale dashboard entry expires by its TTL anyway)."""
     ids = sorted({a for a in account_ids if a})

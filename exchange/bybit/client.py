@@ -292,10 +292,6 @@ class BybitClient:
                     out.append(o)
         return out
 
-    def all_open_orders(self, account: Account, *, symbol: str | None = None) -> list[ExchangeOrder]:
-        """Alias of open_orders, named for callers that want the orders the snapshot leaves out."""
-        return self.open_orders(account, symbol=symbol)
-
     def lookup_orders(self, account: Account, link_ids: Iterable[str]) -> dict[str, ExchangeOrder]:
         """Final state of orders that left the open list: the pages of the account's most recent
         closed orders (order/realtime?openOnly=1: up to 500, newest first), then

@@ -75,7 +75,7 @@ def test_snapshot(venue: Venue) -> None:
     assert snap.taken_at <= venue.clock()
     assert venue.calls("/v5/position/list") == 1 and venue.calls("/v5/order/realtime") == 1
 
-    everything = client.all_open_orders(venue.account)
+    everything = client.open_orders(venue.account)
     assert len(everything) == 3 and sum(1 for o in everything if not o.link_id) == 1
 
 

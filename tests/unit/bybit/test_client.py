@@ -100,7 +100,7 @@ def test_snapshot_reads_positions_and_open_orders_as_core_types(recorded_bybit: 
     assert sl.trigger_price == D("58000") and sl.price is None and sl.reduce_only
     assert snap.open_orders["tgaaaaaaaaaa-TP1-1"].trigger_price is None  # "0.00" on a plain order
     assert {"BTCUSDT", "BIOUSDT"} <= set(snap.instruments)
-    everything = c.all_open_orders(account(srv))
+    everything = c.open_orders(account(srv))
     assert len(everything) == 3 and any(o.link_id == "" for o in everything)
     assert queries(srv, "/v5/position/list")[0] == "category=linear&limit=200&settleCoin=USDT"
     assert queries(srv, "/v5/order/realtime")[0] == "category=linear&openOnly=0&limit=50&settleCoin=USDT"

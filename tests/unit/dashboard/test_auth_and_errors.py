@@ -18,7 +18,8 @@ from core.errors import (
 )
 from dashboard.api import MAX_BODY, parse_body
 from dashboard.auth import TokenGuard
-from dashboard.errors import ApiError, api_error_for
+from dashboard.errors import api_error_for
+from readmodel.errors import ApiError
 
 
 def test_guard_checks_the_bearer_token():
