@@ -42,11 +42,16 @@ def register(app: Celery) -> None:
         ids = CheckCoalescer(rt.redis, prefix=rt.prefix).take(account)
         if not ids:
             return
-        result = run_check(rt, account, ids)
+        # never wait for the account's lock here: a worker blocked on it is a worker the critical
+        # queue does not have; a busy account gets this check again a moment later instead
+        result = run_check(rt, account, ids, lock_wait_s=0.0)
         if result.skipped == "account busy":
             _stream_check_retry(app, account, ids)  # a tier check holds the account: once more after it
         elif result.skipped:
             log.info("stream check %s: %d monitors skipped (%s)", account, len(ids), result.skipped)
+
+
+BUSY_RETRY_S = 0.25  # a stream check that found its account busy runs again this much later
 
 
 def _stream_check_retry(app: Celery, account: str, ids: list[str]) -> None:
@@ -55,7 +60,7 @@ def _stream_check_retry(app: Celery, account: str, ids: list[str]) -> None:
 
     rt = runtime(app)
     if CheckCoalescer(rt.redis, prefix=rt.prefix).note(account, ids):
-        publish_stream_check(app, account)
+        publish_stream_check(app, account, countdown=BUSY_RETRY_S)
 
 
 def publish_checks(app: Celery, orders: list[CheckOrder]) -> None:

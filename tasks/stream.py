@@ -60,12 +60,13 @@ def stream_base(rest_base_url: str) -> str:
     return f"{ws}://{host}{slash}{path}"
 
 
-def publish_stream_check(app: Celery, account: str) -> None:
+def publish_stream_check(app: Celery, account: str, *, countdown: float | None = None) -> None:
     spec = TIERS[Tier.CRITICAL]
     app.tasks["tpsl.stream_check"].apply_async(
         args=(account,),
         queue=spec.queue,
         routing_key=spec.queue,
+        countdown=countdown,
         expires=QUEUED_TTL_S,
         soft_time_limit=spec.soft_time_limit_s,
         time_limit=spec.time_limit_s,
