@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import typer
@@ -61,6 +63,28 @@ def reconcile_cmd(
     )
 
 
+@contextlib.contextmanager
+def stop_on_signal(duration: float | None) -> Iterator[threading.Event]:
+    """An event set by Ctrl-C or SIGTERM (in the main thread) or after `duration` seconds; the
+    previous signal handlers are back when the block ends."""
+    stop = threading.Event()
+    previous: dict[signal.Signals, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, lambda *_: stop.set())
+    timer = threading.Timer(duration, stop.set) if duration else None
+    if timer is not None:
+        timer.daemon = True
+        timer.start()
+    try:
+        yield stop
+    finally:
+        if timer is not None:
+            timer.cancel()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def dispatch_cmd(
     duration: float | None = typer.Option(
         None, "--duration", min=0.1, help="Stop after this many seconds (default: until Ctrl-C)."
@@ -79,7 +103,6 @@ def dispatch_cmd(
     rt = open_runtime()
     setup_logging("INFO" if verbose else rt.settings.log_level)
     app = celery_app_of(rt)
-    stop = threading.Event()
     published = {"checks": 0, "monitors": 0}
 
     def publish(orders: list[Any]) -> None:
@@ -87,27 +110,14 @@ def dispatch_cmd(
         published["checks"] += len(orders)
         published["monitors"] += sum(len(o.monitor_ids) for o in orders)
 
-    previous: dict[signal.Signals, Any] = {}
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, lambda *_: stop.set())
-    timer = threading.Timer(duration, stop.set) if duration else None
-    if timer is not None:
-        timer.daemon = True
-        timer.start()
     typer.echo(
         f"dispatching every {rt.settings.dispatch_tick_s:g} s"
         + (f" for {duration:g} s" if duration else "; Ctrl-C to stop"),
         err=True,
     )
     started = time.monotonic()
-    try:
+    with stop_on_signal(duration) as stop:
         run_loop(rt, publish, stop)
-    finally:
-        if timer is not None:
-            timer.cancel()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
     typer.echo(
         f"dispatcher stopped after {time.monotonic() - started:.1f} s: "
         f"{published['checks']} checks published for {published['monitors']} monitors"
@@ -129,19 +139,5 @@ def stream_cmd(
     rt = open_runtime()
     setup_logging(rt.settings.log_level)
     app = celery_app_of(rt)
-    stop = threading.Event()
-    previous: dict[signal.Signals, Any] = {}
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, lambda *_: stop.set())
-    timer = threading.Timer(duration, stop.set) if duration else None
-    if timer is not None:
-        timer.daemon = True
-        timer.start()
-    try:
+    with stop_on_signal(duration) as stop:
         run_stream_process(app, rt, stop)
-    finally:
-        if timer is not None:
-            timer.cancel()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)

@@ -103,7 +103,7 @@ class StreamWatch:
             streams = BybitStreams(base, self.on_event, timing=self.timing).start()
             self.streams[base] = streams
             for account in accounts:
-                self._health[account.id] = {"connected": False, "pushes": 0, "gaps": 0, "checks": 0}
+                self._health[account.id] = _fresh_health()
                 streams.add_private(account.id, account.api_key, account.api_secret, PRIVATE_TOPICS)
         log.info("streams: %d accounts on %d stream hosts", len(self._health), len(self.streams))
         return self
@@ -178,12 +178,12 @@ class StreamWatch:
 
     def _bump(self, account: str, field: str) -> None:
         with self._lock:
-            h = self._health.setdefault(account, {"connected": False, "pushes": 0, "gaps": 0, "checks": 0})
+            h = self._health.setdefault(account, _fresh_health())
             h[field] = h.get(field, 0) + 1
 
     def _note_health(self, account: str, ev: StreamEvent) -> None:
         with self._lock:
-            h = self._health.setdefault(account, {"connected": False, "pushes": 0, "gaps": 0, "checks": 0})
+            h = self._health.setdefault(account, _fresh_health())
             if ev.kind == "message":
                 h["pushes"] += 1
                 h["last_push_at"] = ev.received_at or self.clock()
@@ -202,6 +202,10 @@ class StreamWatch:
     def health(self) -> dict[str, dict[str, Any]]:
         with self._lock:
             return {a: dict(h) for a, h in self._health.items()}
+
+
+def _fresh_health() -> dict[str, Any]:
+    return {"connected": False, "pushes": 0, "gaps": 0, "checks": 0}
 
 
 def run_stream_process(app: Celery, rt: Runtime, stop: threading.Event) -> None:

@@ -13,8 +13,7 @@ import pytest
 
 from config import keys
 from core.models import OrderRole, Tier
-from exchange.bybit.stream import StreamTiming
-from tasks.stream import StreamWatch, publish_stream_check, run_stream_process
+from tasks.stream import run_stream_process
 from workers.stream_triggers import CheckCoalescer
 
 from .plans import conservative_long
@@ -25,17 +24,6 @@ SLOW = 300.0
 @pytest.fixture
 def stack_overrides():
     return {"tier_intervals": {t: SLOW for t in Tier}}
-
-
-@pytest.fixture
-def watch(stack):
-    w = StreamWatch(stack.rt, lambda account: publish_stream_check(stack.app, account), timing=StreamTiming())
-    w.start()
-    try:
-        stack.wait(lambda: all(h["connected"] for h in w.health().values()), what="private streams up")
-        yield w
-    finally:
-        w.stop()
 
 
 def live(stack, mid):
@@ -53,7 +41,7 @@ def test_a_fill_is_acted_on_at_its_push_not_at_the_next_tier_check(stack, watch)
     stack.prices(BTCUSDT="60500")
     m = stack.create(conservative_long())
     stack.wait(lambda: first_check_done(stack, m.id), what="the first tier check (the next is 300 s away)")
-    before = watch.health()["main"]["checks"]
+    pushes_before = watch.health()["main"]["pushes"]
 
     stack.prices(BTCUSDT="59990")  # the first entry fills: its pushes call a check at once
     stack.wait(
@@ -61,8 +49,10 @@ def test_a_fill_is_acted_on_at_its_push_not_at_the_next_tier_check(stack, watch)
     )
     mm = live(stack, m.id)
     assert mm.built_qty == D("0.010")
-    assert watch.health()["main"]["checks"] > before
-    assert watch.health()["main"]["pushes"] > 0
+    # the fill was pushed, and pushes queued checks (a check already queued by the entries' own
+    # pushes may be the one that carried the fill: coalesced, so not necessarily a new one)
+    assert watch.health()["main"]["pushes"] > pushes_before
+    assert watch.health()["main"]["checks"] > 0
 
     stack.prices(BTCUSDT="62100")  # TP1 fills: seen on its push too
     stack.wait(lambda: live(stack, m.id).tp_hits == (1,), timeout=30, what="TP1 seen on its push")

@@ -9,8 +9,6 @@ from collections import Counter
 import pytest
 
 from core.models import BreakevenState, OrderRole, Phase
-from exchange.bybit.stream import StreamTiming
-from tasks.stream import StreamWatch, publish_stream_check
 from workers.checker import read_counts, stream_view
 
 from .plans import conservative_long
@@ -19,18 +17,6 @@ from .plans import conservative_long
 @pytest.fixture
 def stack_overrides():
     return {"stream_reconcile_s": 3.0}
-
-
-@pytest.fixture
-def watch(stack):
-    w = StreamWatch(stack.rt, lambda account: publish_stream_check(stack.app, account), timing=StreamTiming())
-    w.start()
-    try:
-        stack.wait(lambda: all(h["connected"] for h in w.health().values()), what="private streams up")
-        w.heartbeat()
-        yield w
-    finally:
-        w.stop()
 
 
 def live(stack, mid):
