@@ -634,6 +634,7 @@ class IntentResult:
     message: str = ""
     order_id: str = ""
     sent: bool = True  # False: never sent (an earlier call of the pass failed)
+    answered_at: float | None = None  # when the answer came (epoch s), stamped by the sender
 
     @property
     def unknown(self) -> bool:

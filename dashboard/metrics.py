@@ -17,6 +17,7 @@ fleet), the rate-limit buckets of the configured accounts, and this process's HT
 | persist_coalescing_ratio, persist_pending                 | gauge   |                   |
 | check_lag_p50_seconds / check_lag_p99_seconds / check_lag_samples | gauge | tier     |
 | reaction_latency_p50_seconds / _p99_seconds / _samples    | gauge   | label             |
+| reaction_all_latency_p50_seconds / _p99_seconds / _samples | gauge  | label             |
 | monitors                                                  | gauge   | tier              |
 | queue_depth                                               | gauge   | queue             |
 | scrape_errors (sections that failed this scrape)          | gauge   | section           |
@@ -217,7 +218,18 @@ class FleetCollector:
         out: list[Metric] = []
         for key, name, label, what in (
             ("check_lag", "tpsl_check_lag", "tier", "Check lag (claim time - due time)"),
-            ("reaction", "tpsl_reaction_latency", "label", "Reaction latency"),
+            (
+                "reaction",
+                "tpsl_reaction_latency",
+                "label",
+                "Reaction latency (fill to the first follow-up answered)",
+            ),
+            (
+                "reaction_all",
+                "tpsl_reaction_all_latency",
+                "label",
+                "Reaction latency (fill to every follow-up of the pass answered)",
+            ),
         ):
             p50 = GaugeMetricFamily(f"{name}_p50_seconds", f"{what}, median over 5 min.", labels=[label])
             p99 = GaugeMetricFamily(

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 OPS_TTL_S = 2.0  # the figures are computed at most this often in the fleet (the "stats" cache entry)
 LAG_WINDOW_S = 300.0
 REACTION = "reaction"
+REACTION_ALL = "reaction_all"
 CALL_MINUTES = 10
 PRIORITY_SEP = "\x06\x16"  # kombu's Redis transport: "<queue><sep><priority>" for priorities > 0
 PRIORITY_STEPS = (3, 6, 9)
@@ -204,4 +205,5 @@ class OpsStats:
             "queues": self.queue_depths(),
             "check_lag": self.check_lag(now=now),
             "reaction": self.latency(REACTION, now=now),
+            "reaction_all": self.latency(REACTION_ALL, now=now),
         }

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any, cast
 from config import keys
 from core.codec import ticker_from_dict, ticker_to_dict
 from core.errors import StopAndAlert, TpslError
-from core.models import Account, Decision, Event, Monitor, Snapshot, Ticker, Tier
+from core.models import Account, Decision, ErrorKind, Event, Monitor, Snapshot, Ticker, Tier
 from core.ports import ExchangePort
 from core.step import acknowledge, is_finished, links_to_look_up, step
 from workers.executor import Outcome, execute
-from workers.lag import REACTION
+from workers.lag import REACTION, REACTION_ALL
 from workers.locks import hold_account
 from workers.placements import execute_unless_known
 from workers.position_index import PositionIndex, key_of
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+READ_COUNTERS = ("reads", "checked", "view_reads", "deferred")  # fleet-wide, per account
 LOOKUPS_PER_PASS = 20  # one-by-one order look-ups per account read, beyond the history pages
 
 
@@ -195,13 +196,15 @@ def _pass(
     intents = [i for d in decisions.values() for i in d.intents]
     outcomes: dict[str, list[Outcome]] = defaultdict(list)
     if intents:
-        for intent, res in execute_unless_known(client, account, intents, snap):
+        for intent, res in execute_unless_known(client, account, intents, snap, rt.clock):
             outcomes[intent.monitor_id].append((intent, res))
             if not res.ok and POSITION_IDX_MISMATCH in res.message:
                 _position_mode_changed(rt, account.id, intent)
     events: list[Event] = []
     finals: list[tuple[Loaded, Monitor]] = []
     reactions: list[tuple[str, float]] = []
+    reactions_all: list[tuple[str, float]] = []
+    deferred = 0
     follow: dict[str, Decision] = {}
     for item in group:
         d = decisions[item.monitor.id]
@@ -213,15 +216,21 @@ def _pass(
             evs.extend(ack.events)
             if ack.intents:
                 follow[final.id] = ack
-            reaction = reaction_of(d.events, outcomes[final.id], acked_at)
+            reaction = reaction_of(d.events, outcomes[final.id])
             if reaction is not None:
-                reactions.append(reaction)
+                if reaction.first_s is not None:
+                    reactions.append((reaction.kind, reaction.first_s))
+                if reaction.all_s is not None:
+                    reactions_all.append((reaction.kind, reaction.all_s))
+                deferred += reaction.deferred
         events.extend(evs)
         finals.append((item, final))
     if follow:
         # what the answers made urgent (a stop refused as breached → a market close), this pass
         more: dict[str, list[Outcome]] = defaultdict(list)
-        for intent, res in execute(client, account, [i for a in follow.values() for i in a.intents]):
+        for intent, res in execute(
+            client, account, [i for a in follow.values() for i in a.intents], rt.clock
+        ):
             more[intent.monitor_id].append((intent, res))
         for n, (item, final) in enumerate(finals):
             if final.id in follow:
@@ -231,6 +240,10 @@ def _pass(
         intents.extend(i for a in follow.values() for i in a.intents)
     if reactions:
         rt.latency.record_many(REACTION, reactions, now=now)
+    if reactions_all:
+        rt.latency.record_many(REACTION_ALL, reactions_all, now=now)
+    if deferred:
+        count_deferred(rt, account.id, deferred)
     recorder = Recorder(rt)
     recorder.commit_critical(events)  # durable before the state that consumed them is saved
     saved = store.save_many(finals)
@@ -283,18 +296,38 @@ def _position_mode_changed(rt: Runtime, account_id: str, intent: Any) -> None:
     )
 
 
-def reaction_of(
-    events: Sequence[Event], outcomes: Sequence[Outcome], acked_at: float
-) -> tuple[str, float] | None:
-    """Fill on the exchange → follow-up order acknowledged: (kind of the fill, seconds), for a pass
-    that reacted to a fill with at least one accepted intent."""
-    if not any(r.ok for _, r in outcomes):
-        return None
+@dataclass(frozen=True, slots=True)
+class Reaction:
+    """A pass's reaction to a fill: seconds from the earliest fill to the first accepted answer
+    (None: nothing was accepted) and to the last one (None: some follow-ups were left to a later
+    pass, by the rate limit or an earlier failed call: when the whole reaction stood is not known
+    here, and `deferred` says so)."""
+
+    kind: str
+    first_s: float | None
+    all_s: float | None
+
+    @property
+    def deferred(self) -> bool:
+        return self.all_s is None
+
+
+def reaction_of(events: Sequence[Event], outcomes: Sequence[Outcome]) -> Reaction | None:
+    """Fill on the exchange → follow-ups acknowledged, for a pass that saw a fill and sent something.
+    The stops go first (`workers.executor`), so the first accepted answer is the protection; the
+    last is when the whole reaction (take-profits resized, leftovers cancelled) stood. Answers
+    without a time (creates the read already showed: nothing was sent) are not reactions."""
     fills = [(e.payload["exchange_ms"], e.kind.value) for e in events if e.payload.get("exchange_ms")]
-    if not fills:
+    sent = [r for _, r in outcomes if r.answered_at is not None or not r.sent]
+    if not fills or not sent:
         return None
     first_ms, kind = min(fills)
-    return kind, max(0.0, acked_at - first_ms / 1000)
+    filled_at = first_ms / 1000
+    answered = [r.answered_at for r in sent if r.ok and r.answered_at is not None]
+    left = any(not r.sent or r.error is ErrorKind.BACK_OFF for r in sent)
+    first = max(0.0, min(answered) - filled_at) if answered else None
+    whole = None if left or not answered else max(0.0, max(answered) - filled_at)
+    return Reaction(kind, first, whole)
 
 
 def _move_tiers(rt: Runtime, pairs: Sequence[tuple[Monitor, Monitor]], now: float) -> None:
@@ -323,16 +356,21 @@ def count_read(rt: Runtime, account_id: str, monitors: int) -> None:
     pipe.execute()
 
 
+def count_deferred(rt: Runtime, account_id: str, n: int) -> None:
+    """Fleet-wide counter: reactions to a fill that left some follow-ups to a later pass."""
+    rt.redis.hincrby(keys.read_stats(rt.prefix, "deferred"), account_id, n)
+
+
 def count_view_read(rt: Runtime, account_id: str) -> None:
     """Account reads served by the stream view (no REST call): a subset of "reads"."""
     rt.redis.hincrby(keys.read_stats(rt.prefix, "view_reads"), account_id, 1)
 
 
 def read_counts(rt: Runtime) -> dict[str, dict[str, int]]:
-    """{"reads": {account: n}, "checked": {account: n}, "view_reads": {account: n}} since the
-    counters were last reset."""
+    """{"reads": {account: n}, "checked": {account: n}, "view_reads": {account: n}, "deferred":
+    {account: n}} since the counters were last reset."""
     out: dict[str, dict[str, int]] = {}
-    for name in ("reads", "checked", "view_reads"):
+    for name in READ_COUNTERS:
         raw = cast("dict[str, str]", rt.redis.hgetall(keys.read_stats(rt.prefix, name)))  # decoded
         out[name] = {k: int(v) for k, v in raw.items()}
     return out
@@ -340,7 +378,7 @@ def read_counts(rt: Runtime) -> dict[str, dict[str, int]]:
 
 def reset_read_counts(rt: Runtime) -> None:
     """Start the counters of `read_counts` from zero (a benchmark's window)."""
-    rt.redis.delete(*(keys.read_stats(rt.prefix, name) for name in ("reads", "checked", "view_reads")))
+    rt.redis.delete(*(keys.read_stats(rt.prefix, name) for name in READ_COUNTERS))
 
 
 def _leaders(store: MonitorStore, group: list[Loaded]) -> dict[str, Monitor]:

@@ -14,6 +14,7 @@ and send once more what the answers made urgent (a stop refused as breached beco
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from typing import cast
@@ -40,7 +41,22 @@ log = logging.getLogger(__name__)
 Outcome = tuple[Intent, IntentResult]
 
 
-def execute(client: ExchangePort, account: Account, intents: Sequence[Intent]) -> list[Outcome]:
+def execute(
+    client: ExchangePort,
+    account: Account,
+    intents: Sequence[Intent],
+    clock: Callable[[], float] | None = None,
+) -> list[Outcome]:
+    """Send `intents` in stage order; with a `clock`, every answer is stamped with the time its call
+    returned (`IntentResult.answered_at`: the reaction latency of the stops, sent first, is theirs,
+    not the whole pass's)."""
+
+    def stamped(results: Sequence[IntentResult]) -> list[IntentResult]:
+        if clock is None:
+            return list(results)
+        at = clock()
+        return [dataclasses.replace(r, answered_at=at) for r in results]
+
     for intent in intents:
         if intent.account != account.id:  # every action goes through its monitor's own account
             raise ValueError(f"intent for account {intent.account!r} sent through {account.id!r}")
@@ -61,12 +77,13 @@ def execute(client: ExchangePort, account: Account, intents: Sequence[Intent]) -
                 results = client.cancel(account, cast("list[CancelOrder]", group))
         except TpslError as e:
             log.warning("account %s: %s of %d orders failed: %s", account.id, kind.__name__, len(group), e)
-            out.extend((i, _failed(i, e, sent=True)) for i in group)
+            out.extend(zip(group, stamped([_failed(i, e, sent=True) for i in group]), strict=True))
             if stage != Stage.STOP:
                 failure = e  # a failed stop call never holds back another stop
             continue
         if len(results) != len(group):
             raise RuntimeError(f"{kind.__name__}: {len(results)} results for {len(group)} intents")
+        results = stamped(results)
         out.extend(zip(group, results, strict=True))
         if stage in (Stage.CANCEL, Stage.LOWER) and not all(r.ok for r in results):
             # a cancel or a lowering amend did not take: raising now could put more reduce-only
@@ -100,13 +117,13 @@ def send(
     it stands after the answers (every intent sent, every event) and all outcomes."""
     if not d.intents:
         return d, []
-    outcomes = execute(client, account, d.intents)
+    outcomes = execute(client, account, d.intents, clock)
     ack = acknowledge(d.monitor, outcomes, clock())
     monitor: Monitor = ack.monitor
     events: list[Event] = [*d.events, *ack.events]
     intents: list[Intent] = [*d.intents]
     if ack.intents:
-        more = execute(client, account, ack.intents)
+        more = execute(client, account, ack.intents, clock)
         again = acknowledge(monitor, more, clock())
         monitor = again.monitor
         events.extend(again.events)

@@ -32,7 +32,8 @@ _LOG_GROWTH = math.log(GROWTH)
 
 CHECK_LAG = "check_lag"  # claim time − due time of due monitors, per tier
 CHECK_START_LAG = "check_start_lag"  # check task start − due time of its earliest due monitor, per tier
-REACTION = "reaction"  # fill on the exchange → follow-up order acknowledged, per kind of fill
+REACTION = "reaction"  # fill on the exchange → first follow-up acknowledged (the stop), per kind of fill
+REACTION_ALL = "reaction_all"  # fill on the exchange → every follow-up of the pass acknowledged
 
 
 def bucket_of(value_s: float) -> int:

@@ -9,7 +9,7 @@ client counts as success; answering it from the read gives the same outcome with
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from core.models import Account, Intent, IntentResult, PlaceOrder, Snapshot
 from core.ports import ExchangePort
@@ -19,9 +19,14 @@ log = logging.getLogger(__name__)
 
 
 def execute_unless_known(
-    client: ExchangePort, account: Account, intents: Sequence[Intent], snap: Snapshot
+    client: ExchangePort,
+    account: Account,
+    intents: Sequence[Intent],
+    snap: Snapshot,
+    clock: Callable[[], float] | None = None,
 ) -> list[Outcome]:
-    """`execute`, except creates of orders the read shows open: answered as the duplicate they are."""
+    """`execute`, except creates of orders the read shows open: answered as the duplicate they are
+    (no call, so no answer time)."""
     known, send = split_known(intents, snap)
     if known:
         log.info(
@@ -30,7 +35,7 @@ def execute_unless_known(
             len(known),
             ", ".join(i.link_id for i, _ in known[:5]),
         )
-    return known + (execute(client, account, send) if send else [])
+    return known + (execute(client, account, send, clock) if send else [])
 
 
 def split_known(intents: Sequence[Intent], snap: Snapshot) -> tuple[list[Outcome], list[Intent]]:

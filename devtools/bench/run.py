@@ -3,8 +3,9 @@
 Every figure is measured, none estimated:
 - exchange calls per minute: the paper exchange's own request counter (`/paper/stats`);
 - account reads (snapshots): the workers' fleet-wide counter; calls per read = calls / reads;
-- check lag per tier (claim time − due time) and reaction latency (fill on the exchange → follow-up
-  order acknowledged): the workers' latency histograms in Redis;
+- check lag per tier (claim time − due time) and reaction latency (fill on the exchange → first
+  follow-up acknowledged, the stop; and → every follow-up of that pass acknowledged): the workers'
+  latency histograms in Redis;
 - database transactions and events: the persistence counters;
 - critical events lost: the paper exchange's executions compared with the events in the database;
 - dashboard latency: HTTP requests against `tpsl web` with a warm cache; hit rate from the cache's
@@ -46,7 +47,7 @@ from devtools.stack import (
     worker_specs,
 )
 from devtools.supervisor import Child, Supervisor, group_members
-from workers.lag import CHECK_LAG, CHECK_START_LAG, REACTION
+from workers.lag import CHECK_LAG, CHECK_START_LAG, REACTION, REACTION_ALL
 
 PROFILES: dict[str, dict[str, str]] = {
     # the defaults, with the stream process: pushes call checks, checks read the stream view
@@ -322,6 +323,7 @@ def _measure(
     persist1 = persist_stats(rt.redis, prefix=rt.prefix)
     lag = rt.latency.summaries(CHECK_LAG, now=t1, window_s=window)
     reaction = _merged(rt.latency.summaries(REACTION, now=t1, window_s=window).values())
+    reaction_all = _merged(rt.latency.summaries(REACTION_ALL, now=t1, window_s=window).values())
     start_lag = rt.latency.summaries(CHECK_START_LAG, now=t1, window_s=window)
     tiers = {t.value: n for t, n in rt.registry.counts_by_tier().items()}
     progress.say(f"{name}: measuring the dashboard")
@@ -371,6 +373,12 @@ def _measure(
             "p50_ms": round(reaction.p50_s * 1000, 1),
             "p99_ms": round(reaction.p99_s * 1000, 1),
             "n": reaction.count,
+        },
+        "reactions_deferred": sum(reads.get("deferred", {}).values()),
+        "reaction_all": {
+            "p50_ms": round(reaction_all.p50_s * 1000, 1),
+            "p99_ms": round(reaction_all.p99_s * 1000, 1),
+            "n": reaction_all.count,
         },
         "db_transactions_per_hour": round(tx / minutes * 60, 1),
         "critical_events_per_hour": round(crit / minutes * 60, 1),

@@ -76,6 +76,9 @@ def test_conservative_long_full_lifecycle(stack):
     reactions = stack.rt.latency.summaries("reaction", now=stack.rt.clock())
     assert sum(h.count for h in reactions.values()) >= 4
     assert all(h.p99_s < 60 for h in reactions.values())
+    # …and the whole pass's follow-ups: never before the first one
+    whole = stack.rt.latency.summaries("reaction_all", now=stack.rt.clock())
+    assert sum(h.count for h in whole.values()) == sum(h.count for h in reactions.values())
 
 
 def test_stop_loss_before_tp1(stack):

@@ -209,28 +209,45 @@ def event(kind: EventKind, **payload: object) -> Event:
     return Event("e", "m1", "main", kind, 0.0, 1, payload)
 
 
-OK = IntentResult("l1", True)
-REFUSED = IntentResult("l1", False, ErrorKind.INVALID_ORDER)
+OK = IntentResult("l1", True, answered_at=1_000.5)
+LATER = IntentResult("l2", True, answered_at=1_002.0)
+REFUSED = IntentResult("l1", False, ErrorKind.INVALID_ORDER, answered_at=1_000.2)
+KNOWN = IntentResult("l1", True)  # a create the read already showed: nothing was sent, no answer time
+THROTTLED = IntentResult("l2", False, ErrorKind.BACK_OFF, answered_at=1_000.6)  # left to the next pass
+UNSENT = IntentResult("l3", False, ErrorKind.BACK_OFF, "not sent: …", sent=False)
+TP = event(EventKind.TP_HIT, exchange_ms=1_000_000)
 
 
 @pytest.mark.parametrize(
     ("events", "outcomes", "want"),
     [
         ([], [(place("l1"), OK)], None),  # no fill
-        ([event(EventKind.TP_HIT, exchange_ms=1_000_000)], [], None),  # nothing sent
-        ([event(EventKind.TP_HIT, exchange_ms=1_000_000)], [(place("l1"), REFUSED)], None),  # none taken
-        ([event(EventKind.TP_HIT, exchange_ms=1_000_000)], [(place("l1"), OK)], ("tp_hit", 0.5)),
+        ([TP], [], None),  # nothing sent
+        ([TP], [(place("l1"), KNOWN)], None),  # nothing sent: the read showed it
+        ([TP], [(place("l1"), REFUSED)], ("tp_hit", None, None)),  # none taken: no reaction yet
+        ([TP], [(place("l1"), OK)], ("tp_hit", 0.5, 0.5)),
+        ([TP], [(place("l1"), OK), (place("l2"), LATER)], ("tp_hit", 0.5, 2.0)),  # the stop, then TPs
+        ([TP], [(place("l1"), OK), (place("l2"), THROTTLED)], ("tp_hit", 0.5, None)),  # deferred
+        ([TP], [(place("l1"), OK), (place("l3"), UNSENT)], ("tp_hit", 0.5, None)),  # deferred
+        ([TP], [(place("l2"), THROTTLED)], ("tp_hit", None, None)),  # all deferred
         (  # the earliest fill of the pass is the one reacted to
             [event(EventKind.TP_HIT, exchange_ms=1_000_200), event(EventKind.SL_HIT, exchange_ms=1_000_100)],
             [(place("l1"), REFUSED), (place("l1"), OK)],
-            ("sl_hit", 0.4),
+            ("sl_hit", 0.4, 0.4),
         ),
-        ([event(EventKind.TP_HIT, exchange_ms=1_000_900)], [(place("l1"), OK)], ("tp_hit", 0.0)),  # skew
+        ([event(EventKind.TP_HIT, exchange_ms=1_000_900)], [(place("l1"), OK)], ("tp_hit", 0.0, 0.0)),  # skew
     ],
 )
 def test_reaction_latency_of_a_pass(events, outcomes, want):
-    got = reaction_of(events, outcomes, acked_at=1_000.5)
-    assert got == (None if want is None else (want[0], pytest.approx(want[1])))
+    got = reaction_of(events, outcomes)
+    if want is None:
+        assert got is None
+        return
+    kind, first, whole = want
+    assert got is not None and got.kind == kind
+    assert got.first_s == (None if first is None else pytest.approx(first))
+    assert got.all_s == (None if whole is None else pytest.approx(whole))
+    assert got.deferred is (whole is None)
 
 
 # -------------------------------------------------------------------------------- alerting
