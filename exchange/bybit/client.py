@@ -12,6 +12,12 @@ duplicate orderLinkId on create, unknown or already-closed order on cancel, an a
 nothing — are ok=True. When a whole chunk fails (timeout, 5xx, rate limit, credentials), its items
 carry that error and later chunks are not sent (their items say so): the next check retries them
 under the same orderLinkIds, so nothing is ever placed twice.
+
+Rate-limit patience (`patience`): a call that carries a stop (a stop order placed or amended, the
+position's own stop set, a market close) may wait a bounded time for the account's rate window; any
+other call is sent at once or not at all (BackOff: "not sent", the next pass sends it). A check
+holds its account and a worker for as long as it waits, so a burst of take-profit resizes must not
+keep the next fill's stop, or every other account's checks, waiting behind it.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from core.models import (
     SetPositionStop,
     Side,
     Snapshot,
+    Stage,
     Ticker,
     WalletBalance,
 )
@@ -141,11 +148,13 @@ class BybitClient:
         params: Mapping[str, Any] | None = None,
         body: Mapping[str, Any] | None = None,
         cost: int = 1,
+        max_wait_s: float | None = None,
     ) -> Answer:
         """One exchange call. Raises the core error map_error names; a 10002 clock-window refusal
-        is re-signed with a fresh timestamp and sent once more (the exchange did nothing with it)."""
+        is re-signed with a fresh timestamp and sent once more (the exchange did nothing with it).
+        `max_wait_s`: how long to wait for the rate window (None: the limiter's bound)."""
         if account is not None:
-            self.limiter.acquire(account.id, path, cost)
+            self.limiter.acquire(account.id, path, cost, max_wait_s=max_wait_s)
         for attempt in (1, 2):
             now = self.clock()
             data: bytes | None = None
@@ -442,7 +451,7 @@ class BybitClient:
                 results.append(_failed(intent.link_id, exc))
                 continue
             try:
-                self._request("POST", P_TRADING_STOP, account, body=body)
+                self._request("POST", P_TRADING_STOP, account, body=body, max_wait_s=patience([intent]))
             except TpslError as exc:
                 results.append(_failed(intent.link_id, exc))
                 if _stops_the_rest(exc):
@@ -458,7 +467,7 @@ class BybitClient:
         except FixInput as exc:
             return _failed(intent.link_id, exc), None
         try:
-            answer = self._request("POST", P_AMEND, account, body=body)
+            answer = self._request("POST", P_AMEND, account, body=body, max_wait_s=patience([intent]))
         except TpslError as exc:
             return _failed(intent.link_id, exc), exc
         return IntentResult(intent.link_id, True, order_id=parse.text(answer.result, "orderId")), None
@@ -492,7 +501,14 @@ class BybitClient:
                 continue
             body = {"category": CATEGORY, "request": [item for _, _, item in chunk]}
             try:
-                answer = self._request("POST", path, account, body=body, cost=len(chunk))
+                answer = self._request(
+                    "POST",
+                    path,
+                    account,
+                    body=body,
+                    cost=len(chunk),
+                    max_wait_s=patience([intent for _, intent, _ in chunk]),
+                )
                 items = parse.batch_items(answer.result, answer.ext, len(chunk))
                 for (_, intent, _), item in zip(chunk, items, strict=True):
                     if item.link_id and item.link_id != intent.link_id:
@@ -520,6 +536,12 @@ class BybitClient:
 
 
 # ---------------------------------------------------------------------------------- helpers
+
+
+def patience(intents: Iterable[PlaceOrder | AmendOrder | CancelOrder | SetPositionStop]) -> float | None:
+    """How long a write may wait for its rate window: a call carrying a stop (`Stage.STOP`) the
+    limiter's bound (None); any other none at all (0.0): it is sent now or left to the next pass."""
+    return None if any(i.stage == Stage.STOP for i in intents) else 0.0
 
 
 def _attempts(resp: requests.Response) -> int:

@@ -13,7 +13,9 @@ sends a batch larger than the budget.
 
 When the window is full the caller waits, but only a bounded time (`max_wait_s`, default 1.25 s: a
 full window empties within 1.2 s; sleeping through the injected `sleep`); if the wait would be
-longer it gets `BackOff(until=…)` at once and sends nothing. The same happens while a back-off is
+longer it gets `BackOff(until=…)` at once and sends nothing. A caller may ask for less patience per
+call (`acquire(…, max_wait_s=0)`: the client does so for everything but stops, see
+`exchange.bybit.client.patience`). The same happens while a back-off is
 recorded: after a 10006 / HTTP 403 / 429 the client calls `back_off(account, path, until)` and
 every process stops calling that (account, group) until the reset time, which is shared in Redis.
 
@@ -115,9 +117,10 @@ def parse_limit_headers(headers: Mapping[str, str]) -> tuple[int | None, int | N
 
 @runtime_checkable
 class RateLimiter(Protocol):
-    def acquire(self, account_id: str, path: str, cost: int = 1) -> None:
-        """Take `cost` tokens of the (account, group) bucket, waiting at most a short bounded time;
-        raises BackOff when the budget is exhausted or a back-off is recorded."""
+    def acquire(self, account_id: str, path: str, cost: int = 1, *, max_wait_s: float | None = None) -> None:
+        """Take `cost` tokens of the (account, group) bucket, waiting at most a short bounded time
+        (`max_wait_s`, the limiter's own bound when None; 0: not at all); raises BackOff when the
+        budget is exhausted or a back-off is recorded."""
         ...
 
     def observe(self, account_id: str, path: str, headers: Mapping[str, str]) -> None:
@@ -174,7 +177,7 @@ class _BucketLimiter:
         group = group_for(path)
         return None if group is None else self._limit(group)
 
-    def acquire(self, account_id: str, path: str, cost: int = 1) -> None:
+    def acquire(self, account_id: str, path: str, cost: int = 1, *, max_wait_s: float | None = None) -> None:
         group = group_for(path)
         if group is None:
             return
@@ -182,6 +185,7 @@ class _BucketLimiter:
             raise ValueError(f"cost must be ≥ 1 (got {cost})")
         limit = self._limit(group)
         key = self._key(account_id, group)
+        patience = self.max_wait_s if max_wait_s is None else max(0.0, max_wait_s)
         waited = 0.0
         while True:
             now = self._clock()
@@ -189,7 +193,7 @@ class _BucketLimiter:
             if status == 1:
                 return
             wait = max(wait_ms, 1) / 1000.0
-            if waited + wait > self.max_wait_s:
+            if waited + wait > patience:
                 why = "backing off after a rate-limit answer" if status == -1 else "rate window full"
                 raise BackOff(f"{group.name} of account {account_id}: {why}", until=now + wait)
             self._sleep(wait)

@@ -12,8 +12,9 @@ import pytest
 
 from config.settings import Settings
 from core.errors import BackOff, ExchangeDown, FixInput, RetryLater, StopAndAlert, TpslError
-from core.models import Account, AmendOrder, CancelOrder, ErrorKind, PlaceOrder, Secret, Side
+from core.models import Account, AmendOrder, CancelOrder, ErrorKind, PlaceOrder, Secret, Side, Stage
 from exchange.bybit import BybitClient, build_client
+from exchange.bybit.client import patience
 from exchange.bybit.errors import ClockSkew
 from exchange.bybit.parse import MalformedResponse
 from exchange.bybit.session import SessionPool
@@ -296,7 +297,9 @@ def test_place_builds_bodies_from_the_intents(recorded_bybit: RecordedBybit) -> 
 
 def test_45_intents_are_sent_in_3_chunks_with_results_in_input_order(recorded_bybit: RecordedBybit) -> None:
     srv = recorded_bybit
-    intents = [place(f"tgaaaaaaaaaa-TP{i}-1") for i in range(1, 46)]
+    # the recorded answers say few units remain, so the later chunks wait for the window: only a
+    # stop's call may (`patience`), so these ride in one
+    intents = [place(f"tgaaaaaaaaaa-TP{i}-1", stage=Stage.STOP) for i in range(1, 46)]
     res = client(srv).place(account(srv), intents)
     assert [r.link_id for r in res] == [i.link_id for i in intents]
     assert all(r.ok for r in res)
@@ -443,6 +446,43 @@ def test_a_failed_chunk_stops_the_later_ones(recorded_bybit: RecordedBybit) -> N
     again = c.place(account(srv), [place("tgaaaaaaaaaa-TP1-1")])
     assert again[0].error is ErrorKind.BACK_OFF and srv.calls["/v5/order/create-batch"] == 1
     assert c.snapshot(account(srv)).account == "main"  # reads are another group
+
+
+def test_only_a_stop_waits_for_the_rate_window(recorded_bybit: RecordedBybit) -> None:
+    """A full window: a take-profit create is answered "back off" at once (the next pass sends it),
+    a stop's create waits for the window (bounded) and is sent."""
+    srv = recorded_bybit
+    c = client(srv, rate_batch_orders_per_s=10, rate_headroom=0.8)  # 8 items per rolling second
+    slept: list[float] = []
+    c.limiter._sleep = lambda s: (slept.append(s), time.sleep(s))  # type: ignore[attr-defined]
+    acct = account(srv)
+    assert all(r.ok for r in c.place(acct, [place(f"tgaaaaaaaaaa-TP{i}-1") for i in range(1, 9)]))
+    tp = c.place(acct, [place("tgaaaaaaaaaa-TP9-1")])
+    assert tp[0].error is ErrorKind.BACK_OFF and slept == []
+    assert srv.calls["/v5/order/create-batch"] == 1
+    stop = place(
+        "tgaaaaaaaaaa-SL-1",
+        price=None,
+        order_type="Market",
+        trigger_price=D("59000"),
+        trigger_direction=2,
+        stage=Stage.STOP,
+    )
+    assert c.place(acct, [stop])[0].ok
+    assert slept and srv.calls["/v5/order/create-batch"] == 2
+
+
+@pytest.mark.parametrize(
+    ("stages", "want"),
+    [
+        ((Stage.STOP,), None),
+        ((Stage.RAISE,), 0.0),
+        ((Stage.CANCEL, Stage.LOWER), 0.0),
+        ((Stage.RAISE, Stage.STOP), None),
+    ],
+)
+def test_patience_of_a_call(stages, want) -> None:
+    assert patience([place(f"tgaaaaaaaaaa-TP{n}-1", stage=st) for n, st in enumerate(stages, 1)]) == want
 
 
 def test_post_502_is_not_retried_and_reported_per_item(recorded_bybit: RecordedBybit) -> None:
