@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import logging
+import math
+from typing import TYPE_CHECKING
 
-from celery import Celery
+from celery import Celery, Task
 
 from config.queues import TIERS
+from core.models import Tier
 from workers.checker import run_check
 from workers.dispatcher import CheckOrder, dispatch_once
 from workers.lag import CHECK_START_LAG
 from workers.stream_triggers import CheckCoalescer
+
+if TYPE_CHECKING:
+    from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -22,15 +28,25 @@ def register(app: Celery) -> None:
     def dispatch() -> int:
         return len(dispatch_once(runtime(app), lambda orders: publish_checks(app, orders)))
 
-    @app.task(shared=False, name="tpsl.check", soft_time_limit=40, time_limit=60)
+    @app.task(bind=True, shared=False, name="tpsl.check", soft_time_limit=40, time_limit=60)
     def check(
-        account: str, monitor_ids: list[str], due_at: float | None = None, tier: str | None = None
+        self: Task,
+        account: str,
+        monitor_ids: list[str],
+        due_at: float | None = None,
+        tier: str | None = None,
     ) -> None:
         rt = runtime(app)
+        started = rt.clock()
+        # never wait for the account's lock: a worker blocked on it is one the other accounts'
+        # checks lack; a busy account gets this same check again a moment later (until it expires,
+        # one interval after it was due: the next one is claimed by then)
+        result = run_check(rt, account, monitor_ids, lock_wait_s=0.0)
+        if result.skipped == "account busy":
+            raise self.retry(countdown=BUSY_RETRY_S, max_retries=busy_retries(rt, tier))
         if due_at is not None and tier is not None:
-            now = rt.clock()  # due time → the check starts: what a monitor really waits
-            rt.latency.record(CHECK_START_LAG, tier, max(0.0, now - due_at), now=now)
-        result = run_check(rt, account, monitor_ids)
+            # due time → the check starts (holding its account): what a monitor really waits
+            rt.latency.record(CHECK_START_LAG, tier, max(0.0, started - due_at), now=started)
         if result.skipped:
             log.info("check %s: %d monitors skipped (%s)", account, len(monitor_ids), result.skipped)
 
@@ -51,7 +67,18 @@ def register(app: Celery) -> None:
             log.info("stream check %s: %d monitors skipped (%s)", account, len(ids), result.skipped)
 
 
-BUSY_RETRY_S = 0.25  # a stream check that found its account busy runs again this much later
+BUSY_RETRY_S = 0.25  # a check that found its account busy runs again this much later
+
+
+def busy_retries(rt: Runtime, tier: str | None) -> int:
+    """How often a tier check retries a busy account: for one interval of its tier (its message
+    expires then anyway; the dispatcher has claimed the next check of those monitors by then)."""
+    interval = (
+        rt.settings.interval(Tier(tier))
+        if tier in {t.value for t in Tier}
+        else max(rt.settings.interval(t) for t in Tier)
+    )
+    return max(1, math.ceil(interval / BUSY_RETRY_S))
 
 
 def _stream_check_retry(app: Celery, account: str, ids: list[str]) -> None:

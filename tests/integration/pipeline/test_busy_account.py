@@ -1,0 +1,54 @@
+"""A tier check that finds its account busy (another check, a create or a remove holds it) does not
+block its worker waiting for the lock, and is not dropped either: the same check runs again a
+moment later, as soon as the account is free. The tiers are set to 300 s here, so a check that ran
+within the test's waits was the retried one, not the next scheduled one."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from core.models import Tier
+from tasks.checks import publish_checks
+from workers.checker import read_counts
+from workers.dispatcher import CheckOrder
+from workers.locks import hold_account
+
+from .plans import conservative_long
+
+SLOW = 300.0
+
+
+@pytest.fixture
+def stack_overrides():
+    return {"tier_intervals": {t: SLOW for t in Tier}}
+
+
+def reads(stack) -> int:
+    return read_counts(stack.rt)["reads"].get("main", 0)
+
+
+def test_a_check_of_a_busy_account_runs_once_the_account_is_free(stack):
+    stack.prices(BTCUSDT="60500")
+    m = stack.create(conservative_long())
+    stack.wait(lambda: reads(stack) >= 1, what="the first check of the new monitor")
+    stack.quiesce()
+    before = reads(stack)
+
+    with hold_account(stack.rt, "main") as held:  # what a long check of the account would do
+        assert held
+        publish_checks(stack.app, [CheckOrder("main", Tier.CRITICAL, (m.id,), time.time())])
+        time.sleep(3.0)  # longer than a worker ever waited for the lock before it gave up
+        assert reads(stack) == before  # the account was never read behind the holder's back
+    stack.wait(
+        lambda: reads(stack) > before, timeout=10, what="the busy check, run again once the account is free"
+    )
+
+
+def test_a_busy_check_gives_up_when_its_message_expires(stack):
+    """It retries for one interval of its tier at most: by then the dispatcher has claimed the next."""
+    from tasks.checks import BUSY_RETRY_S, busy_retries
+
+    assert busy_retries(stack.rt, "critical") == round(SLOW / BUSY_RETRY_S)
+    assert busy_retries(stack.rt, None) == round(SLOW / BUSY_RETRY_S)  # unknown tier: the longest
