@@ -105,6 +105,12 @@ def view_positions(prefix: str, account: str) -> str:
     return f"{prefix}:view:{account}:positions"
 
 
+def view_fills(prefix: str, account: str) -> str:
+    """Hash SYMBOL → the exchange time (ms) of the latest execution pushed on that symbol (a
+    position push older than it does not show that fill yet)."""
+    return f"{prefix}:view:{account}:fills"
+
+
 def view_stamps(rows_key: str) -> str:
     """Hash beside a view hash: field → the exchange time (ms) of the state held (newer wins)."""
     return f"{rows_key}:stamps"

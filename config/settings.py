@@ -192,6 +192,13 @@ class Settings(BaseSettings):
         description="A read from the stream view counts as taken this long before the check: pushes "
         "of our own latest intents may still be on the way.",
     )
+    stream_settle_s: float = Field(
+        0.05,
+        ge=0,
+        le=1.0,
+        description="A push's check is published this long after it, so the other pushes of the same "
+        "fill (Bybit sends its execution, order and position apart) are in the stream view by then.",
+    )
     streams: bool = Field(
         True,
         description="The stream process turns pushed fills into checks at once; false: it idles and "

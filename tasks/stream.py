@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from celery import Celery
@@ -35,6 +35,7 @@ from workers.runtime import Runtime
 from workers.stream_triggers import POSITION_TOPICS, QUEUED_TTL_S, CheckCoalescer, touched
 
 ORDER_TOPICS = frozenset({"order", "order.linear"})
+EXECUTION_TOPICS = frozenset({"execution", "execution.linear", "execution.fast", "execution.fast.linear"})
 
 log = logging.getLogger(__name__)
 
@@ -149,11 +150,13 @@ class StreamWatch:
         elif ev.kind == "down":
             self.view.mark_down(account)
         elif ev.kind == "message":
-            orders, positions = pushed_rows(ev.topic, ev.data, received_at=ev.received_at or self.clock())
-            if orders:
-                self.view.apply_orders(account, orders)
-            if positions:
-                self.view.apply_positions(account, positions)
+            pushed = pushed_rows(ev.topic, ev.data, received_at=ev.received_at or self.clock())
+            if pushed.fills:
+                self.view.apply_fills(account, pushed.fills)
+            if pushed.orders:
+                self.view.apply_orders(account, pushed.orders)
+            if pushed.positions:
+                self.view.apply_positions(account, pushed.positions)
 
     def heartbeat(self) -> None:
         """Every second: the views of accounts whose stream is up stay readable."""
@@ -214,28 +217,40 @@ def run_stream_process(app: Celery, rt: Runtime, stop: threading.Event) -> None:
         log.info("streams are off (TPSL_STREAMS=false): the tiers poll every account, as before")
         stop.wait()
         return
-    with StreamWatch(rt, lambda account: publish_stream_check(app, account)) as watch:
+    settle = rt.settings.stream_settle_s or None
+    with StreamWatch(rt, lambda account: publish_stream_check(app, account, countdown=settle)) as watch:
         while not stop.wait(1.0):
             watch.heartbeat()
 
 
-def pushed_rows(
-    topic: str, data: Any, *, received_at: float
-) -> tuple[list[ExchangeOrder], list[tuple[Position, int]]]:
-    """The orders (ours) and positions (with their update time, ms) a push carries; a row that
-    does not parse is skipped (logged): the next REST reconciliation sets the view right."""
+class Pushed(NamedTuple):
+    orders: list[ExchangeOrder]  # ours
+    positions: list[tuple[Position, int]]  # with their update time, ms
+    fills: list[tuple[str, int]]  # (symbol, execution time ms) of every execution pushed
+
+
+def pushed_rows(topic: str, data: Any, *, received_at: float) -> Pushed:
+    """What a push carries into the view; a row that does not parse is skipped (logged): the next
+    REST reconciliation sets the view right."""
     rows = data if isinstance(data, list) else [data]
-    orders: list[ExchangeOrder] = []
-    positions: list[tuple[Position, int]] = []
+    out = Pushed([], [], [])
     for row in rows:
         if not isinstance(row, dict):
             continue
         try:
             if topic in ORDER_TOPICS and parse_link_id(str(row.get("orderLinkId") or "")) is not None:
-                orders.append(parse.order(row))
+                out.orders.append(parse.order(row))
             elif topic in POSITION_TOPICS:
                 stamp = parse.to_int(row, "updatedTime") or int(received_at * 1000)
-                positions.append((parse.position(row), stamp))
+                out.positions.append((parse.position(row), stamp))
+            elif topic in EXECUTION_TOPICS:
+                # any execution on the symbol moves its position, ours or not
+                out.fills.append(
+                    (
+                        parse.required_text(row, "symbol"),
+                        parse.to_int(row, "execTime") or int(received_at * 1000),
+                    )
+                )
         except TpslError as e:
             log.warning("stream push on %s not understood (%s); the next reconciliation covers it", topic, e)
-    return orders, positions
+    return out

@@ -17,6 +17,14 @@ up of the first read after a gap) is counted as a divergence (a lost push) and l
 reads an account once per `stream_reconcile_s`, after every gap, and whenever the stream is down;
 the tiers keep scheduling every monitor either way.
 
+A view that has seen an execution on a symbol but not yet the position push that shows it (Bybit
+pushes the execution, the order and the position of one fill as separate messages, in no order it
+promises) is not read: its orders and its position would disagree, and the core would act on a
+filled order beside a position that does not have the fill (a stop "missing" from a position that
+is in fact closed). The check reads REST instead; the stream process publishes its checks a moment
+after the push that calls them (`TPSL_STREAM_SETTLE_MS`), so the rest of the fill's pushes are
+usually in by then.
+
 Orders that reached a final state stay in the view (their final fills answer the core's look-ups)
 for `FINAL_KEPT_MS`; an order the view shows open but the exchange no longer lists is dropped from
 the view, so the core looks it up by REST like any order that left the open list.
@@ -27,7 +35,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from redis import Redis
@@ -152,6 +160,25 @@ def diverged(
     return out, order_writes, position_writes
 
 
+def positions_behind(fills: Mapping[str, int], position_stamps: Mapping[str, int]) -> list[str]:
+    """The symbols with an execution newer than every position push of that symbol (pure): the view
+    has not seen the position that fill made yet. `position_stamps` is SYMBOL|idx → stamp, rows
+    deleted since included (a position that went flat has a stamp too)."""
+    newest: dict[str, int] = {}
+    for key, stamp in position_stamps.items():
+        symbol = key.partition("|")[0]
+        newest[symbol] = max(stamp, newest.get(symbol, -1))
+    return sorted(symbol for symbol, ms in fills.items() if ms > newest.get(symbol, -1))
+
+
+class _Loaded(NamedTuple):
+    meta: dict[str, Any]
+    orders: dict[str, tuple[ExchangeOrder, int]]
+    positions: dict[str, tuple[Position, int]]
+    position_stamps: dict[str, int]  # SYMBOL|idx → stamp, deleted rows included
+    fills: dict[str, int]  # SYMBOL → latest execution pushed (ms)
+
+
 class StreamView:
     """One account's stream view in Redis (its owner: every key of it is read and written here)."""
 
@@ -189,6 +216,14 @@ class StreamView:
         ]
         return self._write(keys.view_orders(self.prefix, account), rows)
 
+    def apply_fills(self, account: str, fills: Iterable[tuple[str, int]]) -> int:
+        """Pushed executions as (symbol, execution time ms): the latest per symbol, newer-wins."""
+        latest: dict[str, int] = {}
+        for symbol, ms in fills:
+            latest[symbol] = max(ms, latest.get(symbol, 0))
+        rows = [(symbol, ms, str(ms)) for symbol, ms in latest.items()]
+        return self._write(keys.view_fills(self.prefix, account), rows)
+
     def apply_positions(self, account: str, positions: Iterable[tuple[Position, int]]) -> int:
         """Pushed positions with their update time (ms), newer-wins."""
         rows = [
@@ -210,9 +245,7 @@ class StreamView:
 
     # ------------------------------------------------------------------------------- reads
 
-    def _load(
-        self, account: str
-    ) -> tuple[dict[str, Any], dict[str, tuple[ExchangeOrder, int]], dict[str, tuple[Position, int]]]:
+    def _load(self, account: str) -> _Loaded:
         ok, pk = keys.view_orders(self.prefix, account), keys.view_positions(self.prefix, account)
         pipe = self.redis.pipeline(transaction=False)
         pipe.hgetall(keys.view_meta(self.prefix, account))
@@ -220,7 +253,8 @@ class StreamView:
         pipe.hgetall(keys.view_stamps(ok))
         pipe.hgetall(pk)
         pipe.hgetall(keys.view_stamps(pk))
-        meta, orows, ostamps, prows, pstamps = pipe.execute()
+        pipe.hgetall(keys.view_fills(self.prefix, account))
+        meta, orows, ostamps, prows, pstamps, fills = pipe.execute()
         self._orphan_stamps = {
             **{(ok, k): int(v) for k, v in ostamps.items() if k not in orows},
             **{(pk, k): int(v) for k, v in pstamps.items() if k not in prows},
@@ -231,7 +265,13 @@ class StreamView:
         positions = {}
         for k, v in prows.items():
             positions[k] = (position_from_dict(orjson.loads(v)), int(pstamps.get(k, 0)))
-        return meta, orders, positions
+        return _Loaded(
+            meta,
+            orders,
+            positions,
+            {k: int(v) for k, v in pstamps.items()},
+            {k: int(v) for k, v in fills.items()},
+        )
 
     def usable(self, meta: Mapping[str, str], alive: bool, now: float) -> bool:
         reconciled = float(meta.get("reconciled_at", "0") or 0)
@@ -245,8 +285,12 @@ class StreamView:
         Final orders the view holds come as looked up: the core's look-ups for them are answered."""
         if not self.redis.exists(keys.view_alive(self.prefix, account)):
             return None
-        meta, orders, positions = self._load(account)
+        meta, orders, positions, position_stamps, fills = self._load(account)
         if not self.usable(meta, True, now):
+            return None
+        behind = positions_behind(fills, position_stamps)
+        if behind:
+            log.debug("view of %s: fills on %s not in a position push yet; read by REST", account, behind)
             return None
         open_orders = {lid: o for lid, (o, _) in orders.items() if o.status.is_open}
         finals = {lid: o for lid, (o, _) in orders.items() if not o.status.is_open}
@@ -270,7 +314,7 @@ class StreamView:
         if not self.redis.exists(keys.view_alive(self.prefix, account)):
             return None
         taken_ms = int(snap.taken_at * 1000)
-        meta, orders, positions = self._load(account)
+        meta, orders, positions, _, fills = self._load(account)
         rest_orders = {lid: o for lid, o in snap.open_orders.items() if parse_link_id(lid) is not None}
         rest_positions = {key_of(s, i): p for (s, i), p in snap.positions.items() if p.size > 0}
         found, order_writes, position_writes = diverged(
@@ -298,6 +342,11 @@ class StreamView:
         for (rows_key, field), stamp in self._orphan_stamps.items():
             if stamp < taken_ms - FINAL_KEPT_MS:
                 pipe.hdel(keys.view_stamps(rows_key), field)
+        # fills this read started after are in its positions (now in the view): settled
+        settled = [symbol for symbol, ms in fills.items() if ms <= taken_ms]
+        if settled:
+            pipe.hdel(keys.view_fills(self.prefix, account), *settled)
+            pipe.hdel(keys.view_stamps(keys.view_fills(self.prefix, account)), *settled)
         pipe.hset(meta_key, "reconciled_at", repr(snap.taken_at))
         if found:
             pipe.hincrby(meta_key, "divergences", len(found))

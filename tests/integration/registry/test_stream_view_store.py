@@ -89,3 +89,30 @@ def test_the_view_is_read_only_while_it_can_be_trusted(redis_client):
     v.mark_down("main")
     assert v.snapshot("main", now=T + 7, instruments=no_instruments) is None  # the stream is down
     assert v.divergences("main") == 0  # every REST read agreed with the view
+
+
+def test_a_fill_the_position_push_has_not_shown_yet_keeps_the_view_unread(redis_client):
+    """Bybit pushes a fill's execution, order and position as separate messages: between the first
+    and the last, the view's orders and position disagree, so a check reads REST instead."""
+    v = view(redis_client)
+    p = Position("BTCUSDT", 0, Side.BUY, D("0.030"), D("60000"))
+    v.mark_alive("main")
+    v.reconcile("main", rest(T, [order()], [p]))
+    assert v.snapshot("main", now=T + 1, instruments=no_instruments) is not None
+    fill_ms = int((T + 2) * 1000)
+    v.apply_fills("main", [("BTCUSDT", fill_ms)])  # the stop fired: its execution came first
+    v.apply_orders("main", [order(ExchangeOrderStatus.FILLED, updated=fill_ms)])
+    assert v.snapshot("main", now=T + 3, instruments=no_instruments) is None  # the position lags
+    v.apply_fills("main", [("ETHUSDT", fill_ms - 5)])  # another symbol's fill changes nothing here
+    flat = Position("BTCUSDT", 0, None, D("0"), D("0"))
+    v.apply_positions("main", [(flat, fill_ms)])  # the position push that shows it
+    snap = v.snapshot("main", now=T + 3, instruments=no_instruments)
+    assert snap is None  # ETHUSDT's position has not been pushed yet either
+    v.apply_positions("main", [(Position("ETHUSDT", 0, Side.BUY, D("1"), D("3000")), fill_ms)])
+    snap = v.snapshot("main", now=T + 3, instruments=no_instruments)
+    assert snap is not None and ("BTCUSDT", 0) not in snap.positions  # flat
+    # a fill whose position push was lost: a REST read made after it settles it
+    v.apply_fills("main", [("BTCUSDT", fill_ms + 100)])
+    assert v.snapshot("main", now=T + 4, instruments=no_instruments) is None
+    v.reconcile("main", rest(T + 4, [], []))
+    assert v.snapshot("main", now=T + 5, instruments=no_instruments) is not None

@@ -3,9 +3,11 @@ divergence (a change a push should have brought), and what the view becomes (new
 
 from decimal import Decimal as D
 
+import pytest
+
 from core.models import ExchangeOrder, ExchangeOrderStatus, Position, Side
 from tasks.stream import pushed_rows
-from workers.stream_view import DIVERGENCE_GRACE_MS, FINAL_KEPT_MS, diverged
+from workers.stream_view import DIVERGENCE_GRACE_MS, FINAL_KEPT_MS, diverged, positions_behind
 
 T = 1_800_000_000_000  # the REST read started here (ms)
 OLD = T - DIVERGENCE_GRACE_MS - 1
@@ -108,17 +110,35 @@ def test_what_a_push_carries_into_the_view():
         "price": "62000",
         "updatedTime": "1800000000123",
     }
-    orders, positions = pushed_rows(
+    orders, positions, fills = pushed_rows(
         "order", [row, {**row, "orderLinkId": "by-hand"}, "junk"], received_at=1.0
     )
     assert [(o.link_id, o.status, o.filled, o.updated_ms) for o in orders] == [
         (LID, FILLED, D("0.010"), 1_800_000_000_123)
     ]
-    assert positions == []
+    assert positions == [] and fills == []
     prow = {"symbol": "BTCUSDT", "positionIdx": 0, "side": "Buy", "size": "0.02", "avgPrice": "60000"}
-    _, positions = pushed_rows("position", [prow], received_at=1_800_000_001.5)
+    _, positions, _ = pushed_rows("position", [prow], received_at=1_800_000_001.5)
     assert [(p.size, stamp) for p, stamp in positions] == [(D("0.02"), 1_800_000_001_500)]
-    _, positions = pushed_rows("position", [{**prow, "updatedTime": "1800000000999"}], received_at=0)
+    _, positions, _ = pushed_rows("position", [{**prow, "updatedTime": "1800000000999"}], received_at=0)
     assert positions[0][1] == 1_800_000_000_999
     # a row that does not parse is skipped, not fatal
-    assert pushed_rows("order", [{**row, "orderStatus": "Weird"}], received_at=1.0) == ([], [])
+    assert pushed_rows("order", [{**row, "orderStatus": "Weird"}], received_at=1.0) == ([], [], [])
+    # every execution (ours or by hand) moves its symbol's position: its time is noted
+    erow = {"symbol": "BTCUSDT", "orderLinkId": "by-hand", "execTime": "1800000000500", "execQty": "0.01"}
+    assert pushed_rows("execution", [erow], received_at=0).fills == [("BTCUSDT", 1_800_000_000_500)]
+
+
+@pytest.mark.parametrize(
+    ("fills", "stamps", "behind"),
+    [
+        ({}, {}, []),
+        ({"BTCUSDT": 100}, {}, ["BTCUSDT"]),  # a new position, not pushed yet
+        ({"BTCUSDT": 100}, {"BTCUSDT|0": 100}, []),  # the same instant: shown
+        ({"BTCUSDT": 100}, {"BTCUSDT|0": 99}, ["BTCUSDT"]),
+        ({"BTCUSDT": 100}, {"BTCUSDT|1": 50, "BTCUSDT|2": 120}, []),  # hedge: either side's push
+        ({"BTCUSDT": 100, "ETHUSDT": 7}, {"BTCUSDT|0": 150, "ETHUSDT|0": 3}, ["ETHUSDT"]),
+    ],
+)
+def test_positions_behind_their_fills(fills, stamps, behind):
+    assert positions_behind(fills, stamps) == behind
