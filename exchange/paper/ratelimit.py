@@ -3,8 +3,9 @@
 X-Bapi-Limit-Reset-Timestamp. Batch endpoints count one unit per order item, in their own pool.
 
 A breach is HTTP 200 + retCode 10006 with the reset timestamp = when the oldest request of the
-window leaves it (always ≥ now). Switched off, every request passes and the headers still show the
-nominal limit with the full quota.
+window leaves it (always ≥ now). Switched off, every request passes and the headers show an
+unlimited quota (`UNLIMITED` left of `UNLIMITED`): a client that paces itself by the headers, as
+Bybit asks, is not held to a limit nobody enforces.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from core.errors import FixInput
 
 WINDOW_MS = 1000
+UNLIMITED = 1_000_000  # what the headers report while the limits are switched off
 
 DEFAULT_LIMITS: dict[str, int] = {
     "/v5/order/create": 10,
@@ -80,9 +82,9 @@ class RateLimiter:
 
     def take(self, account: str, path: str, now_ms: int, units: int = 1) -> Quota:
         """Spend up to `units` of the account's quota on `path` (batch: one unit per item)."""
-        limit = self.limit_of(path)
         if not self.enabled:
-            return Quota(limit, limit, now_ms, units)
+            return Quota(UNLIMITED, UNLIMITED, now_ms, units)
+        limit = self.limit_of(path)
         window = self._windows.get((account, path))
         if window is None:
             window = self._windows[(account, path)] = deque()

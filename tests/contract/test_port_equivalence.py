@@ -127,3 +127,21 @@ def test_the_same_answers_through_both_ports(port_and_prices):
     )
     assert not bad[0].ok and bad[0].error is not None
     assert port.wallet_balance(account).wallet_balance > 0
+
+
+def test_a_paper_exchange_without_limits_does_not_pace_the_client(paper):
+    """Limits switched off: the answers' headers report an unlimited quota, so the client (which
+    paces itself by them) sends 60 take-profit creates at once, none left for a later pass."""
+    creds = paper.new_account(balance=1_000_000)
+    paper.admin.set_rate_limits(enabled=False)
+    paper.admin.set_prices({"BTCUSDT": "60000"})
+    account = Account("main", paper.base_url, Secret(creds.api_key), Secret(creds.api_secret))
+    s = Settings(**UNLIMITED)
+    port = build_client(paper.base_url, s, pool=SessionPool(s))
+    for n in range(3):
+        orders = [
+            place(account, f"tgaaaaaaaaaa-TP{i}-{n + 1}", Side.SELL, "0.001", price=D(70000 + i))
+            for i in range(1, 21)
+        ]
+        results = port.place(account, orders)
+        assert all(r.ok for r in results), [r.message for r in results if not r.ok][:2]

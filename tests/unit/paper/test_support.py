@@ -15,7 +15,7 @@ from exchange.paper.feeds import RandomWalk, parse_replay_csv
 from exchange.paper.indexes import SeqIndex
 from exchange.paper.instruments import REAL_INSTRUMENTS, default_instruments, synthetic_instruments
 from exchange.paper.params import Params, order_request, parse_query
-from exchange.paper.ratelimit import RateLimiter
+from exchange.paper.ratelimit import UNLIMITED, RateLimiter
 from exchange.paper.records import PaperAccount
 
 D = Decimal
@@ -183,6 +183,9 @@ def test_batch_items_count_one_unit_each() -> None:
 def test_rate_limits_switched_off_and_configured() -> None:
     rl = RateLimiter(enabled=False)
     assert all(rl.take("k", "/v5/order/create", 0).granted for _ in range(100))
+    # …and the headers say so: a client pacing itself by them is not held to the nominal 10/s
+    q = rl.take("k", "/v5/order/create", 0)
+    assert (q.limit, q.remaining) == (UNLIMITED, UNLIMITED)
     rl = RateLimiter({"/v5/position/list": 2})
     assert [rl.take("k", "/v5/position/list", 0).granted for _ in range(3)] == [1, 1, 0]
     with pytest.raises(FixInput):
