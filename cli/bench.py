@@ -19,7 +19,8 @@ def bench_command(
     profile: Annotated[
         str,
         typer.Option(
-            help="streams | polling | baseline, a comma list of them, all, or none (only the capacity run)"
+            help="streams | streams_faults | polling | baseline, a comma list of them, all, or none "
+            "(only the capacity run)"
         ),
     ] = "all",
     json_path: Annotated[Path | None, typer.Option("--json", help="Write every figure to this file.")] = None,
@@ -31,6 +32,13 @@ def bench_command(
     capacity_minutes: Annotated[float, typer.Option(help="Minutes per capacity step.")] = 2.0,
     capacity_profile: Annotated[str, typer.Option(help="The profile the capacity run measures.")] = "streams",
     docs: Annotated[bool, typer.Option(help="Write the results into docs/benchmarks.md.")] = False,
+    exchange_limits: Annotated[
+        bool,
+        typer.Option(
+            help="The paper exchange enforces Bybit's default per-account rate limits (and the client "
+            "keeps its default budgets): what a real account at the default level allows."
+        ),
+    ] = False,
 ) -> None:
     """Run the real stack (Redis, worker pools, beat, paper exchange over HTTP and WebSocket,
     persistence, dashboard) once per profile on the same workload: streams (the defaults, with the
@@ -51,4 +59,5 @@ def bench_command(
         capacity_minutes=capacity_minutes,
         capacity_profile=capacity_profile,
         docs=docs,
+        exchange_limits=exchange_limits,
     )

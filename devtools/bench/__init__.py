@@ -33,6 +33,7 @@ def run_bench(
     capacity_minutes: float = 2.0,
     capacity_profile: str = "streams",
     docs: bool = False,
+    exchange_limits: bool = False,
 ) -> None:
     """Run the real stack (Redis, worker pools, beat, paper exchange over HTTP, persistence,
     dashboard; the stream process in the streams profile) once per profile on the same workload, and
@@ -67,7 +68,13 @@ def run_bench(
                 tasks[what] = bar.add_task(what, total=total)
             bar.update(tasks[what], completed=done, total=total)
 
-        options = {"monitors": monitors, "accounts": accounts, "minutes": minutes, "seed": seed}
+        options = {
+            "monitors": monitors,
+            "accounts": accounts,
+            "minutes": minutes,
+            "seed": seed,
+            "exchange_limits": exchange_limits,
+        }
         machine = report.machine()
 
         def save() -> None:  # after every run: a long capacity walk keeps what it measured so far
@@ -79,13 +86,27 @@ def run_bench(
         progress = RunProgress(say=lambda text: bar.console.print(text), step=step)
         for n in names:
             results[n] = run_profile(
-                n, Options(monitors=monitors, accounts=accounts, minutes=minutes, seed=seed), progress
+                n,
+                Options(
+                    monitors=monitors,
+                    accounts=accounts,
+                    minutes=minutes,
+                    seed=seed,
+                    exchange_limits=exchange_limits,
+                ),
+                progress,
             )
             save()
         for size in sizes:
             c = run_profile(
                 capacity_profile,
-                Options(monitors=size, accounts=accounts, minutes=capacity_minutes, seed=seed),
+                Options(
+                    monitors=size,
+                    accounts=accounts,
+                    minutes=capacity_minutes,
+                    seed=seed,
+                    exchange_limits=exchange_limits,
+                ),
                 progress,
                 run_dir=f"capacity-{size}",
             )

@@ -52,6 +52,9 @@ from workers.lag import CHECK_LAG, CHECK_START_LAG, REACTION, REACTION_ALL
 PROFILES: dict[str, dict[str, str]] = {
     # the defaults, with the stream process: pushes call checks, checks read the stream view
     "streams": {},
+    # the same, while the exchange loses some of its pushes and drops every private connection every
+    # 30 s (a tenth of the run in quick mode): reconciliation must catch every lost push
+    "streams_faults": {},
     # the polling guard: every optimisation but the streams (no stream process)
     "polling": {"TPSL_STREAMS": "false"},
     # every rollback switch on: the plain behaviour the optimisations are measured against
@@ -64,9 +67,12 @@ PROFILES: dict[str, dict[str, str]] = {
         "TPSL_STREAMS": "false",
     },
 }
-WITH_STREAM_PROCESS = {"streams"}
-# the paper exchange runs without rate limits; so must the client's fleet-wide buckets, or they
-# would cap what is measured (a real Bybit account's limits are discussed in docs/benchmarks.md)
+WITH_STREAM_PROCESS = {"streams", "streams_faults"}
+WITH_STREAM_FAULTS = {"streams_faults"}
+LOST_PUSHES = 0.02  # the share of private pushes the faulted profile loses
+DROP_EVERY_S = 30.0  # …and how often it drops every private connection
+# the paper exchange runs without rate limits (unless --exchange-limits); so must the client's
+# fleet-wide buckets, or they would cap what is measured (Bybit's own limits: docs/benchmarks.md)
 COMMON_ENV = {
     "TPSL_RATE_READ_PER_S": "100000",
     "TPSL_RATE_TRADE_PER_S": "100000",
@@ -86,6 +92,7 @@ class Options:
     seed: int = 1
     workdir: Path = Path("var/bench")
     quiet: bool = False
+    exchange_limits: bool = False  # the paper exchange enforces Bybit's default per-account limits
 
 
 @dataclass
@@ -159,7 +166,13 @@ def _start(
             paper_spec(
                 paper_port,
                 env0,
-                extra=["--extra-symbols", str(per), "--no-rate-limit", "--seed", str(opts.seed)],
+                extra=[
+                    "--extra-symbols",
+                    str(per),
+                    "--seed",
+                    str(opts.seed),
+                    *([] if opts.exchange_limits else ["--no-rate-limit"]),
+                ],
             )
         ),
     ]
@@ -186,7 +199,7 @@ def _start(
     env = with_source_path(
         {
             **env0,
-            **COMMON_ENV,
+            **({} if opts.exchange_limits else COMMON_ENV),
             **PROFILES[name],
             "REDIS_URL": redis_url,
             "DATABASE_URL": database_url,
@@ -302,8 +315,19 @@ def _measure(
     t0 = time.time()
     duration = opts.minutes * 60
     next_rss = t0 + 15
+    faulted = name in WITH_STREAM_FAULTS
+    drop_every = min(DROP_EVERY_S, duration / 10)
+    next_drop = t0 + drop_every
+    drops = 0
+    if faulted:
+        admin.add_fault(endpoint="/v5/private", lose=True, error_rate=LOST_PUSHES, seed=opts.seed)
     while (now := time.time()) < t0 + duration:
         admin.set_prices(workload.prices_at((now - t0) / duration))
+        if faulted and now >= next_drop:
+            # the next message on each private connection closes it instead (one per account)
+            admin.add_fault(endpoint="/v5/private", drop_connection=True, count=len(workload.accounts))
+            drops += 1
+            next_drop = now + drop_every
         stack.sup.check()
         if now >= next_rss:
             rss.append(_rss(stack))
@@ -312,12 +336,15 @@ def _measure(
         time.sleep(max(0.0, 1.0 - (time.time() - now)))
     t1 = time.time()
     progress.step(f"{name}: driving prices", duration, duration)
+    if faulted:
+        admin.clear_faults()  # settling and the loss count below run on a healthy stream
     rss.append(_rss(stack))
     cpu1 = _cpu_s(stack)
     rss_by_process = _rss_by_process(stack)
     window = t1 - t0
     stats = admin.stats()
-    pushes = admin.streams().get("pushes", 0)
+    stream_stats = admin.streams()
+    pushes = stream_stats.get("pushes", 0)
     divergences = _divergences(rt) - divergences0
     reads = read_counts(rt)
     persist1 = persist_stats(rt.redis, prefix=rt.prefix)
@@ -357,6 +384,14 @@ def _measure(
         "view_reads_per_min": round(sum(reads.get("view_reads", {}).values()) / minutes, 1),
         "ws_pushes_per_min": round(pushes / minutes, 1),
         "stream_divergences": divergences,
+        "stream_faults": {
+            "pushes_lost": stream_stats.get("lost", 0),
+            "connections_dropped": stream_stats.get("dropped", 0),
+            "drops_called": drops,
+        }
+        if faulted
+        else None,
+        "exchange_limits": opts.exchange_limits,
         "calls_per_read": round(calls_per_read, 2) if calls_per_read else None,
         "target_calls_per_min": round(1.2 * accounts * calls_per_read * critical_polls, 1)
         if calls_per_read
