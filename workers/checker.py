@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, cast
 
@@ -110,25 +110,41 @@ def read(
 ) -> Snapshot:
     """A Snapshot of the account for these monitors: positions + open orders, the shared tickers,
     and the final state of every owned order that left the open list."""
-    return look_up(account, client, read_account(rt, account, client, symbol=symbol), monitors)
+    monitors = list(monitors)
+    snap, _ = read_account(rt, account, client, symbol=symbol, orders_for=lambda _: link_ids(monitors))
+    return look_up(account, client, snap, monitors)
 
 
 def read_account(
-    rt: Runtime, account: Account, client: ExchangePort, *, symbol: str | None = None
-) -> Snapshot:
-    """Positions + open orders of the account (or of one symbol), with the shared tickers: from
-    the account's stream view while its stream is healthy and the view recently reconciled (no REST
-    call), else by REST, which then reconciles the view (workers/stream_view.py)."""
+    rt: Runtime,
+    account: Account,
+    client: ExchangePort,
+    *,
+    symbol: str | None = None,
+    orders_for: Callable[[Snapshot], Iterable[str]] | None = None,
+) -> tuple[Snapshot, bool]:
+    """Positions + open orders of the account (or of one symbol), with the shared tickers, and
+    whether they came from the account's stream view. The view is read while its stream is healthy
+    and it was recently reconciled (no REST call; only the orders `orders_for` names, given the
+    positions); else the account is read by REST, every order, and that read reconciles the view
+    (workers/stream_view.py)."""
     view = stream_view(rt)
     if view is not None and symbol is None:
-        snap = view.snapshot(account.id, now=rt.clock(), instruments=client.instruments)
+        snap = view.snapshot(
+            account.id, now=rt.clock(), instruments=client.instruments, orders_for=orders_for
+        )
         if snap is not None:
             count_view_read(rt, account.id)
-            return replace(snap, tickers=shared_tickers(rt, client))
+            return replace(snap, tickers=shared_tickers(rt, client)), True
     snap = client.snapshot(account, symbol=symbol)
     if view is not None and symbol is None:
         view.reconcile(account.id, snap)
-    return replace(snap, tickers=shared_tickers(rt, client))
+    return replace(snap, tickers=shared_tickers(rt, client)), False
+
+
+def link_ids(monitors: Iterable[Monitor]) -> list[str]:
+    """The orderLinkIds a check of these monitors reads: every order their state holds."""
+    return [o.link_id for m in monitors for o in m.orders]
 
 
 def stream_view(rt: Runtime) -> StreamView | None:
@@ -176,14 +192,24 @@ def _pass(
     symbol: str | None,
     result: CheckResult,
 ) -> None:
-    snap = read_account(rt, account, client, symbol=symbol)
     index = PositionIndex(rt.redis, prefix=rt.prefix)
-    if symbol is None:
+    skip = {item.monitor.id for item in group}
+    moved: list[Loaded] = []
+
+    def joining(snap: Snapshot) -> list[Loaded]:
         # monitors whose position changed since their last step join this pass, due or not: a fill
         # is acted on within one read of the account, whatever the monitor's tier
-        moved = index.changed(snap, skip={item.monitor.id for item in group})
-        if moved:
-            group = group + list(store.load_many(moved).values())
+        changed = index.changed(snap, skip=skip) if symbol is None else []
+        return list(store.load_many(changed).values()) if changed else []
+
+    def orders_for(positions: Snapshot) -> list[str]:
+        moved.extend(joining(positions))
+        return link_ids(item.monitor for item in (*group, *moved))
+
+    snap, from_view = read_account(rt, account, client, symbol=symbol, orders_for=orders_for)
+    if not from_view:
+        moved[:] = joining(snap)  # a REST read: every order came, the positions decide who joins
+    group = group + moved
     snap = look_up(account, client, snap, (item.monitor for item in group))
     result.reads += 1
     count_read(rt, account.id, len(group))

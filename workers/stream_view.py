@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 import orjson
@@ -279,29 +279,68 @@ class StreamView:
         return alive and reconciled > gap and now - reconciled <= self.reconcile_s
 
     def snapshot(
-        self, account: str, *, now: float, instruments: Callable[[], Mapping[str, Instrument]]
+        self,
+        account: str,
+        *,
+        now: float,
+        instruments: Callable[[], Mapping[str, Instrument]],
+        orders_for: Callable[[Snapshot], Iterable[str]] | None = None,
     ) -> Snapshot | None:
         """The account from the view (no REST call), or None when the view cannot be trusted now.
-        Final orders the view holds come as looked up: the core's look-ups for them are answered."""
-        if not self.redis.exists(keys.view_alive(self.prefix, account)):
+        Final orders the view holds come as looked up: the core's look-ups for them are answered.
+
+        `orders_for`: given the snapshot with its positions (and no orders yet), the orderLinkIds
+        the check needs; only those orders are read (a check of a few monitors does not decode an
+        account's thousands of orders). None: every order of the account. The fills are read again
+        with the orders, so a fill pushed in between (its order newer than the positions read)
+        sends the check to REST as well."""
+        pk = keys.view_positions(self.prefix, account)
+        fills_key = keys.view_fills(self.prefix, account)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.exists(keys.view_alive(self.prefix, account))
+        pipe.hgetall(keys.view_meta(self.prefix, account))
+        pipe.hgetall(pk)
+        pipe.hgetall(keys.view_stamps(pk))
+        pipe.hgetall(fills_key)
+        alive, meta, prows, pstamps, fills = pipe.execute()
+        if not self.usable(meta, bool(alive), now):
             return None
-        meta, orders, positions, position_stamps, fills = self._load(account)
-        if not self.usable(meta, True, now):
-            return None
-        behind = positions_behind(fills, position_stamps)
+        position_stamps = {k: int(v) for k, v in pstamps.items()}
+        behind = positions_behind({k: int(v) for k, v in fills.items()}, position_stamps)
         if behind:
             log.debug("view of %s: fills on %s not in a position push yet; read by REST", account, behind)
             return None
-        open_orders = {lid: o for lid, (o, _) in orders.items() if o.status.is_open}
-        finals = {lid: o for lid, (o, _) in orders.items() if not o.status.is_open}
-        return Snapshot(
+        positions = [position_from_dict(orjson.loads(v)) for v in prows.values()]
+        base = Snapshot(
             account=account,
             # pushes take a moment: what our own latest intents did may not be in the view yet, so
             # the view does not judge them (the core waits for a read taken after an intent)
             taken_at=now - self.read_margin_s,
-            positions={(p.symbol, p.position_idx): p for p, _ in positions.values() if p.size > 0},
-            open_orders=open_orders,
+            positions={(p.symbol, p.position_idx): p for p in positions if p.size > 0},
+            open_orders={},
             instruments=instruments(),
+        )
+        ok = keys.view_orders(self.prefix, account)
+        pipe = self.redis.pipeline(transaction=False)
+        if orders_for is None:
+            pipe.hgetall(ok)
+        else:
+            wanted = sorted(set(orders_for(base)))
+            if wanted:
+                pipe.hmget(ok, wanted)
+        pipe.hgetall(fills_key)
+        *got, fills = pipe.execute()
+        if positions_behind({k: int(v) for k, v in fills.items()}, position_stamps):
+            return None
+        if orders_for is None:
+            rows = list(got[0].values())
+        else:
+            rows = [r for r in (got[0] if got else []) if r is not None]
+        orders = [exchange_order_from_dict(orjson.loads(r)) for r in rows]
+        finals = {o.link_id: o for o in orders if not o.status.is_open}
+        return replace(
+            base,
+            open_orders={o.link_id: o for o in orders if o.status.is_open},
             closed_orders=finals,
             looked_up=frozenset(finals),
         )

@@ -116,3 +116,33 @@ def test_a_fill_the_position_push_has_not_shown_yet_keeps_the_view_unread(redis_
     assert v.snapshot("main", now=T + 4, instruments=no_instruments) is None
     v.reconcile("main", rest(T + 4, [], []))
     assert v.snapshot("main", now=T + 5, instruments=no_instruments) is not None
+
+
+def test_a_check_reads_only_the_orders_it_names(redis_client):
+    v = view(redis_client)
+    p = Position("BTCUSDT", 0, Side.BUY, D("0.030"), D("60000"))
+    other = ExchangeOrder(
+        "o2", "tg7kq2m9xa3f-TP1-1", "BTCUSDT", Side.SELL, "Limit", D("0.01"), D(0), ExchangeOrderStatus.NEW
+    )
+    v.mark_alive("main")
+    v.reconcile("main", rest(T, [order(), other], [p]))
+    seen = []
+
+    def orders_for(positions):
+        seen.append(dict(positions.positions))  # the positions come first, to decide who joins
+        return [LID, "tgnotthere00-SL-1"]
+
+    snap = v.snapshot("main", now=T + 1, instruments=no_instruments, orders_for=orders_for)
+    assert snap is not None and list(snap.open_orders) == [LID]
+    assert seen == [{("BTCUSDT", 0): p}]
+    assert (
+        v.snapshot("main", now=T + 1, instruments=no_instruments, orders_for=lambda _: []).open_orders == {}
+    )
+
+    def a_fill_arrives_meanwhile(positions):
+        v.apply_fills("main", [("BTCUSDT", int((T + 1) * 1000))])
+        return [LID]
+
+    assert (
+        v.snapshot("main", now=T + 1, instruments=no_instruments, orders_for=a_fill_arrives_meanwhile) is None
+    )
