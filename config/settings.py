@@ -141,6 +141,20 @@ class Settings(BaseSettings):
         "third of this while the check runs; a holder that dies frees the account within this.",
     )
     soft_shutdown_timeout_s: float = Field(20.0, description="Warm shutdown grace (< 30 s Heroku).")
+    worker_pool: Literal["prefork", "threads"] = Field(
+        "prefork",
+        description="Celery execution pool of the worker processes: prefork (a child process per slot) "
+        "or threads (one process, a thread per slot; see docs/benchmarks.md, Worker pools).",
+    )
+    worker_fast_concurrency: int = Field(
+        4, ge=1, le=256, description="Slots of worker_fast (dispatch, critical, active), count."
+    )
+    worker_bulk_concurrency: int = Field(
+        2, ge=1, le=256, description="Slots of worker_bulk (standard, inactive, idle, maintenance), count."
+    )
+    worker_persist_concurrency: int = Field(
+        2, ge=1, le=256, description="Slots of worker_persist (persist, alerts), count."
+    )
 
     # ---- web
     dashboard_token: SecretStr | None = Field(
@@ -246,6 +260,13 @@ class Settings(BaseSettings):
             if seconds <= 0:
                 raise ValueError(f"{tier.value}: interval must be > 0 seconds")
         return v
+
+    def worker_concurrency(self, pool: str) -> int:
+        """Slots of a worker pool of config/queues.py POOLS (worker_fast, worker_bulk, worker_persist)."""
+        value = getattr(self, f"{pool}_concurrency", None)
+        if not isinstance(value, int):
+            raise ValueError(f"pool: unknown worker pool {pool!r}")
+        return value
 
     def interval(self, tier: Tier) -> float:
         """Check interval of a tier, seconds (the fixed-polling switch overrides every tier)."""

@@ -43,6 +43,7 @@ from devtools.stack import (
     stream_spec,
     web_spec,
     with_source_path,
+    worker_settings,
     worker_specs,
 )
 from devtools.supervisor import Child, Supervisor, group_members
@@ -71,7 +72,6 @@ COMMON_ENV = {
     "TPSL_RATE_TRADE_PER_S": "100000",
     "TPSL_RATE_BATCH_ORDERS_PER_S": "100000",
 }
-CONCURRENCY = {"worker_fast": 4, "worker_bulk": 2, "worker_persist": 2}
 DASHBOARD_REQUESTS = 200  # per endpoint, after warming
 WARMUP_S = 20.0  # after seeding, before the measured window (the latency slots are 10 s wide)
 START_TIMEOUT_S = 240.0
@@ -194,7 +194,7 @@ def _start(
         }
     )
     progress.say(f"{name}: starting the worker pools, beat and the dashboard")
-    workers = [sup.start(s) for s in worker_specs(env, concurrency=CONCURRENCY, node=f"bench-{name}")]
+    workers = [sup.start(s) for s in worker_specs(env, node=f"bench-{name}")]
     others = [sup.start(beat_spec(base, env)), sup.start(web_spec(web_port, env))]
     if name in WITH_STREAM_PROCESS:
         others.append(sup.start(stream_spec(env)))
@@ -297,6 +297,7 @@ def _measure(
     persist0 = persist_stats(rt.redis, prefix=rt.prefix)
     divergences0 = _divergences(rt)
     rss = [_rss(stack)]
+    series = [(0.0, _rss_by_process(stack))]
     cpu0 = _cpu_s(stack)
     t0 = time.time()
     duration = opts.minutes * 60
@@ -306,6 +307,7 @@ def _measure(
         stack.sup.check()
         if now >= next_rss:
             rss.append(_rss(stack))
+            series.append((round(now - t0, 1), _rss_by_process(stack)))
             next_rss = now + 15
         progress.step(f"{name}: driving prices", now - t0, duration)
         time.sleep(max(0.0, 1.0 - (time.time() - now)))
@@ -314,6 +316,7 @@ def _measure(
     rss.append(_rss(stack))
     cpu1 = _cpu_s(stack)
     rss_by_process = _rss_by_process(stack)
+    series.append((round(t1 - t0, 1), rss_by_process))
     window = t1 - t0
     stats = admin.stats()
     pushes = admin.streams().get("pushes", 0)
@@ -344,6 +347,7 @@ def _measure(
     conns = stats.get("connections")
     return {
         "profile": name,
+        "worker_pool": worker_settings(stack.env).worker_pool,
         "monitors": workload.monitors,
         "accounts": accounts,
         "minutes": round(minutes, 2),
@@ -382,6 +386,7 @@ def _measure(
         "connection_reuse": round(1 - conns / calls, 5) if conns is not None and calls else None,
         "worker_rss_mb": {"start": rss[0], "end": rss[-1], "max": max(rss)},
         "rss_mb_by_process": rss_by_process,
+        "rss_mb_series": [{"t_s": t, **by} for t, by in series],
         "total_rss_mb": round(sum(v for k, v in rss_by_process.items() if k != "web"), 1),
         "cpu_s_by_process": {k: round(cpu1.get(k, 0.0) - v, 1) for k, v in cpu0.items()},
         "cpu_s_per_1000_monitor_hours": round(
@@ -421,11 +426,11 @@ def _pids(child: Child) -> list[int]:
 
 
 def _rss_by_process(stack: Stack) -> dict[str, float]:
-    """MB resident per process type: the worker pools together (prefork children included), beat,
-    the dashboard and, in the streams profile, the stream process."""
+    """MB resident per process type: each worker pool (its prefork children included), beat, the
+    dashboard and, in the streams profile, the stream process."""
     out: dict[str, float] = {}
     for child in [*stack.workers, *stack.others]:
-        kind = "workers" if child in stack.workers else child.name
+        kind = child.name
         kb = 0
         for pid in _pids(child):
             with contextlib.suppress(OSError):

@@ -235,7 +235,7 @@ class Demo:
         needed = [
             self.sup.start(s)
             for s in [
-                *worker_specs(env, concurrency=CONCURRENCY, node="demo"),
+                *worker_specs(env, node="demo", concurrency=CONCURRENCY),
                 beat_spec(self.paths.work, env),
                 stream_spec(env),
             ]
