@@ -10,7 +10,7 @@ Every figure is measured, none estimated:
 - dashboard latency: HTTP requests against `tpsl web` with a warm cache; hit rate from the cache's
   counters;
 - connection reuse: connections the paper exchange accepted vs requests it served;
-- worker RSS: /proc of every process of the worker pools.
+- RSS and PSS per process type: /proc of every process (the prefork children with their pool).
 """
 
 from __future__ import annotations
@@ -316,6 +316,7 @@ def _measure(
     rss.append(_rss(stack))
     cpu1 = _cpu_s(stack)
     rss_by_process = _rss_by_process(stack)
+    pss_by_process = _pss_by_process(stack)
     series.append((round(t1 - t0, 1), rss_by_process))
     window = t1 - t0
     stats = admin.stats()
@@ -386,6 +387,8 @@ def _measure(
         "connection_reuse": round(1 - conns / calls, 5) if conns is not None and calls else None,
         "worker_rss_mb": {"start": rss[0], "end": rss[-1], "max": max(rss)},
         "rss_mb_by_process": rss_by_process,
+        "pss_mb_by_process": pss_by_process,
+        "total_pss_mb": round(sum(v for k, v in pss_by_process.items() if k != "web"), 1),
         "rss_mb_series": [{"t_s": t, **by} for t, by in series],
         "total_rss_mb": round(sum(v for k, v in rss_by_process.items() if k != "web"), 1),
         "cpu_s_by_process": {k: round(cpu1.get(k, 0.0) - v, 1) for k, v in cpu0.items()},
@@ -438,6 +441,22 @@ def _rss_by_process(stack: Stack) -> dict[str, float]:
                     if line.startswith("VmRSS:"):
                         kb += int(line.split()[1])
         out[kind] = round(out.get(kind, 0.0) + kb / 1024, 1)
+    return out
+
+
+def _pss_by_process(stack: Stack) -> dict[str, float]:
+    """MB proportional set size per process type (/proc/<pid>/smaps_rollup): a page shared by n
+    processes (a prefork parent and its children share most of theirs) counts 1/n in each, so unlike
+    RSS the sum is what the processes take together."""
+    out: dict[str, float] = {}
+    for child in [*stack.workers, *stack.others]:
+        kb = 0
+        for pid in _pids(child):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                    if line.startswith("Pss:"):
+                        kb += int(line.split()[1])
+        out[child.name] = round(out.get(child.name, 0.0) + kb / 1024, 1)
     return out
 
 
