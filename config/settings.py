@@ -141,16 +141,17 @@ class Settings(BaseSettings):
         "third of this while the check runs; a holder that dies frees the account within this.",
     )
     soft_shutdown_timeout_s: float = Field(20.0, description="Warm shutdown grace (< 30 s Heroku).")
-    worker_pool: Literal["prefork", "threads"] = Field(
-        "prefork",
-        description="Celery execution pool of the worker processes: prefork (a child process per slot) "
-        "or threads (one process, a thread per slot; see docs/benchmarks.md, Worker pools).",
+    worker_pool: Literal["threads", "prefork"] = Field(
+        "threads",
+        description="Celery execution pool of the worker processes: threads (one process, a thread per "
+        "slot) or prefork (a child process per slot: ~100 MB each; with it, 4/2/2 slots were the "
+        "defaults); see docs/benchmarks.md, Worker pools and memory.",
     )
     worker_fast_concurrency: int = Field(
-        4, ge=1, le=256, description="Slots of worker_fast (dispatch, critical, active), count."
+        8, ge=1, le=256, description="Slots of worker_fast (dispatch, critical, active), count."
     )
     worker_bulk_concurrency: int = Field(
-        2, ge=1, le=256, description="Slots of worker_bulk (standard, inactive, idle, maintenance), count."
+        4, ge=1, le=256, description="Slots of worker_bulk (standard, inactive, idle, maintenance), count."
     )
     worker_persist_concurrency: int = Field(
         2, ge=1, le=256, description="Slots of worker_persist (persist, alerts), count."

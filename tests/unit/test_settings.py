@@ -62,9 +62,9 @@ def test_pooling_and_streams_are_on_by_default_and_part_of_the_baseline() -> Non
 
 
 def test_worker_pool_and_slots() -> None:
-    s = Settings(worker_pool="threads", worker_fast_concurrency=8)
-    assert s.worker_pool == "threads"
-    assert [s.worker_concurrency(p) for p in ("worker_fast", "worker_bulk", "worker_persist")] == [8, 2, 2]
+    s = Settings(worker_pool="prefork", worker_fast_concurrency=6)
+    assert s.worker_pool == "prefork" and Settings().worker_pool == "threads"
+    assert [s.worker_concurrency(p) for p in ("worker_fast", "worker_bulk", "worker_persist")] == [6, 4, 2]
     with pytest.raises(ValidationError, match="worker_pool"):
         Settings(worker_pool="gevent")
     with pytest.raises(ValidationError, match="worker_bulk_concurrency"):
