@@ -141,6 +141,21 @@ class Settings(BaseSettings):
         "third of this while the check runs; a holder that dies frees the account within this.",
     )
     soft_shutdown_timeout_s: float = Field(20.0, description="Warm shutdown grace (< 30 s Heroku).")
+    worker_pool: Literal["threads", "prefork"] = Field(
+        "threads",
+        description="Celery execution pool of the worker processes: threads (one process, a thread per "
+        "slot) or prefork (a child process per slot: ~100 MB each; with it, 4/2/2 slots were the "
+        "defaults); see docs/benchmarks.md, Worker pools and memory.",
+    )
+    worker_fast_concurrency: int = Field(
+        8, ge=1, le=256, description="Slots of worker_fast (dispatch, critical, active), count."
+    )
+    worker_bulk_concurrency: int = Field(
+        4, ge=1, le=256, description="Slots of worker_bulk (standard, inactive, idle, maintenance), count."
+    )
+    worker_persist_concurrency: int = Field(
+        2, ge=1, le=256, description="Slots of worker_persist (persist, alerts), count."
+    )
 
     # ---- web
     dashboard_token: SecretStr | None = Field(
@@ -253,6 +268,13 @@ class Settings(BaseSettings):
             if seconds <= 0:
                 raise ValueError(f"{tier.value}: interval must be > 0 seconds")
         return v
+
+    def worker_concurrency(self, pool: str) -> int:
+        """Slots of a worker pool of config/queues.py POOLS (worker_fast, worker_bulk, worker_persist)."""
+        value = getattr(self, f"{pool}_concurrency", None)
+        if not isinstance(value, int):
+            raise ValueError(f"pool: unknown worker pool {pool!r}")
+        return value
 
     def interval(self, tier: Tier) -> float:
         """Check interval of a tier, seconds (the fixed-polling switch overrides every tier)."""

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from config.queues import POOLS
+from config.settings import Settings
 from devtools.supervisor import ProcessSpec, http_ok, log_line, tcp_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,14 +79,35 @@ def paper_spec(port: int, env: Mapping[str, str], *, extra: Sequence[str] = ()) 
     )
 
 
-def worker_specs(env: Mapping[str, str], *, concurrency: Mapping[str, int], node: str) -> list[ProcessSpec]:
-    """One worker per pool of config/queues.py, reading that pool's queues in their order."""
+WORKER_SETTINGS = ("worker_pool", *(f"{pool}_concurrency" for pool in POOLS))
+
+
+def worker_settings(env: Mapping[str, str]) -> Settings:
+    """The worker pool type and slots the children will read from `env` (TPSL_WORKER_POOL,
+    TPSL_WORKER_<POOL>_CONCURRENCY; the Settings defaults for what `env` does not set)."""
+    given = {name: env[f"TPSL_{name.upper()}"] for name in WORKER_SETTINGS if f"TPSL_{name.upper()}" in env}
+    return Settings(**given)  # type: ignore[arg-type]  # validated (and named in the error) here
+
+
+def worker_specs(
+    env: Mapping[str, str], *, node: str, concurrency: Mapping[str, int] | None = None
+) -> list[ProcessSpec]:
+    """One worker per pool of config/queues.py, reading that pool's queues in their order, with the
+    pool type and slots of the settings (`concurrency` overrides the slots). BENCH_TRACEMALLOC=<pool>=<dir>
+    in `env` runs that pool under tracemalloc, its snapshots written to <dir>; BENCH_WORKER_LAYOUT=single
+    starts one process reading every queue (dispatch and the tiers first) with all the slots."""
+    settings = worker_settings(env)
+    traced_pool, _, trace_dir = env.get("BENCH_TRACEMALLOC", "").partition("=")
+    slots_of = {pool: (concurrency or {}).get(pool) or settings.worker_concurrency(pool) for pool in POOLS}
+    pools: dict[str, tuple[str, ...]] = dict(POOLS)
+    if env.get("BENCH_WORKER_LAYOUT") == "single":  # one process reads every queue, in table order
+        pools = {"worker_all": tuple(q for queues in POOLS.values() for q in queues)}
+        slots_of = {"worker_all": sum(slots_of.values())}
     specs = []
-    for pool, queues in POOLS.items():
+    for pool, queues in pools.items():
         short = pool.removeprefix("worker_")
-        argv = python(
-            "-m",
-            "celery",
+        slots = slots_of[pool]
+        celery_args = [
             "-A",
             "tasks",
             "worker",
@@ -93,14 +115,20 @@ def worker_specs(env: Mapping[str, str], *, concurrency: Mapping[str, int], node
             f"{short}.{node}@%h",
             "-Q",
             ",".join(queues),
+            "--pool",
+            settings.worker_pool,
             "--concurrency",
-            str(concurrency.get(pool, 1)),
+            str(slots),
             "--prefetch-multiplier",
             "1",
             "--loglevel",
             "INFO",
             "-E",  # task events, for Flower
-        )
+        ]
+        if pool == traced_pool and trace_dir:  # what grows in this pool's memory (devtools/memtrace.py)
+            argv = python("-m", "devtools.memtrace", "run", "--out", trace_dir, "--", *celery_args)
+        else:
+            argv = python("-m", "celery", *celery_args)
         specs.append(ProcessSpec(pool, argv, env=env, ready=log_line(r"\bready\.\s*$"), layer=1))
     return specs
 

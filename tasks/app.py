@@ -13,11 +13,13 @@ from config.logging import setup_logging
 from config.settings import Settings, get_settings
 from tasks import checks, housekeeping, persist
 from tasks.publisher import CeleryPublisher
+from tasks.time_limits import ThreadTimeLimits, limits_of
 from workers.runtime import Runtime, build_runtime, get_runtime, set_runtime
 
 log = logging.getLogger(__name__)
 
 _default: Celery | None = None
+_thread_limits = ThreadTimeLimits()  # the soft time limit of tasks run on threads (--pool threads)
 _default_lock = threading.Lock()
 
 
@@ -45,7 +47,9 @@ def runtime(app: Celery) -> Runtime:
     """This process's runtime, publishing through `app`."""
     rt = get_runtime()
     if rt.publisher is None:
-        rt.publisher = CeleryPublisher(app)
+        with rt._lock:  # the threads pool: one publisher, whichever thread comes first
+            if rt.publisher is None:
+                rt.publisher = CeleryPublisher(app)
     return rt
 
 
@@ -68,6 +72,15 @@ def _connect_signals(app: Celery, settings: Settings) -> None:
             reconcile(runtime(app))
         except Exception:
             log.exception("reconcile at worker start failed; the maintenance run will retry")
+
+    @signals.task_prerun.connect(weak=False, dispatch_uid="tpsl.task_prerun")
+    def _task_start(task_id: str = "", task: object = None, **_: object) -> None:
+        soft, hard = limits_of(task, app.conf.task_soft_time_limit, app.conf.task_time_limit)
+        _thread_limits.start(task_id, getattr(task, "name", "?"), soft, hard)
+
+    @signals.task_postrun.connect(weak=False, dispatch_uid="tpsl.task_postrun")
+    def _task_end(**_: object) -> None:
+        _thread_limits.finish()
 
     @signals.worker_process_shutdown.connect(weak=False, dispatch_uid="tpsl.process_shutdown")
     def _process_shutdown(**_: object) -> None:

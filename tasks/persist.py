@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from typing import TYPE_CHECKING, Any
 
 from celery import Celery
@@ -85,10 +86,14 @@ def _checked_records(rt: Runtime, monitors: list[dict[str, Any]]) -> tuple[list[
 
 
 _SESSION = None
+_SESSION_LOCK = threading.Lock()
 
 
 def _session() -> Any:
+    """The process's alert session (one, whichever thread of the threads pool asks first)."""
     global _SESSION
     if _SESSION is None:
-        _SESSION = pooled_session()
+        with _SESSION_LOCK:
+            if _SESSION is None:
+                _SESSION = pooled_session()
     return _SESSION

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import functools
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -25,18 +26,67 @@ def decode(state_json: str | bytes) -> Monitor:
     return monitor_from_dict(orjson.loads(state_json))
 
 
-DECODED_MAX = 10_000  # decoded states kept per process (each holds one state text, ~2–3 KB)
+DECODED_MAX = 10_000  # monitors whose decoded state a process keeps (one entry per monitor)
 
 
-@functools.lru_cache(maxsize=DECODED_MAX)
-def decoded(state_json: str) -> Monitor:
-    """The monitor of a state text, remembered by the exact text (least recently used go first).
+class DecodedStates:
+    """The decoded state of each monitor this process read lately, by monitor id, with the exact
+    text it was decoded from: served again only for that same text.
 
     Decoding is pure and a Monitor is immutable, so a text unchanged since this process last read
     it gives the same Monitor without decoding again: most monitors of an account check are
-    unchanged (at 625 monitors per account decoding was ~10 % of a fast worker's time). The text is
-    the key, so a stale monitor can never be served; an unreadable text raises and is not kept."""
-    return decode(state_json)
+    unchanged (at 625 monitors per account decoding was ~10 % of a fast worker's time). A monitor
+    holds one entry, replaced when its state changes, so the memo's size follows the live monitors
+    and never the churn of their versions; past `maxsize` monitors the least recently read go. The
+    text is compared in full, so a stale monitor can never be served; an unreadable text raises and
+    is not kept. Thread-safe (the threads pool shares one per process)."""
+
+    def __init__(self, maxsize: int = DECODED_MAX) -> None:
+        if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 1:
+            raise ValueError(f"maxsize: must be a positive count (got {maxsize!r})")
+        self.maxsize = maxsize
+        self._data: OrderedDict[str, tuple[str, Monitor]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, monitor_id: str, state_json: str) -> Monitor:
+        with self._lock:
+            held = self._data.get(monitor_id)
+            if held is not None and held[0] == state_json:
+                self._data.move_to_end(monitor_id)
+                self.hits += 1
+                return held[1]
+        m = decode(state_json)  # outside the lock: the other threads go on meanwhile
+        with self._lock:
+            self._data[monitor_id] = (state_json, m)
+            self._data.move_to_end(monitor_id)
+            while len(self._data) > self.maxsize:
+                self._data.popitem(last=False)
+            self.misses += 1
+        return m
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._data)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+            self.hits = self.misses = 0
+
+
+_decoded = DecodedStates()
+
+
+def decoded(monitor_id: str, state_json: str) -> Monitor:
+    """The monitor of a state text, from this process's memo when the monitor's text is unchanged."""
+    return _decoded.get(monitor_id, state_json)
+
+
+def decoded_states() -> DecodedStates:
+    """This process's memo (statistics, tests)."""
+    return _decoded
 
 
 def record_of(m: Monitor) -> MonitorRecord:
@@ -72,7 +122,7 @@ class MonitorStore:
         out: dict[str, Loaded] = {}
         for mid, stored in self.registry.get_many(list(ids)).items():
             try:
-                out[mid] = Loaded(decoded(stored.state_json), stored.version)
+                out[mid] = Loaded(decoded(mid, stored.state_json), stored.version)
             except Exception:  # a state we cannot read must not stop the others
                 log.exception("monitor %s: unreadable state in the registry; skipped", mid)
         return out

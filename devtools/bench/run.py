@@ -11,7 +11,7 @@ Every figure is measured, none estimated:
 - dashboard latency: HTTP requests against `tpsl web` with a warm cache; hit rate from the cache's
   counters;
 - connection reuse: connections the paper exchange accepted vs requests it served;
-- worker RSS: /proc of every process of the worker pools.
+- RSS and PSS per process type: /proc of every process (the prefork children with their pool).
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ from devtools.stack import (
     stream_spec,
     web_spec,
     with_source_path,
+    worker_settings,
     worker_specs,
 )
 from devtools.supervisor import Child, Supervisor, group_members
@@ -78,7 +79,6 @@ COMMON_ENV = {
     "TPSL_RATE_TRADE_PER_S": "100000",
     "TPSL_RATE_BATCH_ORDERS_PER_S": "100000",
 }
-CONCURRENCY = {"worker_fast": 4, "worker_bulk": 2, "worker_persist": 2}
 DASHBOARD_REQUESTS = 200  # per endpoint, after warming
 WARMUP_S = 20.0  # after seeding, before the measured window (the latency slots are 10 s wide)
 START_TIMEOUT_S = 240.0
@@ -208,7 +208,7 @@ def _start(
         }
     )
     progress.say(f"{name}: starting the worker pools, beat and the dashboard")
-    workers = [sup.start(s) for s in worker_specs(env, concurrency=CONCURRENCY, node=f"bench-{name}")]
+    workers = [sup.start(s) for s in worker_specs(env, node=f"bench-{name}")]
     others = [sup.start(beat_spec(base, env)), sup.start(web_spec(web_port, env))]
     if name in WITH_STREAM_PROCESS:
         others.append(sup.start(stream_spec(env)))
@@ -311,6 +311,7 @@ def _measure(
     persist0 = persist_stats(rt.redis, prefix=rt.prefix)
     divergences0 = _divergences(rt)
     rss = [_rss(stack)]
+    series = [(0.0, _rss_by_process(stack))]
     cpu0 = _cpu_s(stack)
     t0 = time.time()
     duration = opts.minutes * 60
@@ -331,6 +332,7 @@ def _measure(
         stack.sup.check()
         if now >= next_rss:
             rss.append(_rss(stack))
+            series.append((round(now - t0, 1), _rss_by_process(stack)))
             next_rss = now + 15
         progress.step(f"{name}: driving prices", now - t0, duration)
         time.sleep(max(0.0, 1.0 - (time.time() - now)))
@@ -341,6 +343,8 @@ def _measure(
     rss.append(_rss(stack))
     cpu1 = _cpu_s(stack)
     rss_by_process = _rss_by_process(stack)
+    pss_by_process = _pss_by_process(stack)
+    series.append((round(t1 - t0, 1), rss_by_process))
     window = t1 - t0
     stats = admin.stats()
     stream_stats = admin.streams()
@@ -373,6 +377,7 @@ def _measure(
     conns = stats.get("connections")
     return {
         "profile": name,
+        "worker_pool": worker_settings(stack.env).worker_pool,
         "monitors": workload.monitors,
         "accounts": accounts,
         "minutes": round(minutes, 2),
@@ -425,6 +430,9 @@ def _measure(
         "connection_reuse": round(1 - conns / calls, 5) if conns is not None and calls else None,
         "worker_rss_mb": {"start": rss[0], "end": rss[-1], "max": max(rss)},
         "rss_mb_by_process": rss_by_process,
+        "pss_mb_by_process": pss_by_process,
+        "total_pss_mb": round(sum(v for k, v in pss_by_process.items() if k != "web"), 1),
+        "rss_mb_series": [{"t_s": t, **by} for t, by in series],
         "total_rss_mb": round(sum(v for k, v in rss_by_process.items() if k != "web"), 1),
         "cpu_s_by_process": {k: round(cpu1.get(k, 0.0) - v, 1) for k, v in cpu0.items()},
         "cpu_s_per_1000_monitor_hours": round(
@@ -464,11 +472,11 @@ def _pids(child: Child) -> list[int]:
 
 
 def _rss_by_process(stack: Stack) -> dict[str, float]:
-    """MB resident per process type: the worker pools together (prefork children included), beat,
-    the dashboard and, in the streams profile, the stream process."""
+    """MB resident per process type: each worker pool (its prefork children included), beat, the
+    dashboard and, in the streams profile, the stream process."""
     out: dict[str, float] = {}
     for child in [*stack.workers, *stack.others]:
-        kind = "workers" if child in stack.workers else child.name
+        kind = child.name
         kb = 0
         for pid in _pids(child):
             with contextlib.suppress(OSError):
@@ -476,6 +484,22 @@ def _rss_by_process(stack: Stack) -> dict[str, float]:
                     if line.startswith("VmRSS:"):
                         kb += int(line.split()[1])
         out[kind] = round(out.get(kind, 0.0) + kb / 1024, 1)
+    return out
+
+
+def _pss_by_process(stack: Stack) -> dict[str, float]:
+    """MB proportional set size per process type (/proc/<pid>/smaps_rollup): a page shared by n
+    processes (a prefork parent and its children share most of theirs) counts 1/n in each, so unlike
+    RSS the sum is what the processes take together."""
+    out: dict[str, float] = {}
+    for child in [*stack.workers, *stack.others]:
+        kb = 0
+        for pid in _pids(child):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                    if line.startswith("Pss:"):
+                        kb += int(line.split()[1])
+        out[child.name] = round(out.get(child.name, 0.0) + kb / 1024, 1)
     return out
 
 

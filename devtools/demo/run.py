@@ -56,6 +56,7 @@ from devtools.stack import (
     redis_spec,
     stream_spec,
     web_spec,
+    worker_settings,
     worker_specs,
 )
 from devtools.supervisor import Child, ProcessDied, ProcessError, StopRequested, Supervisor
@@ -66,7 +67,9 @@ TICK_S = 0.5  # view refresh and script step, seconds (~2 refreshes per second)
 START_TIMEOUT_S = 180.0  # a process not ready by then has failed to start (2 slow cores, cold caches)
 STOP_GRACE_S = 20.0  # SIGTERM → SIGKILL, seconds (Celery's warm shutdown finishes running checks)
 LINGER_S = 3.0  # with --until-done: the final state stays on screen this long, seconds
-CONCURRENCY = {"worker_fast": 2, "worker_bulk": 1, "worker_persist": 1}  # this demo runs on 2 cores
+# this demo runs on 2 cores: with the prefork pool (a process per slot) it keeps few slots; threads
+# cost no process each, and the settings' slots apply
+PREFORK_CONCURRENCY = {"worker_fast": 2, "worker_bulk": 1, "worker_persist": 1}
 
 
 # ------------------------------------------------------------------------------------------ observing
@@ -235,7 +238,13 @@ class Demo:
         needed = [
             self.sup.start(s)
             for s in [
-                *worker_specs(env, concurrency=CONCURRENCY, node="demo"),
+                *worker_specs(
+                    env,
+                    node="demo",
+                    concurrency=PREFORK_CONCURRENCY
+                    if worker_settings(env).worker_pool == "prefork"
+                    else None,
+                ),
                 beat_spec(self.paths.work, env),
                 stream_spec(env),
             ]

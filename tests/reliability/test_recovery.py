@@ -112,14 +112,15 @@ def committed(env: Env, mid: str) -> set[str]:
         return {e.kind for e in events_for(s, mid, limit=100)}
 
 
+@pytest.mark.parametrize("pool", ["prefork", "threads"])
 def test_a_worker_killed_mid_check_stalls_its_account_seconds_and_loses_no_critical_event(
-    paper, stack_accounts, tmp_path
+    paper, stack_accounts, tmp_path, pool
 ):
     _, accounts = stack_accounts
     with EmbeddedRedis(appendonly=True) as server, environment(server.url, tmp_path, accounts, **OVER) as env:
         paper.admin.set_prices({"BTCUSDT": "60500"})
         m = create_monitor(env.rt, conservative_long())
-        workers = {name: env.worker(name, concurrency=1) for name in ("w1", "w2")}
+        workers = {name: env.worker(name, concurrency=1, pool=pool) for name in ("w1", "w2")}
         with dispatchers(env):
             paper.admin.set_prices({"BTCUSDT": "58900"})
             wait_for(lambda: guarded(env, m.id, OrderRole.SL) and guarded(env, m.id, OrderRole.TP))

@@ -56,3 +56,16 @@ def test_honcho_accepts_the_procfile():
     out = subprocess.run([str(honcho), "check"], cwd=ROOT, capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr
     assert "Valid procfile" in out.stderr
+
+
+def test_worker_pool_type_and_slots_come_from_the_settings_with_their_defaults():
+    """Each worker line passes TPSL_WORKER_POOL and its TPSL_WORKER_<POOL>_CONCURRENCY, falling back
+    to the Settings defaults (what devtools/stack.py starts when nothing is set)."""
+    from config.settings import Settings
+
+    defaults = Settings()
+    for pool in POOLS:
+        cmd = procfile()[pool]
+        assert f"--pool ${{TPSL_WORKER_POOL:-{defaults.worker_pool}}}" in cmd, cmd
+        var = f"TPSL_{pool.upper()}_CONCURRENCY"
+        assert f"--concurrency ${{{var}:-{defaults.worker_concurrency(pool)}}}" in cmd, cmd

@@ -188,7 +188,7 @@ def test_children_get_services_accounts_and_credentials_through_the_environment(
 
 
 def test_workers_read_the_pools_of_the_tier_table() -> None:
-    specs = worker_specs({}, concurrency={}, node="demo")
+    specs = worker_specs({}, node="demo")
     assert [s.name for s in specs] == list(POOLS)
     for spec in specs:
         argv = list(spec.argv)
@@ -215,3 +215,17 @@ def test_the_demo_database_is_fresh_each_run(tmp_path: Path) -> None:
     url = fresh_demo_db(paths)
     assert url == f"sqlite:///{(paths.var / 'demo.db').resolve()}"
     assert list(paths.var.iterdir()) == []
+
+
+def test_workers_take_the_pool_type_and_slots_from_the_environment() -> None:
+    env = {"TPSL_WORKER_POOL": "prefork", "TPSL_WORKER_BULK_CONCURRENCY": "3"}
+    specs = {s.name: list(s.argv) for s in worker_specs(env, node="demo")}
+    for argv in specs.values():
+        assert argv[argv.index("--pool") + 1] == "prefork"
+    slots = {name: argv[argv.index("--concurrency") + 1] for name, argv in specs.items()}
+    assert slots == {"worker_fast": "8", "worker_bulk": "3", "worker_persist": "2"}
+    # an explicit count (the demo's, on 2 cores) wins; a bad value is refused naming the field
+    demo = worker_specs(env, node="demo", concurrency={"worker_fast": 2})
+    assert demo[0].argv[list(demo[0].argv).index("--concurrency") + 1] == "2"
+    with pytest.raises(ValueError, match="worker_pool"):
+        worker_specs({"TPSL_WORKER_POOL": "gevent"}, node="demo")

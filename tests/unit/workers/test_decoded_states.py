@@ -1,7 +1,9 @@
-"""The per-process memo of decoded monitor states: served only for the exact same text."""
+"""The per-process memo of decoded monitor states: served only for the exact same text, one entry per
+monitor, bounded, shared safely by the threads of one process."""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 from decimal import Decimal as D
 
@@ -9,7 +11,7 @@ import pytest
 
 from core.models import Monitor, Tier
 from tests.unit.core.builders import conservative_long
-from workers.store import decoded, encode
+from workers.store import DECODED_MAX, DecodedStates, decoded, decoded_states, encode
 
 
 def monitor(mid: str = "m1", **kw: object) -> Monitor:
@@ -18,33 +20,76 @@ def monitor(mid: str = "m1", **kw: object) -> Monitor:
 
 @pytest.fixture(autouse=True)
 def empty_memo() -> None:
-    decoded.cache_clear()
+    decoded_states().clear()
 
 
 def counts() -> tuple[int, int]:
-    info = decoded.cache_info()
-    return info.hits, info.misses
+    memo = decoded_states()
+    return memo.hits, memo.misses
 
 
 def test_an_unchanged_state_is_decoded_once_and_a_changed_one_again() -> None:
     first = monitor(version=3)
     text = encode(first)
-    a = decoded(text)
-    b = decoded("".join(text))  # equal text, another object: still a hit
+    a = decoded("m1", text)
+    b = decoded("m1", "".join(text))  # equal text, another object: still a hit
     assert a == first and b is a and counts() == (1, 1)
 
     moved = monitor(version=4, stop_price=D("59000"))
-    c = decoded(encode(moved))
+    c = decoded("m1", encode(moved))
     assert c == moved and c is not a and counts() == (1, 2)
-    assert decoded(text) == first  # an older text gives its own monitor, never the newer one
+    assert decoded("m1", text) == first  # an older text gives its own monitor, never the newer one
 
 
-def test_the_memo_is_bounded() -> None:
-    assert decoded.cache_info().maxsize is not None and decoded.cache_info().maxsize >= 1000
+def test_a_monitor_holds_one_entry_whatever_its_versions() -> None:
+    for version in range(50):
+        decoded("m1", encode(monitor(version=version)))
+    assert len(decoded_states()) == 1  # the memo follows the live monitors, not the churn of states
+
+
+def test_the_memo_is_bounded_least_recently_read_first() -> None:
+    assert DECODED_MAX >= 1000
+    memo = DecodedStates(maxsize=3)
+    texts = {mid: encode(monitor(mid)) for mid in ("a", "b", "c", "d")}
+    for mid in ("a", "b", "c"):
+        memo.get(mid, texts[mid])
+    memo.get("a", texts["a"])  # read again: "b" is now the least recently read
+    memo.get("d", texts["d"])
+    assert len(memo) == 3
+    hits = memo.hits
+    memo.get("a", texts["a"])
+    memo.get("c", texts["c"])
+    assert memo.hits == hits + 2  # kept
+    misses = memo.misses
+    memo.get("b", texts["b"])
+    assert memo.misses == misses + 1  # "b" had gone
+    with pytest.raises(ValueError, match="maxsize"):
+        DecodedStates(maxsize=0)
 
 
 def test_an_unreadable_state_raises_and_is_not_remembered() -> None:
     with pytest.raises(Exception):  # noqa: B017 - whatever the codec raises; the store logs and skips it
-        decoded('{"id": "m1"}')
+        decoded("m1", '{"id": "m1"}')
     good = encode(monitor())
-    assert decoded(good) == monitor() and decoded.cache_info().currsize == 1
+    assert decoded("m1", good) == monitor() and len(decoded_states()) == 1
+
+
+def test_threads_share_the_memo_safely() -> None:
+    memo = DecodedStates(maxsize=50)
+    texts = [encode(monitor(f"m{i}", version=i)) for i in range(100)]
+    errors: list[BaseException] = []
+
+    def reader(offset: int) -> None:
+        try:
+            for n in range(400):
+                i = (n * 7 + offset) % 100
+                assert memo.get(f"m{i}", texts[i]).version == i
+        except BaseException as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=reader, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(memo) == 50 and memo.hits + memo.misses == 8 * 400
