@@ -1,16 +1,18 @@
 """One check of one account: read it once, step every listed monitor, act, record, reschedule.
 
 The cost of a check is a fixed handful of exchange calls per account (positions + open orders, all
-pages; a look-up of orders that left the open list, when some did; the shared ticker cache) whatever
-the number of monitors, unless the `per_monitor_calls` rollback switch asks for one read per monitor.
+pages; a look-up of orders that left the open list, when some did; the shared ticker cache, unless
+the public ticker stream has fresh prices of every symbol checked) whatever the number of monitors,
+unless the `per_monitor_calls` rollback switch asks for one read per monitor.
 A failed read changes nothing: no Snapshot, no step; the monitors stay scheduled.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, cast
 
@@ -27,6 +29,7 @@ from workers.placements import execute_unless_known
 from workers.position_index import PositionIndex, key_of
 from workers.recorder import Recorder
 from workers.store import Loaded, MonitorStore
+from workers.stream_prices import StreamPrices
 from workers.stream_view import StreamView
 
 if TYPE_CHECKING:
@@ -107,27 +110,44 @@ def read(
     *,
     symbol: str | None = None,
 ) -> Snapshot:
-    """A Snapshot of the account for these monitors: positions + open orders, the shared tickers,
-    and the final state of every owned order that left the open list."""
-    return look_up(account, client, read_account(rt, account, client, symbol=symbol), monitors)
+    """A Snapshot of the account for these monitors: positions + open orders, the prices of their
+    symbols (and of `symbol`), and the final state of every owned order that left the open list."""
+    monitors = list(monitors)
+    wanted = {m.plan.symbol for m in monitors} | ({symbol} if symbol else set())
+    snap = read_account(rt, account, client, symbol=symbol, symbols=wanted or None)
+    return look_up(account, client, snap, monitors)
 
 
 def read_account(
+    rt: Runtime,
+    account: Account,
+    client: ExchangePort,
+    *,
+    symbol: str | None = None,
+    symbols: Collection[str] | None = None,
+) -> Snapshot:
+    """Positions + open orders of the account (or of one symbol), with the prices of `symbols`
+    (`tickers_for`; None: every ticker, from the shared REST cache)."""
+    snap = read_orders_positions(rt, account, client, symbol=symbol)
+    return replace(snap, tickers=tickers_for(rt, client, symbols))
+
+
+def read_orders_positions(
     rt: Runtime, account: Account, client: ExchangePort, *, symbol: str | None = None
 ) -> Snapshot:
-    """Positions + open orders of the account (or of one symbol), with the shared tickers: from
-    the account's stream view while its stream is healthy and the view recently reconciled (no REST
-    call), else by REST, which then reconciles the view (workers/stream_view.py)."""
+    """Positions + open orders of the account (or of one symbol), no tickers: from the account's
+    stream view while its stream is healthy and the view recently reconciled (no REST call), else
+    by REST, which then reconciles the view (workers/stream_view.py)."""
     view = stream_view(rt)
     if view is not None and symbol is None:
         snap = view.snapshot(account.id, now=rt.clock(), instruments=client.instruments)
         if snap is not None:
             count_view_read(rt, account.id)
-            return replace(snap, tickers=shared_tickers(rt, client))
+            return snap
     snap = client.snapshot(account, symbol=symbol)
     if view is not None and symbol is None:
         view.reconcile(account.id, snap)
-    return replace(snap, tickers=shared_tickers(rt, client))
+    return snap
 
 
 def stream_view(rt: Runtime) -> StreamView | None:
@@ -155,6 +175,22 @@ def look_up(account: Account, client: ExchangePort, snap: Snapshot, monitors: It
     return replace(snap, closed_orders={**snap.closed_orders, **found}, looked_up=snap.looked_up | looked)
 
 
+def tickers_for(rt: Runtime, client: ExchangePort, symbols: Collection[str] | None) -> dict[str, Ticker]:
+    """The prices of `symbols`: from the public ticker stream where the stream process confirmed
+    them within `ticker_stream_fresh_s` (workers/stream_prices.py), no exchange call when every one
+    is; the shared REST ticker cache for the rest (and for every ticker when `symbols` is None or
+    streams are off). A stream price is never older than that bound; the cache's at most
+    `ticker_cache_s`."""
+    if not rt.settings.streams or not symbols:
+        return shared_tickers(rt, client)
+    fresh = StreamPrices(rt.redis, prefix=rt.prefix).fresh(
+        symbols, now=time.time(), max_age_s=rt.settings.ticker_stream_fresh_s
+    )
+    if len(fresh) == len(set(symbols)):
+        return fresh
+    return {**shared_tickers(rt, client), **fresh}
+
+
 def shared_tickers(rt: Runtime, client: ExchangePort) -> dict[str, Ticker]:
     """Every ticker, one exchange call per `ticker_cache_s` shared by all accounts and workers."""
     import orjson
@@ -175,7 +211,7 @@ def _pass(
     symbol: str | None,
     result: CheckResult,
 ) -> None:
-    snap = read_account(rt, account, client, symbol=symbol)
+    snap = read_orders_positions(rt, account, client, symbol=symbol)
     index = PositionIndex(rt.redis, prefix=rt.prefix)
     if symbol is None:
         # monitors whose position changed since their last step join this pass, due or not: a fill
@@ -183,6 +219,7 @@ def _pass(
         moved = index.changed(snap, skip={item.monitor.id for item in group})
         if moved:
             group = group + list(store.load_many(moved).values())
+    snap = replace(snap, tickers=tickers_for(rt, client, {item.monitor.plan.symbol for item in group}))
     snap = look_up(account, client, snap, (item.monitor for item in group))
     result.reads += 1
     count_read(rt, account.id, len(group))
