@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -255,7 +255,14 @@ class StreamView:
             # pushes take a moment: what our own latest intents did may not be in the view yet, so
             # the view does not judge them (the core waits for a read taken after an intent)
             taken_at=now - self.read_margin_s,
-            positions={(p.symbol, p.position_idx): p for p, _ in positions.values() if p.size > 0},
+            # a pushed position's mark is as old as its last change (a position is pushed when it
+            # changes, not when the price moves): without it the check prices the symbol from the
+            # tickers (pushed by the ticker streams while fresh, else the REST cache)
+            positions={
+                (p.symbol, p.position_idx): replace(p, mark_price=None)
+                for p, _ in positions.values()
+                if p.size > 0
+            },
             open_orders=open_orders,
             instruments=instruments(),
             closed_orders=finals,
