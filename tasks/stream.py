@@ -276,9 +276,17 @@ class StreamWatch:
                 if ticker is None:
                     return
                 with self._price_lock:
+                    before = self._tickers.get(ticker.symbol)
                     self._tickers[ticker.symbol] = ticker
+                    if before == ticker:
+                        # a delta of other fields (volume, bid/ask…): the price and the bands stand,
+                        # and the heartbeat confirms the price
+                        self._public_health["pushes"] += 1
+                        return
                     self.prices.put([ticker], ev.received_at or self.clock())
                 for account, ids in self.bands.entered(ticker.symbol, ticker.mark_price).items():
+                    if account not in self.rt.accounts:
+                        continue  # a monitor of an account no longer configured: nothing can check it
                     self._public_health["entered"] += len(ids)
                     if self.coalescer.note(account, ids):
                         self.publish(account)
