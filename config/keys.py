@@ -95,6 +95,12 @@ def stream_health(prefix: str) -> str:
     return f"{prefix}:stream:health"
 
 
+def stream_prices(prefix: str) -> str:
+    """Hash SYMBOL → JSON {last, mark, at}: the price the public ticker stream last pushed, and when
+    the stream last confirmed it (a push, or a heartbeat while its connection is up)."""
+    return f"{prefix}:stream:prices"
+
+
 def view_orders(prefix: str, account: str) -> str:
     """Hash orderLinkId → the account's order as its stream last showed it (ours only)."""
     return f"{prefix}:view:{account}:orders"

@@ -214,10 +214,18 @@ class Settings(BaseSettings):
         description="A push's check is published this long after it, so the other pushes of the same "
         "fill (Bybit sends its execution, order and position apart) are in the stream view by then.",
     )
+    ticker_stream_fresh_s: float = Field(
+        3.0,
+        gt=0,
+        description="A check takes a symbol's price from the public ticker stream if the stream "
+        "confirmed it this recently (a push, or each second while its connection is up); else from "
+        "the REST ticker cache (TPSL_TICKER_CACHE_S), seconds.",
+    )
     streams: bool = Field(
         True,
-        description="The stream process turns pushed fills into checks at once; false: it idles and "
-        "the tiers alone poll, as before it existed.",
+        description="The stream process turns pushed fills, and prices entering a monitor's proximity "
+        "band, into checks at once, and checks read pushed orders, positions and prices; false: it "
+        "idles and the tiers alone poll, as before it existed.",
     )
 
     log_level: str = Field("INFO", description="Root log level.")

@@ -19,6 +19,7 @@ A closed monitor is `active` while cancels are unconfirmed, `idle` after. Pure; 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal
 
 from core.models import (
@@ -50,12 +51,7 @@ def classify(
         return Tier.ACTIVE if any(o.status.live for o in m.orders) else Tier.IDLE
     if in_flight(m):
         return Tier.CRITICAL
-    price = s.price(m.plan.symbol)
-    if (
-        price is not None
-        and price > 0
-        and any(abs(price - target) <= price * policy.proximity_band for target in watched_prices(m))
-    ):
+    if near(s.price(m.plan.symbol), watched_prices(m), policy.proximity_band):
         return Tier.CRITICAL
     if now - m.last_activity_at >= policy.idle_after_s:
         return Tier.IDLE
@@ -66,6 +62,21 @@ def classify(
     if m.phase in (Phase.BUILDING, Phase.PENDING) and m.live_orders(OrderRole.ENTRY):
         return Tier.ACTIVE
     return Tier.STANDARD
+
+
+def near(price: Decimal | None, targets: Iterable[Decimal], band: Decimal) -> bool:
+    """The proximity rule: the price is within `band` (a fraction of the price) of one of the
+    targets. No price, or none above zero, is near nothing. `classify` uses it on the mark of a
+    read; the stream process (tasks/stream.py) on each pushed mark, with `proximity_targets`."""
+    return price is not None and price > 0 and any(abs(price - t) <= price * band for t in targets)
+
+
+def proximity_targets(m: Monitor) -> tuple[Decimal, ...]:
+    """The targets whose approach makes the monitor critical by price (`near`): none for a closed
+    monitor, else `watched_prices`."""
+    if m.phase is Phase.CLOSED:
+        return ()
+    return tuple(watched_prices(m))
 
 
 def in_flight(m: Monitor) -> bool:

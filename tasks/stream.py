@@ -1,5 +1,13 @@
 """The stream process (`tpsl stream`, Procfile `stream`): each configured account's private stream,
-and one coalesced critical check for every push that touches a monitor.
+the public ticker stream of every monitored symbol, and one coalesced critical check for every push
+that touches a monitor.
+
+Public tickers (`tickers.{SYMBOL}`): the symbols of the monitors in the registry, refreshed every
+`BANDS_REFRESH_S` (new symbols subscribed, symbols no monitor has any more unsubscribed). Each push
+writes the symbol's price into Redis (workers/stream_prices.py), where checks read it instead of
+GET /v5/market/tickers while it is fresh; and a pushed mark that enters a monitor's proximity band
+(the core's rule, workers/stream_triggers.py `BandWatch`) queues a check of that monitor's account
+through the same coalescer as the private pushes.
 
 It only publishes: the check (`tpsl.stream_check`) runs on the workers like any tier check, reads
 the account by REST, and the core decides. The tiers keep scheduling every monitor whatever the
@@ -26,13 +34,15 @@ from config import keys
 from config.queues import TIERS
 from core.errors import TpslError
 from core.ids import parse_link_id
-from core.models import Account, ExchangeOrder, Position, Tier
+from core.models import Account, ExchangeOrder, Position, Ticker, Tier
 from exchange.bybit import parse
 from exchange.bybit.stream import BybitStreams, StreamEvent, StreamTiming
 from workers.checker import stream_view
 from workers.position_index import PositionIndex
 from workers.runtime import Runtime
-from workers.stream_triggers import POSITION_TOPICS, QUEUED_TTL_S, CheckCoalescer, touched
+from workers.store import decoded
+from workers.stream_prices import StreamPrices
+from workers.stream_triggers import POSITION_TOPICS, QUEUED_TTL_S, BandWatch, CheckCoalescer, touched
 
 ORDER_TOPICS = frozenset({"order", "order.linear"})
 EXECUTION_TOPICS = frozenset({"execution", "execution.linear", "execution.fast", "execution.fast.linear"})
@@ -40,6 +50,9 @@ EXECUTION_TOPICS = frozenset({"execution", "execution.linear", "execution.fast",
 log = logging.getLogger(__name__)
 
 PRIVATE_TOPICS = ("order", "execution", "position")
+TICKER_PREFIX = "tickers."
+HEARTBEAT_S = 1.0
+BANDS_REFRESH_S = 2.0  # the monitored symbols and their proximity targets, read again this often
 
 _BYBIT_STREAM_HOSTS = {
     "api.bybit.com": "stream.bybit.com",
@@ -95,24 +108,53 @@ class StreamWatch:
         self.streams: dict[str, BybitStreams] = {}
         self._health: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
+        # the public ticker streams: on the first account's stream host (prices are shared by every
+        # account, as the REST ticker cache is)
+        self.public: BybitStreams | None = None
+        self.prices = StreamPrices(rt.redis, prefix=rt.prefix)
+        self.bands = BandWatch(rt.policy.proximity_band)
+        self._tickers: dict[str, Ticker] = {}  # the last price pushed per symbol held
+        self._versions: dict[str, int] = {}  # monitor id → the version its bands were built from
+        self._price_lock = threading.Lock()  # a push and the heartbeat's confirmation write in turn
+        self._public_health: dict[str, Any] = {"pushes": 0, "entered": 0, "checks": 0, "gaps": 0, "downs": 0}
+        self._next_refresh = 0.0
 
     def start(self) -> StreamWatch:
         by_base: dict[str, list[Account]] = {}
-        for account in self.rt.accounts.values():
+        for account in sorted(self.rt.accounts.values(), key=lambda a: a.id):
             by_base.setdefault(stream_base(account.base_url), []).append(account)
         for base, accounts in by_base.items():
             streams = BybitStreams(base, self.on_event, timing=self.timing).start()
             self.streams[base] = streams
+            if self.public is None:
+                self.public = streams
             for account in accounts:
                 self._health[account.id] = _fresh_health()
                 streams.add_private(account.id, account.api_key, account.api_secret, PRIVATE_TOPICS)
-        log.info("streams: %d accounts on %d stream hosts", len(self._health), len(self.streams))
+        self.refresh_symbols()
+        log.info(
+            "streams: %d accounts on %d stream hosts; tickers of %d symbols",
+            len(self._health),
+            len(self.streams),
+            len(self.bands.symbols()),
+        )
         return self
 
     def stop(self) -> None:
+        """Close every stream; the views and prices it kept are no longer read (checks read REST)."""
         for streams in self.streams.values():
             streams.stop()
         self.streams.clear()
+        self.public = None
+        try:
+            if self.view is not None:
+                for account in self._health:
+                    self.view.mark_down(account)
+            with self._price_lock:
+                self.prices.drop(list(self._tickers))
+                self._tickers.clear()
+        except Exception:
+            log.exception("stream views and prices not marked down at stop; they expire on their own")
 
     def __enter__(self) -> StreamWatch:
         return self.start()
@@ -126,6 +168,7 @@ class StreamWatch:
         """On the streams' thread: never raises (a failure is logged; the tiers still poll)."""
         account = ev.account
         if account is None:
+            self._on_public(ev)
             return
         try:
             self._update_view(account, ev)
@@ -158,13 +201,123 @@ class StreamWatch:
             if pushed.positions:
                 self.view.apply_positions(account, pushed.positions)
 
+    def run(self, stop: threading.Event) -> None:
+        """The process's loop once started: a heartbeat every second until `stop` is set."""
+        while not stop.wait(HEARTBEAT_S):
+            try:
+                self.heartbeat()
+            except Exception:
+                log.exception("stream heartbeat failed; next one in %.0f s", HEARTBEAT_S)
+
     def heartbeat(self) -> None:
-        """Every second: the views of accounts whose stream is up stay readable."""
-        if self.view is None:
+        """Every second: the views of accounts whose stream is up stay readable, the prices of
+        symbols whose ticker connection is up are confirmed, and every `BANDS_REFRESH_S` the
+        monitored symbols and their bands are read again."""
+        if self.view is not None:
+            for account, h in self.health().items():
+                if h.get("connected"):
+                    self.view.mark_alive(account)
+        self.confirm_prices()
+        if self.clock() >= self._next_refresh:
+            self.refresh_symbols()
+
+    # ------------------------------------------------------------------------- public tickers
+
+    def refresh_symbols(self) -> None:
+        """Read the registry's monitors again (only those whose version changed are decoded): their
+        bands, and the ticker subscriptions (new symbols subscribed, abandoned ones dropped)."""
+        self._next_refresh = self.clock() + BANDS_REFRESH_S
+        try:
+            registry = self.rt.registry
+            versions = registry.versions(registry.ids())
+            gone = [mid for mid in self._versions if mid not in versions]
+            stale = [mid for mid, v in versions.items() if self._versions.get(mid) != v]
+            changed = []
+            for mid, stored in registry.get_many(stale).items():
+                try:
+                    changed.append(decoded(mid, stored.state_json))
+                except Exception:
+                    log.exception("monitor %s: unreadable state; no price trigger for it", mid)
+                    continue
+                self._versions[mid] = stored.version
+            for mid in gone:
+                self._versions.pop(mid, None)
+            before = self.bands.symbols()
+            self.bands.update(changed, gone)
+            after = self.bands.symbols()
+            if self.public is not None:
+                if after - before:
+                    self.public.add_public(sorted(after - before))
+                if before - after:
+                    self.public.remove_public(sorted(before - after))
+            if before - after:
+                with self._price_lock:
+                    for symbol in before - after:
+                        self._tickers.pop(symbol, None)
+                    self.prices.drop(before - after)
+        except Exception:
+            log.exception("ticker subscriptions not refreshed; tried again in %.0f s", BANDS_REFRESH_S)
+
+    def confirm_prices(self) -> None:
+        """The prices of every symbol whose public connection is up, confirmed now: the exchange
+        pushes each change, so a quiet symbol's last push is still its price."""
+        if self.public is None:
             return
-        for account, h in self.health().items():
-            if h.get("connected"):
-                self.view.mark_alive(account)
+        up = {
+            name for name, st in self.public.stats().items() if name.startswith("public:") and st["connected"]
+        }
+        symbols = [s for name, held in self.public.public_symbols().items() if name in up for s in held]
+        with self._price_lock:
+            held_now = [self._tickers[s] for s in symbols if s in self._tickers]
+            self.prices.put(held_now, self.clock())
+
+    def _on_public(self, ev: StreamEvent) -> None:
+        """A public push or a public connection's state, on the streams' thread: never raises."""
+        try:
+            if ev.kind == "message" and ev.topic.startswith(TICKER_PREFIX):
+                ticker = parse.ticker(ev.data) if isinstance(ev.data, dict) else None
+                if ticker is None:
+                    return
+                with self._price_lock:
+                    before = self._tickers.get(ticker.symbol)
+                    self._tickers[ticker.symbol] = ticker
+                    if before == ticker:
+                        # a delta of other fields (volume, bid/ask…): the price and the bands stand,
+                        # and the heartbeat confirms the price
+                        self._public_health["pushes"] += 1
+                        return
+                    self.prices.put([ticker], ev.received_at or self.clock())
+                for account, ids in self.bands.entered(ticker.symbol, ticker.mark_price).items():
+                    if account not in self.rt.accounts:
+                        continue  # a monitor of an account no longer configured: nothing can check it
+                    self._public_health["entered"] += len(ids)
+                    if self.coalescer.note(account, ids):
+                        self.publish(account)
+                        self._bump(account, "checks")
+                        self._public_health["checks"] += 1
+                self._public_health["pushes"] += 1  # counted once handled (tests wait on it)
+            elif ev.kind == "down":
+                self._public_health["downs"] += 1
+                held = self.public.public_symbols().get(ev.connection, []) if self.public else []
+                with self._price_lock:
+                    for symbol in held:
+                        self._tickers.pop(symbol, None)
+                    self.prices.drop(held)  # not current any more: checks read REST meanwhile
+                self.bands.forget(held)
+            elif ev.kind == "gap":
+                self._public_health["gaps"] += 1
+        except Exception:
+            log.exception("public stream event (%s %s) not handled; the tiers still check", ev.kind, ev.topic)
+
+    def public_health(self) -> dict[str, Any]:
+        """Of the ticker streams: pushes handled, monitors whose band a price entered, checks that
+        queued (fewer: coalesced), gaps, downs, symbols held, connections (up)."""
+        out = dict(self._public_health)
+        out["symbols"] = len(self.bands.symbols())
+        stats = self.public.stats() if self.public is not None else {}
+        ups = [st["connected"] for name, st in stats.items() if name.startswith("public:")]
+        out["connections"], out["connections_up"] = len(ups), sum(ups)
+        return out
 
     def _touched_monitors(self, account: str, ev: StreamEvent) -> set[str]:
         if ev.kind == "gap":
@@ -219,8 +372,7 @@ def run_stream_process(app: Celery, rt: Runtime, stop: threading.Event) -> None:
         return
     settle = rt.settings.stream_settle_s or None
     with StreamWatch(rt, lambda account: publish_stream_check(app, account, countdown=settle)) as watch:
-        while not stop.wait(1.0):
-            watch.heartbeat()
+        watch.run(stop)
 
 
 class Pushed(NamedTuple):

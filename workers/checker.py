@@ -1,16 +1,18 @@
 """One check of one account: read it once, step every listed monitor, act, record, reschedule.
 
 The cost of a check is a fixed handful of exchange calls per account (positions + open orders, all
-pages; a look-up of orders that left the open list, when some did; the shared ticker cache) whatever
-the number of monitors, unless the `per_monitor_calls` rollback switch asks for one read per monitor.
+pages; a look-up of orders that left the open list, when some did; the shared ticker cache, unless
+the public ticker stream has fresh prices of every symbol checked) whatever the number of monitors,
+unless the `per_monitor_calls` rollback switch asks for one read per monitor.
 A failed read changes nothing: no Snapshot, no step; the monitors stay scheduled.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, cast
 
@@ -27,6 +29,7 @@ from workers.placements import execute_unless_known
 from workers.position_index import PositionIndex, key_of
 from workers.recorder import Recorder
 from workers.store import Loaded, MonitorStore
+from workers.stream_prices import StreamPrices
 from workers.stream_view import StreamView
 
 if TYPE_CHECKING:
@@ -108,14 +111,18 @@ def read(
     *,
     symbol: str | None = None,
 ) -> Snapshot:
-    """A Snapshot of the account for these monitors: positions + open orders, the shared tickers,
-    and the final state of every owned order that left the open list."""
+    """A Snapshot of the account for these monitors: positions + open orders, the prices of their
+    symbols (and of `symbol`), and the final state of every owned order that left the open list."""
     monitors = list(monitors)
-    snap, _ = read_account(rt, account, client, symbol=symbol, orders_for=lambda _: link_ids(monitors))
+    wanted = {m.plan.symbol for m in monitors} | ({symbol} if symbol else set())
+    snap, _ = read_orders_positions(
+        rt, account, client, symbol=symbol, orders_for=lambda _: link_ids(monitors)
+    )
+    snap = replace(snap, tickers=tickers_for(rt, client, wanted or None))
     return look_up(account, client, snap, monitors)
 
 
-def read_account(
+def read_orders_positions(
     rt: Runtime,
     account: Account,
     client: ExchangePort,
@@ -123,10 +130,10 @@ def read_account(
     symbol: str | None = None,
     orders_for: Callable[[Snapshot], Iterable[str]] | None = None,
 ) -> tuple[Snapshot, bool]:
-    """Positions + open orders of the account (or of one symbol), with the shared tickers, and
-    whether they came from the account's stream view. The view is read while its stream is healthy
-    and it was recently reconciled (no REST call; only the orders `orders_for` names, given the
-    positions); else the account is read by REST, every order, and that read reconciles the view
+    """Positions + open orders of the account (or of one symbol), no tickers, and whether they came
+    from the account's stream view. The view is read while its stream is healthy and it was
+    recently reconciled (no REST call; only the orders `orders_for` names, given the positions);
+    else the account is read by REST, every order, and that read reconciles the view
     (workers/stream_view.py)."""
     view = stream_view(rt)
     if view is not None and symbol is None:
@@ -135,11 +142,11 @@ def read_account(
         )
         if snap is not None:
             count_view_read(rt, account.id)
-            return replace(snap, tickers=shared_tickers(rt, client)), True
+            return snap, True
     snap = client.snapshot(account, symbol=symbol)
     if view is not None and symbol is None:
         view.reconcile(account.id, snap)
-    return replace(snap, tickers=shared_tickers(rt, client)), False
+    return snap, False
 
 
 def link_ids(monitors: Iterable[Monitor]) -> list[str]:
@@ -170,6 +177,22 @@ def look_up(account: Account, client: ExchangePort, snap: Snapshot, monitors: It
         return snap
     found, looked = client.lookup_some(account, need, max_single=LOOKUPS_PER_PASS)
     return replace(snap, closed_orders={**snap.closed_orders, **found}, looked_up=snap.looked_up | looked)
+
+
+def tickers_for(rt: Runtime, client: ExchangePort, symbols: Collection[str] | None) -> dict[str, Ticker]:
+    """The prices of `symbols`: from the public ticker stream where the stream process confirmed
+    them within `ticker_stream_fresh_s` (workers/stream_prices.py), no exchange call when every one
+    is; the shared REST ticker cache for the rest (and for every ticker when `symbols` is None or
+    streams are off). A stream price is never older than that bound; the cache's at most
+    `ticker_cache_s`."""
+    if not rt.settings.streams or not symbols:
+        return shared_tickers(rt, client)
+    fresh = StreamPrices(rt.redis, prefix=rt.prefix).fresh(
+        symbols, now=time.time(), max_age_s=rt.settings.ticker_stream_fresh_s
+    )
+    if len(fresh) == len(set(symbols)):
+        return fresh
+    return {**shared_tickers(rt, client), **fresh}
 
 
 def shared_tickers(rt: Runtime, client: ExchangePort) -> dict[str, Ticker]:
@@ -206,10 +229,11 @@ def _pass(
         moved.extend(joining(positions))
         return link_ids(item.monitor for item in (*group, *moved))
 
-    snap, from_view = read_account(rt, account, client, symbol=symbol, orders_for=orders_for)
+    snap, from_view = read_orders_positions(rt, account, client, symbol=symbol, orders_for=orders_for)
     if not from_view:
         moved[:] = joining(snap)  # a REST read: every order came, the positions decide who joins
     group = group + moved
+    snap = replace(snap, tickers=tickers_for(rt, client, {item.monitor.plan.symbol for item in group}))
     snap = look_up(account, client, snap, (item.monitor for item in group))
     result.reads += 1
     count_read(rt, account.id, len(group))

@@ -67,9 +67,9 @@ def create_monitor(rt: Runtime, data: Mapping[str, Any], *, nonce: str | None = 
     symbol = data.get("symbol")
     mark = None
     if isinstance(symbol, str) and symbol in insts:
-        from workers.checker import shared_tickers
+        from workers.checker import tickers_for
 
-        ticker = shared_tickers(rt, rt.client_for(account)).get(symbol)
+        ticker = tickers_for(rt, rt.client_for(account), {symbol}).get(symbol)
         mark = ticker.mark_price if ticker else None
     req = parse_request(data, instruments=insts, fee_buffer=rt.settings.fee_buffer, mark_price=mark)
     plan, inferred = resolve_position_idx(req.plan, hedge=hedge_mode(rt, account, req.plan.symbol))

@@ -316,7 +316,12 @@ class StreamView:
             # pushes take a moment: what our own latest intents did may not be in the view yet, so
             # the view does not judge them (the core waits for a read taken after an intent)
             taken_at=now - self.read_margin_s,
-            positions={(p.symbol, p.position_idx): p for p in positions if p.size > 0},
+            # a pushed position's mark is as old as its last change (a position is pushed when it
+            # changes, not when the price moves): without it the check prices the symbol from the
+            # tickers (pushed by the ticker streams while fresh, else the REST cache)
+            positions={
+                (p.symbol, p.position_idx): replace(p, mark_price=None) for p in positions if p.size > 0
+            },
             open_orders={},
             instruments=instruments(),
         )

@@ -4,6 +4,7 @@
     streams.start()                                                     # its own thread and loop
     streams.add_private("acct-1", Secret(key), Secret(secret), ["order", "execution", "position"])
     streams.add_public(["BTCUSDT", "ETHUSDT"])                          # tickers.{symbol}
+    streams.remove_public(["ETHUSDT"])                                  # unsubscribed
     ...
     streams.stats()    # per connection: messages, reconnects, gaps, last message age (for /metrics)
     streams.stop()
@@ -237,6 +238,19 @@ class StreamConnection:
                     orjson.dumps({"op": "subscribe", "req_id": self._next_req(), "args": args}).decode()
                 )
 
+    async def remove_topics(self, topics: Sequence[str]) -> None:
+        gone = [t for t in topics if t in self.topics]
+        for t in gone:
+            self.topics.remove(t)
+            self._tickers.pop(t, None)
+        ws = self._ws
+        if ws is not None and gone and self.counters.connected:
+            for i in range(0, len(gone), ARGS_PER_REQUEST):  # acks are read by _read
+                args = gone[i : i + ARGS_PER_REQUEST]
+                await ws.send(
+                    orjson.dumps({"op": "unsubscribe", "req_id": self._next_req(), "args": args}).decode()
+                )
+
     async def _read(self, ws: ClientConnection) -> None:
         timing = self.timing
         next_ping = time.monotonic() + timing.ping_interval_s
@@ -445,6 +459,20 @@ class BybitStreams:
                 wanted = wanted[room:]
 
         self._call(add)
+
+    def remove_public(self, symbols: Sequence[str]) -> None:
+        """Unsubscribe tickers.{symbol} (the connections stay open; their room is reused)."""
+
+        async def remove() -> None:
+            topics = [f"tickers.{s}" for s in symbols]
+            for conn in self._public:
+                await conn.remove_topics(topics)
+
+        self._call(remove)
+
+    def public_symbols(self) -> dict[str, list[str]]:
+        """Public connection name → the symbols it holds tickers of."""
+        return {c.name: [t.removeprefix("tickers.") for t in c.topics] for c in list(self._public)}
 
     def stats(self) -> dict[str, dict[str, Any]]:
         """Per connection: messages, reconnects, gaps, auth failures, connected, last message age."""

@@ -1,7 +1,13 @@
-"""The whole pipeline in one test process: paper exchange (real HTTP), a real redis-server, a SQLite
-database migrated with Alembic, a real Celery worker (`start_worker`, threads pool) consuming every
-queue, and the dispatcher loop (what beat's 0.5 s tick does, faster). Intervals are shortened so a
-lifecycle runs in seconds; waiting is by polling with generous deadlines, never by fixed sleeps.
+"""The whole pipeline in one test process: paper exchange (real HTTP and WebSocket), a real
+redis-server, a SQLite database migrated with Alembic, a real Celery worker (`start_worker`, threads
+pool) consuming every queue, the dispatcher loop (what beat's 0.5 s tick does, faster) and the stream
+process's work (`tasks.stream.StreamWatch`: each account's private stream, the tickers of every
+monitored symbol, its heartbeat loop), as in production. Intervals are shortened so a lifecycle runs
+in seconds; waiting is by polling with generous deadlines, never by fixed sleeps.
+
+A test module (or class) opts out of the stream process by overriding the `stack_streams` fixture to
+return False (say why there); `stack_overrides` with `streams=False` is the whole system without
+streams.
 
     def test_x(stack):
         m = stack.create(plan_dict)             # through workers.lifecycle, like the API
@@ -58,7 +64,10 @@ class Stack:
     paper: Any
     creds: dict[str, PaperCredentials]
     app: Any
+    watch: Any = None  # the stream process's StreamWatch, None when the test opted out
     _stop: threading.Event = field(default_factory=threading.Event)
+    _stream_stop: threading.Event = field(default_factory=threading.Event)
+    _stream_loop: threading.Thread | None = None
 
     # -- acting
     def create(self, plan: dict[str, Any], **kw: Any) -> Monitor:
@@ -75,12 +84,14 @@ class Stack:
         return self.paper.admin.set_prices(prices)
 
     def quiesce(self) -> None:
-        """Stop the dispatcher and wait until no check is queued or running: the test drives alone."""
+        """Stop the dispatcher and the stream process and wait until no check is queued or running:
+        the test drives alone."""
         from celery.worker import state
 
         from config.queues import TIER_QUEUES
 
         self._stop.set()
+        self.stop_streams()
 
         def idle() -> bool:
             queued = sum(self.rt.redis.llen(q) for q in TIER_QUEUES)
@@ -89,6 +100,14 @@ class Stack:
         wait_for(idle, what="the pipeline to go idle")
         time.sleep(0.1)
         wait_for(idle, what="the pipeline to stay idle")
+
+    def stop_streams(self) -> None:
+        """Stop the stream process (its views and prices are no longer read: checks read REST)."""
+        self._stream_stop.set()
+        if self._stream_loop is not None:
+            self._stream_loop.join(5)  # no heartbeat after this: the views stay marked down
+        if self.watch is not None:
+            self.watch.stop()
 
     # -- observing
     def monitor(self, monitor_id: str) -> Monitor | None:
@@ -166,9 +185,19 @@ def stack_overrides() -> dict[str, Any]:
 
 
 @pytest.fixture
-def stack(paper, redis_url, redis_client, tmp_path, stack_accounts, stack_overrides) -> Iterator[Stack]:
+def stack_streams() -> bool:
+    """Override in a test module (returning False) to run the stack without the stream process."""
+    return True
+
+
+@pytest.fixture
+def stack(
+    paper, redis_url, redis_client, tmp_path, stack_accounts, stack_overrides, stack_streams
+) -> Iterator[Stack]:
+    from exchange.bybit.stream import StreamTiming
     from tasks.app import create_app, runtime
     from tasks.checks import publish_checks
+    from tasks.stream import StreamWatch, publish_stream_check
 
     creds, accounts = stack_accounts
     db_url = f"sqlite:///{tmp_path / 'tpsl.db'}"
@@ -195,10 +224,22 @@ def stack(paper, redis_url, redis_client, tmp_path, stack_accounts, stack_overri
             name="dispatcher",
         )
         loop.start()
+        beat: threading.Thread | None = None
+        if stack_streams and settings.streams:
+            s.watch = StreamWatch(
+                rt, lambda account: publish_stream_check(app, account), timing=StreamTiming()
+            )
+            s.watch.start()
+            beat = threading.Thread(target=s.watch.run, args=(s._stream_stop,), daemon=True, name="stream")
+            beat.start()
         try:
             yield s
         finally:
             s._stop.set()
+            s._stream_stop.set()
             loop.join(5)
+            if beat is not None:
+                beat.join(5)
+            s.stop_streams()
     set_runtime(None)
     rt.close()

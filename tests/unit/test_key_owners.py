@@ -26,6 +26,7 @@ OWNERS: dict[str, set[str]] = {
     "stream_pending": {"workers/stream_triggers.py"},
     "stream_queued": {"workers/stream_triggers.py"},
     "stream_health": {"tasks/stream.py"},
+    "stream_prices": {"workers/stream_prices.py"},
     "view_orders": {"workers/stream_view.py"},
     "view_positions": {"workers/stream_view.py"},
     "view_stamps": {"workers/stream_view.py"},

@@ -28,6 +28,7 @@ def test_every_key_string_is_pinned():
         (keys.stream_pending(p, "main"), "tpsl:stream:main:pending"),
         (keys.stream_queued(p, "main"), "tpsl:stream:main:queued"),
         (keys.stream_health(p), "tpsl:stream:health"),
+        (keys.stream_prices(p), "tpsl:stream:prices"),
         (keys.view_orders(p, "main"), "tpsl:view:main:orders"),
         (keys.view_positions(p, "main"), "tpsl:view:main:positions"),
         (keys.view_stamps(keys.view_orders(p, "main")), "tpsl:view:main:orders:stamps"),

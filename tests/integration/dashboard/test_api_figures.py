@@ -117,6 +117,7 @@ def test_metrics_parse_and_carry_the_fleet_figures(dash):
     dash.client.get("/api/accounts/main")
     dash.client.get("/api/accounts/main")
     dash.stack.wait(lambda: "tpsl_check_lag_p50_seconds" in dash.client.get("/metrics").text)
+    dash.stack.wait(lambda: dash.stack.watch.health()["main"]["connected"], what="main's stream up")
     r = dash.client.get("/metrics")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
     families = {f.name: f for f in text_string_to_metric_families(r.text)}
@@ -147,8 +148,8 @@ def test_metrics_parse_and_carry_the_fleet_figures(dash):
     assert value("tpsl_monitors", tier="critical") + value("tpsl_monitors", tier="active") >= 1
     assert value("tpsl_queue_depth", queue="persist") >= 0
     assert all(s.value == 0 for s in families["tpsl_scrape_errors"].samples)
-    # no stream process in this stack: every account's stream is reported down, nothing diverged
-    assert value("tpsl_stream_up", account="main") == 0
+    # the stack runs the stream process: main's private stream is reported up, nothing diverged
+    assert value("tpsl_stream_up", account="main") == 1
     assert value("tpsl_stream_divergence", account="main") == 0
 
 

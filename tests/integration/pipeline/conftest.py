@@ -4,19 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from exchange.bybit.stream import StreamTiming
-from tasks.stream import StreamWatch, publish_stream_check
-
 
 @pytest.fixture
 def watch(stack):
-    """The stream process's work, in this test process: each account's private stream, pushes into
-    the stream view and checks published to the stack's worker. Yields once every stream is up."""
-    w = StreamWatch(stack.rt, lambda account: publish_stream_check(stack.app, account), timing=StreamTiming())
-    w.start()
-    try:
-        stack.wait(lambda: all(h["connected"] for h in w.health().values()), what="private streams up")
-        w.heartbeat()
-        yield w
-    finally:
-        w.stop()
+    """The stack's stream process (tests/plugins/stack.py starts it): each account's private
+    stream, the tickers of every monitored symbol, pushes into the stream view and prices, checks
+    published to the stack's worker. Yields once every private stream is up."""
+    w = stack.watch
+    assert w is not None, "this test needs the stream process: do not opt out with stack_streams"
+    stack.wait(lambda: all(h["connected"] for h in w.health().values()), what="private streams up")
+    w.heartbeat()
+    return w

@@ -71,7 +71,7 @@ def test_a_late_push_never_undoes_a_newer_state(redis_client):
 
 def test_the_view_is_read_only_while_it_can_be_trusted(redis_client):
     v = view(redis_client)
-    p = Position("BTCUSDT", 0, Side.BUY, D("0.030"), D("60000"))
+    p = Position("BTCUSDT", 0, Side.BUY, D("0.030"), D("60000"), mark_price=D("60100"))
     assert v.snapshot("main", now=T, instruments=no_instruments) is None  # the stream is not up
     assert v.reconcile("main", rest(T, [order()], [p])) is None  # nor written while it is not
     v.mark_alive("main")
@@ -81,6 +81,8 @@ def test_the_view_is_read_only_while_it_can_be_trusted(redis_client):
     snap = v.snapshot("main", now=T + 2, instruments=no_instruments)
     assert snap is not None and snap.taken_at == T + 1.5  # the read margin
     assert snap.positions[("BTCUSDT", 0)].size == D("0.030") and LID in snap.open_orders
+    # a position's mark is as old as its last push: the check prices the symbol from the tickers
+    assert snap.positions[("BTCUSDT", 0)].mark_price is None
     v.mark_gap("main", T + 3)  # the stream re-subscribed: pushes may have been missed
     assert v.snapshot("main", now=T + 4, instruments=no_instruments) is None
     v.reconcile("main", rest(T + 5, [order()], [p]))

@@ -7,7 +7,7 @@ import pytest
 
 from core.models import BreakevenState, Monitor, OrderRole, OrderStatus, OwnedOrder, Phase, Side, Tier
 from core.policy import Policy
-from core.urgency import classify
+from core.urgency import classify, near, proximity_targets
 
 from .builders import conservative_long, snapshot
 
@@ -151,3 +151,54 @@ def test_thresholds_come_from_the_policy():
     assert classify(m, s, NOW) is Tier.STANDARD
     assert classify(m, s, NOW, Policy(proximity_band=D("0.02"))) is Tier.CRITICAL
     assert classify(m, s, NOW + 60, Policy(idle_after_s=60)) is Tier.IDLE
+
+
+# The proximity rule on its own (`near`), as the stream process applies it to each pushed price:
+# |price - target| <= price * band, the band a fraction of the price.
+NEAR_CASES = [
+    # (name, price, targets, band, near?)
+    ("on the target", "62000", ("62000",), "0.005", True),
+    ("just inside below", "61700", ("62000",), "0.005", True),  # 300 <= 308.5
+    ("just outside below", "61690", ("62000",), "0.005", False),  # 310 > 308.45
+    ("exactly on the edge", "60000", ("60300",), "0.005", True),  # 300 <= 300
+    ("just inside above", "62300", ("62000",), "0.005", True),  # 300 <= 311.5
+    ("just outside above", "62320", ("62000",), "0.005", False),  # 320 > 311.6
+    ("one of several targets", "58200", ("62000", "58000"), "0.005", True),
+    ("far from every target", "60500", ("62000", "58000", "59500"), "0.005", False),
+    ("no targets", "60500", (), "0.005", False),
+    ("no price", None, ("60500",), "0.005", False),
+    ("price zero", "0", ("0",), "0.005", False),
+    ("a band of zero: only exactly on it", "62000", ("62000",), "0", True),
+    ("a band of zero, a tick off", "62000.1", ("62000",), "0", False),
+    ("a wider band", "61000", ("62000",), "0.02", True),
+]
+
+
+@pytest.mark.parametrize(
+    ("price", "targets", "band", "expected"), [c[1:] for c in NEAR_CASES], ids=[c[0] for c in NEAR_CASES]
+)
+def test_near_table(price, targets, band, expected):
+    price = D(price) if price is not None else None
+    assert near(price, [D(t) for t in targets], D(band)) is expected
+
+
+def test_classify_and_near_agree_on_the_proximity_row():
+    """The classifier's price row is `near` over `proximity_targets`: one rule, two callers."""
+    m = monitoring()
+    for mark in ("57500", "57900", "58200", "58400", "60500", "61600", "61700", "62300", "62400"):
+        by_rule = near(D(mark), proximity_targets(m), Policy().proximity_band)
+        by_tier = classify(m, snapshot(taken_at=NOW, price=mark), NOW) is Tier.CRITICAL
+        assert by_rule is by_tier, mark
+
+
+def test_proximity_targets():
+    assert proximity_targets(monitoring()) == (D("62000"), D("58000"))  # the next TP, the stop
+    building = monitoring(
+        phase=Phase.BUILDING,
+        entries_closed=False,
+        position_size=D(0),
+        built_qty=D(0),
+        orders=(order(OrderRole.ENTRY, 2, price="59500"),),
+    )
+    assert proximity_targets(building) == (D("59500"),)  # no position: only the working entry
+    assert proximity_targets(monitoring(phase=Phase.CLOSED)) == ()  # a closed monitor watches nothing
