@@ -201,7 +201,9 @@ def acknowledge(m: Monitor, outcomes: Sequence[tuple[Intent, IntentResult]], now
     - stop refused as already breached: a reduce-only market close, sent at once (the intents of the
       returned Decision are a follow-up the caller sends in the same pass); a re-sent stop whose first
       create may still land is also cancelled by its orderLinkId in that follow-up;
-    - place rejected: LOST; re-placing it is counted against the repair budget (no loop);
+    - place rejected: LOST; re-placing it is counted against the repair budget (no loop); but a
+      re-send whose earlier create was never answered and never proven absent stays watched (the
+      refusal says nothing of the first create, which may have landed and filled);
     - amend or cancel answered "not found": unknown, not lost: the next read looks it up;
     - amend rejected: our view is resynced from the next read; a rejected breakeven amend is retried
       when the price allows;
@@ -230,9 +232,11 @@ def acknowledge(m: Monitor, outcomes: Sequence[tuple[Intent, IntentResult]], now
                 )
             elif result.error in _TRANSIENT or not result.sent:
                 w.orders[i] = replace(o, status=OrderStatus.RETRY, changed_at=0.0)
-            elif _may_still_land(w, o):
-                # this send was refused, but an earlier one that was never answered may still land:
-                # in flight until the receive window has passed
+            elif _may_be_there(o):
+                # this send was refused, but an earlier one that was never answered may have landed
+                # (or may still land, within the receive window): it stays watched until a read
+                # finds it or a look-up made after the window proves it absent; a refusal of the
+                # re-send proves nothing about the first create
                 w.event(
                     EventKind.ORDER_ADJUSTMENT,
                     {"action": "rejected_while_unanswered", "link_id": o.link_id, "error": _err(result)},
@@ -896,10 +900,10 @@ def _drop(w: _Work, i: int) -> None:
         w.cancel(i)
 
 
-def _may_still_land(w: _Work, o: OwnedOrder) -> bool:
-    """A create of it was sent without an answer, and the exchange's receive window since has not
-    passed: it may yet land."""
-    return not o.confirmed and o.unanswered_at > 0 and w.now < o.unanswered_at + w.policy.create_window_s
+def _may_be_there(o: OwnedOrder) -> bool:
+    """A create of it was sent without an answer and no look-up has yet proven it absent (one made
+    after the receive window clears `unanswered_at`): it may have landed, or may still land."""
+    return not o.confirmed and o.unanswered_at > 0
 
 
 # ---------------------------------------------------------------------------------------- entries

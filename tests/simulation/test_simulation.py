@@ -47,8 +47,12 @@ REGRESSIONS = (1989, 3779, 4079, 13294, 18159, 20163, 22217)
 # crashed); 6 — a market close of the stop slot filled, then the position's stop fired: two sl_hit;
 # 41 — a breakeven call answered with a timeout although carried out, and the stop fired before any
 # read showed it: the move was never recorded (now settled by the stop that fired, as rule 9);
-# 1682 — a position re-guarded after its stop fired closed by a market close: a second sl_hit.
-POSITION_REGRESSIONS = (0, 6, 41, 1682)
+# 1682 — a position re-guarded after its stop fired closed by a market close: a second sl_hit;
+# 7794 (from a 12,000-seed soak; the core's rule, both modes) — a breached stop's market close went
+# unanswered, landed and filled while the look-ups were cut short; its re-send, past the receive
+# window, was refused and the close marked lost: its fill never counted, no sl_hit (a refused re-send
+# now stays watched until a look-up settles the first create).
+POSITION_REGRESSIONS = (0, 6, 41, 1682, 7794)
 
 
 def _failures(seeds: range, stop_mode: str = "order") -> list[tuple[int, str, list[str]]]:

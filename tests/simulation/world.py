@@ -381,6 +381,9 @@ class World:
         if self._executions() != mark:
             self.quiet[account] = False
 
+    def _set_clock(self, t: float) -> None:
+        self.t = t
+
     def _executions(self) -> int:
         return sum(len(self.paper(a).executions) for a in self.accounts)
 
@@ -391,7 +394,7 @@ class World:
         self.checker.dt = dt
         self.port.ledger.faulted_accounts.clear()
         self.person_acted = False
-        self.port.land_late(self.t)
+        self.port.land_late(self.t, self._set_clock)
         if self.adversarial and not self.monitors:
             self._round()
         if self.adversarial:
@@ -453,7 +456,7 @@ class World:
             self._pass()
         self.adversarial = False
         self.port.faults = Faults.quiet()
-        self.t += 10.0  # creates still in the network land (or are refused as too old)
+        self.t += 10.0  # creates still in the network land (each at its own time, within the window)
         for _ in range(self.settle):
             self._pass()
         self.checker.at_end(self)

@@ -26,7 +26,7 @@ from core.models import (
 )
 from core.plan import resolve_position_idx
 from core.policy import Policy
-from core.step import acknowledge, is_finished, open_monitor, step
+from core.step import acknowledge, is_finished, links_to_look_up, open_monitor, step
 
 from .builders import conservative_long, ex_order, fast_long, long_position, open_view, snapshot
 
@@ -235,6 +235,59 @@ def test_3_a_create_refused_after_an_unanswered_one_stays_in_flight():
     intent = PlaceOrder("main", m.id, e1.link_id, "BTCUSDT", Side.BUY, e1.qty, price=e1.price)
     after = acknowledge(m, [(intent, IntentResult(e1.link_id, False, ErrorKind.INVALID_ORDER, "x"))], 1002.0)
     assert after.monitor.orders[0].status is OrderStatus.PLACING  # the first create may still land
+
+
+@pytest.mark.parametrize("stop_mode", ["order", "position"])
+def test_3_a_resent_create_refused_after_the_window_stays_watched_until_a_look_up_settles_it(stop_mode):
+    # simulator seed 7794 (position mode): a breached stop's market close got no answer; its first
+    # create landed and filled while the look-ups were cut short; the re-send, past the receive
+    # window, was refused. The refusal proves nothing about the first create: it stays watched, and
+    # the look-up that finds it filled counts the fill (it was marked lost and its fill never counted).
+    policy = Policy(create_window_s=6.0, stop_mode=stop_mode)
+    m = opened(fast_long())
+    e1 = m.orders[0]
+    filled = [ex_order(e1, filled=e1.qty, status=FILLED)]
+    pos = [long_position("0.030")]
+    d = step(m, snapshot(taken_at=1002.0, positions=pos, closed=filled, price="57900"), 1002.0, policy)
+    (close,) = places(d, "SL")
+    assert close.order_type == "Market" and close.trigger_price is None
+    timeout = [
+        (i, IntentResult(i.link_id, False, ErrorKind.RETRY_LATER, "read timeout"))
+        if i is close
+        else (i, IntentResult(i.link_id, True))
+        for i in d.intents
+    ]
+    m = acknowledge(
+        d.monitor,
+        timeout,
+        1002.5,
+    ).monitor
+    # a read past the receive window whose look-ups were cut short: the same create again
+    d = step(m, snapshot(taken_at=1009.0, positions=pos, closed=filled, price="57900"), 1009.0, policy)
+    (again,) = places(d, "SL")
+    assert again.link_id == close.link_id
+    refused = [
+        (i, IntentResult(i.link_id, False, ErrorKind.INVALID_ORDER, "rejected"))
+        if i is again
+        else (i, IntentResult(i.link_id, True))
+        for i in d.intents
+    ]
+    m = acknowledge(d.monitor, refused, 1009.5).monitor
+    first = next(o for o in m.orders if o.link_id == close.link_id)
+    assert first.status is not OrderStatus.LOST  # not proven absent: it may have landed
+    flat = snapshot(taken_at=1011.0, positions=[], closed=filled, price="57900")
+    assert close.link_id in links_to_look_up(m, flat)
+    # the look-up finds it filled: its fill is the stop's
+    found = [*filled, ex_order(first, filled=first.qty, status=FILLED, trigger_price=None)]
+    d = step(
+        m,
+        snapshot(taken_at=1011.0, positions=[], closed=found, looked_up=[close.link_id], price="57900"),
+        1011.0,
+        policy,
+    )
+    sl = next(o for o in d.monitor.orders if o.link_id == close.link_id)
+    assert sl.status is OrderStatus.FILLED and sl.filled == D("0.030")
+    assert EventKind.SL_HIT in kinds(d)
 
 
 # ------------------------------------------------------------------ 4. a market close is not a stop
