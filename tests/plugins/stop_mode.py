@@ -3,13 +3,15 @@
 `TPSL_TEST_STOP_MODE=position` (what `make test-position` sets) makes every Settings a test builds
 without naming `stop_mode` (the pipeline stacks, the demo, the processes the tests start) use the
 position's own stop-loss: the plugin sets `TPSL_STOP_MODE` for the session, which Settings reads and
-child processes inherit. Pure-core tests pass `policy()` where the mode is theirs to follow, and pin
-`Policy(stop_mode=...)` where a test is about one mode's mechanics. The header of the run names the mode.
+child processes inherit. Pure-core tests take their Policy from `policy()` (the walks, the step cases,
+the race rules); a test about the stop order's own mechanics pins order mode with the `order_mode`
+fixture. The header of the run names the mode.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -38,10 +40,26 @@ def on_position() -> bool:
     return TEST_STOP_MODE == "position"
 
 
+_pinned: list[str] = []  # the mode a running test pinned (the `order_mode` fixture)
+
+
 def policy(**kw: Any) -> Policy:
-    """A core Policy in the suite's stop mode (a `stop_mode` given wins)."""
-    kw.setdefault("stop_mode", TEST_STOP_MODE)
+    """A core Policy in the suite's stop mode, or the one the running test pinned (a `stop_mode`
+    given wins)."""
+    kw.setdefault("stop_mode", _pinned[-1] if _pinned else TEST_STOP_MODE)
     return Policy(**kw)
+
+
+@pytest.fixture
+def order_mode() -> Iterator[None]:
+    """Pins a pure-core test to stop mode "order" (`policy()` gives it in both runs): for tests of the
+    stop order's own mechanics, hand-built reads around a stop order of ours. Position mode's own
+    rules have their tests in tests/unit/core/test_position_stop.py."""
+    _pinned.append("order")
+    try:
+        yield
+    finally:
+        _pinned.pop()
 
 
 def pytest_report_header(config: pytest.Config) -> str:

@@ -3,7 +3,9 @@ each defect of the protection issue stay clean, a seed replays identically, and 
 nothing is caught (the invariants can fail).
 
 A failing seed prints its replay command: `python -m tests.simulation --replay SEED`. `make soak`
-runs 100,000 seeds."""
+runs 100,000 seeds. The default seeds run in both stop modes in every run; the seeds that found a
+defect in order mode run in the suite's stop mode (TPSL_TEST_STOP_MODE), those found in position mode
+always in position mode."""
 
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 
 import pytest
+
+from tests.plugins.stop_mode import TEST_STOP_MODE
 
 from .world import World, run_seed
 
@@ -126,14 +130,14 @@ def test_a_guard_that_does_nothing_is_caught_with_the_stop_on_the_position():
 @pytest.mark.parametrize("defect", sorted(FOUND_BY))
 def test_the_seed_that_found_each_defect_runs_clean(defect):
     seed, _invariant = FOUND_BY[defect]
-    failures = _failures(range(seed, seed + 1))
-    assert not failures, _report(failures)
+    failures = _failures(range(seed, seed + 1), TEST_STOP_MODE)
+    assert not failures, _report(failures, TEST_STOP_MODE)
 
 
 @pytest.mark.parametrize("seed", REGRESSIONS)
 def test_regression_seeds_run_clean(seed):
-    failures = _failures(range(seed, seed + 1))
-    assert not failures, _report(failures)
+    failures = _failures(range(seed, seed + 1), TEST_STOP_MODE)
+    assert not failures, _report(failures, TEST_STOP_MODE)
 
 
 def test_a_seed_replays_identically():

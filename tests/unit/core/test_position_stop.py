@@ -244,12 +244,13 @@ def test_order_mode_is_unchanged_no_trading_stop_is_ever_sent():
     assert d.monitor.phase is Phase.MONITORING
 
 
-def test_the_setting_reaches_the_policy_and_only_the_two_modes_are_accepted():
+def test_the_setting_reaches_the_policy_and_only_the_two_modes_are_accepted(monkeypatch):
     import pytest
     from pydantic import ValidationError
 
     from config.settings import Settings
 
+    monkeypatch.delenv("TPSL_STOP_MODE", raising=False)  # set by TPSL_TEST_STOP_MODE=position
     assert Policy.from_settings(Settings()).stop_mode == "order"  # the default
     assert Policy.from_settings(Settings(stop_mode="position")).stop_mode == "position"
     with pytest.raises(ValidationError):

@@ -26,12 +26,28 @@ from core.models import (
 )
 from core.plan import resolve_position_idx
 from core.policy import Policy
-from core.step import acknowledge, is_finished, links_to_look_up, open_monitor, step
+from core.step import acknowledge, is_finished, links_to_look_up
+from core.step import open_monitor as core_open_monitor
+from core.step import step as core_step
+from tests.plugins.stop_mode import policy as suite_policy
 
 from .builders import conservative_long, ex_order, fast_long, long_position, open_view, snapshot
 
 FILLED = ExchangeOrderStatus.FILLED
 CANCELLED = ExchangeOrderStatus.CANCELLED
+
+
+# step and open_monitor in the suite's stop mode (TPSL_TEST_STOP_MODE) unless a policy is given; the
+# tests of the stop order's own mechanics pin order mode (the `order_mode` fixture; position mode's
+# counterparts are in test_position_stop.py).
+
+
+def step(m, s, now, policy=None, **kw):
+    return core_step(m, s, now, policy or suite_policy(), **kw)
+
+
+def open_monitor(*args, policy=None, **kw):
+    return core_open_monitor(*args, policy or suite_policy(), **kw)
 
 
 def kinds(d):
@@ -66,6 +82,7 @@ def built(t=1020.0):
 # ------------------------------------------------------------------------ 1. close only when confirmed
 
 
+@pytest.mark.usefixtures("order_mode")  # hand-built reads around our stop order
 def test_1_expired_entries_close_only_after_their_cancels_are_confirmed_and_a_racing_fill_is_guarded():
     m = opened(conservative_long(entry_time_limit_s=60.0))
     d = step(m, snapshot(taken_at=1061.0, open_orders=open_view(m), price="60500"), 1061.0)
@@ -97,6 +114,7 @@ def test_1_a_closing_monitor_closes_once_a_read_shows_everything_final_and_flat(
     assert kinds(d) == [EventKind.POSITION_CLOSED] and is_finished(d.monitor)
 
 
+@pytest.mark.usefixtures("order_mode")  # hand-built reads around our stop order
 def test_1_an_entry_fill_not_looked_up_yet_is_covered_by_what_the_exchange_shows():
     m = opened()
     rest = [ex_order(o) for o in m.orders[1:]]  # E1 left the open list; the look-ups did not reach it
@@ -293,6 +311,7 @@ def test_3_a_resent_create_refused_after_the_window_stays_watched_until_a_look_u
 # ------------------------------------------------------------------ 4. a market close is not a stop
 
 
+@pytest.mark.usefixtures("order_mode")  # hand-built reads around our stop order
 def test_4_a_breached_stop_market_close_is_awaited_never_amended():
     m = built()
     sl = m.current(OrderRole.SL, 0)
@@ -341,6 +360,7 @@ def test_5_breach_is_judged_on_the_stops_trigger_price_not_the_mark():
     assert stop.trigger_price == D("58000")
 
 
+@pytest.mark.usefixtures("order_mode")  # hand-built reads around our stop order
 def test_5_a_stop_refused_as_breached_is_replaced_by_a_market_close_at_once():
     m = opened(fast_long())
     e1 = m.orders[0]
@@ -367,6 +387,7 @@ def test_5_a_stop_refused_as_breached_is_replaced_by_a_market_close_at_once():
     assert close.link_id != stop.link_id
 
 
+@pytest.mark.usefixtures("order_mode")  # hand-built reads around our stop order
 def test_5_a_resent_stop_refused_as_breached_while_its_first_create_may_land_closes_and_cancels_it():
     # simulator seed 18159: the stop's create got no answer; its re-send (same orderLinkId) is refused
     # as breached while the first create may still land. Waiting for its fate leaves the position
@@ -508,6 +529,7 @@ def test_8_the_executor_sends_in_stage_order_and_holds_raises_after_a_failed_can
 # ------------------------------------------------------ 9. breakeven settled by the stop's final state
 
 
+@pytest.mark.usefixtures("order_mode")  # hand-built reads around our stop order
 def test_9_a_breakeven_move_unconfirmed_when_the_position_closes_is_settled_by_the_final_stop():
     m = built()
     sl = m.current(OrderRole.SL, 0)
@@ -530,6 +552,7 @@ def test_9_a_breakeven_move_unconfirmed_when_the_position_closes_is_settled_by_t
     )
 
 
+@pytest.mark.usefixtures("order_mode")  # hand-built reads around our stop order
 def test_9_a_stop_that_fires_at_breakeven_closes_as_breakeven_stop():
     m = built()
     sl = m.current(OrderRole.SL, 0)
@@ -576,6 +599,7 @@ def test_bounded_look_ups_take_stops_first():
     assert sorted(links, key=look_up_priority)[0] == "tgm000000009-SL-3"
 
 
+@pytest.mark.usefixtures("order_mode")  # hand-built reads around our stop order
 def test_9_a_stop_that_fired_before_breakeven_was_due_is_a_stop_loss():
     m = built()
     sl = m.current(OrderRole.SL, 0)
