@@ -783,7 +783,7 @@ def _position(w: _Work, s: Snapshot, d: _Deltas) -> tuple[Decimal, Decimal, bool
     # while one of our orders is unaccounted for in this read (missing from the open list and not
     # looked up yet: its fills may be what explains the size, and would be counted twice)
     since = m.unexplained_at
-    if since is None or s.taken_at <= since or _unresolved(w, s):
+    if since is None or s.taken_at <= since or _unresolved(w, s) or _price_may_predate(w, s, actual, since):
         if since is None:
             w.set(unexplained_at=s.taken_at)
         if expected != m.position_size:
@@ -807,6 +807,20 @@ def _position(w: _Work, s: Snapshot, d: _Deltas) -> tuple[Decimal, Decimal, bool
         {"size": str(actual), "expected": str(expected), "reason": "changed_outside"},
     )
     return actual, actual, True
+
+
+def _price_may_predate(w: _Work, s: Snapshot, actual: Decimal, since: float) -> bool:
+    """Position mode: a flat read our fills do not explain is told from a hand close by the price
+    (the position's stop has no order of ours). While no read's price was through the stop, a read
+    whose price may be older than the first flat read (a shared ticker cache) cannot judge it: the
+    stop may have fired at a price that read never saw. Wait for a read `price_max_age_s` later."""
+    return (
+        actual == 0
+        and _on_position(w.policy)
+        and not w.get("stop_crossed")
+        and _known_position_stop(w) is not None
+        and s.taken_at < since + w.policy.price_max_age_s
+    )
 
 
 def _unresolved(w: _Work, s: Snapshot) -> bool:

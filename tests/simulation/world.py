@@ -88,7 +88,8 @@ class World:
         self.engine.set_prices({SYMBOL: P0})
         self.inst = None
         self.stop_mode = stop_mode
-        self.policy = Policy(stop_mode=stop_mode)
+        # the simulated reads carry the price at the read (no shared ticker cache): price_max_age_s 0
+        self.policy = Policy(stop_mode=stop_mode, price_max_age_s=0.0)
         self.faults = self._draw_faults()
         self.port = SimPort(self.engine, self.rng, self.faults, self._race)
         self.inst = self.port.instruments()[SYMBOL]
