@@ -134,13 +134,27 @@ class Stack:
         """The stopLoss of the open position on the exchange (None: flat, or no stop set)."""
         return position_stop(self.paper, self.creds[account].api_key, symbol, idx)
 
+    def stop_sent(self, monitor_id: str) -> bool:
+        """The guard has sent the stop (no read of its own needs to have seen it): a live stop order
+        of ours (order mode), or the position's stop-loss set on the exchange (position mode)."""
+        m = self.monitor(monitor_id)
+        if m is None:
+            return False
+        if self.on_position:
+            return self.position_stop(m.account, m.plan.symbol, m.plan.position_idx) is not None
+        return bool(m.live_orders(OrderRole.SL))
+
     def stop_trigger(self, monitor_id: str) -> Decimal | None:
-        """Where the monitor's stop rests on the exchange: its stop order's trigger (order mode, once
-        the order is seen open), or the position's stop-loss (position mode)."""
+        """Where the monitor's stop rests on the exchange, once a read of the guard has seen it there:
+        its stop order's trigger (order mode, the order seen open), or the position's stop-loss
+        (position mode, `Monitor.stop_seen` set: a stop removed before any read saw it is set again
+        without counting as a repair, as an order never seen open is placed again)."""
         m = self.monitor(monitor_id)
         if m is None:
             return None
         if self.on_position:
+            if m.stop_seen is None:
+                return None
             return self.position_stop(m.account, m.plan.symbol, m.plan.position_idx)
         sl = m.current(OrderRole.SL, 0)
         return sl.trigger_price if sl is not None and sl.status.value == "open" else None

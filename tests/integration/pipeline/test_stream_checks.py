@@ -44,7 +44,7 @@ def test_a_fill_is_acted_on_at_its_push_not_at_the_next_tier_check(stack, watch)
     pushes_before = watch.health()["main"]["pushes"]
 
     stack.prices(BTCUSDT="59990")  # the first entry fills: its pushes call a check at once
-    stack.wait(lambda: stack.stop_trigger(m.id) is not None, timeout=30, what="the stop, placed on the push")
+    stack.wait(lambda: stack.stop_sent(m.id), timeout=30, what="the stop, placed on the push")
     mm = live(stack, m.id)
     assert mm.built_qty == D("0.010")
     # the fill was pushed, and pushes queued checks (a check already queued by the entries' own
