@@ -44,9 +44,12 @@ def test_a_fill_is_acted_on_at_its_push_not_at_the_next_tier_check(stack, watch)
     pushes_before = watch.health()["main"]["pushes"]
 
     stack.prices(BTCUSDT="59990")  # the first entry fills: its pushes call a check at once
-    stack.wait(lambda: stack.stop_sent(m.id), timeout=30, what="the stop, placed on the push")
-    mm = live(stack, m.id)
-    assert mm.built_qty == D("0.010")
+    # (the position's stop is set before the check saves the monitor: wait for both)
+    stack.wait(
+        lambda: stack.stop_sent(m.id) and live(stack, m.id).built_qty == D("0.010"),
+        timeout=30,
+        what="the stop, placed on the push",
+    )
     # the fill was pushed, and pushes queued checks (a check already queued by the entries' own
     # pushes may be the one that carried the fill: coalesced, so not necessarily a new one)
     assert watch.health()["main"]["pushes"] > pushes_before
