@@ -20,6 +20,10 @@ class Policy:
     # a create whose answer never came can land until the exchange's receive window has passed
     # (recv_window + a margin): only a look-up made after that proves that it never will
     create_window_s: float = 6.0
+    # how old the price of a read may be (the workers' shared ticker cache): position mode judges a
+    # close by its own stop by the price, so a flat read is judged only once a read's price is surely
+    # from after the close
+    price_max_age_s: float = 1.0
 
     @classmethod
     def from_settings(cls, settings: object) -> Policy:
@@ -32,6 +36,7 @@ class Policy:
             stop_trigger_by=settings.stop_trigger_by,  # type: ignore[attr-defined]
             stop_mode=settings.stop_mode,  # type: ignore[attr-defined]
             create_window_s=settings.recv_window_ms / 1000 + 1.0,  # type: ignore[attr-defined]
+            price_max_age_s=settings.ticker_cache_s,  # type: ignore[attr-defined]
         )
 
 

@@ -201,7 +201,9 @@ def acknowledge(m: Monitor, outcomes: Sequence[tuple[Intent, IntentResult]], now
     - stop refused as already breached: a reduce-only market close, sent at once (the intents of the
       returned Decision are a follow-up the caller sends in the same pass); a re-sent stop whose first
       create may still land is also cancelled by its orderLinkId in that follow-up;
-    - place rejected: LOST; re-placing it is counted against the repair budget (no loop);
+    - place rejected: LOST; re-placing it is counted against the repair budget (no loop); but a
+      re-send whose earlier create was never answered and never proven absent stays watched (the
+      refusal says nothing of the first create, which may have landed and filled);
     - amend or cancel answered "not found": unknown, not lost: the next read looks it up;
     - amend rejected: our view is resynced from the next read; a rejected breakeven amend is retried
       when the price allows;
@@ -230,9 +232,11 @@ def acknowledge(m: Monitor, outcomes: Sequence[tuple[Intent, IntentResult]], now
                 )
             elif result.error in _TRANSIENT or not result.sent:
                 w.orders[i] = replace(o, status=OrderStatus.RETRY, changed_at=0.0)
-            elif _may_still_land(w, o):
-                # this send was refused, but an earlier one that was never answered may still land:
-                # in flight until the receive window has passed
+            elif _may_be_there(o):
+                # this send was refused, but an earlier one that was never answered may have landed
+                # (or may still land, within the receive window): it stays watched until a read
+                # finds it or a look-up made after the window proves it absent; a refusal of the
+                # re-send proves nothing about the first create
                 w.event(
                     EventKind.ORDER_ADJUSTMENT,
                     {"action": "rejected_while_unanswered", "link_id": o.link_id, "error": _err(result)},
@@ -779,7 +783,7 @@ def _position(w: _Work, s: Snapshot, d: _Deltas) -> tuple[Decimal, Decimal, bool
     # while one of our orders is unaccounted for in this read (missing from the open list and not
     # looked up yet: its fills may be what explains the size, and would be counted twice)
     since = m.unexplained_at
-    if since is None or s.taken_at <= since or _unresolved(w, s):
+    if since is None or s.taken_at <= since or _unresolved(w, s) or _price_may_predate(w, s, actual, since):
         if since is None:
             w.set(unexplained_at=s.taken_at)
         if expected != m.position_size:
@@ -803,6 +807,20 @@ def _position(w: _Work, s: Snapshot, d: _Deltas) -> tuple[Decimal, Decimal, bool
         {"size": str(actual), "expected": str(expected), "reason": "changed_outside"},
     )
     return actual, actual, True
+
+
+def _price_may_predate(w: _Work, s: Snapshot, actual: Decimal, since: float) -> bool:
+    """Position mode: a flat read our fills do not explain is told from a hand close by the price
+    (the position's stop has no order of ours). While no read's price was through the stop, a read
+    whose price may be older than the first flat read (a shared ticker cache) cannot judge it: the
+    stop may have fired at a price that read never saw. Wait for a read `price_max_age_s` later."""
+    return (
+        actual == 0
+        and _on_position(w.policy)
+        and not w.get("stop_crossed")
+        and _known_position_stop(w) is not None
+        and s.taken_at < since + w.policy.price_max_age_s
+    )
 
 
 def _unresolved(w: _Work, s: Snapshot) -> bool:
@@ -896,10 +914,10 @@ def _drop(w: _Work, i: int) -> None:
         w.cancel(i)
 
 
-def _may_still_land(w: _Work, o: OwnedOrder) -> bool:
-    """A create of it was sent without an answer, and the exchange's receive window since has not
-    passed: it may yet land."""
-    return not o.confirmed and o.unanswered_at > 0 and w.now < o.unanswered_at + w.policy.create_window_s
+def _may_be_there(o: OwnedOrder) -> bool:
+    """A create of it was sent without an answer and no look-up has yet proven it absent (one made
+    after the receive window clears `unanswered_at`): it may have landed, or may still land."""
+    return not o.confirmed and o.unanswered_at > 0
 
 
 # ---------------------------------------------------------------------------------------- entries

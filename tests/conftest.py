@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.plugins.paper",
     "tests.plugins.stack",
     "tests.plugins.secrets",
+    "tests.plugins.stop_mode",
 ]

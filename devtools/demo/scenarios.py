@@ -69,13 +69,18 @@ def _open(m: Monitor, role: OrderRole, level: int) -> bool:
     return o is not None and o.status is OrderStatus.OPEN
 
 
-STOP_ON_EXCHANGE = Condition("stop on the exchange", lambda m: _open(m, OrderRole.SL, 0))
+def _stop_in_place(m: Monitor) -> bool:
+    """Our stop order is open, or (TPSL_STOP_MODE=position) a read showed the position's own stop-loss."""
+    return _open(m, OrderRole.SL, 0) or m.stop_seen is not None
+
+
+STOP_ON_EXCHANGE = Condition("stop on the exchange", _stop_in_place)
 
 GUARDED = Condition(
     "fully built, stop and take-profits on the exchange",
     lambda m: (
         m.phase is Phase.MONITORING
-        and _open(m, OrderRole.SL, 0)
+        and _stop_in_place(m)
         and bool(m.live_orders(OrderRole.TP))
         and all(o.status is OrderStatus.OPEN for o in m.live_orders(OrderRole.TP))
     ),

@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -30,7 +31,7 @@ from celery.contrib.testing.worker import start_worker
 
 from config.queues import ALL_QUEUES
 from config.settings import Settings
-from core.models import Monitor, Tier
+from core.models import Monitor, OrderRole, Tier
 from exchange.paper.runner import PaperCredentials
 from persistence.db import session_factory
 from persistence.migrate import upgrade
@@ -142,6 +143,53 @@ class Stack:
     def exchange_orders(self, account: str = "main") -> list[dict[str, Any]]:
         return self.paper.admin.account(self.creds[account].api_key)["orders"]
 
+    # -- the stop, in either stop mode (settings.stop_mode; TPSL_TEST_STOP_MODE picks the default)
+    @property
+    def on_position(self) -> bool:
+        """The stop is the position's own stop-loss (stop mode "position"), not a stop order."""
+        return self.settings.stop_mode == "position"
+
+    def position_stop(self, account: str = "main", symbol: str | None = None, idx: int = 0) -> Decimal | None:
+        """The stopLoss of the open position on the exchange (None: flat, or no stop set)."""
+        return position_stop(self.paper, self.creds[account].api_key, symbol, idx)
+
+    def stop_sent(self, monitor_id: str) -> bool:
+        """The guard has sent the stop (no read of its own needs to have seen it): a live stop order
+        of ours (order mode), or the position's stop-loss set on the exchange (position mode)."""
+        m = self.monitor(monitor_id)
+        if m is None:
+            return False
+        if self.on_position:
+            return self.position_stop(m.account, m.plan.symbol, m.plan.position_idx) is not None
+        return bool(m.live_orders(OrderRole.SL))
+
+    def stop_trigger(self, monitor_id: str) -> Decimal | None:
+        """Where the monitor's stop rests on the exchange, once a read of the guard has seen it there:
+        its stop order's trigger (order mode, the order seen open), or the position's stop-loss
+        (position mode, `Monitor.stop_seen` set: a stop removed before any read saw it is set again
+        without counting as a repair, as an order never seen open is placed again)."""
+        m = self.monitor(monitor_id)
+        if m is None:
+            return None
+        if self.on_position:
+            if m.stop_seen is None:
+                return None
+            return self.position_stop(m.account, m.plan.symbol, m.plan.position_idx)
+        sl = m.current(OrderRole.SL, 0)
+        return sl.trigger_price if sl is not None and sl.status.value == "open" else None
+
+
+def position_stop(paper: Any, api_key: str, symbol: str | None = None, idx: int = 0) -> Decimal | None:
+    """The stopLoss of an account's open position on the paper exchange (None: flat, or unset)."""
+    for p in paper.admin.account(api_key)["positions"]:
+        if symbol is not None and p.get("symbol") != symbol:
+            continue
+        if int(p.get("positionIdx", 0)) != idx or Decimal(p["size"]) <= 0:
+            continue
+        sl = p.get("stopLoss")
+        return Decimal(sl) if sl and Decimal(sl) > 0 else None
+    return None
+
 
 def stack_settings(redis_url: str, db_url: str, accounts: list[dict[str, Any]], **over: Any) -> Settings:
     base: dict[str, Any] = dict(
@@ -153,6 +201,9 @@ def stack_settings(redis_url: str, db_url: str, accounts: list[dict[str, Any]], 
         claim_lookahead_s=0.1,
         account_lock_ttl_s=10.0,
         idle_after_s=600.0,
+        # shorter than the fastest tier, as in production (1 s against 2 s): two reads never share a
+        # ticker from before a price move (position mode judges its stop's close by the price)
+        ticker_cache_s=0.1,
     )
     base.update(over)
     return Settings(**base)

@@ -28,6 +28,7 @@ STACK_DEFAULTS: dict[str, Any] = {
     "claim_lookahead_s": 0.1,
     "account_lock_ttl_s": 10.0,
     "idle_after_s": 600.0,
+    "ticker_cache_s": 0.1,
 }
 
 

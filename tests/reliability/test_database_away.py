@@ -8,7 +8,6 @@ import sqlite3
 
 import pytest
 
-from core.models import OrderRole
 from tests.integration.pipeline.plans import conservative_long
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
@@ -19,7 +18,7 @@ def test_critical_events_reach_the_database_through_the_queue_when_the_check_can
     stack.prices(BTCUSDT="60500")
     m = stack.create(conservative_long())
     stack.prices(BTCUSDT="58900")
-    stack.wait(lambda: stack.monitor(m.id).live_orders(OrderRole.SL), what="the stop placed")
+    stack.wait(lambda: stack.stop_trigger(m.id) is not None, what="the stop placed")
     path = stack.settings.database_dsn.removeprefix("sqlite:///")
     blocker = sqlite3.connect(path, isolation_level=None, timeout=30)
     blocker.execute("BEGIN EXCLUSIVE")  # no other writer gets in: the database is away for writes

@@ -61,8 +61,14 @@ def placements(paper) -> int:
 
 
 def guarded(env: Env, mid: str, role: OrderRole) -> bool:
+    """An order of that role rests on the exchange; for the stop in position mode (TPSL_STOP_MODE),
+    the position's own stop-loss is set as the monitor last saw it (read after its trading-stop)."""
     item = MonitorStore(env.rt.registry).load(mid)
-    return item is not None and any(o.status.value == "open" for o in item.monitor.live_orders(role))
+    if item is None:
+        return False
+    if role is OrderRole.SL and env.settings.stop_mode == "position":
+        return item.monitor.stop_seen is not None
+    return any(o.status.value == "open" for o in item.monitor.live_orders(role))
 
 
 def test_a_flushed_redis_is_rebuilt_and_guarding_resumes_within_seconds(paper, stack_accounts, tmp_path):
@@ -125,12 +131,14 @@ def test_a_worker_killed_mid_check_stalls_its_account_seconds_and_loses_no_criti
             paper.admin.set_prices({"BTCUSDT": "58900"})
             wait_for(lambda: guarded(env, m.id, OrderRole.SL) and guarded(env, m.id, OrderRole.TP))
             # TP1 fills; the check that sees it moves the stop to breakeven — slowly: it is killed there
-            paper.admin.add_fault(endpoint="/v5/order/amend", latency_ms=6000, count=1)
-            amends = paper.admin.stats()["by_endpoint"].get("/v5/order/amend", 0)
+            # (an amend of the stop order, or a trading-stop call in position mode)
+            move = "/v5/position/trading-stop" if env.settings.stop_mode == "position" else "/v5/order/amend"
+            paper.admin.add_fault(endpoint=move, latency_ms=6000, count=1)
+            amends = paper.admin.stats()["by_endpoint"].get(move, 0)
             paper.admin.set_prices({"BTCUSDT": "62100"})
             wait_for(
-                lambda: paper.admin.stats()["by_endpoint"].get("/v5/order/amend", 0) > amends,
-                what="the breakeven amend in flight",
+                lambda: paper.admin.stats()["by_endpoint"].get(move, 0) > amends,
+                what="the breakeven move in flight",
             )
             seen = time.monotonic()
             victim = wait_for(lambda: holder(env), what="the worker inside the slow check")

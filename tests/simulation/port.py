@@ -67,6 +67,7 @@ class Late:
     land_at: float
     account: Account
     order: PlaceOrder
+    sent_at: float = 0.0
 
 
 @dataclass
@@ -201,8 +202,9 @@ class SimPort(PaperPort):
             elif fate == "reject":
                 out.append(IntentResult(o.link_id, False, ErrorKind.INVALID_ORDER, "rejected (simulated)"))
             elif fate == "timeout_late":
-                land = self.engine.clock() + self.rng.uniform(0.2, RECEIVE_WINDOW_S - 0.2)
-                self.ledger.late.append(Late(land, account, o))
+                sent = self.engine.clock()
+                land = sent + self.rng.uniform(0.2, RECEIVE_WINDOW_S - 0.2)
+                self.ledger.late.append(Late(land, account, o, sent))
                 out.append(_timeout(o.link_id))
             else:
                 res = one(o, fate)
@@ -239,13 +241,22 @@ class SimPort(PaperPort):
             )
         return res
 
-    def land_late(self, now: float) -> None:
-        """Creates still in the network land now (if their time has come)."""
+    def land_late(self, now: float, set_clock: Callable[[float], None]) -> None:
+        """Creates still in the network land now (if their time has come). A create lands within
+        the receive window, never after: one whose window ended before `now` (the passes are
+        seconds apart) lands at its own time, on the prices that held since the last pass, before
+        those that land now; `set_clock` moves the exchange's clock there and back."""
         due = [x for x in self.ledger.late if x.land_at <= now]
         self.ledger.late = [x for x in self.ledger.late if x.land_at > now]
-        for x in due:
+
+        def when(x: Late) -> float:
+            return x.land_at if now > x.sent_at + RECEIVE_WINDOW_S else now
+
+        for x in sorted(due, key=when):  # stable: those landing now keep their order
+            set_clock(when(x))
             (res,) = PaperPort.place(self, x.account, [x.order])
             self.ledger.log.append(f"  ~ late create {x.order.link_id} landed: ok={res.ok} {res.message}")
+        set_clock(now)
 
 
 def _timeout(link_id: str) -> IntentResult:

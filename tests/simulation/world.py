@@ -88,7 +88,8 @@ class World:
         self.engine.set_prices({SYMBOL: P0})
         self.inst = None
         self.stop_mode = stop_mode
-        self.policy = Policy(stop_mode=stop_mode)
+        # the simulated reads carry the price at the read (no shared ticker cache): price_max_age_s 0
+        self.policy = Policy(stop_mode=stop_mode, price_max_age_s=0.0)
         self.faults = self._draw_faults()
         self.port = SimPort(self.engine, self.rng, self.faults, self._race)
         self.inst = self.port.instruments()[SYMBOL]
@@ -381,6 +382,9 @@ class World:
         if self._executions() != mark:
             self.quiet[account] = False
 
+    def _set_clock(self, t: float) -> None:
+        self.t = t
+
     def _executions(self) -> int:
         return sum(len(self.paper(a).executions) for a in self.accounts)
 
@@ -391,7 +395,7 @@ class World:
         self.checker.dt = dt
         self.port.ledger.faulted_accounts.clear()
         self.person_acted = False
-        self.port.land_late(self.t)
+        self.port.land_late(self.t, self._set_clock)
         if self.adversarial and not self.monitors:
             self._round()
         if self.adversarial:
@@ -453,7 +457,7 @@ class World:
             self._pass()
         self.adversarial = False
         self.port.faults = Faults.quiet()
-        self.t += 10.0  # creates still in the network land (or are refused as too old)
+        self.t += 10.0  # creates still in the network land (each at its own time, within the window)
         for _ in range(self.settle):
             self._pass()
         self.checker.at_end(self)

@@ -26,6 +26,7 @@ def test_account_data_comes_through_the_cache(dash):
     stack.prices(SOLUSDT="150")
     m = dash.client.post("/api/monitors", json=fast_long()).json()
     stack.wait(lambda: dash.client.get(f"/api/monitors/{m['id']}").json()["phase"] == "monitoring")
+    stack.wait(lambda: stack.stop_trigger(m["id"]) is not None, what="the stop in place")
 
     r = dash.client.get("/api/accounts/main")
     assert r.status_code == 200
@@ -44,7 +45,11 @@ def test_account_data_comes_through_the_cache(dash):
         ("SOLUSDT", "Buy", 10)
     ]
     ours = [o for o in acc["orders"] if o["monitor_id"] == m["id"]]
-    assert {o["role"] for o in ours} == {"TP1", "SL"}
+    if stack.on_position:  # the stop is the position's own stop-loss: no stop order
+        assert {o["role"] for o in ours} == {"TP1"}
+        assert Decimal(acc["positions"][0]["stop_loss"]) == stack.stop_trigger(m["id"])
+    else:
+        assert {o["role"] for o in ours} == {"TP1", "SL"}
     assert "api_key" not in r.text and "base_url" not in acc
 
     before = {

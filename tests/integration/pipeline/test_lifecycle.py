@@ -1,5 +1,7 @@
 """Whole lifecycles through the real pipeline: paper exchange over HTTP, Redis, a Celery worker,
-the dispatcher, SQLite. Each test drives prices and waits for the monitor to react."""
+the dispatcher, SQLite. Each test drives prices and waits for the monitor to react. They run in the
+suite's stop mode (TPSL_TEST_STOP_MODE): the stop is a stop order of ours, or the position's own
+stop-loss (`stack.stop_trigger` reads either)."""
 
 from __future__ import annotations
 
@@ -38,12 +40,12 @@ def test_conservative_long_full_lifecycle(stack):
     # entries fill one by one: the ladder follows the filled size, the stop covers the whole plan
     stack.prices(BTCUSDT="59990")
     stack.wait(
-        lambda: live(stack, m.id).built_qty == D("0.010") and live(stack, m.id).live_orders(OrderRole.SL),
+        lambda: live(stack, m.id).built_qty == D("0.010") and stack.stop_trigger(m.id) is not None,
         what="first entry filled, stop placed",
     )
-    sl = live(stack, m.id).current(OrderRole.SL, 0)
-    stack.wait(lambda: live(stack, m.id).current(OrderRole.SL, 0).status.value == "open")
-    assert sl.qty == D("0.030") and sl.trigger_price == D("58000")
+    assert stack.stop_trigger(m.id) == D("58000")
+    if not stack.on_position:  # the position's own stop closes whatever the position is by then
+        assert live(stack, m.id).current(OrderRole.SL, 0).qty == D("0.030")
     stack.prices(BTCUSDT="59400")
     stack.wait(lambda: live(stack, m.id).built_qty == D("0.020"), what="second entry")
     stack.prices(BTCUSDT="58900")
@@ -56,8 +58,9 @@ def test_conservative_long_full_lifecycle(stack):
     stack.wait(lambda: live(stack, m.id).breakeven is BreakevenState.DONE, what="breakeven")
     mm = live(stack, m.id)
     assert mm.tp_hits == (1,) and mm.phase is Phase.PROFIT_TAKING
-    sl = mm.current(OrderRole.SL, 0)
-    assert sl.trigger_price > mm.avg_entry and sl.qty == mm.position_size
+    assert stack.stop_trigger(m.id) > mm.avg_entry
+    if not stack.on_position:
+        assert mm.current(OrderRole.SL, 0).qty == mm.position_size
 
     # TP2..TP4, then closed; nothing of ours left on the exchange
     for price in ("63100", "64100", "65100"):
@@ -85,8 +88,7 @@ def test_stop_loss_before_tp1(stack):
     stack.prices(BTCUSDT="60500")
     m = stack.create(conservative_long())
     stack.prices(BTCUSDT="59990")
-    stack.wait(lambda: live(stack, m.id).live_orders(OrderRole.SL), what="stop placed")
-    stack.wait(lambda: live(stack, m.id).current(OrderRole.SL, 0).status.value == "open")
+    stack.wait(lambda: stack.stop_trigger(m.id) is not None, what="stop placed")
     stack.prices(BTCUSDT="57900")  # through both other entries and the stop
     stack.wait(lambda: stack.monitor(m.id) is None, what="closed by the stop")
     stack.flush()
@@ -104,12 +106,13 @@ def test_conservative_short_lifecycle(stack):
     for price in ("3001", "3031", "3061"):
         stack.prices(ETHUSDT=price)
     stack.wait(lambda: live(stack, m.id).phase is Phase.MONITORING, what="short fully built")
-    sl = live(stack, m.id).current(OrderRole.SL, 0)
-    assert sl.side.value == "Buy" and sl.trigger_price == D("3150")
+    stack.wait(lambda: stack.stop_trigger(m.id) == D("3150"), what="the short's stop")
+    if not stack.on_position:
+        assert live(stack, m.id).current(OrderRole.SL, 0).side.value == "Buy"
     stack.prices(ETHUSDT="2899")
     stack.wait(lambda: live(stack, m.id).breakeven is BreakevenState.DONE, what="short breakeven")
     mm = live(stack, m.id)
-    assert mm.current(OrderRole.SL, 0).trigger_price < mm.avg_entry  # a short's stop moved down
+    assert stack.stop_trigger(m.id) < mm.avg_entry  # a short's stop moved down
     stack.prices(ETHUSDT="2700")
     stack.wait(lambda: stack.monitor(m.id) is None, what="short closed")
     stack.flush()
@@ -122,7 +125,7 @@ def test_fast_preset_market_entry(stack):
     stack.wait(lambda: live(stack, m.id).phase is Phase.MONITORING, what="market entry filled")
     mm = live(stack, m.id)
     assert [o.qty for o in mm.live_orders(OrderRole.TP)] == [D("10.0")]
-    stack.wait(lambda: live(stack, m.id).current(OrderRole.SL, 0).status.value == "open")
+    stack.wait(lambda: stack.stop_trigger(m.id) is not None, what="stop placed")
     stack.prices(SOLUSDT="161")
     stack.wait(lambda: stack.monitor(m.id) is None, what="fast TP closed it")
     stack.flush()
@@ -149,13 +152,19 @@ def test_external_cancel_is_repaired(stack):
     for price in ("59990", "59400", "58900"):
         stack.prices(BTCUSDT=price)
     stack.wait(lambda: live(stack, m.id).phase is Phase.MONITORING)
-    sl = live(stack, m.id).current(OrderRole.SL, 0)
-    stack.wait(lambda: live(stack, m.id).current(OrderRole.SL, 0).status.value == "open")
-    # someone cancels our stop by hand, through the exchange API (pybit, like a person's script)
+    stack.wait(lambda: stack.stop_trigger(m.id) is not None, what="stop placed")
+    # someone removes our stop by hand, through the exchange API (pybit, like a person's script)
     from pybit.unified_trading import HTTP
 
     s = HTTP(api_key=stack.creds["main"].api_key, api_secret=stack.creds["main"].api_secret, retry_delay=0.05)
     s.endpoint = stack.paper.base_url
+    if stack.on_position:
+        # the position's stop-loss cleared: set again (counted), at the same price
+        s.set_trading_stop(category="linear", symbol="BTCUSDT", stopLoss="0", tpslMode="Full", positionIdx=0)
+        stack.wait(lambda: live(stack, m.id).stop_resets == 1, what="stop set again")
+        stack.wait(lambda: stack.stop_trigger(m.id) == D("58000"), what="the stop back on the position")
+        return
+    sl = live(stack, m.id).current(OrderRole.SL, 0)
     s.cancel_order(category="linear", symbol="BTCUSDT", orderLinkId=sl.link_id)
     stack.wait(lambda: live(stack, m.id).current(OrderRole.SL, 0).generation == 2, what="stop repaired")
     stack.wait(lambda: f"tg{m.id}-SL-2" in open_links(stack), what="new stop on the exchange")
@@ -225,4 +234,6 @@ def test_adopting_an_open_position_and_refusing_to_guess(stack):
     assert m.phase is Phase.MONITORING and m.built_qty == D("0.040")
     stack.wait(lambda: all(o.status.value == "open" for o in live(stack, m.id).live_orders()))
     assert sum(o.qty for o in live(stack, m.id).live_orders(OrderRole.TP)) == D("0.040")
-    assert live(stack, m.id).current(OrderRole.SL, 0).qty == D("0.040")
+    stack.wait(lambda: stack.stop_trigger(m.id) == D("58000"), what="the stop")
+    if not stack.on_position:
+        assert live(stack, m.id).current(OrderRole.SL, 0).qty == D("0.040")

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from core.errors import PlanInvalid
-from core.models import OrderRole
 
 from .plans import conservative_long, conservative_short
 
@@ -42,10 +41,13 @@ def test_a_plan_without_position_idx_on_a_hedge_account_guards_its_sides_positio
         lambda: (
             (m := stack.monitor(long.id)) is not None
             and m.built_qty == D("0.010")
-            and any(o.status.value == "open" for o in m.live_orders(OrderRole.SL))
+            and stack.stop_trigger(long.id) is not None
         ),
         what="the hedge long's entry filled and its stop placed",
     )
+    if stack.on_position:  # the stop-loss of the long's own position (positionIdx 1)
+        assert stack.position_stop("main", "BTCUSDT", idx=1) == D("58000")
+        return
     stops = [o for o in stack.exchange_orders("main") if o["orderLinkId"].startswith(f"tg{long.id}-SL")]
     assert stops and stops[0]["positionIdx"] == 1
 

@@ -12,7 +12,7 @@ from decimal import Decimal as D
 import pytest
 
 from config import keys
-from core.models import OrderRole, Tier
+from core.models import Tier
 from tasks.stream import run_stream_process
 from workers.stream_triggers import CheckCoalescer
 
@@ -44,11 +44,12 @@ def test_a_fill_is_acted_on_at_its_push_not_at_the_next_tier_check(stack, watch)
     pushes_before = watch.health()["main"]["pushes"]
 
     stack.prices(BTCUSDT="59990")  # the first entry fills: its pushes call a check at once
+    # (the position's stop is set before the check saves the monitor: wait for both)
     stack.wait(
-        lambda: live(stack, m.id).live_orders(OrderRole.SL), timeout=30, what="the stop, placed on the push"
+        lambda: stack.stop_sent(m.id) and live(stack, m.id).built_qty == D("0.010"),
+        timeout=30,
+        what="the stop, placed on the push",
     )
-    mm = live(stack, m.id)
-    assert mm.built_qty == D("0.010")
     # the fill was pushed, and pushes queued checks (a check already queued by the entries' own
     # pushes may be the one that carried the fill: coalesced, so not necessarily a new one)
     assert watch.health()["main"]["pushes"] > pushes_before

@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from core.models import BreakevenState, OrderRole, Phase
+from core.models import BreakevenState, Phase
 from workers.checker import read_counts, stream_view
 
 from .plans import conservative_long
@@ -36,7 +36,7 @@ def lifecycle(stack, watch, before_tp1=lambda: None):
     stack.prices(BTCUSDT="62100")
     stack.wait(lambda: live(stack, m.id).breakeven is BreakevenState.DONE, what="breakeven", timeout=40)
     mm = live(stack, m.id)
-    assert mm.current(OrderRole.SL, 0).trigger_price > mm.avg_entry
+    assert stack.stop_trigger(m.id) > mm.avg_entry  # the stop order, or the position's stop-loss
     for price in ("63100", "64100", "65100"):
         stack.prices(BTCUSDT=price)
         watch.heartbeat()

@@ -13,7 +13,7 @@ from pathlib import Path
 from config.queues import ALL_QUEUES
 from core.models import OrderRole, Tier
 from persistence.migrate import upgrade
-from tests.plugins.stack import stack_settings, wait_for
+from tests.plugins.stack import position_stop, stack_settings, wait_for
 from workers.lifecycle import create_monitor
 from workers.runtime import build_runtime, set_runtime
 from workers.store import MonitorStore
@@ -94,20 +94,22 @@ def test_sigkill_mid_check_loses_no_monitor(paper, redis_url, redis_client, tmp_
         )
         os.killpg(w1.pid, signal.SIGKILL)
         w1.wait(10)
-        assert MonitorStore(rt.registry).load(m.id).monitor.live_orders(OrderRole.SL) == ()
+
+        def stop_placed() -> bool:  # a stop order of ours, or the position's own stop-loss
+            if settings.stop_mode == "position":
+                return position_stop(paper, creds["main"].api_key, "BTCUSDT") is not None
+            return bool(MonitorStore(rt.registry).load(m.id).monitor.live_orders(OrderRole.SL))
+
+        assert not stop_placed()
         paper.admin.clear_faults()
         log2 = tmp_path / "w2.log"
         workers.append(start_worker(env, "w2", log2))
         # the message comes back (visibility timeout) and the second worker does the check
-        wait_for(
-            lambda: MonitorStore(rt.registry).load(m.id).monitor.live_orders(OrderRole.SL),
-            timeout=60,
-            what="the redelivered check to place the stop",
-        )
+        wait_for(stop_placed, timeout=60, what="the redelivered check to place the stop")
         sl_orders = [
             o for o in paper.admin.account(creds["main"].api_key)["orders"] if "-SL-" in o["orderLinkId"]
         ]
-        assert len(sl_orders) == 1
+        assert len(sl_orders) == (0 if settings.stop_mode == "position" else 1)
     finally:
         for w in workers:
             if w.poll() is None:

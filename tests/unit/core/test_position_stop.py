@@ -212,6 +212,28 @@ def test_a_flat_read_never_through_the_stop_is_a_close_by_hand():
     assert d.monitor.closed_reason is CloseReason.MANUAL
 
 
+def test_a_flat_read_is_judged_only_once_a_reads_price_is_surely_from_after_the_close():
+    # the demo (streams on) recorded stops as hand closes: the checks called by the fill's pushes read
+    # the flat position within the shared ticker cache's time, both with the price from before the
+    # stop fired. No read's price was through the stop: the flat read waits for one made
+    # `price_max_age_s` after the first, whose price is from after the close.
+    policy = Policy(stop_mode="position", price_max_age_s=1.0)
+    m = step(built(), read(built(), 1030.0), 1030.0, policy).monitor
+    gone = [ex_order(o, status=ExchangeOrderStatus.CANCELLED) for o in m.live_orders()]
+    m = step(m, snapshot(taken_at=1040.0, closed=gone, price="59600"), 1040.0, policy).monitor  # stale
+    d = step(m, snapshot(taken_at=1040.3, closed=gone, price="59600"), 1040.3, policy)  # stale again
+    assert d.monitor.phase is not Phase.CLOSING and d.monitor.closed_reason is None  # not judged yet
+    d = step(d.monitor, snapshot(taken_at=1041.1, closed=gone, price="57900"), 1041.1, policy)
+    assert EventKind.SL_HIT in kinds(d)
+    assert d.monitor.closed_reason is CloseReason.STOP_LOSS
+    # a close by hand (the price never through the stop) is still judged, one read later
+    m = step(built(), read(built(), 1030.0), 1030.0, policy).monitor
+    m = step(m, snapshot(taken_at=1040.0, closed=gone, price="59000"), 1040.0, policy).monitor
+    m = step(m, snapshot(taken_at=1040.3, closed=gone, price="59000"), 1040.3, policy).monitor
+    d = step(m, snapshot(taken_at=1041.1, closed=gone, price="59000"), 1041.1, policy)
+    assert EventKind.SL_HIT not in kinds(d) and d.monitor.closed_reason is CloseReason.MANUAL
+
+
 def test_nothing_is_set_on_a_flat_read_and_a_zero_position_answer_changes_nothing():
     m = step(built(), read(built(), 1030.0), 1030.0, POS).monitor
     gone = [ex_order(o, status=ExchangeOrderStatus.CANCELLED) for o in m.live_orders()]
@@ -244,13 +266,15 @@ def test_order_mode_is_unchanged_no_trading_stop_is_ever_sent():
     assert d.monitor.phase is Phase.MONITORING
 
 
-def test_the_setting_reaches_the_policy_and_only_the_two_modes_are_accepted():
+def test_the_setting_reaches_the_policy_and_only_the_two_modes_are_accepted(monkeypatch):
     import pytest
     from pydantic import ValidationError
 
     from config.settings import Settings
 
+    monkeypatch.delenv("TPSL_STOP_MODE", raising=False)  # set by TPSL_TEST_STOP_MODE=position
     assert Policy.from_settings(Settings()).stop_mode == "order"  # the default
+    assert Policy.from_settings(Settings(ticker_cache_s=0.25)).price_max_age_s == 0.25
     assert Policy.from_settings(Settings(stop_mode="position")).stop_mode == "position"
     with pytest.raises(ValidationError):
         Settings(stop_mode="trailing")

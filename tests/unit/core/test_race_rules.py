@@ -26,12 +26,28 @@ from core.models import (
 )
 from core.plan import resolve_position_idx
 from core.policy import Policy
-from core.step import acknowledge, is_finished, open_monitor, step
+from core.step import acknowledge, is_finished, links_to_look_up
+from core.step import open_monitor as core_open_monitor
+from core.step import step as core_step
+from tests.plugins.stop_mode import policy as suite_policy
 
 from .builders import conservative_long, ex_order, fast_long, long_position, open_view, snapshot
 
 FILLED = ExchangeOrderStatus.FILLED
 CANCELLED = ExchangeOrderStatus.CANCELLED
+
+
+# step and open_monitor in the suite's stop mode (TPSL_TEST_STOP_MODE) unless a policy is given; the
+# tests of the stop order's own mechanics pin order mode (the `order_mode` fixture; position mode's
+# counterparts are in test_position_stop.py).
+
+
+def step(m, s, now, policy=None, **kw):
+    return core_step(m, s, now, policy or suite_policy(), **kw)
+
+
+def open_monitor(*args, policy=None, **kw):
+    return core_open_monitor(*args, policy or suite_policy(), **kw)
 
 
 def kinds(d):
@@ -66,6 +82,7 @@ def built(t=1020.0):
 # ------------------------------------------------------------------------ 1. close only when confirmed
 
 
+@pytest.mark.usefixtures("order_mode")  # hand-built reads around our stop order
 def test_1_expired_entries_close_only_after_their_cancels_are_confirmed_and_a_racing_fill_is_guarded():
     m = opened(conservative_long(entry_time_limit_s=60.0))
     d = step(m, snapshot(taken_at=1061.0, open_orders=open_view(m), price="60500"), 1061.0)
@@ -97,6 +114,7 @@ def test_1_a_closing_monitor_closes_once_a_read_shows_everything_final_and_flat(
     assert kinds(d) == [EventKind.POSITION_CLOSED] and is_finished(d.monitor)
 
 
+@pytest.mark.usefixtures("order_mode")  # hand-built reads around our stop order
 def test_1_an_entry_fill_not_looked_up_yet_is_covered_by_what_the_exchange_shows():
     m = opened()
     rest = [ex_order(o) for o in m.orders[1:]]  # E1 left the open list; the look-ups did not reach it
@@ -237,9 +255,63 @@ def test_3_a_create_refused_after_an_unanswered_one_stays_in_flight():
     assert after.monitor.orders[0].status is OrderStatus.PLACING  # the first create may still land
 
 
+@pytest.mark.parametrize("stop_mode", ["order", "position"])
+def test_3_a_resent_create_refused_after_the_window_stays_watched_until_a_look_up_settles_it(stop_mode):
+    # simulator seed 7794 (position mode): a breached stop's market close got no answer; its first
+    # create landed and filled while the look-ups were cut short; the re-send, past the receive
+    # window, was refused. The refusal proves nothing about the first create: it stays watched, and
+    # the look-up that finds it filled counts the fill (it was marked lost and its fill never counted).
+    policy = Policy(create_window_s=6.0, stop_mode=stop_mode)
+    m = opened(fast_long())
+    e1 = m.orders[0]
+    filled = [ex_order(e1, filled=e1.qty, status=FILLED)]
+    pos = [long_position("0.030")]
+    d = step(m, snapshot(taken_at=1002.0, positions=pos, closed=filled, price="57900"), 1002.0, policy)
+    (close,) = places(d, "SL")
+    assert close.order_type == "Market" and close.trigger_price is None
+    timeout = [
+        (i, IntentResult(i.link_id, False, ErrorKind.RETRY_LATER, "read timeout"))
+        if i is close
+        else (i, IntentResult(i.link_id, True))
+        for i in d.intents
+    ]
+    m = acknowledge(
+        d.monitor,
+        timeout,
+        1002.5,
+    ).monitor
+    # a read past the receive window whose look-ups were cut short: the same create again
+    d = step(m, snapshot(taken_at=1009.0, positions=pos, closed=filled, price="57900"), 1009.0, policy)
+    (again,) = places(d, "SL")
+    assert again.link_id == close.link_id
+    refused = [
+        (i, IntentResult(i.link_id, False, ErrorKind.INVALID_ORDER, "rejected"))
+        if i is again
+        else (i, IntentResult(i.link_id, True))
+        for i in d.intents
+    ]
+    m = acknowledge(d.monitor, refused, 1009.5).monitor
+    first = next(o for o in m.orders if o.link_id == close.link_id)
+    assert first.status is not OrderStatus.LOST  # not proven absent: it may have landed
+    flat = snapshot(taken_at=1011.0, positions=[], closed=filled, price="57900")
+    assert close.link_id in links_to_look_up(m, flat)
+    # the look-up finds it filled: its fill is the stop's
+    found = [*filled, ex_order(first, filled=first.qty, status=FILLED, trigger_price=None)]
+    d = step(
+        m,
+        snapshot(taken_at=1011.0, positions=[], closed=found, looked_up=[close.link_id], price="57900"),
+        1011.0,
+        policy,
+    )
+    sl = next(o for o in d.monitor.orders if o.link_id == close.link_id)
+    assert sl.status is OrderStatus.FILLED and sl.filled == D("0.030")
+    assert EventKind.SL_HIT in kinds(d)
+
+
 # ------------------------------------------------------------------ 4. a market close is not a stop
 
 
+@pytest.mark.usefixtures("order_mode")  # hand-built reads around our stop order
 def test_4_a_breached_stop_market_close_is_awaited_never_amended():
     m = built()
     sl = m.current(OrderRole.SL, 0)
@@ -288,6 +360,7 @@ def test_5_breach_is_judged_on_the_stops_trigger_price_not_the_mark():
     assert stop.trigger_price == D("58000")
 
 
+@pytest.mark.usefixtures("order_mode")  # hand-built reads around our stop order
 def test_5_a_stop_refused_as_breached_is_replaced_by_a_market_close_at_once():
     m = opened(fast_long())
     e1 = m.orders[0]
@@ -314,6 +387,7 @@ def test_5_a_stop_refused_as_breached_is_replaced_by_a_market_close_at_once():
     assert close.link_id != stop.link_id
 
 
+@pytest.mark.usefixtures("order_mode")  # hand-built reads around our stop order
 def test_5_a_resent_stop_refused_as_breached_while_its_first_create_may_land_closes_and_cancels_it():
     # simulator seed 18159: the stop's create got no answer; its re-send (same orderLinkId) is refused
     # as breached while the first create may still land. Waiting for its fate leaves the position
@@ -455,6 +529,7 @@ def test_8_the_executor_sends_in_stage_order_and_holds_raises_after_a_failed_can
 # ------------------------------------------------------ 9. breakeven settled by the stop's final state
 
 
+@pytest.mark.usefixtures("order_mode")  # hand-built reads around our stop order
 def test_9_a_breakeven_move_unconfirmed_when_the_position_closes_is_settled_by_the_final_stop():
     m = built()
     sl = m.current(OrderRole.SL, 0)
@@ -477,6 +552,7 @@ def test_9_a_breakeven_move_unconfirmed_when_the_position_closes_is_settled_by_t
     )
 
 
+@pytest.mark.usefixtures("order_mode")  # hand-built reads around our stop order
 def test_9_a_stop_that_fires_at_breakeven_closes_as_breakeven_stop():
     m = built()
     sl = m.current(OrderRole.SL, 0)
@@ -523,6 +599,7 @@ def test_bounded_look_ups_take_stops_first():
     assert sorted(links, key=look_up_priority)[0] == "tgm000000009-SL-3"
 
 
+@pytest.mark.usefixtures("order_mode")  # hand-built reads around our stop order
 def test_9_a_stop_that_fired_before_breakeven_was_due_is_a_stop_loss():
     m = built()
     sl = m.current(OrderRole.SL, 0)

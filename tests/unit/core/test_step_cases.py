@@ -2,6 +2,8 @@
 
 from decimal import Decimal as D
 
+import pytest
+
 from core.models import (
     BreakevenState,
     CancelOrder,
@@ -17,9 +19,24 @@ from core.models import (
     Side,
     Tier,
 )
-from core.step import acknowledge, links_to_look_up, open_monitor, step
+from core.step import acknowledge, links_to_look_up
+from core.step import open_monitor as core_open_monitor
+from core.step import step as core_step
+from tests.plugins.stop_mode import policy as suite_policy
 
 from .builders import conservative_long, ex_order, long_position, open_view, snapshot
+
+# step and open_monitor in the suite's stop mode (TPSL_TEST_STOP_MODE) unless a policy is given; the
+# tests of the stop order's own mechanics pin order mode (the `order_mode` fixture; position mode's
+# counterparts are in test_position_stop.py).
+
+
+def step(m, s, now, policy=None, **kw):
+    return core_step(m, s, now, policy or suite_policy(), **kw)
+
+
+def open_monitor(*args, policy=None, **kw):
+    return core_open_monitor(*args, policy or suite_policy(), **kw)
 
 
 def kinds(decision):
@@ -70,6 +87,7 @@ def test_a_read_older_than_our_intent_cannot_confirm_or_refute_it():
     assert all(o.status is OrderStatus.OPEN for o in again.monitor.orders)
 
 
+@pytest.mark.usefixtures("order_mode")  # hand-built reads around our stop order
 def test_first_entry_fill_places_the_ladder_and_a_stop_covering_the_whole_plan():
     m, _ = opened()
     e1 = m.orders[0]
@@ -115,6 +133,7 @@ def _built_long(t=1020.0):
     return ack_all(d, t).monitor
 
 
+@pytest.mark.usefixtures("order_mode")  # hand-built reads around our stop order
 def test_fully_built_ladder_sums_exactly_to_the_position():
     m = _built_long()
     tps = m.live_orders(OrderRole.TP)
@@ -125,6 +144,7 @@ def test_fully_built_ladder_sums_exactly_to_the_position():
     assert m.phase is Phase.MONITORING and m.entries_closed
 
 
+@pytest.mark.usefixtures("order_mode")  # hand-built reads around our stop order
 def test_lost_stop_is_replaced_with_a_new_generation_and_counted():
     m = _built_long()
     sl = m.current(OrderRole.SL, 0)
@@ -143,6 +163,7 @@ def test_lost_stop_is_replaced_with_a_new_generation_and_counted():
     assert any(e.payload.get("action") == "repaired" for e in d.events)
 
 
+@pytest.mark.usefixtures("order_mode")  # hand-built reads around our stop order
 def test_tp1_fill_moves_the_stop_to_breakeven_and_confirms_only_when_seen():
     m = _built_long()
     tp1 = m.current(OrderRole.TP, 1)
@@ -197,6 +218,7 @@ def test_a_create_without_an_answer_is_in_flight_until_a_read_finds_it_or_it_is_
     assert [p.link_id for p in places(d2)] == [e2.link_id, e3.link_id]
 
 
+@pytest.mark.usefixtures("order_mode")  # hand-built reads around our stop order
 def test_rejected_placement_is_not_retried_forever():
     m = _built_long()
     sl = m.current(OrderRole.SL, 0)
@@ -235,6 +257,7 @@ def test_rejected_placement_is_not_retried_forever():
     assert close.qty == D("0.030")
 
 
+@pytest.mark.usefixtures("order_mode")  # hand-built reads around our stop order
 def test_stop_fires_closes_the_monitor_and_cancels_every_leftover():
     m = _built_long()
     sl = m.current(OrderRole.SL, 0)
@@ -272,6 +295,7 @@ def test_an_unexplained_flat_read_waits_for_a_second_read():
     assert {i.link_id for i in second.intents} == {o.link_id for o in m.live_orders()}
 
 
+@pytest.mark.usefixtures("order_mode")  # hand-built reads around our stop order
 def test_a_size_change_is_never_adopted_while_one_of_our_orders_is_unaccounted_for():
     """A fill whose order was not looked up yet must not be taken for a change by hand: once the
     order is seen, its fill would be counted a second time (found by the benchmark)."""

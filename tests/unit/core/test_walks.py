@@ -1,5 +1,7 @@
 """Scenario walks: a monitor along a price path over the paper engine, with asserts after every step
-(freqtrade's test_adjust_stop_loss style). Pure: no network, no Redis, no clock but the walk's."""
+(freqtrade's test_adjust_stop_loss style). Pure: no network, no Redis, no clock but the walk's. They
+run in the suite's stop mode (TPSL_TEST_STOP_MODE): the stop is read with `w.stop_trigger` and
+`w.stop_covers`, which mean the same in both modes."""
 
 from __future__ import annotations
 
@@ -66,18 +68,18 @@ def test_conservative_long_walk():
     w.engine.set_prices({BTC: D("60500")})
     m = w.open(long_plan(), "longwalk01")
     assert m.phase is Phase.BUILDING and len(w.exchange_orders(BTC)) == 3
-    assert w.stop_on_exchange(BTC) is None  # no position, no stop yet (a reduce-only stop would be refused)
+    assert w.stop_trigger(BTC) is None  # no position, no stop yet (a reduce-only stop would be refused)
 
     w.price(BTC, "59990")  # E1 fills
     assert w.position(BTC) == D("0.010")
-    assert w.stop_on_exchange(BTC).qty == D("0.030")  # the stop covers the whole plan from the first fill
-    assert w.stop_on_exchange(BTC).trigger_price == D("58000")
+    assert w.stop_covers(BTC, D("0.030"))  # the stop covers the whole plan from the first fill
+    assert w.stop_trigger(BTC) == D("58000")
     assert sum(q for _, q in w.ladder_on_exchange(BTC)) == D("0.010")  # the ladder follows the filled size
 
     w.price(BTC, "59450")  # E2 fills
     assert w.position(BTC) == D("0.020")
     assert sum(q for _, q in w.ladder_on_exchange(BTC)) == D("0.020")
-    assert w.stop_on_exchange(BTC).qty == D("0.030")
+    assert w.stop_covers(BTC, D("0.030"))
     assert w.m(m.id).phase is Phase.BUILDING
 
     w.price(BTC, "62050")  # TP1 fills before E3: entries are cancelled, the stop moves to breakeven
@@ -88,16 +90,16 @@ def test_conservative_long_walk():
     assert f"tg{m.id}-E3-1" not in w.exchange_orders(BTC)
     assert mm.breakeven is BreakevenState.DONE
     be = D("59750") * D("1.0008")  # avg entry × (1 + fee buffer), up to the tick
-    assert w.stop_on_exchange(BTC).trigger_price == D("59797.8") > be - D("0.1")
+    assert w.stop_trigger(BTC) == D("59797.8") > be - D("0.1")
     remaining = w.position(BTC)
-    assert w.stop_on_exchange(BTC).qty == remaining  # the stop shrank to what is left
+    assert w.stop_covers(BTC, remaining)  # the stop shrank to what is left
     assert sum(q for _, q in w.ladder_on_exchange(BTC)) == remaining
 
     for price, hits in (("63050", (1, 2)), ("64050", (1, 2, 3))):
         w.price(BTC, price)
         assert w.m(m.id).tp_hits == hits
-        assert w.stop_on_exchange(BTC).qty == w.position(BTC)
-        assert w.stop_on_exchange(BTC).trigger_price == D("59797.8")  # never moves down
+        assert w.stop_covers(BTC, w.position(BTC))
+        assert w.stop_trigger(BTC) == D("59797.8")  # never moves down
 
     w.price(BTC, "65050")
     w.settle()
@@ -114,17 +116,18 @@ def test_conservative_short_walk():
     for price, size in (("3001", "1.00"), ("3031", "2.00"), ("3061", "3.00")):
         w.price(ETH, price)
         assert w.position(ETH) == D(size)
-        stop = w.stop_on_exchange(ETH)
-        assert stop.side is Side.BUY and stop.trigger_price == D("3150") and stop.qty == D("3.00")
+        assert w.stop_trigger(ETH) == D("3150") and w.stop_covers(ETH, D("3.00"))
+        if not w.on_position:
+            assert w.stop_on_exchange(ETH).side is Side.BUY
     assert w.m(m.id).phase is Phase.MONITORING
     w.price(ETH, "2899")
     w.check()
     mm = w.m(m.id)
     assert mm.breakeven is BreakevenState.DONE
-    assert w.stop_on_exchange(ETH).trigger_price == D("3027.57")  # 3030 × (1 − 0.0008), down to the tick
+    assert w.stop_trigger(ETH) == D("3027.57")  # 3030 × (1 − 0.0008), down to the tick
     for price in ("2849", "2799"):
         w.price(ETH, price)
-        assert w.stop_on_exchange(ETH).trigger_price == D("3027.57")  # a short's stop never moves up
+        assert w.stop_trigger(ETH) == D("3027.57")  # a short's stop never moves up
     w.price(ETH, "2749")
     w.settle()
     assert w.m(m.id).closed_reason is CloseReason.TP_COMPLETE and w.position(ETH) == 0
@@ -148,7 +151,7 @@ def test_fast_long_walk():
     assert w.position("SOLUSDT") == D("10")  # the market entry filled at once
     w.check()
     assert w.m(m.id).phase is Phase.MONITORING
-    assert w.stop_on_exchange("SOLUSDT").qty == D("10")
+    assert w.stop_covers("SOLUSDT", D("10"))
     assert w.ladder_on_exchange("SOLUSDT") == [(D("160.000"), D("10.0"))]
     w.price("SOLUSDT", "161")
     w.settle()
@@ -197,7 +200,7 @@ def test_partial_fill_of_a_take_profit_is_a_fill():
     assert tp1.filled == D("0.010") and mm.tp_hits == (1,)
     assert w.events(m.id).count("tp_hit") == 1
     assert not mm.live_orders(OrderRole.ENTRY)  # any TP fill closes the entries
-    assert w.stop_on_exchange(BTC).qty == D("0.020")  # the stop follows the partial fill
+    assert w.stop_covers(BTC, D("0.020"))  # the stop follows the partial fill
     # the rest of TP1's share stays at TP1 (it is not handed to the later levels)
     assert (D("62000.0"), D("0.015")) in w.ladder_on_exchange(BTC)
     assert sum(q for _, q in w.ladder_on_exchange(BTC)) == D("0.020")
@@ -236,13 +239,15 @@ def test_order_cancelled_from_outside_is_repaired():
     m = w.open(long_plan(), "repwalk001")
     for price in ("59990", "59450", "58950"):
         w.price(BTC, price)
-    stop = w.stop_on_exchange(BTC)
-    w.engine.cancel_order(w.paper_account, BTC, link_id=stop.link_id)  # someone cancels our stop
-    assert w.stop_on_exchange(BTC) is None
+    w.remove_stop_by_hand(BTC)  # someone cancels our stop (or clears the position's stop-loss)
+    assert w.stop_trigger(BTC) is None
     w.check()
-    new = w.stop_on_exchange(BTC)
-    assert new.link_id == f"tg{m.id}-SL-2" and new.qty == D("0.030") and new.trigger_price == D("58000")
-    assert w.m(m.id).repairs == 1
+    assert w.stop_trigger(BTC) == D("58000") and w.stop_covers(BTC, D("0.030"))
+    if w.on_position:
+        assert w.m(m.id).stop_resets == 1  # set again, counted
+    else:
+        assert w.stop_on_exchange(BTC).link_id == f"tg{m.id}-SL-2"
+        assert w.m(m.id).repairs == 1
     tp2 = w.m(m.id).current(OrderRole.TP, 2)
     w.engine.cancel_order(w.paper_account, BTC, link_id=tp2.link_id)
     w.check()
@@ -268,10 +273,10 @@ def test_hedge_mode_guards_both_sides_independently():
     w.price(BTC, "61050")  # the short's entry fills
     w.price(BTC, "59990")  # the long's E1 fills; the short's TP (59800) is not reached
     assert w.position(BTC, 1) == D("0.010") and w.position(BTC, 2) == D("0.010")
-    orders = w.exchange_orders(BTC).values()
-    stops = {o.position_idx: o for o in orders if o.trigger_price}
-    assert stops[1].side is Side.SELL and stops[1].trigger_price == D("58000")
-    assert stops[2].side is Side.BUY and stops[2].trigger_price == D("62500")
+    assert w.stop_trigger(BTC, 1) == D("58000") and w.stop_trigger(BTC, 2) == D("62500")
+    if not w.on_position:
+        stops = {o.position_idx: o for o in w.exchange_orders(BTC).values() if o.trigger_price}
+        assert stops[1].side is Side.SELL and stops[2].side is Side.BUY
     w.price(BTC, "59750")  # the short's TP fills: only the short closes
     w.settle()
     assert w.m(sht.id).phase is Phase.CLOSED and w.m(sht.id).closed_reason is CloseReason.TP_COMPLETE
@@ -300,7 +305,7 @@ def test_adopting_an_open_position():
         "adoptwalk1",
     )
     assert m.phase is Phase.MONITORING and m.built_qty == D("0.040")
-    assert w.stop_on_exchange(BTC).qty == D("0.040")
+    assert w.stop_covers(BTC, D("0.040")) and w.stop_trigger(BTC) == D("58000")
     assert w.ladder_on_exchange(BTC) == [(D("62000.0"), D("0.020")), (D("63000.0"), D("0.020"))]
     # the trader adds to the position by hand: the ladder and the stop follow once a second read confirms
     w.engine.place_order(
@@ -308,7 +313,7 @@ def test_adopting_an_open_position():
     )
     w.check()
     w.check()
-    assert w.stop_on_exchange(BTC).qty == D("0.060")
+    assert w.stop_covers(BTC, D("0.060"))
     assert sum(q for _, q in w.ladder_on_exchange(BTC)) == D("0.060")
 
 

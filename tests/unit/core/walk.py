@@ -2,7 +2,8 @@
 
 One `check()` is what a worker does for an account: read it (positions + open orders, then the final
 state of owned orders that left the open list), step each monitor, send the intents, fold the answers
-back. Time is a counter the test advances; nothing sleeps.
+back. Time is a counter the test advances; nothing sleeps. The walk's policy follows the suite's stop
+mode (TPSL_TEST_STOP_MODE); `stop_trigger` and `stop_covers` read the stop in either mode.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ from core.policy import Policy
 from core.step import links_to_look_up, open_monitor, step
 from exchange.paper.engine import PaperEngine
 from exchange.paper.port import PaperPort
+from tests.plugins.stop_mode import policy as suite_policy
 from workers.executor import send
 
 
 @dataclass
 class Walk:
     hedge: bool = False
-    policy: Policy = field(default_factory=Policy)
+    policy: Policy = field(default_factory=suite_policy)
     t: float = 1_800_000_000.0
     monitors: dict[str, Monitor] = field(default_factory=dict)
     decisions: list[Decision] = field(default_factory=list)
@@ -111,6 +113,45 @@ class Walk:
         stops = [o for o in self.exchange_orders(symbol).values() if o.trigger_price]
         assert len(stops) <= 1, stops
         return stops[0] if stops else None
+
+    @property
+    def on_position(self) -> bool:
+        return self.policy.stop_mode == "position"
+
+    def stop_trigger(self, symbol: str, idx: int = 0) -> Decimal | None:
+        """Where the stop rests: the trigger of our stop order (order mode), or the open position's
+        own stop-loss (position mode); None when there is none."""
+        if self.on_position:
+            pos = self.paper_account.positions.get((symbol, idx))
+            return pos.stop_loss if pos is not None and pos.size > 0 and pos.stop_loss else None
+        stops = [
+            o for o in self.exchange_orders(symbol).values() if o.trigger_price and o.position_idx == idx
+        ]
+        assert len(stops) <= 1, stops
+        return stops[0].trigger_price if stops else None
+
+    def stop_covers(self, symbol: str, qty: Decimal, idx: int = 0) -> bool:
+        """The stop closes `qty` when it fires: our stop order is of that size (order mode); the
+        position's own Full-mode stop closes whatever is open, so it only has to be set (position
+        mode)."""
+        if self.on_position:
+            return self.stop_trigger(symbol, idx) is not None
+        stops = [
+            o for o in self.exchange_orders(symbol).values() if o.trigger_price and o.position_idx == idx
+        ]
+        return len(stops) == 1 and stops[0].qty == qty
+
+    def remove_stop_by_hand(self, symbol: str) -> None:
+        """Someone removes the stop: cancels our stop order, or clears the position's stop-loss."""
+        if self.on_position:
+            from exchange.paper.commands import TradingStopRequest
+
+            self.engine.set_trading_stop(
+                self.paper_account, TradingStopRequest(symbol, 0, stop_loss=Decimal(0))
+            )
+            return
+        stop = self.stop_on_exchange(symbol)
+        self.engine.cancel_order(self.paper_account, symbol, link_id=stop.link_id)
 
     def ladder_on_exchange(self, symbol: str) -> list[tuple[Decimal, Decimal]]:
         """(price, remaining qty) of resting reduce-only limits, nearest first."""

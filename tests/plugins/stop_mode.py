@@ -1,0 +1,66 @@
+"""The stop mode the suite runs in: `TPSL_TEST_STOP_MODE` (order, the default, or position).
+
+`TPSL_TEST_STOP_MODE=position` (what `make test-position` sets) makes every Settings a test builds
+without naming `stop_mode` (the pipeline stacks, the demo, the processes the tests start) use the
+position's own stop-loss: the plugin sets `TPSL_STOP_MODE` for the session, which Settings reads and
+child processes inherit. Pure-core tests take their Policy from `policy()` (the walks, the step cases,
+the race rules); a test about the stop order's own mechanics pins order mode with the `order_mode`
+fixture. The header of the run names the mode.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from core.policy import Policy
+
+MODES = ("order", "position")
+
+
+def _mode() -> str:
+    mode = os.environ.get("TPSL_TEST_STOP_MODE", "").strip() or "order"
+    if mode not in MODES:
+        raise pytest.UsageError(f"TPSL_TEST_STOP_MODE must be one of {', '.join(MODES)}, not {mode!r}")
+    return mode
+
+
+TEST_STOP_MODE = _mode()
+if TEST_STOP_MODE != "order":
+    os.environ["TPSL_STOP_MODE"] = TEST_STOP_MODE
+else:
+    os.environ.pop("TPSL_STOP_MODE", None)  # a developer's shell setting never changes the suite
+
+
+def on_position() -> bool:
+    """The suite runs with the stop on the position (TPSL_TEST_STOP_MODE=position)."""
+    return TEST_STOP_MODE == "position"
+
+
+_pinned: list[str] = []  # the mode a running test pinned (the `order_mode` fixture)
+
+
+def policy(**kw: Any) -> Policy:
+    """A core Policy in the suite's stop mode, or the one the running test pinned (a `stop_mode`
+    given wins)."""
+    kw.setdefault("stop_mode", _pinned[-1] if _pinned else TEST_STOP_MODE)
+    return Policy(**kw)
+
+
+@pytest.fixture
+def order_mode() -> Iterator[None]:
+    """Pins a pure-core test to stop mode "order" (`policy()` gives it in both runs): for tests of the
+    stop order's own mechanics, hand-built reads around a stop order of ours. Position mode's own
+    rules have their tests in tests/unit/core/test_position_stop.py."""
+    _pinned.append("order")
+    try:
+        yield
+    finally:
+        _pinned.pop()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"stop mode: {TEST_STOP_MODE} (TPSL_TEST_STOP_MODE)"
