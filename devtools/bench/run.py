@@ -66,6 +66,11 @@ PROFILES: dict[str, dict[str, str]] = {
         "TPSL_CACHE_ENABLED": "false",
         "TPSL_POOLING": "false",
         "TPSL_STREAMS": "false",
+        # the plain system's pool: a process per slot, the former 4/2/2 slots
+        "TPSL_WORKER_POOL": "prefork",
+        "TPSL_WORKER_FAST_CONCURRENCY": "4",
+        "TPSL_WORKER_BULK_CONCURRENCY": "2",
+        "TPSL_WORKER_PERSIST_CONCURRENCY": "2",
     },
 }
 WITH_STREAM_PROCESS = {"streams", "streams_faults"}
