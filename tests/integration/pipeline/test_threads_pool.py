@@ -17,6 +17,7 @@ from core.models import OrderRole, Tier
 from devtools.stack import with_source_path, worker_specs
 from persistence.migrate import upgrade
 from tests.plugins.stack import stack_settings, wait_for
+from tests.plugins.stop_mode import on_position
 from workers.lifecycle import create_monitor
 from workers.runtime import Runtime, build_runtime, set_runtime
 from workers.store import MonitorStore
@@ -91,9 +92,15 @@ def setup(
         rt.close()
 
 
-def stop_orders(rt: Runtime, monitor_id: str) -> tuple[Any, ...]:
+def stop_sent(rt: Runtime, monitor_id: str) -> bool:
+    """The check sent the stop: a live stop order of ours, or (stop on the position) the position's
+    stop-loss set."""
     loaded = MonitorStore(rt.registry).load(monitor_id)
-    return loaded.monitor.live_orders(OrderRole.SL) if loaded else ()
+    if loaded is None:
+        return False
+    if on_position():
+        return loaded.monitor.stop_sent_at > 0
+    return bool(loaded.monitor.live_orders(OrderRole.SL))
 
 
 def test_a_check_runs_end_to_end_on_the_threads_pool(paper, redis_url, tmp_path, stack_accounts):
@@ -108,7 +115,7 @@ def test_a_check_runs_end_to_end_on_the_threads_pool(paper, redis_url, tmp_path,
             for name, log in logs.items():
                 assert b"(thread)" in log.read_bytes(), f"{name} is not on the threads pool"
             app.tasks["tpsl.check"].apply_async(("main", [m.id]), queue="tier.standard", expires=120)
-            wait_for(lambda: stop_orders(rt, m.id), timeout=60, what="the check to place the stop")
+            wait_for(lambda: stop_sent(rt, m.id), timeout=60, what="the check to place the stop")
 
             def created_persisted() -> bool:  # a critical event, written by the persist pool's threads
                 with session_factory(rt.engine)() as s:
@@ -138,7 +145,7 @@ def test_a_check_past_its_soft_time_limit_is_stopped_on_the_threads_pool(
             # and its lock is released by its own `finally` (not left to expire)
             wait_for(lambda: b"SoftTimeLimitExceeded" in bulk.read_bytes(), timeout=20, what="the failure")
             assert redis_client.exists("tpsl:lock:account:main") == 0
-            assert stop_orders(rt, m.id) == ()
+            assert not stop_sent(rt, m.id)
             # the worker goes on: the next check of the account does what the stopped one did not
             check.apply_async(("main", [m.id]), queue="tier.standard", expires=120)
-            wait_for(lambda: stop_orders(rt, m.id), timeout=60, what="the next check to place the stop")
+            wait_for(lambda: stop_sent(rt, m.id), timeout=60, what="the next check to place the stop")
