@@ -230,26 +230,24 @@ class StreamConnection:
     async def add_topics(self, topics: Sequence[str]) -> None:
         new = [t for t in topics if t not in self.topics]
         self.topics.extend(new)
-        ws = self._ws
-        if ws is not None and new and self.counters.connected:
-            for i in range(0, len(new), ARGS_PER_REQUEST):  # acks are read by _read
-                args = new[i : i + ARGS_PER_REQUEST]
-                await ws.send(
-                    orjson.dumps({"op": "subscribe", "req_id": self._next_req(), "args": args}).decode()
-                )
+        await self._send_ops("subscribe", new)
 
     async def remove_topics(self, topics: Sequence[str]) -> None:
         gone = [t for t in topics if t in self.topics]
         for t in gone:
             self.topics.remove(t)
             self._tickers.pop(t, None)
+        await self._send_ops("unsubscribe", gone)
+
+    async def _send_ops(self, op: str, topics: Sequence[str]) -> None:
+        """`op` (subscribe | unsubscribe) of `topics` on the live connection, if any, in requests of
+        at most ARGS_PER_REQUEST topics; their acks are read by `_read`."""
         ws = self._ws
-        if ws is not None and gone and self.counters.connected:
-            for i in range(0, len(gone), ARGS_PER_REQUEST):  # acks are read by _read
-                args = gone[i : i + ARGS_PER_REQUEST]
-                await ws.send(
-                    orjson.dumps({"op": "unsubscribe", "req_id": self._next_req(), "args": args}).decode()
-                )
+        if ws is None or not topics or not self.counters.connected:
+            return
+        for i in range(0, len(topics), ARGS_PER_REQUEST):
+            args = list(topics[i : i + ARGS_PER_REQUEST])
+            await ws.send(orjson.dumps({"op": op, "req_id": self._next_req(), "args": args}).decode())
 
     async def _read(self, ws: ClientConnection) -> None:
         timing = self.timing
