@@ -58,6 +58,14 @@ def places(d, role=None):
     return [i for i in d.intents if isinstance(i, PlaceOrder) and (role is None or f"-{role}" in i.link_id)]
 
 
+def answers(d, odd, ok, error=None, message=""):
+    """Every intent of `d` accepted, except `odd`, answered (ok, error, message)."""
+    return [
+        (i, IntentResult(i.link_id, ok, error, message) if i is odd else IntentResult(i.link_id, True))
+        for i in d.intents
+    ]
+
+
 def ack_ok(d, t):
     return acknowledge(d.monitor, [(i, IntentResult(i.link_id, True)) for i in d.intents], t).monitor
 
@@ -144,13 +152,13 @@ def test_2_an_amend_answered_not_found_is_looked_up_before_anything_is_re_placed
         ),
         1030.0,
     )
-    answers = [
+    not_found = [
         (i, IntentResult(i.link_id, False, ErrorKind.NOT_FOUND, "order not exists or too late to replace"))
         if i.link_id == tp1.link_id
         else (i, IntentResult(i.link_id, True))
         for i in d.intents
     ]
-    m2 = acknowledge(d.monitor, answers, 1030.0).monitor
+    m2 = acknowledge(d.monitor, not_found, 1030.0).monitor
     assert m2.current(OrderRole.TP, 1).status is OrderStatus.OPEN  # unknown, not LOST
     # the next read does not list it and could not look it up: nothing is re-placed on a guess
     others = [ex_order(o) for o in m2.live_orders() if o.link_id != tp1.link_id]
@@ -269,12 +277,7 @@ def test_3_a_resent_create_refused_after_the_window_stays_watched_until_a_look_u
     d = step(m, snapshot(taken_at=1002.0, positions=pos, closed=filled, price="57900"), 1002.0, policy)
     (close,) = places(d, "SL")
     assert close.order_type == "Market" and close.trigger_price is None
-    timeout = [
-        (i, IntentResult(i.link_id, False, ErrorKind.RETRY_LATER, "read timeout"))
-        if i is close
-        else (i, IntentResult(i.link_id, True))
-        for i in d.intents
-    ]
+    timeout = answers(d, close, False, ErrorKind.RETRY_LATER, "read timeout")
     m = acknowledge(
         d.monitor,
         timeout,
@@ -284,12 +287,7 @@ def test_3_a_resent_create_refused_after_the_window_stays_watched_until_a_look_u
     d = step(m, snapshot(taken_at=1009.0, positions=pos, closed=filled, price="57900"), 1009.0, policy)
     (again,) = places(d, "SL")
     assert again.link_id == close.link_id
-    refused = [
-        (i, IntentResult(i.link_id, False, ErrorKind.INVALID_ORDER, "rejected"))
-        if i is again
-        else (i, IntentResult(i.link_id, True))
-        for i in d.intents
-    ]
+    refused = answers(d, again, False, ErrorKind.INVALID_ORDER, "rejected")
     m = acknowledge(d.monitor, refused, 1009.5).monitor
     first = next(o for o in m.orders if o.link_id == close.link_id)
     assert first.status is not OrderStatus.LOST  # not proven absent: it may have landed
@@ -375,13 +373,8 @@ def test_5_a_stop_refused_as_breached_is_replaced_by_a_market_close_at_once():
         1002.0,
     )
     (stop,) = places(d, "SL")
-    answers = [
-        (i, IntentResult(i.link_id, False, ErrorKind.TRIGGER_PASSED, "expect Falling"))
-        if i is stop
-        else (i, IntentResult(i.link_id, True))
-        for i in d.intents
-    ]
-    ack = acknowledge(d.monitor, answers, 1002.5)
+    breached = answers(d, stop, False, ErrorKind.TRIGGER_PASSED, "expect Falling")
+    ack = acknowledge(d.monitor, breached, 1002.5)
     (close,) = ack.intents  # the follow-up the caller sends in the same pass
     assert close.order_type == "Market" and close.reduce_only and close.qty == D("0.030")
     assert close.link_id != stop.link_id
@@ -399,24 +392,14 @@ def test_5_a_resent_stop_refused_as_breached_while_its_first_create_may_land_clo
         m, snapshot(taken_at=1002.0, positions=[long_position("0.030")], closed=filled, price="58500"), 1002.0
     )
     (stop,) = places(d, "SL")
-    timeout = [
-        (i, IntentResult(i.link_id, False, ErrorKind.RETRY_LATER, "read timeout"))
-        if i is stop
-        else (i, IntentResult(i.link_id, True))
-        for i in d.intents
-    ]
+    timeout = answers(d, stop, False, ErrorKind.RETRY_LATER, "read timeout")
     m = acknowledge(d.monitor, timeout, 1002.5).monitor
     d = step(
         m, snapshot(taken_at=1004.0, positions=[long_position("0.030")], closed=filled, price="58400"), 1004.0
     )
     (again,) = places(d, "SL")
     assert again.link_id == stop.link_id  # in flight: the same create again
-    refused = [
-        (i, IntentResult(i.link_id, False, ErrorKind.TRIGGER_PASSED, "expect Falling"))
-        if i is again
-        else (i, IntentResult(i.link_id, True))
-        for i in d.intents
-    ]
+    refused = answers(d, again, False, ErrorKind.TRIGGER_PASSED, "expect Falling")
     ack = acknowledge(d.monitor, refused, 1004.5)
     cancels = [i for i in ack.intents if isinstance(i, CancelOrder)]
     closes = [i for i in ack.intents if isinstance(i, PlaceOrder)]
