@@ -175,7 +175,6 @@ class _Loaded(NamedTuple):
     meta: dict[str, Any]
     orders: dict[str, tuple[ExchangeOrder, int]]
     positions: dict[str, tuple[Position, int]]
-    position_stamps: dict[str, int]  # SYMBOL|idx → stamp, deleted rows included
     fills: dict[str, int]  # SYMBOL → latest execution pushed (ms)
 
 
@@ -269,7 +268,6 @@ class StreamView:
             meta,
             orders,
             positions,
-            {k: int(v) for k, v in pstamps.items()},
             {k: int(v) for k, v in fills.items()},
         )
 
@@ -358,7 +356,7 @@ class StreamView:
         if not self.redis.exists(keys.view_alive(self.prefix, account)):
             return None
         taken_ms = int(snap.taken_at * 1000)
-        meta, orders, positions, _, fills = self._load(account)
+        meta, orders, positions, fills = self._load(account)
         rest_orders = {lid: o for lid, o in snap.open_orders.items() if parse_link_id(lid) is not None}
         rest_positions = {key_of(s, i): p for (s, i), p in snap.positions.items() if p.size > 0}
         found, order_writes, position_writes = diverged(
