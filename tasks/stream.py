@@ -22,9 +22,11 @@ happened while the stream was down is only in the REST API).
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import orjson
@@ -38,6 +40,7 @@ from core.models import Account, ExchangeOrder, Position, Ticker, Tier
 from exchange.bybit import parse
 from exchange.bybit.stream import BybitStreams, StreamEvent, StreamTiming
 from workers.checker import stream_view
+from workers.lag import STREAM_LAG
 from workers.position_index import PositionIndex
 from workers.runtime import Runtime
 from workers.store import decoded
@@ -53,6 +56,7 @@ PRIVATE_TOPICS = ("order", "execution", "position")
 TICKER_PREFIX = "tickers."
 HEARTBEAT_S = 1.0
 BANDS_REFRESH_S = 2.0  # the monitored symbols and their proximity targets, read again this often
+MAX_BATCH = 2_000  # events handled as one batch at most (a burst larger than this takes several)
 
 _BYBIT_STREAM_HOSTS = {
     "api.bybit.com": "stream.bybit.com",
@@ -118,13 +122,18 @@ class StreamWatch:
         self._price_lock = threading.Lock()  # a push and the heartbeat's confirmation write in turn
         self._public_health: dict[str, Any] = {"pushes": 0, "entered": 0, "checks": 0, "gaps": 0, "downs": 0}
         self._next_refresh = 0.0
+        # pushes, from the streams' asyncio thread to the handler thread (`feed` → `_drain`)
+        self._inbox: queue.SimpleQueue[StreamEvent | None] = queue.SimpleQueue()
+        self._handler: threading.Thread | None = None
 
     def start(self) -> StreamWatch:
+        self._handler = threading.Thread(target=self._drain, daemon=True, name="stream-handler")
+        self._handler.start()
         by_base: dict[str, list[Account]] = {}
         for account in sorted(self.rt.accounts.values(), key=lambda a: a.id):
             by_base.setdefault(stream_base(account.base_url), []).append(account)
         for base, accounts in by_base.items():
-            streams = BybitStreams(base, self.on_event, timing=self.timing).start()
+            streams = BybitStreams(base, self.feed, timing=self.timing).start()
             self.streams[base] = streams
             if self.public is None:
                 self.public = streams
@@ -146,6 +155,10 @@ class StreamWatch:
             streams.stop()
         self.streams.clear()
         self.public = None
+        if self._handler is not None:
+            self._inbox.put(None)  # what was fed before is handled first
+            self._handler.join(5)
+            self._handler = None
         try:
             if self.view is not None:
                 for account in self._health:
@@ -164,12 +177,54 @@ class StreamWatch:
 
     # ------------------------------------------------------------------------------ events
 
-    def on_event(self, ev: StreamEvent) -> None:
-        """On the streams' thread: never raises (a failure is logged; the tiers still poll)."""
-        account = ev.account
-        if account is None:
-            self._on_public(ev)
-            return
+    def feed(self, ev: StreamEvent) -> None:
+        """The streams' callback, on their asyncio thread: hand the event over and return at once,
+        so the sockets are read (and `received_at` stamped) while the Redis work of earlier pushes
+        is done on the handler thread."""
+        self._inbox.put(ev)
+
+    def _drain(self) -> None:
+        """The handler thread: every event waiting is handled as one batch (`handle`), so a burst
+        of pushes (a price step fills many orders at once) costs a few Redis round trips per
+        account instead of a few per push, and the last push of a burst does not wait behind
+        the round trips of all the others."""
+        while True:
+            first = self._inbox.get()
+            if first is None:
+                return
+            batch = [first]
+            done = False
+            while len(batch) < MAX_BATCH:
+                try:
+                    ev = self._inbox.get_nowait()
+                except queue.Empty:
+                    break
+                if ev is None:
+                    done = True
+                    break
+                batch.append(ev)
+            self.handle(batch)
+            if done:
+                return
+
+    def handle(self, events: Sequence[StreamEvent]) -> None:
+        """Events in the order they came: a run of pushes as one batch, a connection's state change
+        (gap, down) on its own between them. Never raises (a failure is logged; the tiers still
+        poll)."""
+        run: list[StreamEvent] = []
+        for ev in events:
+            if ev.kind == "message":
+                run.append(ev)
+                continue
+            self._handle_pushes(run)
+            run = []
+            if ev.account is None:
+                self._on_public(ev)
+            else:
+                self._on_private_state(ev.account, ev)
+        self._handle_pushes(run)
+
+    def _on_private_state(self, account: str, ev: StreamEvent) -> None:
         try:
             self._update_view(account, ev)
             ids = self._touched_monitors(account, ev)
@@ -178,13 +233,74 @@ class StreamWatch:
                 self.publish(account)
                 self._bump(account, "checks")
         except Exception:
-            log.exception(
-                "stream event of %s (%s %s) not handled; the tiers still check it", account, ev.kind, ev.topic
-            )
+            log.exception("stream %s of %s not handled; the tiers still check it", ev.kind, account)
+
+    def _handle_pushes(self, pushes: Sequence[StreamEvent]) -> None:
+        """A batch of pushes: each account's into its view (one write per kind of row), the
+        tickers into the prices, then one coalesced check per account they touch."""
+        if not pushes:
+            return
+        private: dict[str, list[StreamEvent]] = defaultdict(list)
+        tickers: list[StreamEvent] = []
+        for ev in pushes:
+            if ev.account is None:
+                tickers.append(ev)
+            else:
+                private[ev.account].append(ev)
+        for account, evs in private.items():
+            try:
+                ids = self._apply_private(account, evs)
+                if ids and self.coalescer.note(account, ids):
+                    self.publish(account)
+                    self._bump(account, "checks")
+            except Exception:
+                log.exception(
+                    "%d stream pushes of %s not handled; the tiers still check it", len(evs), account
+                )
+        if tickers:
+            self._on_tickers(tickers)
+        handled_at = self.clock()
+        lags = [
+            ("private" if ev.account is not None else "ticker", max(0.0, handled_at - ev.created_ms / 1000))
+            for ev in pushes
+            if ev.created_ms
+        ]
+        try:
+            self.rt.latency.record_many(STREAM_LAG, lags, now=handled_at)
+        except Exception:
+            log.exception("stream lag not recorded")
+
+    def _apply_private(self, account: str, evs: Sequence[StreamEvent]) -> set[str]:
+        """An account's pushes into its view (before any check is queued for it: the check must
+        see them); the monitors they touch."""
+        orders: list[ExchangeOrder] = []
+        positions: list[tuple[Position, int]] = []
+        fills: list[tuple[str, int]] = []
+        ids: set[str] = set()
+        held: set[tuple[str, int]] = set()
+        for ev in evs:
+            pushed = pushed_rows(ev.topic, ev.data, received_at=ev.received_at or self.clock())
+            orders.extend(pushed.orders)
+            positions.extend(pushed.positions)
+            fills.extend(pushed.fills)
+            t = touched(ev.topic, ev.data)
+            ids |= t.monitor_ids
+            held |= t.positions
+        if self.view is not None:
+            # the fills first: a check between these writes sees a fill without its position and
+            # reads REST (`positions_behind`), never a position without the fill's order
+            self.view.apply_fills(account, fills)
+            self.view.apply_orders(account, orders)
+            self.view.apply_positions(account, positions)
+        if held:
+            ids |= set(self.positions.owners(account, held).values())
+        for ev in evs:
+            self._note_health(account, ev)
+        return ids
 
     def _update_view(self, account: str, ev: StreamEvent) -> None:
-        """The push into the account's stream view before any check is queued for it (the check
-        must see it). A gap marks the view untrusted until a REST read reconciles it."""
+        """A connection's state into the account's view: a gap marks the view untrusted until a
+        REST read reconciles it; down, unread."""
         if self.view is None:
             return
         if ev.kind == "gap":
@@ -192,14 +308,6 @@ class StreamWatch:
             self.view.mark_alive(account)
         elif ev.kind == "down":
             self.view.mark_down(account)
-        elif ev.kind == "message":
-            pushed = pushed_rows(ev.topic, ev.data, received_at=ev.received_at or self.clock())
-            if pushed.fills:
-                self.view.apply_fills(account, pushed.fills)
-            if pushed.orders:
-                self.view.apply_orders(account, pushed.orders)
-            if pushed.positions:
-                self.view.apply_positions(account, pushed.positions)
 
     def run(self, stop: threading.Event) -> None:
         """The process's loop once started: a heartbeat every second until `stop` is set."""
@@ -271,32 +379,50 @@ class StreamWatch:
             held_now = [self._tickers[s] for s in symbols if s in self._tickers]
             self.prices.put(held_now, self.clock())
 
-    def _on_public(self, ev: StreamEvent) -> None:
-        """A public push or a public connection's state, on the streams' thread: never raises."""
+    def _on_tickers(self, pushes: Sequence[StreamEvent]) -> None:
+        """A batch of public pushes: the prices that changed into Redis (one write), then one
+        coalesced check per account whose monitors a price brought into their band. Every push's
+        price is judged against the bands in turn, so a batch misses no entry."""
         try:
-            if ev.kind == "message" and ev.topic.startswith(TICKER_PREFIX):
-                ticker = parse.ticker(ev.data) if isinstance(ev.data, dict) else None
-                if ticker is None:
-                    return
-                with self._price_lock:
+            due: dict[str, set[str]] = defaultdict(set)
+            changed: dict[str, Ticker] = {}
+            at = float("inf")
+            handled = 0
+            with self._price_lock:
+                for ev in pushes:
+                    if not ev.topic.startswith(TICKER_PREFIX):
+                        continue
+                    ticker = parse.ticker(ev.data) if isinstance(ev.data, dict) else None
+                    if ticker is None:
+                        continue
+                    handled += 1
                     before = self._tickers.get(ticker.symbol)
                     self._tickers[ticker.symbol] = ticker
                     if before == ticker:
-                        # a delta of other fields (volume, bid/ask…): the price and the bands stand,
-                        # and the heartbeat confirms the price
-                        self._public_health["pushes"] += 1
-                        return
-                    self.prices.put([ticker], ev.received_at or self.clock())
-                for account, ids in self.bands.entered(ticker.symbol, ticker.mark_price).items():
-                    if account not in self.rt.accounts:
-                        continue  # a monitor of an account no longer configured: nothing can check it
-                    self._public_health["entered"] += len(ids)
-                    if self.coalescer.note(account, ids):
-                        self.publish(account)
-                        self._bump(account, "checks")
-                        self._public_health["checks"] += 1
-                self._public_health["pushes"] += 1  # counted once handled (tests wait on it)
-            elif ev.kind == "down":
+                        # a delta of other fields (volume, bid/ask…): the price and the bands
+                        # stand, and the heartbeat confirms the price
+                        continue
+                    changed[ticker.symbol] = ticker
+                    at = min(at, ev.received_at or self.clock())
+                    for account, ids in self.bands.entered(ticker.symbol, ticker.mark_price).items():
+                        if account in self.rt.accounts:  # else: nothing can check it any more
+                            due[account] |= ids
+                            self._public_health["entered"] += len(ids)
+                if changed:
+                    self.prices.put(changed.values(), at)  # confirmed as of the batch's first
+            for account, ids in due.items():
+                if self.coalescer.note(account, ids):
+                    self.publish(account)
+                    self._bump(account, "checks")
+                    self._public_health["checks"] += 1
+            self._public_health["pushes"] += handled  # counted once handled (tests wait on it)
+        except Exception:
+            log.exception("%d public pushes not handled; the tiers still check", len(pushes))
+
+    def _on_public(self, ev: StreamEvent) -> None:
+        """A public connection's state: never raises."""
+        try:
+            if ev.kind == "down":
                 self._public_health["downs"] += 1
                 held = self.public.public_symbols().get(ev.connection, []) if self.public else []
                 with self._price_lock:
@@ -322,15 +448,7 @@ class StreamWatch:
     def _touched_monitors(self, account: str, ev: StreamEvent) -> set[str]:
         if ev.kind == "gap":
             return set(self.rt.registry.ids(account))
-        if ev.kind != "message":
-            return set()
-        t = touched(ev.topic, ev.data)
-        ids = set(t.monitor_ids)
-        for symbol, idx in t.positions:
-            owner = self.positions.owner(account, symbol, idx)
-            if owner is not None:
-                ids.add(owner)
-        return ids
+        return set()
 
     def _bump(self, account: str, field: str) -> None:
         with self._lock:

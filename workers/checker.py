@@ -23,7 +23,7 @@ from core.models import Account, Decision, ErrorKind, Event, Monitor, Snapshot, 
 from core.ports import ExchangePort
 from core.step import acknowledge, is_finished, links_to_look_up, step
 from workers.executor import Outcome, execute
-from workers.lag import REACTION, REACTION_ALL
+from workers.lag import REACTION, REACTION_ALL, REACTION_SEEN
 from workers.locks import hold_account
 from workers.placements import execute_unless_known
 from workers.position_index import PositionIndex, key_of
@@ -229,6 +229,7 @@ def _pass(
         moved.extend(joining(positions))
         return link_ids(item.monitor for item in (*group, *moved))
 
+    read_at = rt.clock()
     snap, from_view = read_orders_positions(rt, account, client, symbol=symbol, orders_for=orders_for)
     if not from_view:
         moved[:] = joining(snap)  # a REST read: every order came, the positions decide who joins
@@ -254,6 +255,7 @@ def _pass(
     finals: list[tuple[Loaded, Monitor]] = []
     reactions: list[tuple[str, float]] = []
     reactions_all: list[tuple[str, float]] = []
+    seen: list[tuple[str, float]] = []
     deferred = 0
     follow: dict[str, Decision] = {}
     for item in group:
@@ -266,8 +268,10 @@ def _pass(
             evs.extend(ack.events)
             if ack.intents:
                 follow[final.id] = ack
-            reaction = reaction_of(d.events, outcomes[final.id])
+            reaction = reaction_of(d.events, outcomes[final.id], read_at)
             if reaction is not None:
+                if reaction.seen_s is not None:
+                    seen.append((reaction.kind, reaction.seen_s))
                 if reaction.first_s is not None:
                     reactions.append((reaction.kind, reaction.first_s))
                 if reaction.all_s is not None:
@@ -292,6 +296,8 @@ def _pass(
         rt.latency.record_many(REACTION, reactions, now=now)
     if reactions_all:
         rt.latency.record_many(REACTION_ALL, reactions_all, now=now)
+    if seen:
+        rt.latency.record_many(REACTION_SEEN, seen, now=now)
     if deferred:
         count_deferred(rt, account.id, deferred)
     recorder = Recorder(rt)
@@ -356,17 +362,21 @@ class Reaction:
     kind: str
     first_s: float | None
     all_s: float | None
+    seen_s: float | None = None  # the fill → the read that saw it started (what detection took)
 
     @property
     def deferred(self) -> bool:
         return self.all_s is None
 
 
-def reaction_of(events: Sequence[Event], outcomes: Sequence[Outcome]) -> Reaction | None:
+def reaction_of(
+    events: Sequence[Event], outcomes: Sequence[Outcome], read_at: float | None = None
+) -> Reaction | None:
     """Fill on the exchange → follow-ups acknowledged, for a pass that saw a fill and sent something.
     The stops go first (`workers.executor`), so the first accepted answer is the protection; the
     last is when the whole reaction (take-profits resized, leftovers cancelled) stood. Answers
-    without a time (creates the read already showed: nothing was sent) are not reactions."""
+    without a time (creates the read already showed: nothing was sent) are not reactions.
+    `read_at`: when the pass's read started; the part of the reaction before it is detection."""
     fills = [(e.payload["exchange_ms"], e.kind.value) for e in events if e.payload.get("exchange_ms")]
     sent = [r for _, r in outcomes if r.answered_at is not None or not r.sent]
     if not fills or not sent:
@@ -377,7 +387,8 @@ def reaction_of(events: Sequence[Event], outcomes: Sequence[Outcome]) -> Reactio
     left = any(not r.sent or r.error is ErrorKind.BACK_OFF for r in sent)
     first = max(0.0, min(answered) - filled_at) if answered else None
     whole = None if left or not answered else max(0.0, max(answered) - filled_at)
-    return Reaction(kind, first, whole)
+    seen = None if read_at is None else max(0.0, read_at - filled_at)
+    return Reaction(kind, first, whole, seen)
 
 
 def _move_tiers(rt: Runtime, pairs: Sequence[tuple[Monitor, Monitor]], now: float) -> None:

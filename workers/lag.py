@@ -34,6 +34,8 @@ CHECK_LAG = "check_lag"  # claim time − due time of due monitors, per tier
 CHECK_START_LAG = "check_start_lag"  # check task start − due time of its earliest due monitor, per tier
 REACTION = "reaction"  # fill on the exchange → first follow-up acknowledged (the stop), per kind of fill
 REACTION_ALL = "reaction_all"  # fill on the exchange → every follow-up of the pass acknowledged
+REACTION_SEEN = "reaction_seen"  # fill on the exchange → the check that saw it started its read
+STREAM_LAG = "stream_lag"  # a push made on the exchange → handled by the stream process (private | ticker)
 
 
 def bucket_of(value_s: float) -> int:

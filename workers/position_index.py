@@ -51,6 +51,14 @@ class PositionIndex:
         raw = self.redis.hget(self._mon(account), key_of(symbol, position_idx))
         return raw
 
+    def owners(self, account: str, positions: Iterable[tuple[str, int]]) -> dict[tuple[str, int], str]:
+        """The monitors guarding these positions (those guarded), in one read."""
+        wanted = sorted(set(positions))
+        if not wanted:
+            return {}
+        raw = self.redis.hmget(self._mon(account), [key_of(s, i) for s, i in wanted])
+        return {p: mid for p, mid in zip(wanted, raw, strict=True) if mid is not None}
+
     def unbind(self, monitors: Iterable[Monitor]) -> None:
         """Forget finished monitors (only if the position still names them)."""
         for m in monitors:

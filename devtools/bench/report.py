@@ -41,7 +41,10 @@ ROWS: list[tuple[str, tuple[str, ...], bool | None]] = [
     ("check lag idle p50 / p99 ms", ("check_lag", "idle"), True),
     ("reaction latency (first follow-up: the stop) p50 / p99 ms", ("reaction",), True),
     ("reaction latency (every follow-up of the pass) p50 / p99 ms", ("reaction_all",), True),
+    ("  of it, the fill → the read that saw it p50 / p99 ms", ("reaction_seen",), True),
     ("  reactions left in part to a later pass (rate limit, refusal)", ("reactions_deferred",), None),
+    ("stream lag, a private push made → handled p50 / p99 ms", ("stream_lag", "private"), True),
+    ("stream lag, a ticker push made → handled p50 / p99 ms", ("stream_lag", "ticker"), True),
     ("DB transactions / hour", ("db_transactions_per_hour",), True),
     ("critical events / hour", ("critical_events_per_hour",), None),
     ("events received / hour", ("events_received_per_hour",), None),
@@ -55,7 +58,11 @@ ROWS: list[tuple[str, tuple[str, ...], bool | None]] = [
 ]
 
 
-OPTIONAL = {("stream_faults",)}  # figures only some profiles have
+OPTIONAL = {
+    ("stream_faults",),
+    ("stream_lag", "private"),
+    ("stream_lag", "ticker"),
+}  # figures only some profiles have
 
 
 def get(figures: Mapping[str, Any], path: tuple[str, ...]) -> Any:

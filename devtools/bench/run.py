@@ -48,7 +48,7 @@ from devtools.stack import (
     worker_specs,
 )
 from devtools.supervisor import Child, Supervisor, group_members
-from workers.lag import CHECK_LAG, CHECK_START_LAG, REACTION, REACTION_ALL
+from workers.lag import CHECK_LAG, CHECK_START_LAG, REACTION, REACTION_ALL, REACTION_SEEN, STREAM_LAG
 
 PROFILES: dict[str, dict[str, str]] = {
     # the defaults, with the stream process: pushes call checks, checks read the stream view
@@ -360,6 +360,8 @@ def _measure(
     lag = rt.latency.summaries(CHECK_LAG, now=t1, window_s=window)
     reaction = _merged(rt.latency.summaries(REACTION, now=t1, window_s=window).values())
     reaction_all = _merged(rt.latency.summaries(REACTION_ALL, now=t1, window_s=window).values())
+    reaction_seen = _merged(rt.latency.summaries(REACTION_SEEN, now=t1, window_s=window).values())
+    stream_lag = rt.latency.summaries(STREAM_LAG, now=t1, window_s=window)
     start_lag = rt.latency.summaries(CHECK_START_LAG, now=t1, window_s=window)
     tiers = {t.value: n for t, n in rt.registry.counts_by_tier().items()}
     progress.say(f"{name}: measuring the dashboard")
@@ -419,6 +421,8 @@ def _measure(
             "p99_ms": round(reaction.p99_s * 1000, 1),
             "n": reaction.count,
         },
+        "reaction_seen": _ms(reaction_seen),
+        "stream_lag": {kind: _ms(h) for kind, h in sorted(stream_lag.items())},
         "reactions_deferred": sum(reads.get("deferred", {}).values()),
         "reaction_all": {
             "p50_ms": round(reaction_all.p50_s * 1000, 1),
@@ -446,6 +450,10 @@ def _measure(
         "monitors_per_tier_at_end": tiers,
         "closes": closes,
     }
+
+
+def _ms(h: Any) -> dict[str, float]:
+    return {"p50_ms": round(h.p50_s * 1000, 1), "p99_ms": round(h.p99_s * 1000, 1), "n": h.count}
 
 
 def _merged(hists: Any) -> Any:

@@ -9,11 +9,15 @@ import time
 from dataclasses import replace
 from decimal import Decimal as D
 
+import orjson
 import pytest
 
 from config import keys
-from core.models import Tier
-from tasks.stream import run_stream_process
+from core.ids import link_id, monitor_id
+from core.models import OrderRole, Tier
+from exchange.bybit.stream import StreamEvent
+from tasks.stream import StreamWatch, run_stream_process
+from workers.lag import STREAM_LAG
 from workers.stream_triggers import CheckCoalescer
 
 from .plans import conservative_long
@@ -82,3 +86,62 @@ def test_streams_off_is_the_system_without_them(stack):
     stop.set()
     run_stream_process(stack.app, off, stop)  # idles until stopped: opens nothing, publishes nothing
     assert not stack.rt.redis.exists(keys.stream_health(stack.rt.prefix))
+
+
+def _order_row(lid: str, qty: str, updated_ms: int) -> dict[str, object]:
+    return {
+        "orderId": f"o-{lid}",
+        "orderLinkId": lid,
+        "symbol": "BTCUSDT",
+        "side": "Sell",
+        "orderType": "Limit",
+        "qty": qty,
+        "cumExecQty": "0",
+        "orderStatus": "New",
+        "price": "62000",
+        "updatedTime": str(updated_ms),
+    }
+
+
+def push(row: dict[str, object], received_at: float, created_ms: int) -> StreamEvent:
+    return StreamEvent(
+        "message",
+        "private:burst",
+        "order",
+        [row],
+        account="burst",
+        received_at=received_at,
+        created_ms=created_ms,
+    )
+
+
+def test_a_burst_of_pushes_is_handled_as_one_batch_every_push_kept_one_check_queued(stack):
+    """Pushes that wait together are handled together: each into the view (newer wins within the
+    batch as across batches), one coalesced check for the account, every push's lag recorded."""
+    published: list[str] = []
+    watch = StreamWatch(stack.rt, published.append)  # not started: its handler is called directly
+    now = time.time()
+    ms = int(now * 1000)
+    m1, m2 = sorted(monitor_id("burst", "BTCUSDT", 0, n) for n in ("1", "2"))
+    a, b = link_id(m1, OrderRole.TP, 1, 1), link_id(m2, OrderRole.TP, 1, 1)
+    pushes = [
+        push(_order_row(a, "0.010", ms - 30), now, ms - 30),
+        push(_order_row(b, "0.020", ms - 20), now, ms - 20),
+        push(_order_row(a, "0.007", ms - 10), now, ms - 10),
+        push(_order_row(a, "0.009", ms - 40), now, ms - 40),
+    ]
+    before = stack.rt.latency.summaries(STREAM_LAG, now=time.time(), window_s=60).get("private")
+    watch.handle(pushes)
+
+    assert published == ["burst"]  # one check for the whole burst
+    assert CheckCoalescer(stack.rt.redis, prefix=stack.rt.prefix).take("burst") == [m1, m2]
+    rows = stack.rt.redis.hgetall(keys.view_orders(stack.rt.prefix, "burst"))
+    assert orjson.loads(rows[a])["qty"] == "0.007"  # the newest push of it, not the last to come
+    assert orjson.loads(rows[b])["qty"] == "0.020"
+    assert watch.health()["burst"]["pushes"] == 4
+    after = stack.rt.latency.summaries(STREAM_LAG, now=time.time(), window_s=60)["private"]
+    assert after.count - (before.count if before else 0) == 4
+
+    # a push after the check took the queued ones queues exactly one more
+    watch.handle(pushes[:1])
+    assert published == ["burst", "burst"]

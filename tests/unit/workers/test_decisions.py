@@ -248,6 +248,14 @@ def test_reaction_latency_of_a_pass(events, outcomes, want):
     assert got.first_s == (None if first is None else pytest.approx(first))
     assert got.all_s == (None if whole is None else pytest.approx(whole))
     assert got.deferred is (whole is None)
+    assert got.seen_s is None  # no read time given
+
+
+@pytest.mark.parametrize(("read_at", "seen"), [(1_000.3, 0.3), (999.9, 0.0)])  # a clock behind: 0
+def test_the_detection_part_of_a_reaction_runs_from_the_fill_to_the_read(read_at, seen):
+    got = reaction_of([TP], [(place("l1"), OK)], read_at)
+    assert got is not None and got.seen_s == pytest.approx(seen)
+    assert got.first_s == pytest.approx(0.5)  # the whole reaction still runs to the answer
 
 
 # -------------------------------------------------------------------------------- alerting
