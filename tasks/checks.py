@@ -49,25 +49,45 @@ def register(app: Celery) -> None:
             rt.latency.record(CHECK_START_LAG, tier, max(0.0, started - due_at), now=started)
         if result.skipped:
             log.info("check %s: %d monitors skipped (%s)", account, len(monitor_ids), result.skipped)
+        if rt.settings.streams:
+            # pushes that came while this check held the account: their check found it busy (or
+            # is still queued); run them now rather than a retry later
+            check_pushed(app, rt, account)
 
     @app.task(shared=False, name="tpsl.stream_check", soft_time_limit=5, time_limit=10)
     def stream_check(account: str) -> None:
         """A check of the monitors pushes touched (queued by the stream process, coalesced: the
         ids come from Redis, so a duplicate delivery finds nothing left and does nothing)."""
-        rt = runtime(app)
-        ids = CheckCoalescer(rt.redis, prefix=rt.prefix).take(account)
+        check_pushed(app, runtime(app), account)
+
+
+BUSY_RETRY_S = 0.25  # a tier check that found its account busy runs again this much later
+PUSHED_BUSY_RETRY_S = 0.1  # the same for a check of pushed monitors (the holder usually runs them first)
+PUSHED_ROUNDS = 4  # rounds of pushed monitors one task runs at most before it hands the rest on
+
+
+def check_pushed(app: Celery, rt: Runtime, account: str) -> int:
+    """Check the monitors pushes touched (the coalescer's pending set), again while pushes keep
+    coming during the check, up to PUSHED_ROUNDS rounds; returns the rounds run. Never waits for
+    the account's lock: a worker blocked on it is one the critical queue lacks, so a busy account
+    gets its pushed monitors back in the pending set and a check a moment later (the holder, a
+    tier check or another push check, runs whatever is pending when it finishes). The ids come
+    from Redis: a duplicate delivery finds nothing left and does nothing."""
+    coalescer = CheckCoalescer(rt.redis, prefix=rt.prefix)
+    for rounds in range(PUSHED_ROUNDS):
+        ids = coalescer.take(account)
         if not ids:
-            return
-        # never wait for the account's lock here: a worker blocked on it is a worker the critical
-        # queue does not have; a busy account gets this check again a moment later instead
+            return rounds
         result = run_check(rt, account, ids, lock_wait_s=0.0)
         if result.skipped == "account busy":
-            _stream_check_retry(app, account, ids)  # a tier check holds the account: once more after it
-        elif result.skipped:
+            _pushed_again(app, coalescer, account, ids, PUSHED_BUSY_RETRY_S)
+            return rounds
+        if result.skipped:
             log.info("stream check %s: %d monitors skipped (%s)", account, len(ids), result.skipped)
-
-
-BUSY_RETRY_S = 0.25  # a check that found its account busy runs again this much later
+    ids = coalescer.take(account)
+    if ids:  # pushes keep coming: the rest in a task of its own, behind what else is queued
+        _pushed_again(app, coalescer, account, ids, None)
+    return PUSHED_ROUNDS
 
 
 def busy_retries(rt: Runtime, tier: str | None) -> int:
@@ -81,13 +101,13 @@ def busy_retries(rt: Runtime, tier: str | None) -> int:
     return max(1, math.ceil(interval / BUSY_RETRY_S))
 
 
-def _stream_check_retry(app: Celery, account: str, ids: list[str]) -> None:
-    from tasks.app import runtime
+def _pushed_again(
+    app: Celery, coalescer: CheckCoalescer, account: str, ids: list[str], countdown: float | None
+) -> None:
     from tasks.stream import publish_stream_check
 
-    rt = runtime(app)
-    if CheckCoalescer(rt.redis, prefix=rt.prefix).note(account, ids):
-        publish_stream_check(app, account, countdown=BUSY_RETRY_S)
+    if coalescer.note(account, ids):
+        publish_stream_check(app, account, countdown=countdown)
 
 
 def publish_checks(app: Celery, orders: list[CheckOrder]) -> None:

@@ -52,10 +52,12 @@ def execute(
     not the whole pass's)."""
 
     def stamped(results: Sequence[IntentResult]) -> list[IntentResult]:
+        # an answer the port stamped itself (a call of its own, among several sent side by side)
+        # keeps its time; the others get the time the whole call returned
         if clock is None:
             return list(results)
         at = clock()
-        return [dataclasses.replace(r, answered_at=at) for r in results]
+        return [r if r.answered_at is not None else dataclasses.replace(r, answered_at=at) for r in results]
 
     for intent in intents:
         if intent.account != account.id:  # every action goes through its monitor's own account

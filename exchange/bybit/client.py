@@ -26,10 +26,11 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from concurrent.futures import Executor
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 
@@ -98,6 +99,9 @@ class Answer:
     headers: Mapping[str, str]
 
 
+SingleT = TypeVar("SingleT", AmendOrder, SetPositionStop)
+
+
 def decimal_text(value: Decimal) -> str:
     """A decimal as Bybit wants it: plain notation, never an exponent ("0.00001", not "1E-5")."""
     return format(value, "f")
@@ -120,8 +124,13 @@ class BybitClient:
         max_pages: int = 1000,
         settle_coin: str = "USDT",
         calls: CallStats | None = None,
+        singles: Executor | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        # the process's threads for calls that have no batch form (stop amends, trading-stops):
+        # sent side by side, so a pass's tenth stop is not answered ten round trips after its first
+        # (None: one after another)
+        self.singles = singles
         self.calls = calls or CallStats()
         self.settings = settings
         self.session = session
@@ -411,15 +420,9 @@ class BybitClient:
         results: list[IntentResult | None] = [None] * len(orders)
         singles = [i for i, o in enumerate(orders) if o.conditional]
         plain = [i for i, o in enumerate(orders) if not o.conditional]
-        stop: TpslError | None = None
-        for i in singles:
-            intent = orders[i]
-            if stop is not None:
-                results[i] = _not_sent(intent.link_id, stop)
-                continue
-            results[i], failure = self._amend_one(account, intent)
-            if failure is not None and _stops_the_rest(failure):
-                stop = failure
+        answers, stop = self._each([orders[i] for i in singles], lambda o: self._amend_one(account, o))
+        for i, r in zip(singles, answers, strict=True):
+            results[i] = r
         if plain:
             if stop is not None:
                 for i in plain:
@@ -438,27 +441,44 @@ class BybitClient:
         no batch form). "Not modified" (34040) is ok; a stop on the wrong side of its trigger price
         source is TriggerPassed (breached); a flat position is NoPosition. A call that failed for
         the account or the exchange (rate limit, transport) answers the rest "not sent"."""
-        results: list[IntentResult] = []
-        stop: TpslError | None = None
-        for intent in stops:
-            if stop is not None:
-                results.append(_not_sent(intent.link_id, stop))
-                continue
-            try:
-                _check_account(intent, account)
-                body = _trading_stop_body(intent)
-            except FixInput as exc:
-                results.append(_failed(intent.link_id, exc))
-                continue
-            try:
-                self._request("POST", P_TRADING_STOP, account, body=body, max_wait_s=patience([intent]))
-            except TpslError as exc:
-                results.append(_failed(intent.link_id, exc))
-                if _stops_the_rest(exc):
-                    stop = exc
-                continue
-            results.append(IntentResult(intent.link_id, True))
-        return results
+        return self._each(stops, lambda intent: self._trading_stop(account, intent))[0]
+
+    def _trading_stop(
+        self, account: Account, intent: SetPositionStop
+    ) -> tuple[IntentResult, TpslError | None]:
+        try:
+            _check_account(intent, account)
+            body = _trading_stop_body(intent)
+        except FixInput as exc:
+            return _failed(intent.link_id, exc), None
+        try:
+            self._request("POST", P_TRADING_STOP, account, body=body, max_wait_s=patience([intent]))
+        except TpslError as exc:
+            return _failed(intent.link_id, exc), exc
+        return IntentResult(intent.link_id, True), None
+
+    def _each(
+        self, intents: Sequence[SingleT], one: Callable[[SingleT], tuple[IntentResult, TpslError | None]]
+    ) -> tuple[list[IntentResult], TpslError | None]:
+        """One call per intent (`one`: its answer, and the error if it failed), side by side on the
+        process's `singles` threads when there are any. Each answer is stamped when its own call
+        returned. A failure about the account or the exchange (`_stops_the_rest`) answers the
+        calls not started yet "not sent"; it is returned with the answers."""
+        failed: list[TpslError] = []
+
+        def run(intent: SingleT) -> IntentResult:
+            if failed:
+                return _not_sent(intent.link_id, failed[0])
+            result, failure = one(intent)
+            if failure is not None and _stops_the_rest(failure):
+                failed.append(failure)
+            return replace(result, answered_at=self.clock())
+
+        if self.singles is None or len(intents) < 2:
+            answers = [run(i) for i in intents]
+        else:
+            answers = list(self.singles.map(run, intents))
+        return answers, (failed[0] if failed else None)
 
     def _amend_one(self, account: Account, intent: AmendOrder) -> tuple[IntentResult, TpslError | None]:
         try:

@@ -4,6 +4,7 @@ rate limiter. Cheap to call per check; the first call in a process creates the r
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from core.ports import Clock
@@ -13,6 +14,10 @@ from exchange.bybit.client import BybitClient
 from exchange.bybit.options import BybitOptions
 from exchange.bybit.ratelimit import LocalTokenBucket, RateLimiter, RedisTokenBucket
 from exchange.bybit.session import SessionPool, get_session_pool
+
+# stop calls without a batch form (stop amends, trading-stops) one pass sends side by side, per host
+# and process; fewer than the pooled connections per host (TPSL_POOL_PER_HOST), so none waits for one
+SINGLES_IN_FLIGHT = 4
 
 
 def build_client(
@@ -43,6 +48,18 @@ def build_client(
             "", "local-limiter", lambda: LocalTokenBucket(settings, clock=clock, sleep=sleep)
         )
     calls = pool.shared("", f"calls:{id(redis)}", lambda: CallStats(redis, clock=clock))
+    singles = pool.shared(
+        base,
+        "singles",
+        lambda: ThreadPoolExecutor(max_workers=SINGLES_IN_FLIGHT, thread_name_prefix="bybit-single"),
+    )
     return BybitClient(
-        base, settings, session=session, limiter=limiter, instruments=instruments, clock=clock, calls=calls
+        base,
+        settings,
+        session=session,
+        limiter=limiter,
+        instruments=instruments,
+        clock=clock,
+        calls=calls,
+        singles=singles,
     )

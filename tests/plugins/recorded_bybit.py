@@ -94,6 +94,9 @@ class RecordedBybit:
         self.faults: list[Fault] = []
         self.item_rejections: dict[str, str] = {}  # orderLinkId → error fixture name (one shot)
         self.page_cap: int | None = None  # serve at most this many rows per page (pagination tests)
+        # called with the path of every request before it is answered, outside the lock (a test
+        # holds requests there, e.g. until several are in flight at once)
+        self.before_answer: Callable[[str], None] | None = None
         self._ids = itertools.count(1)
         self._templates = {
             "position": fixture_row("position_list_linear"),
@@ -342,6 +345,8 @@ class _Handler(BaseHTTPRequestHandler):
         with st.lock:
             st.calls[path] += 1
             st.requests.append((method, path, raw_query, body))
+        if st.before_answer is not None:
+            st.before_answer(path)
         extra = st.limit_headers() if private else {}
         fault = st._take_fault(path, private)
         if fault is not None:

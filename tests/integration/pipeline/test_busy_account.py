@@ -14,6 +14,7 @@ from tasks.checks import publish_checks
 from workers.checker import read_counts
 from workers.dispatcher import CheckOrder
 from workers.locks import hold_account
+from workers.stream_triggers import CheckCoalescer
 
 from .plans import conservative_long
 
@@ -52,3 +53,22 @@ def test_a_busy_check_gives_up_when_its_message_expires(stack):
 
     assert busy_retries(stack.rt, "critical") == round(SLOW / BUSY_RETRY_S)
     assert busy_retries(stack.rt, None) == round(SLOW / BUSY_RETRY_S)  # unknown tier: the longest
+
+
+def test_monitors_pushed_while_a_tier_check_held_the_account_are_checked_as_it_ends(stack):
+    """A push's check that found the account busy put its monitors back in the pending set; the
+    check holding the account runs them as it finishes, not a retry some time later."""
+    stack.prices(BTCUSDT="60500")
+    m = stack.create(conservative_long())
+    stack.wait(lambda: reads(stack) >= 1, what="the first check of the new monitor")
+    stack.quiesce()
+    before = reads(stack)
+    pending = CheckCoalescer(stack.rt.redis, prefix=stack.rt.prefix)
+    # pushed while the account was busy: pending, its check queued in Redis but no task to run it
+    assert pending.note("main", [m.id]) is True
+
+    publish_checks(stack.app, [CheckOrder("main", Tier.CRITICAL, (m.id,), time.time())])
+    stack.wait(
+        lambda: reads(stack) >= before + 2, timeout=10, what="the tier check, then the pushed monitors"
+    )
+    assert pending.take("main") == []  # taken by the tier check's task

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from decimal import Decimal
 
@@ -391,6 +392,32 @@ def test_amend_plain_in_batch_conditional_one_by_one(recorded_bybit: RecordedByb
     ]
     sl = c.snapshot(acct).open_orders["tgaaaaaaaaaa-SL-1"]
     assert (sl.qty, sl.trigger_price) == (D("0.020"), D("60100"))
+
+
+def test_stop_calls_without_a_batch_form_are_sent_side_by_side(recorded_bybit: RecordedBybit) -> None:
+    """Three stop amends of one pass are in flight together: the server answers none until all
+    three arrived (sent one after another, the first would wait alone and fail)."""
+    srv = recorded_bybit
+    c = client(srv)
+    acct = account(srv)
+    links = [f"tgaaaaaaaaa{n}-SL-1" for n in "abc"]
+    for link in links:
+        c.place(
+            acct,
+            [place(link, order_type="Market", price=None, trigger_price=D("58000"), trigger_direction=2)],
+        )
+    together = threading.Barrier(3)
+    srv.before_answer = lambda path: together.wait(timeout=10) if path == "/v5/order/amend" else None
+    res = c.amend(
+        acct,
+        [
+            AmendOrder("main", "m1", link, "BTCUSDT", trigger_price=D("58100"), conditional=True)
+            for link in links
+        ],
+    )
+    assert [(r.link_id, r.ok) for r in res] == [(link, True) for link in links]
+    assert all(r.answered_at is not None for r in res)  # each stamped when its own call returned
+    assert not together.broken
 
 
 @pytest.mark.parametrize(
