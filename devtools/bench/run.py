@@ -517,11 +517,12 @@ def _pss_by_process(stack: Stack) -> dict[str, float]:
 
 
 def _cpu_s(stack: Stack) -> dict[str, float]:
-    """CPU seconds (user + system) used so far per process type, children of the pools included."""
+    """CPU seconds (user + system) used so far per process type (each worker pool on its own),
+    children of the pools included."""
     tick = os.sysconf("SC_CLK_TCK")
     out: dict[str, float] = {}
     for child in [*stack.workers, *stack.others]:
-        kind = "workers" if child in stack.workers else child.name
+        kind = child.name
         for pid in _pids(child):
             with contextlib.suppress(OSError, ValueError, IndexError):
                 fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()

@@ -17,7 +17,7 @@ from exchange.bybit.session import SessionPool, get_session_pool
 
 # stop calls without a batch form (stop amends, trading-stops) one pass sends side by side, per host
 # and process; fewer than the pooled connections per host (TPSL_POOL_PER_HOST), so none waits for one
-SINGLES_IN_FLIGHT = 4
+SINGLES_IN_FLIGHT = 8
 
 
 def build_client(
