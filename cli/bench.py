@@ -19,8 +19,8 @@ def bench_command(
     profile: Annotated[
         str,
         typer.Option(
-            help="streams | streams_faults | polling | baseline, a comma list of them, all, or none "
-            "(only the capacity run)"
+            help="streams | streams_faults | streams_position | polling | baseline, a comma list of "
+            "them, all, or none (only the capacity run)"
         ),
     ] = "all",
     json_path: Annotated[Path | None, typer.Option("--json", help="Write every figure to this file.")] = None,

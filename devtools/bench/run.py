@@ -56,6 +56,8 @@ PROFILES: dict[str, dict[str, str]] = {
     # the same, while the exchange loses some of its pushes and drops every private connection every
     # 30 s (a tenth of the run in quick mode): reconciliation must catch every lost push
     "streams_faults": {},
+    # the defaults with the stop on the position itself (the exchange resizes it: no stop amends)
+    "streams_position": {"TPSL_STOP_MODE": "position"},
     # the polling guard: every optimisation but the streams (no stream process)
     "polling": {"TPSL_STREAMS": "false"},
     # every rollback switch on: the plain behaviour the optimisations are measured against
@@ -73,7 +75,7 @@ PROFILES: dict[str, dict[str, str]] = {
         "TPSL_WORKER_PERSIST_CONCURRENCY": "2",
     },
 }
-WITH_STREAM_PROCESS = {"streams", "streams_faults"}
+WITH_STREAM_PROCESS = {"streams", "streams_faults", "streams_position"}
 WITH_STREAM_FAULTS = {"streams_faults"}
 LOST_PUSHES = 0.02  # the share of private pushes the faulted profile loses
 DROP_EVERY_S = 30.0  # …and how often it drops every private connection
