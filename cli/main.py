@@ -32,11 +32,12 @@ def _register() -> None:
     from cli.flower import flower_cmd
 
     app.command("flower")(flower_cmd)
-    from cli.ops import dispatch_cmd, reconcile_cmd, stream_cmd
+    from cli.ops import beat_cmd, dispatch_cmd, reconcile_cmd, stream_cmd
 
     app.command("reconcile")(reconcile_cmd)
     app.command("dispatch")(dispatch_cmd)
     app.command("stream")(stream_cmd)
+    app.command("beat")(beat_cmd)
     from cli.bench import bench_command
 
     app.command("bench")(bench_command)

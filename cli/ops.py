@@ -1,4 +1,4 @@
-"""`tpsl reconcile` and `tpsl dispatch`: operations commands."""
+"""`tpsl reconcile`, `tpsl dispatch`, `tpsl stream` and `tpsl beat`: operations commands."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import typer
 
-from cli.common import celery_app_of, echo_json, fail_for, open_runtime, quiet_logging
+from cli.common import celery_app_of, echo_json, fail, fail_for, open_runtime, open_settings, quiet_logging
 
 log = logging.getLogger(__name__)
 
@@ -133,11 +133,39 @@ def stream_cmd(
     positions); a push that touches a monitor queues one coalesced check of its account on the
     critical tier at once. The tiers keep polling whatever the streams do (TPSL_STREAMS=false: idle).
     """
+    # the process only publishes, by task name: the configured app, not the workers' (tasks/base.py)
     from config.logging import setup_logging
+    from tasks.base import configured_app
     from tasks.stream import run_stream_process
 
-    rt = open_runtime()
+    rt = open_runtime(publisher=False)
     setup_logging(rt.settings.log_level)
-    app = celery_app_of(rt)
+    app = configured_app(rt.settings)
     with stop_on_signal(duration) as stop:
         run_stream_process(app, rt, stop)
+
+
+def beat_cmd(
+    schedule: str | None = typer.Option(
+        None,
+        "--schedule",
+        "-s",
+        help="The file beat keeps its last run times in (default: celerybeat-schedule).",
+    ),
+    loglevel: str = typer.Option("WARNING", "--loglevel", "-l", help="Celery's log level for beat."),
+) -> None:
+    """Run Celery beat until Ctrl-C: the periodic ticks of beat_schedule.py (dispatch, flush,
+    maintenance, stats, series), each sent by task name to its queue. What `celery -A tasks beat`
+    runs, without importing the tasks (tasks/base.py): the workers run them."""
+    from celery.utils.log import LOG_LEVELS
+
+    from tasks.base import configured_app
+
+    if not isinstance(LOG_LEVELS.get(loglevel.upper()), int):
+        fail("--loglevel", f"{loglevel!r} is not one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+    settings = open_settings()
+    try:
+        app = configured_app(settings)
+    except RuntimeError as exc:  # REDIS_URL is not set
+        fail("REDIS_URL", str(exc))
+    app.Beat(schedule=schedule, loglevel=loglevel).run()

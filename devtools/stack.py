@@ -134,11 +134,12 @@ def worker_specs(
 
 
 def beat_spec(workdir: Path, env: Mapping[str, str]) -> ProcessSpec:
+    """`tpsl beat`: the periodic ticks, sent by name (the Procfile's beat; ready once it runs)."""
     workdir.mkdir(parents=True, exist_ok=True)
     schedule = workdir / "celerybeat-schedule"
     for old in workdir.glob("celerybeat-schedule*"):
         old.unlink()
-    argv = python("-m", "celery", "-A", "tasks", "beat", "--loglevel", "INFO", "--schedule", str(schedule))
+    argv = python("-m", "cli.main", "beat", "--loglevel", "INFO", "--schedule", str(schedule))
     return ProcessSpec("beat", argv, env=env, ready=log_line(r"beat: Starting"), layer=1)
 
 

@@ -1,4 +1,4 @@
-"""Celery entry point: `celery -A tasks worker|beat|flower`.
+"""Celery entry point: `celery -A tasks worker` (beat runs as `tpsl beat`: tasks/base.py).
 
 The app is built on first access from the environment (REDIS_URL, …); tests and tools build their own
 with `tasks.app.create_app(settings)`.
