@@ -1,4 +1,5 @@
-"""`tpsl reconcile`, `tpsl dispatch`, `tpsl stream` and `tpsl beat`: operations commands."""
+"""`tpsl reconcile`, `tpsl dispatch`, and the long-running processes of the Procfile that Celery's
+command line would otherwise start: `tpsl worker`, `tpsl beat`, `tpsl stream`."""
 
 from __future__ import annotations
 
@@ -169,3 +170,28 @@ def beat_cmd(
     except RuntimeError as exc:  # REDIS_URL is not set
         fail("REDIS_URL", str(exc))
     app.Beat(schedule=schedule, loglevel=loglevel).run()
+
+
+def worker_cmd(ctx: typer.Context) -> None:
+    """Run a Celery worker: `celery -A tasks worker`'s options (see `tpsl worker --help`).
+
+    The arguments go to Celery's own worker command, so the worker behaves as under `celery -A
+    tasks worker`, without the rest of Celery's command line: it imports every other command and
+    the installed plugins (Flower, tornado, a REPL: ~14 MB a process) at start and never uses them.
+    """
+    from celery import maybe_patch_concurrency
+    from celery.bin.base import CLIContext
+    from celery.bin.worker import worker
+
+    from tasks.app import default_app
+
+    open_settings()  # a setting that does not validate fails with one line naming it
+    try:
+        app = default_app()
+    except RuntimeError as exc:  # REDIS_URL is not set
+        fail("REDIS_URL", str(exc))
+    args = list(ctx.args)
+    maybe_patch_concurrency(["tpsl", "worker", *args])  # an eventlet/gevent pool, as `celery` does
+    obj = CLIContext(app=app, no_color=None, workdir=None, quiet=False)
+    # CELERY_WORKER_<OPTION> variables are read as under `celery worker`
+    worker.main(args=args, prog_name="tpsl worker", obj=obj, auto_envvar_prefix="CELERY_WORKER")

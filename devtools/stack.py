@@ -107,10 +107,7 @@ def worker_specs(
     for pool, queues in pools.items():
         short = pool.removeprefix("worker_")
         slots = slots_of[pool]
-        celery_args = [
-            "-A",
-            "tasks",
-            "worker",
+        worker_args = [
             "-n",
             f"{short}.{node}@%h",
             "-Q",
@@ -126,9 +123,20 @@ def worker_specs(
             "-E",  # task events, for Flower
         ]
         if pool == traced_pool and trace_dir:  # what grows in this pool's memory (devtools/memtrace.py)
-            argv = python("-m", "devtools.memtrace", "run", "--out", trace_dir, "--", *celery_args)
-        else:
-            argv = python("-m", "celery", *celery_args)
+            argv = python(
+                "-m",
+                "devtools.memtrace",
+                "run",
+                "--out",
+                trace_dir,
+                "--",
+                "-A",
+                "tasks",
+                "worker",
+                *worker_args,
+            )
+        else:  # the Procfile's: Celery's worker command without the rest of Celery's command line
+            argv = python("-m", "cli.main", "worker", *worker_args)
         specs.append(ProcessSpec(pool, argv, env=env, ready=log_line(r"\bready\.\s*$"), layer=1))
     return specs
 

@@ -248,3 +248,40 @@ def test_beat_and_the_stream_process_import_only_what_they_use():
         "watch = StreamWatch(rt, lambda account: None)\n"
     )
     assert loaded_of(LIGHT_PROCESS_FORBIDDEN, code) == []
+
+
+# What a worker never uses: the other processes' web stacks, the migrations, and the plugins and
+# REPL that Celery's full command line loads (`tpsl worker` runs only its worker command).
+WORKER_FORBIDDEN = [
+    "flower",
+    "tornado",
+    "prompt_toolkit",
+    "click_repl",
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "jinja2",
+    "alembic",
+    "httpx",
+    "dashboard",
+    "readmodel",
+]
+
+
+def test_the_worker_forbidden_list_names_real_modules():
+    import importlib.util
+
+    assert [n for n in WORKER_FORBIDDEN if importlib.util.find_spec(n) is None] == []
+
+
+def test_the_worker_command_loads_no_web_stack_nor_the_celery_plugins():
+    """`tpsl worker` builds the workers' app (every task) and Celery's worker command alone."""
+    code = (
+        "import os\n"
+        "os.environ['REDIS_URL'] = 'redis://127.0.0.1:9/0'  # never connected to\n"
+        "import cli.main, cli.ops, celery.bin.worker, celery.apps.worker, celery.concurrency.thread\n"
+        "from tasks.app import default_app\n"
+        "app = default_app()\n"
+        "assert 'tpsl.stream_check' in app.tasks\n"
+    )
+    assert loaded_of(WORKER_FORBIDDEN, code) == []

@@ -1,7 +1,7 @@
-"""`tpsl beat` and `tpsl stream` as real processes, against a real Redis (and the paper exchange):
-beat sends its ticks by task name to their queues, the stream process opens the account's stream,
-and neither has loaded what it does not use (tests/unit/test_architecture.py's list), read from the
-process's own `sys.modules` once it is running."""
+"""`tpsl beat`, `tpsl stream` and `tpsl worker` as real processes, against a real Redis (and the
+paper exchange): beat sends its ticks by task name to their queues, the stream process opens the
+account's stream, the worker consumes its queues, and none has loaded what it does not use
+(tests/unit/test_architecture.py's lists), read from the process's own `sys.modules` once it runs."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import orjson
 
 from config import keys
 from config.queues import DISPATCH_QUEUE
-from tests.unit.test_architecture import LIGHT_PROCESS_FORBIDDEN
+from tests.unit.test_architecture import LIGHT_PROCESS_FORBIDDEN, WORKER_FORBIDDEN
 
 LIMIT_S = 90.0  # generous: only a process that never becomes ready takes this long
 # the test's own settings, never the environment's
@@ -52,15 +52,17 @@ RUNNER = textwrap.dedent(
 )
 
 
-def run_until_ready(argv: list[str], ready: str, env: dict[str, str]) -> list[str]:
-    """The forbidden modules a running `tpsl <argv>` has loaded once `ready` (a Python expression
-    over `r`, a Redis client) holds."""
+def run_until_ready(
+    argv: list[str], ready: str, env: dict[str, str], forbidden: list[str] = LIGHT_PROCESS_FORBIDDEN
+) -> list[str]:
+    """The modules of `forbidden` a running `tpsl <argv>` has loaded once `ready` (a Python
+    expression over `r`, a Redis client) holds."""
     code = RUNNER.format(ready=f"return {ready}")
     inherited = {k: v for k, v in os.environ.items() if k not in INHERIT_NOT}
     child_env = {
         **inherited,
         **env,
-        "TEST_FORBIDDEN": json.dumps(LIGHT_PROCESS_FORBIDDEN),
+        "TEST_FORBIDDEN": json.dumps(forbidden),
         "TEST_ARGV": json.dumps(argv),
     }
     out = subprocess.run(
@@ -102,3 +104,17 @@ def test_the_stream_process_opens_the_streams_without_loading_the_checker(redis_
     )
     assert loaded == []
     assert orjson.loads(redis_client.hget(health, "main"))["connected"] is True
+
+
+def test_the_worker_consumes_its_queues_without_the_celery_plugins(redis_url, redis_client, tmp_path: Path):
+    """`tpsl worker` (Celery's worker command alone): ready once it consumes (kombu has bound its
+    queues in Redis), with every task of the app and none of the command line's plugins."""
+    argv = ["worker", "-P", "solo", "-n", "light@%h", "-Q", "persist,alerts", "--without-mingle"]
+    env = {"REDIS_URL": redis_url, "DATABASE_URL": f"sqlite:///{tmp_path / 'tpsl.db'}"}
+    loaded = run_until_ready(
+        [*argv, "--without-gossip"],
+        "r.exists('_kombu.binding.tpsl') == 1",
+        env,
+        [*WORKER_FORBIDDEN, "tasks.app"],
+    )
+    assert loaded == ["tasks.app"]  # the tasks are loaded; nothing of the list else
