@@ -177,7 +177,7 @@ def worker_cmd(ctx: typer.Context) -> None:
 
     The arguments go to Celery's own worker command, so the worker behaves as under `celery -A
     tasks worker`, without the rest of Celery's command line: it imports every other command and
-    the installed plugins (Flower, tornado, a REPL: ~14 MB a process) at start and never uses them.
+    the installed plugins (Flower, tornado, a REPL: ~10 MB a process) at start and never uses them.
     """
     from celery import maybe_patch_concurrency
     from celery.bin.base import CLIContext
