@@ -109,12 +109,19 @@ def test_the_stream_process_opens_the_streams_without_loading_the_checker(redis_
 def test_the_worker_consumes_its_queues_without_the_celery_plugins(redis_url, redis_client, tmp_path: Path):
     """`tpsl worker` (Celery's worker command alone): ready once it consumes (kombu has bound its
     queues in Redis), with every task of the app and none of the command line's plugins."""
-    argv = ["worker", "-P", "solo", "-n", "light@%h", "-Q", "persist,alerts", "--without-mingle"]
+    argv = [
+        "worker",
+        "-P",
+        "solo",
+        "-n",
+        "light@%h",
+        "-Q",
+        "persist,alerts",
+        "--without-mingle",
+        "--without-gossip",
+    ]
     env = {"REDIS_URL": redis_url, "DATABASE_URL": f"sqlite:///{tmp_path / 'tpsl.db'}"}
     loaded = run_until_ready(
-        [*argv, "--without-gossip"],
-        "r.exists('_kombu.binding.tpsl') == 1",
-        env,
-        [*WORKER_FORBIDDEN, "tasks.app"],
+        argv, "r.exists('_kombu.binding.tpsl') == 1", env, [*WORKER_FORBIDDEN, "tasks.app"]
     )
     assert loaded == ["tasks.app"]  # the tasks are loaded; nothing of the list else
