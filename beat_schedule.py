@@ -1,4 +1,4 @@
-"""Beat's schedule. `celery -A tasks beat` reads it through the app (tasks/app.py).
+"""Beat's schedule. `tpsl beat` reads it through the configured app (tasks/base.py), without the tasks.
 
 | entry       | task                | every                         | queue       |
 |-------------|---------------------|-------------------------------|-------------|

@@ -60,8 +60,7 @@ def open_runtime(*, publisher: bool = True) -> Any:
     except FixInput as exc:
         fail(exc.field, exc.problem)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        fail(".".join(str(x) for x in first.get("loc", ())) or "settings", str(first.get("msg")))
+        fail_for_settings(exc)
     except RuntimeError as exc:  # REDIS_URL is not set
         fail("REDIS_URL", str(exc))
     if publisher and rt.publisher is None:
@@ -70,6 +69,24 @@ def open_runtime(*, publisher: bool = True) -> Any:
 
         rt.publisher = CeleryPublisher(default_app())
     return rt
+
+
+def open_settings() -> Any:
+    """This process's Settings (the environment), for a process that needs no Runtime."""
+    from pydantic import ValidationError
+
+    from config.settings import get_settings
+
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        fail_for_settings(exc)
+
+
+def fail_for_settings(exc: Any) -> NoReturn:
+    """The one-line failure of a setting that does not validate (a pydantic ValidationError)."""
+    first = exc.errors()[0]
+    fail(".".join(str(x) for x in first.get("loc", ())) or "settings", str(first.get("msg")))
 
 
 def celery_app_of(rt: Runtime) -> Any:

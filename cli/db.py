@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 import typer
-from sqlalchemy.exc import SQLAlchemyError
 
 from config.logging import setup_logging
 from config.settings import get_settings
@@ -58,6 +57,8 @@ def upgrade_cmd(
     revision: str = typer.Option("head", "--revision", help="Target revision."),
 ) -> None:
     """Create or migrate the schema to the newest revision (safe to run at every start)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from persistence import migrate
     from persistence.db import safe_url
 
@@ -74,6 +75,8 @@ def upgrade_cmd(
 @app.command("current")
 def current_cmd(url: str | None = typer.Option(None, "--url", help=URL_HELP)) -> None:
     """Print the database's revision and the newest one; exit 1 when it is behind."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from persistence import migrate
 
     target = _target(url)

@@ -1,4 +1,5 @@
-"""`tpsl reconcile` and `tpsl dispatch`: operations commands."""
+"""`tpsl reconcile`, `tpsl dispatch`, and the long-running processes of the Procfile that Celery's
+command line would otherwise start: `tpsl worker`, `tpsl beat`, `tpsl stream`."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 
 import typer
 
-from cli.common import celery_app_of, echo_json, fail_for, open_runtime, quiet_logging
+from cli.common import celery_app_of, echo_json, fail, fail_for, open_runtime, open_settings, quiet_logging
 
 log = logging.getLogger(__name__)
 
@@ -133,11 +134,64 @@ def stream_cmd(
     positions); a push that touches a monitor queues one coalesced check of its account on the
     critical tier at once. The tiers keep polling whatever the streams do (TPSL_STREAMS=false: idle).
     """
+    # the process only publishes, by task name: the configured app, not the workers' (tasks/base.py)
     from config.logging import setup_logging
+    from tasks.base import configured_app
     from tasks.stream import run_stream_process
 
-    rt = open_runtime()
+    rt = open_runtime(publisher=False)
     setup_logging(rt.settings.log_level)
-    app = celery_app_of(rt)
+    app = configured_app(rt.settings)
     with stop_on_signal(duration) as stop:
         run_stream_process(app, rt, stop)
+
+
+def beat_cmd(
+    schedule: str | None = typer.Option(
+        None,
+        "--schedule",
+        "-s",
+        help="The file beat keeps its last run times in (default: celerybeat-schedule).",
+    ),
+    loglevel: str = typer.Option("WARNING", "--loglevel", "-l", help="Celery's log level for beat."),
+) -> None:
+    """Run Celery beat until Ctrl-C: the periodic ticks of beat_schedule.py (dispatch, flush,
+    maintenance, stats, series), each sent by task name to its queue. What `celery -A tasks beat`
+    runs, without importing the tasks (tasks/base.py): the workers run them."""
+    from celery.utils.log import LOG_LEVELS
+
+    from tasks.base import configured_app
+
+    if not isinstance(LOG_LEVELS.get(loglevel.upper()), int):
+        fail("--loglevel", f"{loglevel!r} is not one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+    settings = open_settings()
+    try:
+        app = configured_app(settings)
+    except RuntimeError as exc:  # REDIS_URL is not set
+        fail("REDIS_URL", str(exc))
+    app.Beat(schedule=schedule, loglevel=loglevel).run()
+
+
+def worker_cmd(ctx: typer.Context) -> None:
+    """Run a Celery worker: `celery -A tasks worker`'s options (see `tpsl worker --help`).
+
+    The arguments go to Celery's own worker command, so the worker behaves as under `celery -A
+    tasks worker`, without the rest of Celery's command line: it imports every other command and
+    the installed plugins (Flower, tornado, a REPL: ~10 MB a process) at start and never uses them.
+    """
+    from celery import maybe_patch_concurrency
+    from celery.bin.base import CLIContext
+    from celery.bin.worker import worker
+
+    from tasks.app import default_app
+
+    open_settings()  # a setting that does not validate fails with one line naming it
+    try:
+        app = default_app()
+    except RuntimeError as exc:  # REDIS_URL is not set
+        fail("REDIS_URL", str(exc))
+    args = list(ctx.args)
+    maybe_patch_concurrency(["tpsl", "worker", *args])  # an eventlet/gevent pool, as `celery` does
+    obj = CLIContext(app=app, no_color=None, workdir=None, quiet=False)
+    # CELERY_WORKER_<OPTION> variables are read as under `celery worker`
+    worker.main(args=args, prog_name="tpsl worker", obj=obj, auto_envvar_prefix="CELERY_WORKER")

@@ -152,7 +152,7 @@ class FleetCollector:
         return [tokens, backoff]
 
     def _streams(self, now: float) -> list[Metric]:
-        from workers.checker import stream_view
+        from workers.stream_view import stream_view
 
         view = stream_view(self.rt)
         if view is None:

@@ -107,10 +107,7 @@ def worker_specs(
     for pool, queues in pools.items():
         short = pool.removeprefix("worker_")
         slots = slots_of[pool]
-        celery_args = [
-            "-A",
-            "tasks",
-            "worker",
+        worker_args = [
             "-n",
             f"{short}.{node}@%h",
             "-Q",
@@ -126,19 +123,31 @@ def worker_specs(
             "-E",  # task events, for Flower
         ]
         if pool == traced_pool and trace_dir:  # what grows in this pool's memory (devtools/memtrace.py)
-            argv = python("-m", "devtools.memtrace", "run", "--out", trace_dir, "--", *celery_args)
-        else:
-            argv = python("-m", "celery", *celery_args)
+            argv = python(
+                "-m",
+                "devtools.memtrace",
+                "run",
+                "--out",
+                trace_dir,
+                "--",
+                "-A",
+                "tasks",
+                "worker",
+                *worker_args,
+            )
+        else:  # the Procfile's: Celery's worker command without the rest of Celery's command line
+            argv = python("-m", "cli.main", "worker", *worker_args)
         specs.append(ProcessSpec(pool, argv, env=env, ready=log_line(r"\bready\.\s*$"), layer=1))
     return specs
 
 
 def beat_spec(workdir: Path, env: Mapping[str, str]) -> ProcessSpec:
+    """`tpsl beat`: the periodic ticks, sent by name (the Procfile's beat; ready once it runs)."""
     workdir.mkdir(parents=True, exist_ok=True)
     schedule = workdir / "celerybeat-schedule"
     for old in workdir.glob("celerybeat-schedule*"):
         old.unlink()
-    argv = python("-m", "celery", "-A", "tasks", "beat", "--loglevel", "INFO", "--schedule", str(schedule))
+    argv = python("-m", "cli.main", "beat", "--loglevel", "INFO", "--schedule", str(schedule))
     return ProcessSpec("beat", argv, env=env, ready=log_line(r"beat: Starting"), layer=1)
 
 

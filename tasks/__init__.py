@@ -1,4 +1,5 @@
-"""Celery entry point: `celery -A tasks worker|beat|flower`.
+"""The workers' Celery app: `tpsl worker` runs it, and `celery -A tasks …` finds it here (beat runs
+as `tpsl beat`, on the app of tasks/base.py without the tasks).
 
 The app is built on first access from the environment (REDIS_URL, …); tests and tools build their own
 with `tasks.app.create_app(settings)`.

@@ -1,4 +1,4 @@
-"""The app with its tasks, beat schedule and worker signals."""
+"""The workers' app: the configured app of tasks/base.py with the tasks and the worker signals."""
 
 from __future__ import annotations
 
@@ -7,11 +7,9 @@ import threading
 
 from celery import Celery, signals
 
-import beat_schedule
-from config.celery_app import make_celery
-from config.logging import setup_logging
 from config.settings import Settings, get_settings
 from tasks import checks, housekeeping, persist
+from tasks.base import configured_app
 from tasks.publisher import CeleryPublisher
 from tasks.time_limits import ThreadTimeLimits, limits_of
 from workers.runtime import Runtime, build_runtime, get_runtime, set_runtime
@@ -25,8 +23,7 @@ _default_lock = threading.Lock()
 
 def create_app(settings: Settings | None = None) -> Celery:
     settings = settings or get_settings()
-    app = make_celery(settings)
-    app.conf.beat_schedule = beat_schedule.schedule(settings)
+    app = configured_app(settings)
     checks.register(app)
     persist.register(app)
     housekeeping.register(app)
@@ -54,10 +51,6 @@ def runtime(app: Celery) -> Runtime:
 
 
 def _connect_signals(app: Celery, settings: Settings) -> None:
-    @signals.setup_logging.connect(weak=False, dispatch_uid="tpsl.setup_logging")
-    def _logging(**_: object) -> None:
-        setup_logging(settings.log_level)
-
     @signals.worker_process_init.connect(weak=False, dispatch_uid="tpsl.process_init")
     def _process_init(**_: object) -> None:
         # a fresh child: its own redis connections and HTTP pools (never inherited across fork)

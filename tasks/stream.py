@@ -39,13 +39,13 @@ from core.ids import parse_link_id
 from core.models import Account, ExchangeOrder, Position, Ticker, Tier
 from exchange.bybit import parse
 from exchange.bybit.stream import BybitStreams, StreamEvent, StreamTiming
-from workers.checker import stream_view
 from workers.lag import STREAM_LAG
 from workers.position_index import PositionIndex
 from workers.runtime import Runtime
 from workers.store import decoded
 from workers.stream_prices import StreamPrices
 from workers.stream_triggers import POSITION_TOPICS, QUEUED_TTL_S, BandWatch, CheckCoalescer, touched
+from workers.stream_view import stream_view
 
 ORDER_TOPICS = frozenset({"order", "order.linear"})
 EXECUTION_TOPICS = frozenset({"execution", "execution.linear", "execution.fast", "execution.fast.linear"})
@@ -79,8 +79,11 @@ def stream_base(rest_base_url: str) -> str:
 
 
 def publish_stream_check(app: Celery, account: str, *, countdown: float | None = None) -> None:
+    """By name: the stream process's app has no task registered (tasks/base.py), so this module
+    never imports the check it queues (tasks/checks.py)."""
     spec = TIERS[Tier.CRITICAL]
-    app.tasks["tpsl.stream_check"].apply_async(
+    app.send_task(
+        "tpsl.stream_check",
         args=(account,),
         queue=spec.queue,
         routing_key=spec.queue,

@@ -30,7 +30,7 @@ from workers.position_index import PositionIndex, key_of
 from workers.recorder import Recorder
 from workers.store import Loaded, MonitorStore
 from workers.stream_prices import StreamPrices
-from workers.stream_view import StreamView
+from workers.stream_view import stream_view
 
 if TYPE_CHECKING:
     from workers.runtime import Runtime
@@ -152,18 +152,6 @@ def read_orders_positions(
 def link_ids(monitors: Iterable[Monitor]) -> list[str]:
     """The orderLinkIds a check of these monitors reads: every order their state holds."""
     return [o.link_id for m in monitors for o in m.orders]
-
-
-def stream_view(rt: Runtime) -> StreamView | None:
-    """The accounts' stream views, when streams are on (TPSL_STREAMS)."""
-    if not rt.settings.streams:
-        return None
-    return StreamView(
-        rt.redis,
-        prefix=rt.prefix,
-        reconcile_s=rt.settings.stream_reconcile_s,
-        read_margin_s=rt.settings.stream_read_margin_s,
-    )
 
 
 def look_up(account: Account, client: ExchangePort, snap: Snapshot, monitors: Iterable[Monitor]) -> Snapshot:

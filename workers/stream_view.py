@@ -35,7 +35,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 from redis import Redis
@@ -51,6 +51,9 @@ from core.ids import parse_link_id
 from core.models import ExchangeOrder, Instrument, Position, Snapshot
 from workers.lua import source
 from workers.position_index import key_of
+
+if TYPE_CHECKING:
+    from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -414,3 +417,15 @@ class StreamView:
 
     def divergences(self, account: str) -> int:
         return int(self.redis.hget(keys.view_meta(self.prefix, account), "divergences") or 0)
+
+
+def stream_view(rt: Runtime) -> StreamView | None:
+    """The accounts' stream views, when streams are on (TPSL_STREAMS)."""
+    if not rt.settings.streams:
+        return None
+    return StreamView(
+        rt.redis,
+        prefix=rt.prefix,
+        reconcile_s=rt.settings.stream_reconcile_s,
+        read_margin_s=rt.settings.stream_read_margin_s,
+    )

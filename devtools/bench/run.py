@@ -533,7 +533,7 @@ def _cpu_s(stack: Stack) -> dict[str, float]:
 
 
 def _divergences(rt: Any) -> int:
-    from workers.checker import stream_view
+    from workers.stream_view import stream_view
 
     view = stream_view(rt)
     if view is None:

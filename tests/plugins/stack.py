@@ -2,7 +2,8 @@
 redis-server, a SQLite database migrated with Alembic, a real Celery worker (`start_worker`, threads
 pool) consuming every queue, the dispatcher loop (what beat's 0.5 s tick does, faster) and the stream
 process's work (`tasks.stream.StreamWatch`: each account's private stream, the tickers of every
-monitored symbol, its heartbeat loop), as in production. Intervals are shortened so a lifecycle runs
+monitored symbol, its heartbeat loop; its checks sent by name through the app of tasks/base.py, which
+has no task registered), as in production. Intervals are shortened so a lifecycle runs
 in seconds; waiting is by polling with generous deadlines, never by fixed sleeps.
 
 A test module (or class) opts out of the stream process by overriding the `stack_streams` fixture to
@@ -247,6 +248,7 @@ def stack(
 ) -> Iterator[Stack]:
     from exchange.bybit.stream import StreamTiming
     from tasks.app import create_app, runtime
+    from tasks.base import configured_app
     from tasks.checks import publish_checks
     from tasks.stream import StreamWatch, publish_stream_check
 
@@ -276,9 +278,12 @@ def stack(
         )
         loop.start()
         beat: threading.Thread | None = None
+        stream_app = None
         if stack_streams and settings.streams:
+            # as `tpsl stream` publishes: through the configured app, which has no task registered
+            stream_app = configured_app(settings)
             s.watch = StreamWatch(
-                rt, lambda account: publish_stream_check(app, account), timing=StreamTiming()
+                rt, lambda account: publish_stream_check(stream_app, account), timing=StreamTiming()
             )
             s.watch.start()
             beat = threading.Thread(target=s.watch.run, args=(s._stream_stop,), daemon=True, name="stream")
@@ -292,5 +297,7 @@ def stack(
             if beat is not None:
                 beat.join(5)
             s.stop_streams()
+            if stream_app is not None:
+                stream_app.close()
     set_runtime(None)
     rt.close()

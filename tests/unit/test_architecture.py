@@ -171,3 +171,117 @@ def test_the_tooling_commands_say_what_to_install_when_devtools_is_missing():
     assert len(lines) == 3, out.stdout + out.stderr
     for line in lines:
         assert line.startswith("2 error: devtools:") and "make install" in line, line
+
+
+# What beat and the stream process never load: they send tasks by name (tasks/base.py), so the task
+# bodies, the checker, the REST client, the database and the dashboard stay out of their memory,
+# and so does the Celery command line's plugin set (Flower, its REPL).
+LIGHT_PROCESS_FORBIDDEN = [
+    # third-party packages
+    "sqlalchemy",
+    "alembic",
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "jinja2",
+    "httpx",
+    "requests",
+    "urllib3",
+    "flower",
+    "tornado",
+    "prompt_toolkit",
+    "rich",
+    # the product's modules behind the tasks
+    "tasks.app",
+    "tasks.checks",
+    "tasks.persist",
+    "tasks.housekeeping",
+    "workers.checker",
+    "workers.recorder",
+    "workers.dispatcher",
+    "exchange.bybit.client",
+    "persistence.db",
+    "persistence.writer",
+    "dashboard",
+    "readmodel",
+]
+
+# the modules `tpsl beat` and `tpsl stream` import, up to the point where they start running
+LIGHT_ENTRIES = ["cli.main", "cli.ops", "tasks.base", "tasks.stream", "workers.runtime", "celery.apps.beat"]
+
+
+def loaded_of(names: list[str], code: str) -> list[str]:
+    """The names of `names` (packages or modules, with their submodules) loaded after `code` ran."""
+    code += (
+        "\nimport sys\n"
+        f"names = {names!r}\n"
+        "loaded = [n for n in names if any(m == n or m.startswith(n + '.') for m in sys.modules)]\n"
+        "print(','.join(sorted(loaded)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return [n for n in out.stdout.strip().split(",") if n]
+
+
+def test_the_forbidden_list_names_real_modules():
+    """A misspelt entry would never be loaded: each one is a module this environment has."""
+    import importlib.util
+
+    assert [n for n in LIGHT_PROCESS_FORBIDDEN if importlib.util.find_spec(n) is None] == []
+
+
+def test_beat_and_the_stream_process_import_only_what_they_use():
+    """`tpsl beat` and `tpsl stream` build the configured app (no task registered) and the stream
+    process's runtime without loading the task bodies, SQLAlchemy or the REST client
+    (tests/integration/processes/test_light_processes.py checks the running processes)."""
+    code = (
+        "import os\n"
+        "os.environ['REDIS_URL'] = 'redis://127.0.0.1:9/0'  # never connected to\n"
+        f"for name in {LIGHT_ENTRIES!r}:\n"
+        "    __import__(name)\n"
+        "from cli.common import open_runtime, open_settings\n"
+        "from tasks.base import configured_app\n"
+        "from tasks.stream import StreamWatch\n"
+        "app = configured_app(open_settings())\n"
+        "assert sorted(app.conf.beat_schedule) == ['dispatch', 'flush', 'maintenance', 'series', 'stats']\n"
+        "beat = app.Beat(loglevel='INFO')\n"
+        "rt = open_runtime(publisher=False)\n"
+        "watch = StreamWatch(rt, lambda account: None)\n"
+    )
+    assert loaded_of(LIGHT_PROCESS_FORBIDDEN, code) == []
+
+
+# What a worker never uses: the other processes' web stacks, the migrations, and the plugins and
+# REPL that Celery's full command line loads (`tpsl worker` runs only its worker command).
+WORKER_FORBIDDEN = [
+    "flower",
+    "tornado",
+    "prompt_toolkit",
+    "click_repl",
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "jinja2",
+    "alembic",
+    "httpx",
+    "dashboard",
+    "readmodel",
+]
+
+
+def test_the_worker_forbidden_list_names_real_modules():
+    import importlib.util
+
+    assert [n for n in WORKER_FORBIDDEN if importlib.util.find_spec(n) is None] == []
+
+
+def test_the_worker_command_loads_no_web_stack_nor_the_celery_plugins():
+    """`tpsl worker` builds the workers' app (every task) and Celery's worker command alone."""
+    code = (
+        "import os\n"
+        "os.environ['REDIS_URL'] = 'redis://127.0.0.1:9/0'  # never connected to\n"
+        "import cli.main, cli.ops, celery.bin.worker, celery.apps.worker, celery.concurrency.thread\n"
+        "from tasks.app import default_app\n"
+        "app = default_app()\n"
+        "assert 'tpsl.stream_check' in app.tasks\n"
+    )
+    assert loaded_of(WORKER_FORBIDDEN, code) == []

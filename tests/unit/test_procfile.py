@@ -44,6 +44,8 @@ def test_worker_node_names_are_unique_and_processes_complete():
     assert len(names) == len(set(names))
     assert {"web", "beat", "flower", "release", "stream"} <= set(procs)
     assert procs["stream"] == "tpsl stream"
+    # beat sends by name from the app without the tasks (tasks/base.py), not `celery -A tasks beat`
+    assert procs["beat"].startswith("tpsl beat ")
     assert procs["flower"].startswith("tpsl flower ") and "basic-auth" not in procs["flower"]
     assert procs["release"] == "tpsl db upgrade"
 

@@ -9,7 +9,8 @@ from collections import Counter
 import pytest
 
 from core.models import BreakevenState, Phase
-from workers.checker import read_counts, stream_view
+from workers.checker import read_counts
+from workers.stream_view import stream_view
 
 from .plans import conservative_long
 

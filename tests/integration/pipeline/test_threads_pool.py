@@ -103,7 +103,9 @@ def stop_sent(rt: Runtime, monitor_id: str) -> bool:
     return bool(loaded.monitor.live_orders(OrderRole.SL))
 
 
-def test_a_check_runs_end_to_end_on_the_threads_pool(paper, redis_url, tmp_path, stack_accounts):
+def test_a_check_runs_end_to_end_on_the_threads_pool(
+    paper, redis_url, redis_client, tmp_path, stack_accounts
+):
     from persistence.db import session_factory
     from persistence.queries import events_for
 

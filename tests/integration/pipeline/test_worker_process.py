@@ -1,5 +1,6 @@
-"""A real `celery -A tasks worker` process: it reconciles when it starts and flushes what is
-coalesced when it stops; the orphan sweep cancels what no live monitor owns."""
+"""A real `tpsl worker` process (Celery's worker command, as the Procfile starts it): it reconciles
+when it starts and flushes what is coalesced when it stops; the orphan sweep cancels what no live
+monitor owns."""
 
 from __future__ import annotations
 
@@ -63,9 +64,7 @@ def test_worker_reconciles_on_start_and_flushes_on_stop(
         cmd = [
             sys.executable,
             "-m",
-            "celery",
-            "-A",
-            "tasks",
+            "cli.main",  # `tpsl worker`, as the Procfile starts it
             "worker",
             "-P",
             "solo",

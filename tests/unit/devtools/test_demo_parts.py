@@ -18,7 +18,7 @@ from core.plan import parse_request
 from devtools.demo.env import Credentials, Paths, Ports, child_env, fresh_demo_db
 from devtools.demo.scenarios import SCENARIOS, ScriptRunner
 from devtools.demo.view import PlainReporter, Urls, render, stop_text, tp_text
-from devtools.stack import worker_specs
+from devtools.stack import beat_spec, stream_spec, worker_specs
 from exchange.paper.instruments import REAL_INSTRUMENTS
 from persistence.queries import StoredEvent
 
@@ -194,6 +194,18 @@ def test_workers_read_the_pools_of_the_tier_table() -> None:
         argv = list(spec.argv)
         assert argv[argv.index("-Q") + 1] == ",".join(POOLS[spec.name])
         assert spec.env == {} and spec.layer == 1
+
+
+def test_the_stack_starts_the_procfile_commands(tmp_path: Path) -> None:
+    """The demo and the bench start the workers, beat and the stream process as the Procfile does:
+    `tpsl <command>` (as `python -m cli.main <command>`), never `celery -A tasks …`."""
+    from tests.unit.test_procfile import procfile
+
+    procs = procfile()
+    for spec in [*worker_specs({}, node="demo"), beat_spec(tmp_path, {}), stream_spec({})]:
+        argv = list(spec.argv)
+        assert argv[1:3] == ["-m", "cli.main"], argv
+        assert procs[spec.name].split()[:2] == ["tpsl", argv[3]], (spec.name, argv)
 
 
 def test_port_base_must_be_free() -> None:

@@ -1,0 +1,127 @@
+"""`tpsl beat`, `tpsl stream` and `tpsl worker` as real processes, against a real Redis (and the
+paper exchange): beat sends its ticks by task name to their queues, the stream process opens the
+account's stream, the worker consumes its queues, and none has loaded what it does not use
+(tests/unit/test_architecture.py's lists), read from the process's own `sys.modules` once it runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import orjson
+
+from config import keys
+from config.queues import DISPATCH_QUEUE
+from tests.unit.test_architecture import LIGHT_PROCESS_FORBIDDEN, WORKER_FORBIDDEN
+
+LIMIT_S = 90.0  # generous: only a process that never becomes ready takes this long
+# the test's own settings, never the environment's
+INHERIT_NOT = {"REDIS_URL", "DATABASE_URL", "TPSL_ACCOUNTS", "TPSL_ACCOUNTS_FILE", "TPSL_STREAMS"}
+
+# Runs `tpsl <argv>` in the main thread, as the console script does; a watcher thread waits until
+# `ready()` (Redis shows the process at work), prints the forbidden modules loaded, and ends the process.
+RUNNER = textwrap.dedent(
+    """
+    import json, os, sys, threading, time
+
+    import redis
+
+    names = json.loads(os.environ["TEST_FORBIDDEN"])
+    r = redis.Redis.from_url(os.environ["REDIS_URL"], decode_responses=True)
+
+    def ready():
+        {ready}
+
+    def watch():
+        while not ready():
+            time.sleep(0.05)
+        loaded = sorted(n for n in names if any(m == n or m.startswith(n + ".") for m in list(sys.modules)))
+        print("LOADED " + json.dumps(loaded), flush=True)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True).start()
+    sys.argv = ["tpsl", *json.loads(os.environ["TEST_ARGV"])]
+    from cli.main import main
+
+    main()
+    """
+)
+
+
+def run_until_ready(
+    argv: list[str], ready: str, env: dict[str, str], forbidden: list[str] = LIGHT_PROCESS_FORBIDDEN
+) -> list[str]:
+    """The modules of `forbidden` a running `tpsl <argv>` has loaded once `ready` (a Python
+    expression over `r`, a Redis client) holds."""
+    code = RUNNER.format(ready=f"return {ready}")
+    inherited = {k: v for k, v in os.environ.items() if k not in INHERIT_NOT}
+    child_env = {
+        **inherited,
+        **env,
+        "TEST_FORBIDDEN": json.dumps(forbidden),
+        "TEST_ARGV": json.dumps(argv),
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=child_env, capture_output=True, text=True, timeout=LIMIT_S
+    )
+    lines = [line for line in out.stdout.splitlines() if line.startswith("LOADED ")]
+    assert out.returncode == 0 and lines, f"exit {out.returncode}\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}"
+    return list(json.loads(lines[0].removeprefix("LOADED ")))
+
+
+def test_beat_sends_its_ticks_by_name_without_loading_the_tasks(redis_url, redis_client, tmp_path: Path):
+    schedule = tmp_path / "celerybeat-schedule"
+    loaded = run_until_ready(
+        ["beat", "--loglevel", "INFO", "--schedule", str(schedule)],
+        f"r.llen({DISPATCH_QUEUE!r}) > 0",
+        {"REDIS_URL": redis_url},
+    )
+    assert loaded == []
+    # the tick as a worker receives it: the dispatch task, by name, routed to its queue, expiring
+    message = orjson.loads(redis_client.lindex(DISPATCH_QUEUE, 0))
+    assert message["headers"]["task"] == "tpsl.dispatch"
+    assert message["headers"]["expires"] is not None
+    assert message["properties"]["delivery_info"]["routing_key"] == DISPATCH_QUEUE
+
+
+def test_the_stream_process_opens_the_streams_without_loading_the_checker(redis_url, redis_client, paper):
+    creds = paper.new_account()
+    account = {
+        "id": "main",
+        "base_url": paper.base_url,
+        "api_key": creds.api_key,
+        "api_secret": creds.api_secret,
+    }
+    health = keys.stream_health(keys.PREFIX)
+    loaded = run_until_ready(
+        ["stream"],
+        f"json.loads(r.hget({health!r}, 'main') or '{{}}').get('connected') is True",
+        {"REDIS_URL": redis_url, "TPSL_ACCOUNTS": json.dumps([account])},
+    )
+    assert loaded == []
+    assert orjson.loads(redis_client.hget(health, "main"))["connected"] is True
+
+
+def test_the_worker_consumes_its_queues_without_the_celery_plugins(redis_url, redis_client, tmp_path: Path):
+    """`tpsl worker` (Celery's worker command alone): ready once it consumes (kombu has bound its
+    queues in Redis), with every task of the app and none of the command line's plugins."""
+    argv = [
+        "worker",
+        "-P",
+        "solo",
+        "-n",
+        "light@%h",
+        "-Q",
+        "persist,alerts",
+        "--without-mingle",
+        "--without-gossip",
+    ]
+    env = {"REDIS_URL": redis_url, "DATABASE_URL": f"sqlite:///{tmp_path / 'tpsl.db'}"}
+    loaded = run_until_ready(
+        argv, "r.exists('_kombu.binding.tpsl') == 1", env, [*WORKER_FORBIDDEN, "tasks.app"]
+    )
+    assert loaded == ["tasks.app"]  # the tasks are loaded; nothing of the list else
