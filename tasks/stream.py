@@ -206,7 +206,10 @@ class StreamWatch:
                     done = True
                     break
                 batch.append(ev)
-            self.handle(batch)
+            try:
+                self.handle(batch)
+            except Exception:  # never expected (`handle` logs its own); the thread must live on
+                log.exception("%d stream events not handled; the tiers still check", len(batch))
             if done:
                 return
 
