@@ -50,9 +50,10 @@ def register(app: Celery) -> None:
         if result.skipped:
             log.info("check %s: %d monitors skipped (%s)", account, len(monitor_ids), result.skipped)
         if rt.settings.streams:
-            # pushes that came while this check held the account: their check found it busy (or
-            # is still queued); run them now rather than a retry later
-            check_pushed(app, rt, account)
+            # monitors pushed while this check held the account (their check found it busy, and
+            # waits for its retry): to a check of their own now, not inline (a tier check stays as
+            # short as its own work: its time limits are set for that)
+            hand_on_pushed(app, rt, account)
 
     @app.task(shared=False, name="tpsl.stream_check", soft_time_limit=5, time_limit=10)
     def stream_check(account: str) -> None:
@@ -62,19 +63,23 @@ def register(app: Celery) -> None:
 
 
 BUSY_RETRY_S = 0.25  # a tier check that found its account busy runs again this much later
-PUSHED_BUSY_RETRY_S = 0.1  # the same for a check of pushed monitors (the holder usually runs them first)
+PUSHED_BUSY_RETRY_S = 0.1  # the same for a check of pushed monitors (a tier holder hands them on first)
 PUSHED_ROUNDS = 4  # rounds of pushed monitors one task runs at most before it hands the rest on
+PUSHED_BUDGET_S = 1.0  # …and no round starts after this long (a task far inside its time limits)
 
 
 def check_pushed(app: Celery, rt: Runtime, account: str) -> int:
     """Check the monitors pushes touched (the coalescer's pending set), again while pushes keep
-    coming during the check, up to PUSHED_ROUNDS rounds; returns the rounds run. Never waits for
-    the account's lock: a worker blocked on it is one the critical queue lacks, so a busy account
-    gets its pushed monitors back in the pending set and a check a moment later (the holder, a
-    tier check or another push check, runs whatever is pending when it finishes). The ids come
-    from Redis: a duplicate delivery finds nothing left and does nothing."""
+    coming during the check, up to PUSHED_ROUNDS rounds and PUSHED_BUDGET_S; returns the rounds
+    run. Never waits for the account's lock: a worker blocked on it is one the critical queue
+    lacks, so a busy account gets its pushed monitors back in the pending set and a check a moment
+    later (a tier check that held the account hands them on as it ends). The ids come from Redis:
+    a duplicate delivery finds nothing left and does nothing."""
     coalescer = CheckCoalescer(rt.redis, prefix=rt.prefix)
+    started = rt.clock()
     for rounds in range(PUSHED_ROUNDS):
+        if rounds and rt.clock() - started > PUSHED_BUDGET_S:
+            break
         ids = coalescer.take(account)
         if not ids:
             return rounds
@@ -84,10 +89,19 @@ def check_pushed(app: Celery, rt: Runtime, account: str) -> int:
             return rounds
         if result.skipped:
             log.info("stream check %s: %d monitors skipped (%s)", account, len(ids), result.skipped)
+    else:
+        rounds = PUSHED_ROUNDS
+    hand_on_pushed(app, rt, account)  # pushes keep coming: the rest in a task of its own
+    return rounds
+
+
+def hand_on_pushed(app: Celery, rt: Runtime, account: str) -> None:
+    """The monitors pushed meanwhile, if any, to a check of their own now (behind what else is
+    queued), rather than after the busy retry of the check that could not run them."""
+    coalescer = CheckCoalescer(rt.redis, prefix=rt.prefix)
     ids = coalescer.take(account)
-    if ids:  # pushes keep coming: the rest in a task of its own, behind what else is queued
+    if ids:
         _pushed_again(app, coalescer, account, ids, None)
-    return PUSHED_ROUNDS
 
 
 def busy_retries(rt: Runtime, tier: str | None) -> int:

@@ -57,7 +57,8 @@ def test_a_busy_check_gives_up_when_its_message_expires(stack):
 
 def test_monitors_pushed_while_a_tier_check_held_the_account_are_checked_as_it_ends(stack):
     """A push's check that found the account busy put its monitors back in the pending set; the
-    check holding the account runs them as it finishes, not a retry some time later."""
+    tier check holding the account hands them to a check of their own as it finishes, not to a
+    retry some time later."""
     stack.prices(BTCUSDT="60500")
     m = stack.create(conservative_long())
     stack.wait(lambda: reads(stack) >= 1, what="the first check of the new monitor")
@@ -71,4 +72,4 @@ def test_monitors_pushed_while_a_tier_check_held_the_account_are_checked_as_it_e
     stack.wait(
         lambda: reads(stack) >= before + 2, timeout=10, what="the tier check, then the pushed monitors"
     )
-    assert pending.take("main") == []  # taken by the tier check's task
+    assert pending.take("main") == []  # taken: handed on by the tier check, then checked
