@@ -440,7 +440,8 @@ class BybitClient:
         """The position's own Full-mode stop-loss, one /v5/position/trading-stop call each (there is
         no batch form). "Not modified" (34040) is ok; a stop on the wrong side of its trigger price
         source is TriggerPassed (breached); a flat position is NoPosition. A call that failed for
-        the account or the exchange (rate limit, transport) answers the rest "not sent"."""
+        the account or the exchange (rate limit, transport) answers the calls not started yet "not
+        sent" (they go side by side: `_each`)."""
         return self._each(stops, lambda intent: self._trading_stop(account, intent))[0]
 
     def _trading_stop(
