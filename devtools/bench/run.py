@@ -377,7 +377,7 @@ def _measure(
     n_reads = sum(reads["reads"].values())
     read_endpoints = ("/v5/position/list", "/v5/order/realtime", "/v5/order/history")
     read_calls = sum(v for k, v in stats["by_endpoint"].items() if k in read_endpoints)
-    calls_per_read = read_calls / n_reads if n_reads else None
+    calls_per_read = per_read(read_calls, n_reads)
     accounts = len(workload.accounts)
     critical_polls = 60 / rt.settings.interval(Tier.CRITICAL)
     tx = persist1["transactions"] - persist0["transactions"]
@@ -406,9 +406,10 @@ def _measure(
         if faulted
         else None,
         "exchange_limits": opts.exchange_limits,
-        "calls_per_read": round(calls_per_read, 2) if calls_per_read else None,
+        # 0 is a figure (every read of the window came from the stream view); None: no read at all
+        "calls_per_read": round(calls_per_read, 2) if calls_per_read is not None else None,
         "target_calls_per_min": round(1.2 * accounts * calls_per_read * critical_polls, 1)
-        if calls_per_read
+        if calls_per_read is not None
         else None,
         "check_lag": {
             t: {"p50_ms": round(h.p50_s * 1000, 1), "p99_ms": round(h.p99_s * 1000, 1), "n": h.count}
@@ -452,6 +453,12 @@ def _measure(
         "monitors_per_tier_at_end": tiers,
         "closes": closes,
     }
+
+
+def per_read(read_calls: float, reads: float) -> float | None:
+    """Read calls per account read: 0 when every read came from the stream view (a figure, not a
+    missing one); None only when there was no read at all."""
+    return read_calls / reads if reads else None
 
 
 def _ms(h: Any) -> dict[str, float]:

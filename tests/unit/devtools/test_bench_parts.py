@@ -196,3 +196,11 @@ def test_every_profile_is_compared_with_the_baseline() -> None:
     calls = next(line for line in text.splitlines() if line.startswith("| exchange calls / min |"))
     assert calls.endswith("| 100.0× better | 10.0× better |")
     assert report.compared(["polling"]) == []  # no baseline ran: no ratio columns
+
+
+def test_calls_per_read_is_zero_when_the_view_served_every_read() -> None:
+    from devtools.bench.run import per_read
+
+    assert per_read(0, 120) == 0.0  # a figure: the quick run's streams profile reads no REST
+    assert per_read(36, 12) == 3.0
+    assert per_read(0, 0) is None  # no read at all: no figure
