@@ -53,7 +53,7 @@ def register(app: Celery) -> None:
             # monitors pushed while this check held the account (their check found it busy, and
             # waits for its retry): to a check of their own now, not inline (a tier check stays as
             # short as its own work: its time limits are set for that)
-            hand_on_pushed(app, rt, account)
+            hand_on_pushed(app, CheckCoalescer(rt.redis, prefix=rt.prefix), account)
 
     @app.task(shared=False, name="tpsl.stream_check", soft_time_limit=5, time_limit=10)
     def stream_check(account: str) -> None:
@@ -91,14 +91,13 @@ def check_pushed(app: Celery, rt: Runtime, account: str) -> int:
             log.info("stream check %s: %d monitors skipped (%s)", account, len(ids), result.skipped)
     else:
         rounds = PUSHED_ROUNDS
-    hand_on_pushed(app, rt, account)  # pushes keep coming: the rest in a task of its own
+    hand_on_pushed(app, coalescer, account)  # pushes keep coming: the rest in a task of its own
     return rounds
 
 
-def hand_on_pushed(app: Celery, rt: Runtime, account: str) -> None:
+def hand_on_pushed(app: Celery, coalescer: CheckCoalescer, account: str) -> None:
     """The monitors pushed meanwhile, if any, to a check of their own now (behind what else is
     queued), rather than after the busy retry of the check that could not run them."""
-    coalescer = CheckCoalescer(rt.redis, prefix=rt.prefix)
     ids = coalescer.take(account)
     if ids:
         _pushed_again(app, coalescer, account, ids, None)

@@ -233,7 +233,8 @@ class StreamWatch:
     def _on_private_state(self, account: str, ev: StreamEvent) -> None:
         try:
             self._update_view(account, ev)
-            ids = self._touched_monitors(account, ev)
+            # a gap touches every monitor of the account: what happened meanwhile is only in REST
+            ids = set(self.rt.registry.ids(account)) if ev.kind == "gap" else set()
             self._note_health(account, ev)
             if ids and self.coalescer.note(account, ids):
                 self.publish(account)
@@ -450,11 +451,6 @@ class StreamWatch:
         ups = [st["connected"] for name, st in stats.items() if name.startswith("public:")]
         out["connections"], out["connections_up"] = len(ups), sum(ups)
         return out
-
-    def _touched_monitors(self, account: str, ev: StreamEvent) -> set[str]:
-        if ev.kind == "gap":
-            return set(self.rt.registry.ids(account))
-        return set()
 
     def _bump(self, account: str, field: str) -> None:
         with self._lock:
