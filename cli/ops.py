@@ -136,9 +136,11 @@ def stream_cmd(
     """
     # the process only publishes, by task name: the configured app, not the workers' (tasks/base.py)
     from config.logging import setup_logging
+    from config.malloc import cap_arenas
     from tasks.base import configured_app
     from tasks.stream import run_stream_process
 
+    cap_arenas(open_settings().malloc_arenas)  # before the streams' and the handler's threads start
     rt = open_runtime(publisher=False)
     setup_logging(rt.settings.log_level)
     app = configured_app(rt.settings)
@@ -183,9 +185,11 @@ def worker_cmd(ctx: typer.Context) -> None:
     from celery.bin.base import CLIContext
     from celery.bin.worker import worker
 
+    from config.malloc import cap_arenas
     from tasks.app import default_app
 
-    open_settings()  # a setting that does not validate fails with one line naming it
+    settings = open_settings()  # a setting that does not validate fails with one line naming it
+    cap_arenas(settings.malloc_arenas)  # before the pool's threads start
     try:
         app = default_app()
     except RuntimeError as exc:  # REDIS_URL is not set

@@ -147,6 +147,13 @@ class Settings(BaseSettings):
         "slot) or prefork (a child process per slot: ~100 MB each; with it, 4/2/2 slots were the "
         "defaults); see docs/benchmarks.md, Worker pools and memory.",
     )
+    malloc_arenas: int = Field(
+        2,
+        ge=0,
+        le=64,
+        description="Malloc arenas the threads of a worker or the stream process share (glibc; 0: glibc's "
+        "default, up to eight per core); see docs/benchmarks.md, Memory.",
+    )
     worker_fast_concurrency: int = Field(
         8, ge=1, le=256, description="Slots of worker_fast (dispatch, critical, active), count."
     )
