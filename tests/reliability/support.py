@@ -1,5 +1,5 @@
 """Real processes for the reliability tests: a Redis of the test's own (so it can be restarted or
-flushed without touching the session's), `celery -A tasks worker` subprocesses, and the settings and
+flushed without touching the session's), `tpsl worker` subprocesses, and the settings and
 environment they share."""
 
 from __future__ import annotations
@@ -52,10 +52,8 @@ class Env:
         cmd = [
             sys.executable,
             "-m",
-            "celery",
-            "-A",
-            "tasks",
-            "worker",
+            "cli.main",
+            "worker",  # the Procfile's worker command
             "-P",
             pool,
             "-c",
