@@ -21,7 +21,7 @@ from typing import Any
 
 from celery.contrib.testing.worker import start_worker
 
-from core.models import OrderRole, Tier
+from core.models import OrderRole, OrderStatus, Tier
 from devtools.stack import with_source_path, worker_specs
 from persistence.migrate import upgrade
 from tests.plugins.stack import stack_settings, wait_for
@@ -169,6 +169,49 @@ def test_a_check_past_its_soft_time_limit_stops_at_its_next_safe_point_on_the_th
             # the worker goes on: the next check of the account does what the stopped one did not
             check.apply_async(("main", [m.id]), queue="tier.standard", expires=120)
             wait_for(lambda: stop_sent(rt, m.id), timeout=60, what="the next check to place the stop")
+
+
+def test_a_soft_limit_that_passes_while_the_stop_is_sent_leaves_the_rest_to_the_next_check(
+    paper, redis_url, redis_client, tmp_path, stack_accounts
+):
+    """Stopping between calls loses nothing: the stop goes and is recorded, the take-profits the
+    pass did not send are recorded as not sent, and the next check sends them."""
+    with setup(paper, redis_url, tmp_path, stack_accounts) as (rt, app, env):
+        paper.admin.set_prices({"BTCUSDT": "60500"})
+        m = create_monitor(rt, conservative_long())
+        paper.admin.set_prices({"BTCUSDT": "59990"})  # E1 fills: the stop first, then the take-profits
+        with threads_workers(env, tmp_path) as logs:
+            stop_call = "/v5/position/trading-stop" if on_position() else "/v5/order/create-batch"
+            paper.admin.add_fault(endpoint=stop_call, latency_ms=2500, count=1)
+            check = app.tasks["tpsl.check"]
+            sent = check.apply_async(
+                ("main", [m.id]), queue="tier.standard", expires=120, soft_time_limit=1, time_limit=30
+            )
+            bulk = logs["worker_bulk"]
+            done = f"Task tpsl.check[{sent.id}] succeeded"  # it recorded what it sent, then ended
+            wait_for(lambda: done.encode() in bulk.read_bytes(), timeout=30, what="the first check")
+            assert (
+                b"account main: soft time limit passed; the rest of the pass is not sent" in bulk.read_bytes()
+            )
+            assert stop_sent(rt, m.id)
+            loaded = MonitorStore(rt.registry).load(m.id)
+            assert loaded is not None
+            tps = [o for o in loaded.monitor.orders if o.role is OrderRole.TP]
+            assert tps and all(o.status is OrderStatus.RETRY for o in tps)  # not sent: sent again later
+            assert {o.link_id for o in tps}.isdisjoint(open_links(rt, m.account))
+            check.apply_async(("main", [m.id]), queue="tier.standard", expires=120)
+
+            def tps_placed() -> bool:
+                loaded = MonitorStore(rt.registry).load(m.id)
+                assert loaded is not None
+                ids = {o.link_id for o in loaded.monitor.orders if o.role is OrderRole.TP}
+                return bool(ids) and ids <= open_links(rt, m.account)
+
+            wait_for(tps_placed, timeout=60, what="the next check to place the take-profits")
+
+
+def open_links(rt: Runtime, account: str) -> set[str]:
+    return {o.link_id for o in rt.client_for(rt.account(account)).open_orders(rt.account(account))}
 
 
 class Lines(logging.Handler):
