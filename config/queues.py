@@ -23,8 +23,10 @@ class TierSpec:
     tier: Tier
     queue: str
     interval_s: float  # how often a monitor in this tier is checked
-    soft_time_limit_s: float  # a check running longer is told to stop (SoftTimeLimitExceeded)
-    time_limit_s: float  # …and killed after this
+    # a check running longer stops (SoftTimeLimitExceeded): under prefork where Celery raises it,
+    # on the threads pool at its next safe point (workers/deadline.py)
+    soft_time_limit_s: float
+    time_limit_s: float  # …and is killed after this (prefork; a thread is only logged)
 
     @property
     def expires_s(self) -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from celery import Celery, signals
 
@@ -17,7 +18,9 @@ from workers.runtime import Runtime, build_runtime, get_runtime, set_runtime
 log = logging.getLogger(__name__)
 
 _default: Celery | None = None
-_thread_limits = ThreadTimeLimits()  # the soft time limit of tasks run on threads (--pool threads)
+# the time limits of tasks run on threads (--pool threads): a deadline their code checks at safe
+# points, and a watchdog that logs; on the monotonic clock (a wall clock that jumps moves no deadline)
+_thread_limits = ThreadTimeLimits(clock=time.monotonic)
 _default_lock = threading.Lock()
 
 

@@ -7,9 +7,11 @@ import math
 from typing import TYPE_CHECKING
 
 from celery import Celery, Task
+from celery.exceptions import SoftTimeLimitExceeded
 
 from config.queues import TIERS
 from core.models import Tier
+from workers import deadline
 from workers.checker import run_check
 from workers.dispatcher import CheckOrder, dispatch_once
 from workers.lag import CHECK_START_LAG
@@ -74,16 +76,24 @@ def check_pushed(app: Celery, rt: Runtime, account: str) -> int:
     run. Never waits for the account's lock: a worker blocked on it is one the critical queue
     lacks, so a busy account gets its pushed monitors back in the pending set and a check a moment
     later (a tier check that held the account hands them on as it ends). The ids come from Redis:
-    a duplicate delivery finds nothing left and does nothing."""
+    a duplicate delivery finds nothing left and does nothing.
+
+    Past the task's soft deadline (workers/deadline.py) no round starts: what is pending goes to a
+    check of its own, as after the last round. A round the deadline stops midway gives its monitors
+    back the same way before the task fails: nothing noted is dropped."""
     coalescer = CheckCoalescer(rt.redis, prefix=rt.prefix)
     started = rt.clock()
     for rounds in range(PUSHED_ROUNDS):
-        if rounds and rt.clock() - started > PUSHED_BUDGET_S:
+        if rounds and (rt.clock() - started > PUSHED_BUDGET_S or deadline.passed()):
             break
         ids = coalescer.take(account)
         if not ids:
             return rounds
-        result = run_check(rt, account, ids, lock_wait_s=0.0)
+        try:
+            result = run_check(rt, account, ids, lock_wait_s=0.0)
+        except SoftTimeLimitExceeded:
+            _pushed_again(app, coalescer, account, ids, None)
+            raise
         if result.skipped == "account busy":
             _pushed_again(app, coalescer, account, ids, PUSHED_BUSY_RETRY_S)
             return rounds

@@ -5,6 +5,11 @@ pages; a look-up of orders that left the open list, when some did; the shared ti
 the public ticker stream has fresh prices of every symbol checked) whatever the number of monitors,
 unless the `per_monitor_calls` rollback switch asks for one read per monitor.
 A failed read changes nothing: no Snapshot, no step; the monitors stay scheduled.
+
+The running task's soft deadline (workers/deadline.py) is checked between passes, after the read,
+between the steps and before anything is sent: a check stopped there has sent nothing. Once the
+executor has sent something, the pass folds the answers back, commits its critical events and
+saves its monitors before the next check of the deadline.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from core.errors import StopAndAlert, TpslError
 from core.models import Account, Decision, ErrorKind, Event, Monitor, Snapshot, Ticker, Tier
 from core.ports import ExchangePort
 from core.step import acknowledge, is_finished, links_to_look_up, step
+from workers import deadline
 from workers.executor import Outcome, execute
 from workers.lag import REACTION, REACTION_ALL, REACTION_SEEN
 from workers.locks import hold_account
@@ -63,7 +69,7 @@ def run_check(
         log.warning("check: account %s is not configured; its monitors are left alone", account_id)
         result.skipped = "unknown account"
         return result
-    with hold_account(rt, account_id, wait_s=lock_wait_s) as held:
+    with hold_account(rt, account_id, wait_s=deadline.bound(lock_wait_s)) as held:
         if not held:
             result.skipped = "account busy"
             return result
@@ -99,6 +105,7 @@ def _check(rt: Runtime, account: Account, monitor_ids: Sequence[str], result: Ch
     else:
         groups = [list(loaded.values())]
     for group in groups:
+        deadline.check()  # between passes: the last one saved what it sent
         symbol = group[0].monitor.plan.symbol if rt.settings.per_monitor_calls else None
         _pass(rt, account, client, store, group, symbol, result)
 
@@ -226,12 +233,15 @@ def _pass(
     snap = look_up(account, client, snap, (item.monitor for item in group))
     result.reads += 1
     count_read(rt, account.id, len(group))
+    deadline.check()  # read, nothing sent: stopping here loses the read only
     leaders = _leaders(store, group)
     now = rt.clock()
     decisions: dict[str, Decision] = {}
     for item in group:
+        deadline.check()
         m = item.monitor
         decisions[m.id] = step(m, snap, now, rt.policy, leader=leaders.get(m.mirror_of or ""))
+    deadline.check()  # the last safe point of the pass: from here on what is sent is also saved
     intents = [i for d in decisions.values() for i in d.intents]
     outcomes: dict[str, list[Outcome]] = defaultdict(list)
     if intents:

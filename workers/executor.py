@@ -8,6 +8,11 @@ cancels on, a whole call that fails (transport, rate limit), or a cancel or lowe
 not take, stops the pass: every later intent is answered "not sent" (`IntentResult.sent` False), so
 the monitors decide again next pass.
 
+So does the running task's soft deadline (workers/deadline.py): from the cancels on, no call starts
+once it has passed, and the rest is answered "not sent". The executor never raises for it: every
+call that was sent has its answer in the outcomes, for the caller to fold back and save; the task
+stops at its next safe point after that. The stops are sent even past the deadline.
+
 `send` is what a pass does with a Decision: execute, fold the answers back (`core.step.acknowledge`),
 and send once more what the answers made urgent (a stop refused as breached becomes a market close).
 """
@@ -35,6 +40,7 @@ from core.models import (
 )
 from core.ports import ExchangePort
 from core.step import acknowledge
+from workers import deadline
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +71,10 @@ def execute(
     out: list[Outcome] = []
     failure: TpslError | None = None
     for stage, kind, group in _calls(intents):
+        if failure is None and stage != Stage.STOP and deadline.passed():
+            # between two calls, never inside one: what was sent is answered, the rest not sent
+            log.warning("account %s: soft time limit passed; the rest of the pass is not sent", account.id)
+            failure = RetryLater("the task's soft time limit passed")
         if failure is not None:
             out.extend((i, _failed(i, failure, sent=False)) for i in group)
             continue

@@ -11,6 +11,7 @@ from core.errors import TpslError
 from core.models import CancelOrder
 from persistence.db import session_factory
 from persistence.queries import prune
+from workers import deadline
 from workers.executor import execute
 from workers.locks import hold_account
 
@@ -31,10 +32,13 @@ def prune_history(rt: Runtime) -> int:
 def cancel_orphans(rt: Runtime) -> dict[str, int]:
     """Cancel open orders carrying our orderLinkId prefix whose monitor is not live any more (a
     cancel that never went through, a monitor lost with its Redis). Each account is held while
-    swept, so a monitor being created right now is never mistaken for an orphan."""
+    swept, so a monitor being created right now is never mistaken for an orphan. Between accounts
+    the task's soft deadline is checked (workers/deadline.py), and no wait for an account's lock
+    outlasts it: the next sweep does the accounts left."""
     cancelled: dict[str, int] = {}
     for account in rt.accounts.values():
-        with hold_account(rt, account.id, wait_s=10.0) as held:
+        deadline.check()
+        with hold_account(rt, account.id, wait_s=deadline.bound(10.0)) as held:
             if not held:
                 continue
             live = set(rt.registry.ids(account.id))

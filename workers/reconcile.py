@@ -10,7 +10,10 @@ it finds the registry's epoch key gone (Redis flushed, replaced, or restarted wi
 Nothing is restored or written on trust: each monitor is decoded and its plan re-validated against
 the instrument (workers/quarantine.py); one that fails is quarantined and an operator alerted (a
 registry monitor that fails also leaves the registry: it is not guarded by a plan nobody validated).
-Idempotent; concurrent runs are serialised by a short Redis lock.
+Idempotent; concurrent runs are serialised by a short Redis lock. The running task's soft deadline
+(workers/deadline.py) is checked between the database's pages and between monitors, never between
+the writes of one monitor: a run stopped there has restored nothing yet (the restores go in one
+round trip at the end), each refresh it made is whole, and the next run does the rest.
 
 The epoch (`<p>:registry:epoch`, a hash) is written by the first reconcile of a Redis and lives as
 long as that Redis keeps its data: a reconcile that finds it gone and restores monitors has rebuilt
@@ -34,6 +37,7 @@ from core.models import Instrument, Monitor, Phase, Tier
 from core.plan import recheck_plan
 from persistence.db import session_factory
 from persistence.queries import list_monitors
+from workers import deadline
 from workers.locks import lock as redis_lock
 from workers.locks import release_quietly
 from workers.position_index import PositionIndex
@@ -161,6 +165,7 @@ def _open_rows(rt: Runtime) -> list[Any]:
     with session_factory(rt.engine)() as session:
         offset = 0
         while True:
+            deadline.check()
             page = list_monitors(session, open_only=True, limit=500, offset=offset)
             rows.extend(page)
             if len(page) < 500:
@@ -188,6 +193,7 @@ def _reconcile(rt: Runtime, report: ReconcileReport) -> None:
     instruments = _Instruments(rt)
     lost: list[NewMonitor] = []
     for mid, row in list(rows.items()):
+        deadline.check()
         try:
             db_monitor = monitor_from_dict(row.state)
         except Exception:
@@ -222,6 +228,7 @@ def _reconcile(rt: Runtime, report: ReconcileReport) -> None:
     for mid, item in live.items():
         if mid in rows:
             continue
+        deadline.check()
         try:
             rt.account(item.monitor.account)
             recheck_plan(item.monitor.plan, instruments.get(item.monitor))

@@ -11,12 +11,17 @@ from decimal import Decimal as D
 
 import orjson
 import pytest
+from celery.exceptions import SoftTimeLimitExceeded
 
 from config import keys
 from core.ids import link_id, monitor_id
 from core.models import OrderRole, Tier
 from exchange.bybit.stream import StreamEvent
+from tasks.checks import check_pushed
 from tasks.stream import StreamWatch, run_stream_process
+from workers import deadline
+from workers.checker import read_counts
+from workers.deadline import Deadline
 from workers.lag import STREAM_LAG
 from workers.stream_triggers import CheckCoalescer
 
@@ -145,3 +150,21 @@ def test_a_burst_of_pushes_is_handled_as_one_batch_every_push_kept_one_check_que
     # a push after the check took the queued ones queues exactly one more
     watch.handle(pushes[:1])
     assert published == ["burst", "burst"]
+
+
+def test_a_pushed_round_stopped_by_its_soft_deadline_gives_its_monitors_back(stack):
+    """Nothing noted is dropped: the round took the pushed monitors from the coalescer, and the
+    deadline stopped it before it read; they go to a check of their own, which reads the account."""
+    stack.prices(BTCUSDT="60500")
+    m = stack.create(conservative_long())
+    stack.wait(lambda: first_check_done(stack, m.id), what="the first tier check (the next is 300 s away)")
+    stack.quiesce()  # no dispatcher, no stream: only the checks sent here
+    reads = read_counts(stack.rt)["reads"].get("main", 0)
+    CheckCoalescer(stack.rt.redis, prefix=stack.rt.prefix).note("main", [m.id])  # as a push would
+    passed = Deadline(at=0.0, clock=lambda: 1.0)
+    with deadline.running(passed), pytest.raises(SoftTimeLimitExceeded):
+        check_pushed(stack.app, stack.rt, "main")
+    stack.wait(
+        lambda: read_counts(stack.rt)["reads"].get("main", 0) == reads + 1,
+        what="the check its monitors were handed to",
+    )
