@@ -109,6 +109,14 @@ class Settings(BaseSettings):
     # ---- HTTP pool (one per worker process and exchange host)
     pool_total: int = Field(150, description="Connections in all hosts' pools, count.")
     pool_per_host: int = Field(40, description="Connections per exchange host, count.")
+    stop_calls_in_flight: int = Field(
+        24,
+        ge=1,
+        le=256,
+        description="Stop calls without a batch form (stop amends, trading-stops) a worker process sends "
+        "side by side per exchange host, count. Keep it below TPSL_POOL_PER_HOST (a call beyond the "
+        "pool waits for a connection); the exchange's rate limit still paces them per account.",
+    )
     keepalive_s: float = Field(45.0, description="An idle connection older than this is not reused, s.")
     connect_timeout_s: float = Field(8.0, description="TCP connect timeout, seconds.")
     read_timeout_s: float = Field(18.0, description="Socket read timeout, seconds.")

@@ -15,10 +15,6 @@ from exchange.bybit.options import BybitOptions
 from exchange.bybit.ratelimit import LocalTokenBucket, RateLimiter, RedisTokenBucket
 from exchange.bybit.session import SessionPool, get_session_pool
 
-# stop calls without a batch form (stop amends, trading-stops) one pass sends side by side, per host
-# and process; fewer than the pooled connections per host (TPSL_POOL_PER_HOST), so none waits for one
-SINGLES_IN_FLIGHT = 8
-
 
 def build_client(
     account_base_url: str,
@@ -51,7 +47,11 @@ def build_client(
     singles = pool.shared(
         base,
         "singles",
-        lambda: ThreadPoolExecutor(max_workers=SINGLES_IN_FLIGHT, thread_name_prefix="bybit-single"),
+        # stop calls without a batch form (stop amends, trading-stops) side by side, per host and
+        # process (TPSL_STOP_CALLS_IN_FLIGHT, below the pooled connections per host)
+        lambda: ThreadPoolExecutor(
+            max_workers=settings.stop_calls_in_flight, thread_name_prefix="bybit-single"
+        ),
     )
     return BybitClient(
         base,
