@@ -306,6 +306,13 @@ class Settings(BaseSettings):
         return self.tier_intervals.get(tier, TIERS[tier].interval_s)
 
     @property
+    def notifies(self) -> bool:
+        """A notifier is configured (a webhook, or a Telegram bot and chat): alerts have somewhere
+        to go (workers/notifiers.py builds them from the same settings)."""
+        webhook = self.webhook_url is not None and bool(self.webhook_url.get_secret_value())
+        return webhook or bool(self.telegram_bot_token and self.telegram_chat_id)
+
+    @property
     def baseline(self) -> bool:
         """Every rollback switch on: the plain behaviour."""
         return (

@@ -10,7 +10,7 @@
 - everything else → the coalescing buffer in Redis (last write wins per monitor), flushed in one
   transaction at most `coalesce_window_s` later;
 - `sync_saves` (rollback switch): every event written now, one transaction each;
-- critical events and alert-flagged ones → the `alerts` queue.
+- critical events and alert-flagged ones → the `alerts` queue, when a notifier is configured.
 """
 
 from __future__ import annotations
@@ -126,6 +126,8 @@ class Recorder:
         # a fill, a stop move or a close changes the account's positions and orders: the dashboard
         # must not serve its cached copies of them
         invalidate_accounts_quietly(self.rt, {e.account for e in events if e.critical})
+        if not self.rt.settings.notifies:
+            return  # no notifier: an alert task would find nowhere to send it
         for e in events:
             if needs_alert(e):
                 self.publisher.alert(event_to_dict(e))

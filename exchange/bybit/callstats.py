@@ -33,7 +33,7 @@ class CallStats:
         self.clock = clock
         self._local: dict[int, Counter[str]] = {}  # minute → counts kept here (no Redis)
         self._pending: Counter[tuple[int, str]] = Counter()  # (minute, field) → not in Redis yet
-        self._flushed_at = clock()
+        self._flushed_at: float | None = None  # the first count starts the first second
         self._lock = threading.Lock()
         if redis is not None:
             atexit.register(self.flush)  # a worker's last second of calls
@@ -53,6 +53,8 @@ class CallStats:
                 self._keep(counts, minute)
                 return
             self._pending.update(counts)
+            if self._flushed_at is None:
+                self._flushed_at = now
             due = now - self._flushed_at >= FLUSH_S
         if due:
             self.flush()

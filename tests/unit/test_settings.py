@@ -71,3 +71,11 @@ def test_worker_pool_and_slots() -> None:
         Settings(worker_bulk_concurrency=0)
     with pytest.raises(ValueError, match="pool"):
         s.worker_concurrency("worker_slow")
+
+
+def test_alerts_go_somewhere_only_with_a_whole_notifier() -> None:
+    assert Settings().notifies is False  # nothing configured: no alert task is sent at all
+    assert Settings(webhook_url="").notifies is False
+    assert Settings(webhook_url="https://hooks.example/x").notifies is True
+    assert Settings(telegram_bot_token="1:abc").notifies is False  # a bot without a chat
+    assert Settings(telegram_bot_token="1:abc", telegram_chat_id="-100").notifies is True
