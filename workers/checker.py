@@ -244,11 +244,13 @@ def _pass(
     deadline.check()  # the last safe point of the pass: from here on what is sent is also saved
     intents = [i for d in decisions.values() for i in d.intents]
     outcomes: dict[str, list[Outcome]] = defaultdict(list)
+    stepped_at = rt.clock()
     if intents:
         for intent, res in execute_unless_known(client, account, intents, snap, rt.clock):
             outcomes[intent.monitor_id].append((intent, res))
             if not res.ok and POSITION_IDX_MISMATCH in res.message:
                 _position_mode_changed(rt, account.id, intent)
+    sent_at = rt.clock()
     events: list[Event] = []
     finals: list[tuple[Loaded, Monitor]] = []
     reactions: list[tuple[str, float]] = []
@@ -321,12 +323,42 @@ def _pass(
     for m in done:
         rt.registry.remove(m.id)
     index.unbind(done)
+    _log_slow_pass(account.id, len(group), len(intents), read_at, now, stepped_at, sent_at, rt.clock())
     result.checked += len(group)
     result.changed += len(changed)
     result.intents += len(intents)
     result.events += len(kept_events)
     result.finished += len(done)
     result.monitors.extend(new for _, new in finals)
+
+
+SLOW_PASS_S = 0.5  # a pass that takes longer is logged with where its time went
+
+
+def _log_slow_pass(
+    account: str,
+    monitors: int,
+    intents: int,
+    read_at: float,
+    stepping: float,
+    stepped: float,
+    sent: float,
+    done: float,
+) -> None:
+    """One line for a pass slower than SLOW_PASS_S: the read, the steps, the calls, the saves."""
+    if done - read_at < SLOW_PASS_S:
+        return
+    log.info(
+        "slow pass of %s: %d monitors, %d intents in %.0f ms (read %.0f, step %.0f, send %.0f, save %.0f)",
+        account,
+        monitors,
+        intents,
+        (done - read_at) * 1000,
+        (stepping - read_at) * 1000,
+        (stepped - stepping) * 1000,
+        (sent - stepped) * 1000,
+        (done - sent) * 1000,
+    )
 
 
 POSITION_IDX_MISMATCH = "position idx not match"  # 10001: the account's position mode changed
