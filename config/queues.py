@@ -70,3 +70,9 @@ POOLS: dict[str, tuple[str, ...]] = {
     ),
     "worker_persist": (PERSIST_QUEUE, ALERTS_QUEUE),
 }
+
+# The one-process layout (the Procfile's `worker`): every queue above, in the pools' order, with all
+# their slots. A small fleet runs it instead of the three pools: one process's memory instead of
+# three (docs/benchmarks.md, Worker layouts); the pools scale each kind of work on its own.
+ONE_WORKER = "worker"
+ONE_WORKER_QUEUES: tuple[str, ...] = tuple(q for queues in POOLS.values() for q in queues)

@@ -162,6 +162,13 @@ class Settings(BaseSettings):
         description="Malloc arenas the threads of a worker or the stream process share (glibc; 0: glibc's "
         "default, up to eight per core); see docs/benchmarks.md, Memory.",
     )
+    worker_concurrency: int = Field(
+        14,
+        ge=1,
+        le=256,
+        description="Slots of the one-process layout `worker` (every queue; the three pools' slots "
+        "together), count.",
+    )
     worker_fast_concurrency: int = Field(
         8, ge=1, le=256, description="Slots of worker_fast (dispatch, critical, active), count."
     )
@@ -292,8 +299,9 @@ class Settings(BaseSettings):
                 raise ValueError(f"{tier.value}: interval must be > 0 seconds")
         return v
 
-    def worker_concurrency(self, pool: str) -> int:
-        """Slots of a worker pool of config/queues.py POOLS (worker_fast, worker_bulk, worker_persist)."""
+    def slots(self, pool: str) -> int:
+        """Slots of a worker process type: a pool of config/queues.py POOLS (worker_fast, worker_bulk,
+        worker_persist) or the one-process `worker`."""
         value = getattr(self, f"{pool}_concurrency", None)
         if not isinstance(value, int):
             raise ValueError(f"pool: unknown worker pool {pool!r}")

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from config.queues import POOLS
+from config.queues import ONE_WORKER, ONE_WORKER_QUEUES, POOLS
 from config.settings import Settings
 from devtools.supervisor import ProcessSpec, http_ok, log_line, tcp_port
 
@@ -79,7 +79,8 @@ def paper_spec(port: int, env: Mapping[str, str], *, extra: Sequence[str] = ()) 
     )
 
 
-WORKER_SETTINGS = ("worker_pool", *(f"{pool}_concurrency" for pool in POOLS))
+WORKER_LAYOUTS = ("pools", "single")
+WORKER_SETTINGS = ("worker_pool", *(f"{pool}_concurrency" for pool in (*POOLS, ONE_WORKER)))
 
 
 def worker_settings(env: Mapping[str, str]) -> Settings:
@@ -92,20 +93,22 @@ def worker_settings(env: Mapping[str, str]) -> Settings:
 def worker_specs(
     env: Mapping[str, str], *, node: str, concurrency: Mapping[str, int] | None = None
 ) -> list[ProcessSpec]:
-    """One worker per pool of config/queues.py, reading that pool's queues in their order, with the
-    pool type and slots of the settings (`concurrency` overrides the slots). BENCH_TRACEMALLOC=<pool>=<dir>
-    in `env` runs that pool under tracemalloc, its snapshots written to <dir>; BENCH_WORKER_LAYOUT=single
-    starts one process reading every queue (dispatch and the tiers first) with all the slots."""
+    """The worker processes of a layout, each reading its queues in their order, with the pool type
+    and slots of the settings (`concurrency` overrides the slots). BENCH_WORKER_LAYOUT in `env`:
+    `pools` (the default: one process per pool of config/queues.py, the Procfile's worker_fast,
+    worker_bulk and worker_persist) or `single` (the Procfile's `worker`: one process reading every
+    queue with the slots of TPSL_WORKER_CONCURRENCY). BENCH_TRACEMALLOC=<pool>=<dir> runs that
+    process under tracemalloc, its snapshots written to <dir>."""
     settings = worker_settings(env)
     traced_pool, _, trace_dir = env.get("BENCH_TRACEMALLOC", "").partition("=")
-    slots_of = {pool: (concurrency or {}).get(pool) or settings.worker_concurrency(pool) for pool in POOLS}
-    pools: dict[str, tuple[str, ...]] = dict(POOLS)
-    if env.get("BENCH_WORKER_LAYOUT") == "single":  # one process reads every queue, in table order
-        pools = {"worker_all": tuple(q for queues in POOLS.values() for q in queues)}
-        slots_of = {"worker_all": sum(slots_of.values())}
+    layout = env.get("BENCH_WORKER_LAYOUT", "pools")
+    if layout not in WORKER_LAYOUTS:
+        raise ValueError(f"BENCH_WORKER_LAYOUT: {layout!r} is not one of {', '.join(WORKER_LAYOUTS)}")
+    pools: dict[str, tuple[str, ...]] = {ONE_WORKER: ONE_WORKER_QUEUES} if layout == "single" else dict(POOLS)
+    slots_of = {pool: (concurrency or {}).get(pool) or settings.slots(pool) for pool in pools}
     specs = []
     for pool, queues in pools.items():
-        short = pool.removeprefix("worker_")
+        short = "all" if pool == ONE_WORKER else pool.removeprefix("worker_")
         slots = slots_of[pool]
         worker_args = [
             "-n",

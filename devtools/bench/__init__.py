@@ -106,6 +106,7 @@ def run_bench(
                     minutes=capacity_minutes,
                     seed=seed,
                     exchange_limits=exchange_limits,
+                    layout="pools",  # at this size both cores: a process per pool
                 ),
                 progress,
                 run_dir=f"capacity-{size}",

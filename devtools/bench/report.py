@@ -52,6 +52,7 @@ ROWS: list[tuple[str, tuple[str, ...], bool | None]] = [
     ("critical events lost (of fills checked)", ("critical_events_lost",), True),
     ("dashboard hit rate", ("dashboard", "hit_rate"), False),
     ("connection reuse", ("connection_reuse",), False),
+    ("worker processes: layout, pool", ("worker_layout",), None),
     ("worker RSS MB start / end / max", ("worker_rss_mb",), True),
     ("RSS MB at the end: workers + beat + stream", ("total_rss_mb",), True),
     ("CPU s per 1,000 monitor-hours (workers, beat, stream, web)", ("cpu_s_per_1000_monitor_hours",), True),
@@ -60,6 +61,7 @@ ROWS: list[tuple[str, tuple[str, ...], bool | None]] = [
 
 OPTIONAL = {
     ("stream_faults",),
+    ("worker_layout",),  # runs before it was recorded
     ("stream_lag", "private"),
     ("stream_lag", "ticker"),
 }  # figures only some profiles have
@@ -79,6 +81,8 @@ def cell(value: Any, figures: Mapping[str, Any], path: tuple[str, ...]) -> str:
         return "—"
     if path == ("critical_events_lost",):
         return f"{value} of {figures.get('critical_fills_checked', '?')}"
+    if path == ("worker_layout",):
+        return f"{value}, {figures.get('worker_pool', '?')}"
     if path == ("stream_faults",):
         return f"{value['pushes_lost']} / {value['connections_dropped']}"
     if isinstance(value, Mapping):

@@ -75,6 +75,12 @@ PROFILES: dict[str, dict[str, str]] = {
         "TPSL_WORKER_PERSIST_CONCURRENCY": "2",
     },
 }
+# the worker processes each profile runs (devtools/stack.py): the one-process `worker` for the
+# optimised guard at this size (a third of the pools' memory: docs/benchmarks.md, Worker layouts);
+# the plain system's three prefork pools for the baseline. BENCH_WORKER_LAYOUT in the environment,
+# then `Options.layout` (the capacity run: the pools, which use both cores), override it
+LAYOUTS = {"baseline": "pools"}
+DEFAULT_LAYOUT = "single"
 WITH_STREAM_PROCESS = {"streams", "streams_faults", "streams_position"}
 WITH_STREAM_FAULTS = {"streams_faults"}
 LOST_PUSHES = 0.02  # the share of private pushes the faulted profile loses
@@ -100,6 +106,7 @@ class Options:
     workdir: Path = Path("var/bench")
     quiet: bool = False
     exchange_limits: bool = False  # the paper exchange enforces Bybit's default per-account limits
+    layout: str | None = None  # the worker layout (None: the profile's, LAYOUTS)
 
 
 @dataclass
@@ -212,9 +219,12 @@ def _start(
             "DATABASE_URL": database_url,
             "TPSL_ACCOUNTS": json.dumps(accounts),
             "TPSL_DASHBOARD_TOKEN": token,
+            "BENCH_WORKER_LAYOUT": os.environ.get("BENCH_WORKER_LAYOUT")
+            or opts.layout
+            or LAYOUTS.get(name, DEFAULT_LAYOUT),
         }
     )
-    progress.say(f"{name}: starting the worker pools, beat and the dashboard")
+    progress.say(f"{name}: starting the workers ({env['BENCH_WORKER_LAYOUT']}), beat and the dashboard")
     workers = [sup.start(s) for s in worker_specs(env, node=f"bench-{name}")]
     others = [sup.start(beat_spec(base, env)), sup.start(web_spec(web_port, env))]
     if name in WITH_STREAM_PROCESS:
@@ -387,6 +397,7 @@ def _measure(
     return {
         "profile": name,
         "worker_pool": worker_settings(stack.env).worker_pool,
+        "worker_layout": stack.env["BENCH_WORKER_LAYOUT"],
         "monitors": workload.monitors,
         "accounts": accounts,
         "minutes": round(minutes, 2),

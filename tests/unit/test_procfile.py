@@ -4,7 +4,7 @@ import pathlib
 import re
 
 from config.celery_app import ROUTES
-from config.queues import ALL_QUEUES, POOLS, TIER_QUEUES
+from config.queues import ALL_QUEUES, ONE_WORKER, ONE_WORKER_QUEUES, POOLS, TIER_QUEUES
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -29,6 +29,12 @@ def test_each_worker_pool_reads_the_queues_of_the_table_in_order():
     for pool, queues in POOLS.items():
         assert pool in procs, f"Procfile has no {pool}"
         assert worker_queues(procs[pool]) == queues
+
+
+def test_the_one_process_worker_reads_every_queue_in_the_pools_order():
+    procs = procfile()
+    assert worker_queues(procs[ONE_WORKER]) == ONE_WORKER_QUEUES
+    assert set(ONE_WORKER_QUEUES) == set(ALL_QUEUES)
 
 
 def test_every_queue_has_a_consumer_and_every_route_a_queue():
@@ -66,8 +72,8 @@ def test_worker_pool_type_and_slots_come_from_the_settings_with_their_defaults()
     from config.settings import Settings
 
     defaults = Settings()
-    for pool in POOLS:
+    for pool in (*POOLS, ONE_WORKER):
         cmd = procfile()[pool]
         assert f"--pool ${{TPSL_WORKER_POOL:-{defaults.worker_pool}}}" in cmd, cmd
         var = f"TPSL_{pool.upper()}_CONCURRENCY"
-        assert f"--concurrency ${{{var}:-{defaults.worker_concurrency(pool)}}}" in cmd, cmd
+        assert f"--concurrency ${{{var}:-{defaults.slots(pool)}}}" in cmd, cmd

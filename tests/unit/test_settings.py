@@ -64,13 +64,14 @@ def test_pooling_and_streams_are_on_by_default_and_part_of_the_baseline() -> Non
 def test_worker_pool_and_slots() -> None:
     s = Settings(worker_pool="prefork", worker_fast_concurrency=6)
     assert s.worker_pool == "prefork" and Settings().worker_pool == "threads"
-    assert [s.worker_concurrency(p) for p in ("worker_fast", "worker_bulk", "worker_persist")] == [6, 4, 2]
+    assert [s.slots(p) for p in ("worker_fast", "worker_bulk", "worker_persist")] == [6, 4, 2]
+    assert s.slots("worker") == 14  # the one-process layout: every queue, the pools' default slots
     with pytest.raises(ValidationError, match="worker_pool"):
         Settings(worker_pool="gevent")
     with pytest.raises(ValidationError, match="worker_bulk_concurrency"):
         Settings(worker_bulk_concurrency=0)
     with pytest.raises(ValueError, match="pool"):
-        s.worker_concurrency("worker_slow")
+        s.slots("worker_slow")
 
 
 def test_alerts_go_somewhere_only_with_a_whole_notifier() -> None:
