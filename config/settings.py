@@ -106,6 +106,14 @@ class Settings(BaseSettings):
     ticker_cache_s: float = Field(1.0, description="Worker-side ticker cache shared by accounts, s.")
     instruments_cache_s: float = Field(6 * 3600.0, description="Instrument filters cache, seconds.")
 
+    price_note_s: float = Field(
+        30.0,
+        gt=0,
+        description="A monitor's shown last price is renewed when its state changes, or at most this "
+        "often when only the price moved (nothing decides on it; a check of an unchanged monitor then "
+        "writes nothing), seconds.",
+    )
+
     # ---- HTTP pool (one per worker process and exchange host)
     pool_total: int = Field(150, description="Connections in all hosts' pools, count.")
     pool_per_host: int = Field(40, description="Connections per exchange host, count.")

@@ -24,6 +24,10 @@ class Policy:
     # close by its own stop by the price, so a flat read is judged only once a read's price is surely
     # from after the close
     price_max_age_s: float = 1.0
+    # a monitor's last price is shown on the dashboard and nothing decides on it: a price that moved
+    # and nothing else makes a new state only when the last one is this old, so a check of an
+    # unchanged monitor in a moving market writes nothing (its state, its row, its tier entry)
+    price_note_s: float = 30.0
 
     @classmethod
     def from_settings(cls, settings: object) -> Policy:
@@ -37,6 +41,7 @@ class Policy:
             stop_mode=settings.stop_mode,  # type: ignore[attr-defined]
             create_window_s=settings.recv_window_ms / 1000 + 1.0,  # type: ignore[attr-defined]
             price_max_age_s=settings.ticker_cache_s,  # type: ignore[attr-defined]
+            price_note_s=settings.price_note_s,  # type: ignore[attr-defined]
         )
 
 

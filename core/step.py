@@ -502,8 +502,13 @@ class _Work:
             tier = classify(draft, s, self.now, policy, inst=inst)
             if tier is not draft.tier:
                 draft = replace(draft, tier=tier)
-        if draft == m:
-            return Decision(m)
+        if draft == m or (
+            draft.last_price != m.last_price
+            and self.now - m.updated_at < policy.price_note_s
+            and not (self.events or self.position_stops or self.places or self.amends or self.cancels)
+            and replace(draft, last_price=m.last_price) == m
+        ):
+            return Decision(m)  # nothing changed, or only the shown price, noted lately
         version = m.version + 1
         new = replace(draft, version=version, updated_at=self.now)
         events = tuple(self._build_events(new))

@@ -78,6 +78,41 @@ def test_the_same_read_twice_changes_nothing():
     assert d2.intents == () and d2.events == () and d2.monitor == d1.monitor
 
 
+@pytest.mark.parametrize(
+    ("price", "later_s", "new_state", "shown"),
+    [
+        ("60400", 1.0, False, "60500"),  # only the price moved, noted 1 s ago: no new state
+        ("60400", 29.9, False, "60500"),
+        ("60400", 30.0, True, "60400"),  # …until the shown price is price_note_s old
+        ("60500", 45.0, False, "60500"),  # the same price: nothing to note however old
+    ],
+)
+def test_a_moving_price_alone_renews_the_state_only_when_its_note_is_old(price, later_s, new_state, shown):
+    m, _ = opened(t=1000.0)
+    settled = step(m, snapshot(taken_at=1001.0, open_orders=open_view(m), price="60500"), 1001.0).monitor
+    assert settled.last_price == D("60500")
+    t = settled.updated_at + later_s
+    d = step(settled, snapshot(taken_at=t, open_orders=open_view(settled), price=price), t)
+    assert d.intents == () and d.events == ()
+    assert (d.monitor is not settled) is new_state
+    assert d.monitor.last_price == D(shown)
+
+
+def test_a_price_rides_along_with_any_other_change_at_once():
+    m, _ = opened(t=1000.0)
+    settled = step(m, snapshot(taken_at=1001.0, open_orders=open_view(m), price="60500"), 1001.0).monitor
+    e1 = settled.orders[0]
+    s = snapshot(
+        taken_at=1002.0,
+        positions=[long_position("0.010", "60000")],
+        open_orders=[ex_order(o) for o in settled.orders[1:]],
+        closed=[ex_order(e1, filled=D("0.010"), status=ExchangeOrderStatus.FILLED)],
+        price="60100",
+    )
+    d = step(settled, s, 1002.0)  # an entry filled 1 s after the last note
+    assert d.monitor.version == settled.version + 1 and d.monitor.last_price == D("60100")
+
+
 def test_a_read_older_than_our_intent_cannot_confirm_or_refute_it():
     m, _ = opened(t=1000.0)
     # a read started before the entries were sent shows none of them, and nothing was looked up
