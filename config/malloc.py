@@ -2,10 +2,10 @@
 
 glibc gives a thread that finds the arenas busy a new one, up to eight per core, and memory freed in
 one arena serves only that arena. A worker with a dozen task threads and the exchange client's
-threads so ends up with a dozen arenas, each holding the high-water mark of the work its threads did:
-RSS that is neither leaked nor used again (docs/benchmarks.md, Memory). Capping the arenas before the
-threads start makes them share: a little lock contention in malloc, which these processes (waiting
-on sockets, and on the GIL anyway) do not feel.
+threads so ends up with a dozen arenas, each holding the high-water mark of the work its threads
+did: RSS that is neither leaked nor used again (docs/benchmarks.md, Malloc arenas). Capping the
+arenas before the threads start makes them share: a little lock contention in malloc, which these
+processes (waiting on sockets, and on the GIL anyway) do not feel.
 
 `M_ARENA_MAX` is glibc's; on another C library (musl, macOS) the cap is not applied and the process
 runs with the allocator's own behaviour.

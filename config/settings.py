@@ -168,7 +168,7 @@ class Settings(BaseSettings):
         ge=0,
         le=64,
         description="Malloc arenas the threads of a worker or the stream process share (glibc; 0: glibc's "
-        "default, up to eight per core); see docs/benchmarks.md, Memory.",
+        "default, up to eight per core); see docs/benchmarks.md, Malloc arenas.",
     )
     worker_concurrency: int = Field(
         14,
