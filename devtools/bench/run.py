@@ -76,7 +76,7 @@ PROFILES: dict[str, dict[str, str]] = {
     },
 }
 # the worker processes each profile runs (devtools/stack.py): the one-process `worker` for the
-# optimised guard at this size (a third of the pools' memory: docs/benchmarks.md, Worker layouts);
+# optimised guard at this size (half the pools' memory: docs/benchmarks.md, Worker layouts);
 # the plain system's three prefork pools for the baseline. BENCH_WORKER_LAYOUT in the environment,
 # then `Options.layout` (the capacity run: the pools, which use both cores), override it
 LAYOUTS = {"baseline": "pools"}
