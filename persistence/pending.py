@@ -211,10 +211,10 @@ class PendingStore:
         for key in names:
             if key != new_key:
                 log.warning("recovering %s left behind by a flusher whose lease ran out", key)
-            for field_, raw in self.client.hgetall(key).items():
-                mid = cast(str, field_)  # clients decode responses (workers/runtime.redis_client)
+            for field_, raw in cast("dict[str, str]", self.client.hgetall(key)).items():
+                mid = field_  # clients decode responses (workers/runtime.redis_client)
                 try:
-                    taken.entries.append(decode_entry(mid, cast(str, raw)))
+                    taken.entries.append(decode_entry(mid, raw))
                 except (ValueError, KeyError, TypeError) as exc:
                     # Only this module writes entries; one that cannot be read would block every
                     # later flush, so it is dropped, loudly.
@@ -234,4 +234,4 @@ class PendingStore:
 
     def size(self) -> int:
         """Entries waiting for the next flush (taken hashes not included)."""
-        return int(self.client.hlen(self.pending_key))
+        return cast(int, self.client.hlen(self.pending_key))

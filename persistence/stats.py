@@ -71,11 +71,11 @@ def coalescing_ratio(stats: Mapping[str, Any]) -> float | None:
 def persist_stats(client: redis.Redis, *, prefix: str = keys.PREFIX) -> dict[str, Any]:
     """Every counter (0 when never incremented), `events_received` (both kinds), `pending` (entries
     waiting for the next flush) and `coalescing_ratio` (None before the first transaction)."""
-    raw = client.hgetall(stats_key(prefix))
+    raw = cast("dict[str, str]", client.hgetall(stats_key(prefix)))
     out: dict[str, Any] = dict.fromkeys(COUNTERS, 0)
     for name, value in raw.items():
-        out[cast(str, name)] = int(value)  # clients decode responses (workers/runtime.redis_client)
+        out[name] = int(value)  # clients decode responses (workers/runtime.redis_client)
     out["events_received"] = out[RECEIVED_CRITICAL] + out[RECEIVED_NONCRITICAL]
-    out["pending"] = int(client.hlen(keys.persist_pending(prefix)))
+    out["pending"] = cast(int, client.hlen(keys.persist_pending(prefix)))
     out["coalescing_ratio"] = coalescing_ratio(out)
     return out

@@ -473,7 +473,7 @@ class StreamWatch:
                 h["connected"] = False
                 h["down_reason"] = ev.reason
             snapshot = dict(h, at=self.clock())
-        self.rt.redis.hset(keys.stream_health(self.rt.prefix), account, orjson.dumps(snapshot))
+        self.rt.redis.hset(keys.stream_health(self.rt.prefix), account, orjson.dumps(snapshot).decode())
 
     def health(self) -> dict[str, dict[str, Any]]:
         with self._lock:

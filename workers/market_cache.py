@@ -11,7 +11,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from redis import Redis
 
@@ -100,7 +100,7 @@ class MarketCache:
         key = self.value_key(name)
         cached = self.redis.get(key)
         if cached is not None:
-            return decode(cached)
+            return decode(cast("bytes | str", cached))
 
         value, _ = load_once(
             self.redis,

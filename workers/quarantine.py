@@ -91,8 +91,8 @@ def quarantine(rt: Runtime, monitor_id: Any, account: Any, exc: Refused | BadRec
     log.error("monitor %s quarantined (%s): %s: %s", mid, source, exc.field, exc.problem)
     try:
         key = quarantine_key(rt.prefix)
-        if rt.redis.hlen(key) < QUARANTINE_MAX or rt.redis.hexists(key, mid):
-            rt.redis.hset(key, mid, orjson.dumps(note))
+        if cast(int, rt.redis.hlen(key)) < QUARANTINE_MAX or rt.redis.hexists(key, mid):
+            rt.redis.hset(key, mid, orjson.dumps(note).decode())
     except Exception as e:
         log.warning("quarantine note of %s not kept: %s", mid, type(e).__name__)
     try:

@@ -95,7 +95,7 @@ def epoch(rt: Runtime) -> dict[str, str] | None:
     raw = rt.redis.hgetall(epoch_key(rt.prefix))
     if not raw:
         return None
-    return cast("dict[str, str]", dict(raw))  # the client decodes responses
+    return dict(cast("dict[str, str]", raw))  # the client decodes responses
 
 
 def registry_present(rt: Runtime) -> bool:

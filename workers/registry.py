@@ -156,6 +156,10 @@ class _ScriptCall(TypedDict):
     args: list[Any]
 
 
+# the fields of a monitor's hash a read of its stored state takes, in `_stored`'s order
+STORED_FIELDS = ("state", "version", "account", "tier")
+
+
 class Registry:
     """Monitor state, due sets and tier moves in one Redis.
 
@@ -276,8 +280,8 @@ class Registry:
         }
 
     def get(self, monitor_id: str) -> StoredState | None:
-        raw = self.redis.hmget(self.monitor_key(_check_id(monitor_id)), "state", "version", "account", "tier")
-        return self._stored(raw)
+        raw = self.redis.hmget(self.monitor_key(_check_id(monitor_id)), list(STORED_FIELDS))
+        return self._stored(cast("list[Any]", raw))
 
     def get_many(self, monitor_ids: Iterable[str]) -> dict[str, StoredState]:
         """The stored states of these monitors (unknown ids are left out), in one round trip."""
@@ -286,7 +290,7 @@ class Registry:
             return {}
         pipe = self.redis.pipeline(transaction=False)
         for monitor_id in ids:
-            pipe.hmget(self.monitor_key(monitor_id), "state", "version", "account", "tier")
+            pipe.hmget(self.monitor_key(monitor_id), list(STORED_FIELDS))
         out: dict[str, StoredState] = {}
         for monitor_id, raw in zip(ids, pipe.execute(), strict=True):
             stored = self._stored(raw)
@@ -303,7 +307,7 @@ class Registry:
             return {}
         pipe = self.redis.pipeline(transaction=False)
         for monitor_id in ids:
-            pipe.hmget(self.monitor_key(monitor_id), "version", "state")
+            pipe.hmget(self.monitor_key(monitor_id), ["version", "state"])
         out: dict[str, tuple[int, str]] = {}
         for monitor_id, (version, state) in zip(ids, pipe.execute(), strict=True):
             if version is not None and state is not None:
@@ -376,7 +380,7 @@ class Registry:
         return sorted(cast("set[str]", self.redis.smembers(self._accounts_key)))  # decoded text
 
     def count(self) -> int:
-        return int(self.redis.scard(self._all_key))
+        return cast(int, self.redis.scard(self._all_key))
 
     # ------------------------------------------------------------------------------- due sets
 

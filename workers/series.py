@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 from redis import Redis
@@ -82,7 +82,7 @@ class RollingSeries:
         return {key: bool(int(r)) for key, r in zip(points, pipe.execute(), strict=True)}
 
     def read(self, key: str) -> list[dict[str, Any]]:
-        return [orjson.loads(x) for x in self.redis.lrange(key, 0, -1)]
+        return [orjson.loads(x) for x in cast("list[str]", self.redis.lrange(key, 0, -1))]
 
 
 def tiers_key(prefix: str) -> str:

@@ -35,7 +35,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import orjson
 from redis import Redis
@@ -416,7 +416,9 @@ class StreamView:
         }
 
     def divergences(self, account: str) -> int:
-        return int(self.redis.hget(keys.view_meta(self.prefix, account), "divergences") or 0)
+        return int(
+            cast("str | None", self.redis.hget(keys.view_meta(self.prefix, account), "divergences")) or 0
+        )
 
 
 def stream_view(rt: Runtime) -> StreamView | None:
