@@ -77,7 +77,10 @@ def test_conservative_long_full_lifecycle(stack):
     assert len({e.id for e in stack.events(m.id)}) == len(stack.events(m.id))  # each event once
     # reaction latency (fill on the exchange → follow-up acknowledged) was measured along the way
     reactions = stack.rt.latency.summaries("reaction", now=stack.rt.clock())
-    assert sum(h.count for h in reactions.values()) >= 4
+    # one per pass that answered a fill: the entries' (the ladder), TP1's (breakeven) and, in order
+    # mode, the stop resizes of TP2..TP4; with the stop on the position the exchange resizes it, so
+    # only the entries' and TP1's passes are sure (fills one read sees together are one pass)
+    assert sum(h.count for h in reactions.values()) >= (2 if stack.on_position else 4)
     assert all(h.p99_s < 60 for h in reactions.values())
     # …and the whole pass's follow-ups: never before the first one
     whole = stack.rt.latency.summaries("reaction_all", now=stack.rt.clock())
