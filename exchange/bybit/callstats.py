@@ -35,8 +35,7 @@ class CallStats:
         self._pending: Counter[tuple[int, str]] = Counter()  # (minute, field) → not in Redis yet
         self._flushed_at: float | None = None  # the first count starts the first second
         self._lock = threading.Lock()
-        if redis is not None:
-            atexit.register(self.flush)  # a worker's last second of calls
+        self._flushed_at_exit = False  # hooked once this instance has counted something
 
     def _key(self, minute: int) -> str:
         return keys.calls(self.prefix, minute)
@@ -55,6 +54,9 @@ class CallStats:
             self._pending.update(counts)
             if self._flushed_at is None:
                 self._flushed_at = now
+            if not self._flushed_at_exit:  # a worker's last second of calls; a reader (the
+                self._flushed_at_exit = True  # dashboard's, one per request) never hooks itself
+                atexit.register(self.flush)
             due = now - self._flushed_at >= FLUSH_S
         if due:
             self.flush()
