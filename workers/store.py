@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
-from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -13,6 +11,7 @@ import orjson
 from core.codec import monitor_from_dict, monitor_to_dict
 from core.models import Monitor
 from persistence.records import MonitorRecord
+from workers.decoded import Decoded
 from workers.registry import Registry, SaveItem
 
 log = logging.getLogger(__name__)
@@ -29,51 +28,13 @@ def decode(state_json: str | bytes) -> Monitor:
 DECODED_MAX = 10_000  # monitors whose decoded state a process keeps (one entry per monitor)
 
 
-class DecodedStates:
-    """The decoded state of each monitor this process read lately, by monitor id, with the exact
-    text it was decoded from: served again only for that same text.
-
-    Decoding is pure and a Monitor is immutable, so a text unchanged since this process last read
-    it gives the same Monitor without decoding again: most monitors of an account check are
-    unchanged (at 625 monitors per account decoding was ~10 % of a fast worker's time). A monitor
-    holds one entry, replaced when its state changes, so the memo's size follows the live monitors
-    and never the churn of their versions; past `maxsize` monitors the least recently read go. The
-    text is compared in full, so a stale monitor can never be served; an unreadable text raises and
-    is not kept. Thread-safe (the threads pool shares one per process)."""
+class DecodedStates(Decoded[str, Monitor]):
+    """The decoded state of each monitor this process read lately, by monitor id (workers/decoded.py):
+    most monitors of an account check are unchanged since the last (at 625 monitors per account
+    decoding was ~10 % of a fast worker's time)."""
 
     def __init__(self, maxsize: int = DECODED_MAX) -> None:
-        if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 1:
-            raise ValueError(f"maxsize: must be a positive count (got {maxsize!r})")
-        self.maxsize = maxsize
-        self._data: OrderedDict[str, tuple[str, Monitor]] = OrderedDict()
-        self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
-
-    def get(self, monitor_id: str, state_json: str) -> Monitor:
-        with self._lock:
-            held = self._data.get(monitor_id)
-            if held is not None and held[0] == state_json:
-                self._data.move_to_end(monitor_id)
-                self.hits += 1
-                return held[1]
-        m = decode(state_json)  # outside the lock: the other threads go on meanwhile
-        with self._lock:
-            self._data[monitor_id] = (state_json, m)
-            self._data.move_to_end(monitor_id)
-            while len(self._data) > self.maxsize:
-                self._data.popitem(last=False)
-            self.misses += 1
-        return m
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._data)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._data.clear()
-            self.hits = self.misses = 0
+        super().__init__(decode, maxsize)
 
 
 _decoded = DecodedStates()

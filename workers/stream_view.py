@@ -49,6 +49,7 @@ from core.codec import (
 )
 from core.ids import parse_link_id
 from core.models import ExchangeOrder, Instrument, Position, Snapshot
+from workers.decoded import Decoded, Text
 from workers.lua import source
 from workers.position_index import key_of
 
@@ -60,6 +61,26 @@ log = logging.getLogger(__name__)
 ALIVE_TTL_S = 5  # the stream process refreshes it every second while the stream is up
 DIVERGENCE_GRACE_MS = 2_000  # a change this old must have been pushed by now
 FINAL_KEPT_MS = 3_600_000  # final orders kept for look-ups this long
+# rows a process keeps decoded (workers/decoded.py), keyed by (account, field): every position of
+# the accounts it checks (a check reads them all), and the orders of the monitors it checked lately
+VIEW_POSITIONS_MAX = 10_000
+VIEW_ORDERS_MAX = 8_192
+
+
+def _view_position(text: Text) -> Position:
+    """A position row as a check sees it: without a mark price (a position is pushed when it
+    changes, not when the price moves, so its pushed mark is as old as its last change)."""
+    d = orjson.loads(text)
+    d["mark_price"] = None
+    return position_from_dict(d)
+
+
+def _view_order(text: Text) -> ExchangeOrder:
+    return exchange_order_from_dict(orjson.loads(text))
+
+
+_positions: Decoded[tuple[str, str], Position] = Decoded(_view_position, VIEW_POSITIONS_MAX)
+_orders: Decoded[tuple[str, str], ExchangeOrder] = Decoded(_view_order, VIEW_ORDERS_MAX)
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,18 +332,15 @@ class StreamView:
         if behind:
             log.debug("view of %s: fills on %s not in a position push yet; read by REST", account, behind)
             return None
-        positions = [position_from_dict(orjson.loads(v)) for v in prows.values()]
+        positions = [_positions.get((account, k), v) for k, v in prows.items()]
         base = Snapshot(
             account=account,
             # pushes take a moment: what our own latest intents did may not be in the view yet, so
             # the view does not judge them (the core waits for a read taken after an intent)
             taken_at=now - self.read_margin_s,
-            # a pushed position's mark is as old as its last change (a position is pushed when it
-            # changes, not when the price moves): without it the check prices the symbol from the
+            # without their pushed marks (`_view_position`): the check prices each symbol from the
             # tickers (pushed by the ticker streams while fresh, else the REST cache)
-            positions={
-                (p.symbol, p.position_idx): replace(p, mark_price=None) for p in positions if p.size > 0
-            },
+            positions={(p.symbol, p.position_idx): p for p in positions if p.size > 0},
             open_orders={},
             instruments=instruments(),
         )
@@ -339,10 +357,10 @@ class StreamView:
         if positions_behind({k: int(v) for k, v in fills.items()}, position_stamps):
             return None
         if orders_for is None:
-            rows = list(got[0].values())
+            rows = list(got[0].items())
         else:
-            rows = [r for r in (got[0] if got else []) if r is not None]
-        orders = [exchange_order_from_dict(orjson.loads(r)) for r in rows]
+            rows = [(k, r) for k, r in zip(wanted, got[0] if got else [], strict=False) if r is not None]
+        orders = [_orders.get((account, k), r) for k, r in rows]
         finals = {o.link_id: o for o in orders if not o.status.is_open}
         return replace(
             base,

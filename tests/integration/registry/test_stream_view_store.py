@@ -3,9 +3,11 @@ only while it can be trusted (stream up, reconciled after its last gap, recently
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal as D
 
 from core.models import ExchangeOrder, ExchangeOrderStatus, Position, Side, Snapshot
+from workers import stream_view
 from workers.stream_view import StreamView
 
 LID = "tg7kq2m9xa3f-SL-1"
@@ -148,3 +150,35 @@ def test_a_check_reads_only_the_orders_it_names(redis_client):
     assert (
         v.snapshot("main", now=T + 1, instruments=no_instruments, orders_for=a_fill_arrives_meanwhile) is None
     )
+
+
+def test_rows_decoded_once_per_text_and_never_stale(redis_client):
+    """Checks read the same rows pass after pass: an unchanged row comes from the process's memo,
+    a changed one is decoded anew, and two accounts' rows of one symbol never mix."""
+    v = view(redis_client)
+    p = Position("BTCUSDT", 0, Side.BUY, D("0.030"), D("60000"), mark_price=D("60100"))
+    for account in ("main", "mirror"):
+        v.mark_alive(account)
+        v.reconcile(account, rest(T, [order()], [p]))
+    v.apply_positions("mirror", [(replace(p, size=D("0.015")), int((T + 1) * 1000))])
+
+    def read(account, now=T + 2):
+        snap = v.snapshot(account, now=now, instruments=no_instruments, orders_for=lambda _: [LID])
+        assert snap is not None
+        return snap
+
+    first = read("main")
+    positions, orders = stream_view._positions.hits, stream_view._orders.hits
+    again = read("main")
+    assert again.positions == first.positions and again.open_orders == first.open_orders
+    assert stream_view._positions.hits > positions and stream_view._orders.hits > orders
+    assert first.positions[("BTCUSDT", 0)].mark_price is None  # priced from the tickers, not the push
+    assert read("mirror").positions[("BTCUSDT", 0)].size == D("0.015")
+    assert read("main").positions[("BTCUSDT", 0)].size == D("0.030")
+
+    later = int((T + 3) * 1000)
+    v.apply_positions("main", [(replace(p, size=D("0.010")), later)])
+    v.apply_orders("main", [order(qty="0.010", updated=later)])
+    changed = read("main", now=T + 4)
+    assert changed.positions[("BTCUSDT", 0)].size == D("0.010")
+    assert changed.open_orders[LID].qty == D("0.010")
