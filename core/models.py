@@ -473,6 +473,9 @@ class Snapshot:
     # found is in closed_orders; a link id in `looked_up` but not in closed_orders was not found.
     closed_orders: Mapping[str, ExchangeOrder] = field(default_factory=dict)
     looked_up: frozenset[str] = frozenset()
+    # the read came from the account's stream view (the exchange pushes its fills and order
+    # changes, and each push calls a check), not from a poll by REST: see core.urgency.classify
+    pushed: bool = False
 
     def position(self, symbol: str, position_idx: int) -> Position | None:
         return self.positions.get((symbol, position_idx))

@@ -8,7 +8,9 @@ The table (intervals in config/queues.py), first matching row wins:
 |          | close waiting for its confirming read,                                                   |
 |          | breakeven move due or unconfirmed, a size change waiting for its confirming read), or   |
 |          | the mark is within `proximity_band` of the next TP, of the stop, or of the next working  |
-|          | entry (a fill there needs its stop resized at once)                                      |
+|          | entry (a fill there needs its stop resized at once) and the read was a poll: a read of   |
+|          | the stream view (`Snapshot.pushed`) does not count the price, since the exchange pushes  |
+|          | the fill and the push calls a check (a tier check would read the same view)              |
 | idle     | no fill, order change or price approach for `idle_after_s`                               |
 | inactive | ≥ `inactive_filled_fraction` of the TP quantity already filled                           |
 | active   | PROFIT_TAKING with TPs pending, or BUILDING with entries working                         |
@@ -51,8 +53,8 @@ def classify(
         return Tier.ACTIVE if any(o.status.live for o in m.orders) else Tier.IDLE
     if in_flight(m):
         return Tier.CRITICAL
-    if near(s.price(m.plan.symbol), watched_prices(m), policy.proximity_band):
-        return Tier.CRITICAL
+    if not s.pushed and near(s.price(m.plan.symbol), watched_prices(m), policy.proximity_band):
+        return Tier.CRITICAL  # polled: the fill a price near a trigger brings is seen by reading
     if now - m.last_activity_at >= policy.idle_after_s:
         return Tier.IDLE
     if m.built_qty > 0 and tp_filled_fraction(m) >= policy.inactive_filled_fraction:

@@ -343,6 +343,7 @@ class StreamView:
             positions={(p.symbol, p.position_idx): p for p in positions if p.size > 0},
             open_orders={},
             instruments=instruments(),
+            pushed=True,
         )
         ok = keys.view_orders(self.prefix, account)
         pipe = self.redis.pipeline(transaction=False)

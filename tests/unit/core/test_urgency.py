@@ -7,7 +7,7 @@ import pytest
 
 from core.models import BreakevenState, Monitor, OrderRole, OrderStatus, OwnedOrder, Phase, Side, Tier
 from core.policy import Policy
-from core.urgency import classify, near, proximity_targets
+from core.urgency import classify, in_flight, near, proximity_targets
 
 from .builders import conservative_long, snapshot
 
@@ -143,6 +143,19 @@ CASES = [
 @pytest.mark.parametrize(("m", "mark", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_tier_table(m, mark, expected):
     assert classify(m, snapshot(taken_at=NOW, price=mark), NOW) is expected
+
+
+@pytest.mark.parametrize(("m", "mark", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_a_pushed_read_does_not_count_the_price(m, mark, expected):
+    """Read from the stream view, a fill near a trigger is pushed and calls a check by itself: the
+    price alone no longer keeps a monitor critical; every other row is the same."""
+    pushed = replace(snapshot(taken_at=NOW, price=mark), pushed=True)
+    by_price = expected is Tier.CRITICAL and classify(m, pushed, NOW) is not Tier.CRITICAL
+    assert by_price == (near(D(mark), proximity_targets(m), Policy().proximity_band) and not in_flight(m))
+    if not by_price:
+        assert classify(m, pushed, NOW) is expected
+    else:
+        assert classify(m, pushed, NOW) is classify(m, replace(pushed, tickers={}), NOW)
 
 
 def test_thresholds_come_from_the_policy():
