@@ -148,7 +148,6 @@ def read_orders_positions(
             account.id, now=rt.clock(), instruments=client.instruments, orders_for=orders_for
         )
         if snap is not None:
-            count_view_read(rt, account.id)
             return snap, True
     snap = client.snapshot(account, symbol=symbol)
     if view is not None and symbol is None:
@@ -232,7 +231,7 @@ def _pass(
     snap = replace(snap, tickers=tickers_for(rt, client, {item.monitor.plan.symbol for item in group}))
     snap = look_up(account, client, snap, (item.monitor for item in group))
     result.reads += 1
-    count_read(rt, account.id, len(group))
+    count_read(rt, account.id, len(group), from_view=from_view)
     deadline.check()  # read, nothing sent: stopping here loses the read only
     leaders = _leaders(store, group)
     now = rt.clock()
@@ -439,22 +438,20 @@ def tier_moves(pairs: Sequence[tuple[Monitor, Monitor]]) -> dict[Tier, dict[str,
     return dict(by_tier)
 
 
-def count_read(rt: Runtime, account_id: str, monitors: int) -> None:
-    """Fleet-wide counters: account reads (snapshots) and monitors checked, per account."""
+def count_read(rt: Runtime, account_id: str, monitors: int, *, from_view: bool = False) -> None:
+    """Fleet-wide counters: account reads (snapshots) and monitors checked, per account; reads
+    served by the stream view (no REST call) are counted apart too, as a subset of "reads"."""
     pipe = rt.redis.pipeline(transaction=False)
     pipe.hincrby(keys.read_stats(rt.prefix, "reads"), account_id, 1)
     pipe.hincrby(keys.read_stats(rt.prefix, "checked"), account_id, monitors)
+    if from_view:
+        pipe.hincrby(keys.read_stats(rt.prefix, "view_reads"), account_id, 1)
     pipe.execute()
 
 
 def count_deferred(rt: Runtime, account_id: str, n: int) -> None:
     """Fleet-wide counter: reactions to a fill that left some follow-ups to a later pass."""
     rt.redis.hincrby(keys.read_stats(rt.prefix, "deferred"), account_id, n)
-
-
-def count_view_read(rt: Runtime, account_id: str) -> None:
-    """Account reads served by the stream view (no REST call): a subset of "reads"."""
-    rt.redis.hincrby(keys.read_stats(rt.prefix, "view_reads"), account_id, 1)
 
 
 def read_counts(rt: Runtime) -> dict[str, dict[str, int]]:
