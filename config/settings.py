@@ -59,7 +59,9 @@ class Settings(BaseSettings):
     proximity_band: Decimal = Field(
         Decimal("0.005"),
         description="Critical when the mark is within this fraction of the price (0.005 = 0.5 %) "
-        "of the next TP trigger or of the stop.",
+        "of the next TP trigger, the stop or a working entry, while the account is polled by REST "
+        "(a check of the stream view leaves the fill to its push); a pushed mark entering it calls "
+        "a check.",
     )
     inactive_filled_fraction: Decimal = Field(
         Decimal("0.9"), description="Inactive once this fraction of the planned TP quantity filled."
