@@ -9,9 +9,10 @@ import pytest
 
 from core.models import BreakevenState, Phase, Tier
 from persistence.stats import persist_stats
-from workers.checker import run_check
+from workers.checker import read_counts, run_check
 from workers.reconcile import epoch, reconcile
 from workers.store import MonitorStore, encode
+from workers.stream_prices import StreamPrices
 
 from .plans import conservative_long
 
@@ -71,21 +72,45 @@ def test_the_same_check_delivered_twice_at_once(stack):
     assert stack.stop_trigger(m.id) == D("58000")  # one stop, where the plan put it
 
 
-def test_tier_follows_the_price(stack):
-    stack.prices(BTCUSDT="60500")
-    m = stack.create(conservative_long())
-    for price in ("59990", "59400", "58900", "60500"):
-        stack.prices(BTCUSDT=price)
-    stack.wait(
-        lambda: live(stack, m.id).phase is Phase.MONITORING and live(stack, m.id).tier is Tier.STANDARD,
-        what="monitoring, standard tier",
-    )
-    stack.prices(BTCUSDT="61800")  # within 0.5 % of TP1 (62000)
-    stack.wait(lambda: live(stack, m.id).tier is Tier.CRITICAL, what="critical near TP1")
-    stack.wait(lambda: stack.rt.registry.next_due(m.id)[0] is Tier.CRITICAL, what="due set moved too")
-    stack.prices(BTCUSDT="60500")
-    stack.wait(lambda: live(stack, m.id).tier is Tier.STANDARD, what="back to standard")
-    stack.wait(lambda: stack.rt.registry.next_due(m.id)[0] is Tier.STANDARD, what="due set moved back")
+class TestTierFollowsThePrice:
+    """Polled, a price near a trigger makes a monitor critical: its fill is seen by reading. Read
+    from the stream view it does not: the exchange pushes the fill, and the push calls a check."""
+
+    @pytest.fixture(params=[False, True], ids=["polled", "pushed"])
+    def stack_streams(self, request):
+        return request.param
+
+    def test_tier_follows_the_price(self, stack, stack_streams):
+        stack.prices(BTCUSDT="60500")
+        m = stack.create(conservative_long())
+        for price in ("59990", "59400", "58900", "60500"):
+            stack.prices(BTCUSDT=price)
+        stack.wait(
+            lambda: live(stack, m.id).phase is Phase.MONITORING and live(stack, m.id).tier is Tier.STANDARD,
+            what="monitoring, standard tier",
+        )
+        stack.prices(BTCUSDT="61800")  # within 0.5 % of TP1 (62000)
+        if stack_streams:
+            stack.wait(lambda: pushed_mark(stack, "BTCUSDT") == D("61800"), what="the pushed price")
+            reads = view_reads(stack)
+            stack.wait(lambda: view_reads(stack) >= reads + 3, what="checks of the view at the new price")
+            assert live(stack, m.id).tier is Tier.STANDARD
+            assert stack.rt.registry.next_due(m.id)[0] is Tier.STANDARD
+            return
+        stack.wait(lambda: live(stack, m.id).tier is Tier.CRITICAL, what="critical near TP1")
+        stack.wait(lambda: stack.rt.registry.next_due(m.id)[0] is Tier.CRITICAL, what="due set moved too")
+        stack.prices(BTCUSDT="60500")
+        stack.wait(lambda: live(stack, m.id).tier is Tier.STANDARD, what="back to standard")
+        stack.wait(lambda: stack.rt.registry.next_due(m.id)[0] is Tier.STANDARD, what="due set moved back")
+
+
+def pushed_mark(stack, symbol):
+    held = StreamPrices(stack.rt.redis, prefix=stack.rt.prefix).all().get(symbol)
+    return held[0].mark_price if held else None
+
+
+def view_reads(stack):
+    return sum(read_counts(stack.rt)["view_reads"].values())
 
 
 def test_redis_emptied_is_rebuilt_without_an_operator_and_catches_up_on_fills(stack, redis_client):
