@@ -9,12 +9,12 @@ import pytest
 
 from core.models import BreakevenState, Phase, Tier
 from persistence.stats import persist_stats
-from workers.checker import read_counts, run_check
+from workers.checker import run_check
 from workers.reconcile import epoch, reconcile
 from workers.store import MonitorStore, encode
-from workers.stream_prices import StreamPrices
 
 from .plans import conservative_long
+from .streams import pushed_mark, view_reads
 
 
 def live(stack, mid):
@@ -102,15 +102,6 @@ class TestTierFollowsThePrice:
         stack.prices(BTCUSDT="60500")
         stack.wait(lambda: live(stack, m.id).tier is Tier.STANDARD, what="back to standard")
         stack.wait(lambda: stack.rt.registry.next_due(m.id)[0] is Tier.STANDARD, what="due set moved back")
-
-
-def pushed_mark(stack, symbol):
-    held = StreamPrices(stack.rt.redis, prefix=stack.rt.prefix).all().get(symbol)
-    return held[0].mark_price if held else None
-
-
-def view_reads(stack):
-    return sum(read_counts(stack.rt)["view_reads"].values())
 
 
 def test_redis_emptied_is_rebuilt_without_an_operator_and_catches_up_on_fills(stack, redis_client):

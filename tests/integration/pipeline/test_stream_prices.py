@@ -15,6 +15,7 @@ from workers.checker import read_counts, run_check
 from workers.stream_prices import StreamPrices
 
 from .plans import conservative_long
+from .streams import pushed_mark, view_reads
 
 SLOW = 300.0
 TICKERS = "/v5/market/tickers"
@@ -22,11 +23,6 @@ TICKERS = "/v5/market/tickers"
 
 def ticker_calls(stack) -> int:
     return stack.paper.admin.stats()["by_endpoint"].get(TICKERS, 0)
-
-
-def pushed_mark(stack, symbol: str) -> D | None:
-    held = StreamPrices(stack.rt.redis, prefix=stack.rt.prefix).all().get(symbol)
-    return held[0].mark_price if held else None
 
 
 def subscribed(stack, watch, symbol: str) -> None:
@@ -77,11 +73,11 @@ class TestProximityTrigger:
         # 60250 is 0.41 % from 60000: inside the band, not filled (a buy limit at 60000)
         pushes = watch.public_health()["pushes"]
         stack.prices(BTCUSDT="60250")
-        view_reads = sum(read_counts(stack.rt)["view_reads"].values())
+        reads = view_reads(stack)
         stack.wait(lambda: checks(stack) > before, what="the check the band entry called")
         # it read the stream view: a fill at the entry would be pushed and call a check of its own,
         # so the price alone does not make the monitor critical (a polled account's would be)
-        assert sum(read_counts(stack.rt)["view_reads"].values()) > view_reads
+        assert view_reads(stack) > reads
         time.sleep(1.0)  # the check has saved what it decided by now
         assert stack.monitor(m.id).tier is Tier.ACTIVE
         assert watch.public_health()["checks"] == 1
