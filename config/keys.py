@@ -117,6 +117,12 @@ def view_fills(prefix: str, account: str) -> str:
     return f"{prefix}:view:{account}:fills"
 
 
+def view_stop_fills(prefix: str, account: str) -> str:
+    """Hash SYMBOL|Side → the exchange time (ms) of the latest pushed fill of a position's own
+    stop-loss (stop mode position): what judges a close the guard's own orders do not explain."""
+    return f"{prefix}:view:{account}:stop_fills"
+
+
 def view_stamps(rows_key: str) -> str:
     """Hash beside a view hash: field → the exchange time (ms) of the state held (newer wins)."""
     return f"{rows_key}:stamps"

@@ -14,6 +14,7 @@ from typing import Any
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
+POSITION_STOP_LOSS = "StopLoss"  # Bybit's stopOrderType of a position's own (Full-mode) stop-loss
 
 
 # --------------------------------------------------------------------------------------------- enums
@@ -476,6 +477,12 @@ class Snapshot:
     # the read came from the account's stream view (the exchange pushes its fills and order
     # changes, and each push calls a check), not from a poll by REST: see core.urgency.classify
     pushed: bool = False
+    # Fills of a position's own stop-loss (`Policy.stop_mode` "position"), looked up in the
+    # account's executions when a read shows a guarded position flat: (symbol, side of the
+    # execution) -> its latest execTime (ms). For a symbol in `stop_fills_read` the look-up was
+    # made, so a side absent from `stop_fills` means no such fill as of this read.
+    stop_fills: Mapping[tuple[str, Side], int] = field(default_factory=dict)
+    stop_fills_read: frozenset[str] = frozenset()
 
     def position(self, symbol: str, position_idx: int) -> Position | None:
         return self.positions.get((symbol, position_idx))
@@ -543,6 +550,13 @@ class Execution:
     exec_time_ms: int
     is_maker: bool = False
     exec_type: str = "Trade"
+    # "StopLoss" for a fill of a position's own stop-loss (a system order, no orderLinkId); "" for
+    # a plain or conditional order of ours (Bybit's "UNKNOWN" included)
+    stop_order_type: str = ""
+
+    @property
+    def by_position_stop(self) -> bool:
+        return self.stop_order_type == POSITION_STOP_LOSS
 
 
 # ------------------------------------------------------------------------------------------ intents

@@ -24,6 +24,11 @@ class Policy:
     # close by its own stop by the price, so a flat read is judged only once a read's price is surely
     # from after the close
     price_max_age_s: float = 1.0
+    # position mode: a flat read our fills do not explain is judged by the account's executions (a
+    # fill of the position's own stop, or none: a hand close); while they cannot be read, the
+    # judgement waits for a read that can, this long after the first flat read, and then the price
+    # decides
+    stop_fill_wait_s: float = 30.0
     # a monitor's last price is shown on the dashboard and nothing decides on it: a price that moved
     # and nothing else makes a new state only when the last one is this old, so a check of an
     # unchanged monitor in a moving market writes nothing (its state, its row, its tier entry)

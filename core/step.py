@@ -185,6 +185,27 @@ def links_to_look_up(m: Monitor, snapshot: Snapshot) -> set[str]:
     return {o.link_id for o in m.orders if _watched(o) and o.link_id not in snapshot.open_orders}
 
 
+def stop_fills_to_look_up(m: Monitor, snapshot: Snapshot, policy: Policy) -> set[str]:
+    """Position mode: the symbol whose executions the next step needs to judge a flat read our own
+    fills do not explain (the position's stop fired, or a hand close?), when this read confirms one
+    an earlier read saw. The position's stop is no order of ours: its fill is found in the account's
+    executions (`stopOrderType` StopLoss), not by orderLinkId; without the look-up the price judges."""
+    if (
+        not _on_position(policy)
+        or m.unexplained_at is None
+        or m.stop_fired > 0
+        or m.phase is Phase.CLOSED
+        or position_stop_fill(m, snapshot) is not None  # pushed, or looked up already
+    ):
+        return set()
+    pos = snapshot.position(m.plan.symbol, m.plan.position_idx)
+    if pos is not None and pos.size > 0 and pos.side is m.plan.side:
+        return set()  # open: not a close to judge
+    if m.stop_seen is None and m.stop_accepted is None and m.stop_sent_at <= 0:
+        return set()  # no stop of the position's was ever set: none can have fired
+    return {m.plan.symbol}
+
+
 def _watched(o: OwnedOrder) -> bool:
     """Its state on the exchange matters: live, or a RETRY an earlier unanswered create may have put
     there."""
@@ -815,17 +836,20 @@ def _position(w: _Work, s: Snapshot, d: _Deltas) -> tuple[Decimal, Decimal, bool
 
 
 def _price_may_predate(w: _Work, s: Snapshot, actual: Decimal, since: float) -> bool:
-    """Position mode: a flat read our fills do not explain is told from a hand close by the price
-    (the position's stop has no order of ours). While no read's price was through the stop, a read
-    whose price may be older than the first flat read (a shared ticker cache) cannot judge it: the
-    stop may have fired at a price that read never saw. Wait for a read `price_max_age_s` later."""
-    return (
-        actual == 0
-        and _on_position(w.policy)
-        and not w.get("stop_crossed")
-        and _known_position_stop(w) is not None
-        and s.taken_at < since + w.policy.price_max_age_s
-    )
+    """Position mode: whether a flat read our fills do not explain must wait before it is judged (a
+    close by the position's own stop, which has no order of ours, or by hand). The account's
+    executions judge it as soon as a read could look them up. While they cannot be read, the
+    judgement waits for a read that can, up to `stop_fill_wait_s` after the first flat read; after
+    that the price judges, and while no read's price was through the stop, a read whose price may be
+    older than the first flat read (a shared ticker cache) cannot: the stop may have fired at a
+    price that read never saw. That waits for a read `price_max_age_s` later."""
+    if actual != 0 or not _on_position(w.policy) or _known_position_stop(w) is None:
+        return False
+    if _position_stop_fired(w, s) is not None:
+        return False  # the executions were looked up: they judge now
+    if s.taken_at < since + w.policy.stop_fill_wait_s:
+        return True
+    return not w.get("stop_crossed") and s.taken_at < since + w.policy.price_max_age_s
 
 
 def _unresolved(w: _Work, s: Snapshot) -> bool:
@@ -1353,7 +1377,11 @@ def _observe_position_stop(w: _Work, s: Snapshot) -> None:
     keeps the last value seen (it tells what the stop was when the position closed). Whether this
     read's price is through the stop is remembered (it tells a stop that fired from a hand close)."""
     stop = _known_position_stop(w)
-    if stop is not None and not w.get("stop_crossed"):
+    fired = _position_stop_fired(w, s)
+    if fired is not None:
+        # the account's executions were looked up: they, not the price, tell whether it fired
+        w.set(stop_crossed=bool(fired))
+    elif stop is not None and not w.get("stop_crossed"):
         price = s.trigger_price(w.m.plan.symbol, w.policy.stop_trigger_by)
         if _through(price, stop, w.m.plan.side):
             w.set(stop_crossed=True)
@@ -1362,6 +1390,24 @@ def _observe_position_stop(w: _Work, s: Snapshot) -> None:
         return
     if pos.stop_loss != w.get("stop_seen"):
         w.set(stop_seen=pos.stop_loss)
+
+
+def _position_stop_fired(w: _Work, s: Snapshot) -> int | bool | None:
+    """`position_stop_fill` of the monitor: the execTime (ms), False (looked up: none), None (this
+    read cannot tell)."""
+    return position_stop_fill(w.m, s)
+
+
+def position_stop_fill(m: Monitor, s: Snapshot) -> int | bool | None:
+    """The execTime (ms) of the latest fill of the monitor's position's own stop-loss since the
+    monitor was created (the execution that closes its side: a Sell for a long), as the read holds
+    it (`Snapshot.stop_fills`: pushed, or looked up); False when the executions of the symbol were
+    looked up and hold none; None when the read cannot tell (nothing pushed, nothing looked up)."""
+    plan = m.plan
+    ms = s.stop_fills.get((plan.symbol, plan.side.opposite))
+    if ms is not None and ms >= int(m.created_at * 1000):
+        return ms
+    return False if plan.symbol in s.stop_fills_read else None
 
 
 def _confirm_position_breakeven(w: _Work, s: Snapshot, leader: Monitor | None, be: Decimal) -> None:
@@ -1399,10 +1445,11 @@ def _confirm_position_breakeven(w: _Work, s: Snapshot, leader: Monitor | None, b
 
 def _position_stop_fill(w: _Work, s: Snapshot, expected: Decimal) -> None:
     """A confirmed flat read our orders' fills do not explain, while the position had its own stop:
-    the stop fired when the price is through it (at this read or the one before); else the position
-    was closed by hand. The position's stop has no order of ours to look up, so the price decides:
-    through the tightest value the stop may have had (seen, accepted, or last sent) at any read
-    since it was set."""
+    the stop fired, or the position was closed by hand. The account's executions, looked up by the
+    confirming read (`stop_fills_to_look_up`), tell which exactly: a fill of the position's stop-loss
+    since the monitor was created. Without them (the look-up failed) the price decides: through the
+    tightest value the stop may have had (seen, accepted, or last sent) at any read since it was
+    set (`_observe_position_stop`)."""
     stop = _known_position_stop(w)
     if stop is None or expected <= 0 or w.get("stop_fired") > 0 or not w.get("stop_crossed"):
         return
@@ -1441,7 +1488,7 @@ def _position_stop_fill(w: _Work, s: Snapshot, expected: Decimal) -> None:
             "trigger_price": str(stop),
             "breakeven": w.get("breakeven") is BreakevenState.DONE,
             "on_position": True,
-            "exchange_ms": None,
+            "exchange_ms": fired if (fired := _position_stop_fired(w, s)) else None,
         },
         discriminator=None,
     )

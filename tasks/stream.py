@@ -36,7 +36,7 @@ from config import keys
 from config.queues import TIERS
 from core.errors import TpslError
 from core.ids import parse_link_id
-from core.models import Account, ExchangeOrder, Position, Ticker, Tier
+from core.models import POSITION_STOP_LOSS, Account, ExchangeOrder, Position, Side, Ticker, Tier
 from exchange.bybit import parse
 from exchange.bybit.stream import BybitStreams, StreamEvent, StreamTiming
 from workers.lag import STREAM_LAG
@@ -283,6 +283,7 @@ class StreamWatch:
         orders: list[ExchangeOrder] = []
         positions: list[tuple[Position, int]] = []
         fills: list[tuple[str, int]] = []
+        stop_fills: list[tuple[str, Side, int]] = []
         ids: set[str] = set()
         held: set[tuple[str, int]] = set()
         for ev in evs:
@@ -290,6 +291,7 @@ class StreamWatch:
             orders.extend(pushed.orders)
             positions.extend(pushed.positions)
             fills.extend(pushed.fills)
+            stop_fills.extend(pushed.stop_fills)
             t = touched(ev.topic, ev.data)
             ids |= t.monitor_ids
             held |= t.positions
@@ -297,6 +299,8 @@ class StreamWatch:
             # the fills first: a check between these writes sees a fill without its position and
             # reads REST (`positions_behind`), never a position without the fill's order
             self.view.apply_fills(account, fills)
+            if stop_fills:
+                self.view.apply_stop_fills(account, stop_fills)
             self.view.apply_orders(account, orders)
             self.view.apply_positions(account, positions)
         if held:
@@ -499,13 +503,14 @@ class Pushed(NamedTuple):
     orders: list[ExchangeOrder]  # ours
     positions: list[tuple[Position, int]]  # with their update time, ms
     fills: list[tuple[str, int]]  # (symbol, execution time ms) of every execution pushed
+    stop_fills: list[tuple[str, Side, int]]  # (symbol, side, ms) of fills of positions' own stop-losses
 
 
 def pushed_rows(topic: str, data: Any, *, received_at: float) -> Pushed:
     """What a push carries into the view; a row that does not parse is skipped (logged): the next
     REST reconciliation sets the view right."""
     rows = data if isinstance(data, list) else [data]
-    out = Pushed([], [], [])
+    out = Pushed([], [], [], [])
     for row in rows:
         if not isinstance(row, dict):
             continue
@@ -517,12 +522,13 @@ def pushed_rows(topic: str, data: Any, *, received_at: float) -> Pushed:
                 out.positions.append((parse.position(row), stamp))
             elif topic in EXECUTION_TOPICS:
                 # any execution on the symbol moves its position, ours or not
-                out.fills.append(
-                    (
-                        parse.required_text(row, "symbol"),
-                        parse.to_int(row, "execTime") or int(received_at * 1000),
-                    )
-                )
+                symbol = parse.required_text(row, "symbol")
+                ms = parse.to_int(row, "execTime") or int(received_at * 1000)
+                out.fills.append((symbol, ms))
+                if row.get("stopOrderType") == POSITION_STOP_LOSS:
+                    side = parse.side(row)
+                    if side is not None:
+                        out.stop_fills.append((symbol, side, ms))
         except TpslError as e:
             log.warning("stream push on %s not understood (%s); the next reconciliation covers it", topic, e)
     return out

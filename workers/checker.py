@@ -26,11 +26,12 @@ from core.codec import ticker_from_dict, ticker_to_dict
 from core.errors import StopAndAlert, TpslError
 from core.models import Account, Decision, ErrorKind, Event, Monitor, Snapshot, Ticker, Tier
 from core.ports import ExchangePort
-from core.step import acknowledge, is_finished, links_to_look_up, step
+from core.step import acknowledge, is_finished, step
 from workers import deadline
 from workers.executor import Outcome, execute
 from workers.lag import REACTION, REACTION_ALL, REACTION_SEEN
 from workers.locks import hold_account
+from workers.lookups import look_up
 from workers.placements import execute_unless_known
 from workers.position_index import PositionIndex, key_of
 from workers.recorder import Recorder
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 READ_COUNTERS = ("reads", "checked", "view_reads", "deferred")  # fleet-wide, per account
-LOOKUPS_PER_PASS = 20  # one-by-one order look-ups per account read, beyond the history pages
 
 
 @dataclass
@@ -126,7 +126,7 @@ def read(
         rt, account, client, symbol=symbol, orders_for=lambda _: link_ids(monitors)
     )
     snap = replace(snap, tickers=tickers_for(rt, client, wanted or None))
-    return look_up(account, client, snap, monitors)
+    return look_up(account, client, snap, monitors, rt.policy)
 
 
 def read_orders_positions(
@@ -158,19 +158,6 @@ def read_orders_positions(
 def link_ids(monitors: Iterable[Monitor]) -> list[str]:
     """The orderLinkIds a check of these monitors reads: every order their state holds."""
     return [o.link_id for m in monitors for o in m.orders]
-
-
-def look_up(account: Account, client: ExchangePort, snap: Snapshot, monitors: Iterable[Monitor]) -> Snapshot:
-    """The final state of owned orders that left the open list (bounded: orders not looked up this
-    time stay "unknown" and are looked up next pass)."""
-    need: set[str] = set()
-    for m in monitors:
-        need |= links_to_look_up(m, snap)
-    need -= snap.looked_up  # a stream view answers for the final orders it holds
-    if not need:
-        return snap
-    found, looked = client.lookup_some(account, need, max_single=LOOKUPS_PER_PASS)
-    return replace(snap, closed_orders={**snap.closed_orders, **found}, looked_up=snap.looked_up | looked)
 
 
 def tickers_for(rt: Runtime, client: ExchangePort, symbols: Collection[str] | None) -> dict[str, Ticker]:
@@ -229,7 +216,7 @@ def _pass(
         moved[:] = joining(snap)  # a REST read: every order came, the positions decide who joins
     group = group + moved
     snap = replace(snap, tickers=tickers_for(rt, client, {item.monitor.plan.symbol for item in group}))
-    snap = look_up(account, client, snap, (item.monitor for item in group))
+    snap = look_up(account, client, snap, (item.monitor for item in group), rt.policy)
     result.reads += 1
     count_read(rt, account.id, len(group), from_view=from_view)
     deadline.check()  # read, nothing sent: stopping here loses the read only

@@ -48,7 +48,7 @@ from core.codec import (
     position_to_dict,
 )
 from core.ids import parse_link_id
-from core.models import ExchangeOrder, Instrument, Position, Snapshot
+from core.models import ExchangeOrder, Instrument, Position, Side, Snapshot
 from workers.decoded import Decoded, Text
 from workers.lua import source
 from workers.position_index import key_of
@@ -195,6 +195,19 @@ def positions_behind(fills: Mapping[str, int], position_stamps: Mapping[str, int
     return sorted(symbol for symbol, ms in fills.items() if ms > newest.get(symbol, -1))
 
 
+def _stop_fills(rows: Mapping[str, str]) -> dict[tuple[str, Side], int]:
+    """The view's pushed stop-loss fills, SYMBOL|Side → ms, as the Snapshot holds them (pure); a
+    field that does not parse is skipped (a check then looks the executions up by REST)."""
+    out: dict[tuple[str, Side], int] = {}
+    for field, ms in rows.items():
+        symbol, _, side = field.partition("|")
+        try:
+            out[(symbol, Side(side))] = int(ms)
+        except ValueError:
+            continue
+    return out
+
+
 class _Loaded(NamedTuple):
     meta: dict[str, Any]
     orders: dict[str, tuple[ExchangeOrder, int]]
@@ -246,6 +259,17 @@ class StreamView:
             latest[symbol] = max(ms, latest.get(symbol, 0))
         rows = [(symbol, ms, str(ms)) for symbol, ms in latest.items()]
         return self._write(keys.view_fills(self.prefix, account), rows)
+
+    def apply_stop_fills(self, account: str, fills: Iterable[tuple[str, Side, int]]) -> int:
+        """Pushed fills of positions' own stop-losses as (symbol, side of the execution, execTime
+        ms): the latest per (symbol, side), newer-wins. A check that finds one judges the close it
+        made without looking the executions up by REST (`workers.lookups`)."""
+        latest: dict[str, int] = {}
+        for symbol, side, ms in fills:
+            key = f"{symbol}|{side.value}"
+            latest[key] = max(ms, latest.get(key, 0))
+        rows = [(key, ms, str(ms)) for key, ms in latest.items()]
+        return self._write(keys.view_stop_fills(self.prefix, account), rows)
 
     def apply_positions(self, account: str, positions: Iterable[tuple[Position, int]]) -> int:
         """Pushed positions with their update time (ms), newer-wins."""
@@ -324,7 +348,8 @@ class StreamView:
         pipe.hgetall(pk)
         pipe.hgetall(keys.view_stamps(pk))
         pipe.hgetall(fills_key)
-        alive, meta, prows, pstamps, fills = pipe.execute()
+        pipe.hgetall(keys.view_stop_fills(self.prefix, account))
+        alive, meta, prows, pstamps, fills, stop_rows = pipe.execute()
         if not self.usable(meta, bool(alive), now):
             return None
         position_stamps = {k: int(v) for k, v in pstamps.items()}
@@ -344,6 +369,7 @@ class StreamView:
             open_orders={},
             instruments=instruments(),
             pushed=True,
+            stop_fills=_stop_fills(stop_rows),
         )
         ok = keys.view_orders(self.prefix, account)
         pipe = self.redis.pipeline(transaction=False)
@@ -406,6 +432,13 @@ class StreamView:
         for (rows_key, field), stamp in self._orphan_stamps.items():
             if stamp < taken_ms - FINAL_KEPT_MS:
                 pipe.hdel(keys.view_stamps(rows_key), field)
+        # pushed stop-loss fills older than a close can wait to be judged
+        stop_key = keys.view_stop_fills(self.prefix, account)
+        held = cast("dict[str, str]", self.redis.hgetall(stop_key))
+        stale = [f for f, ms in held.items() if int(ms) < taken_ms - FINAL_KEPT_MS]
+        if stale:
+            pipe.hdel(stop_key, *stale)
+            pipe.hdel(keys.view_stamps(stop_key), *stale)
         # fills this read started after are in its positions (now in the view): settled
         settled = [symbol for symbol, ms in fills.items() if ms <= taken_ms]
         if settled:

@@ -386,9 +386,10 @@ class BybitClient:
         result = self._request("GET", P_WALLET, account, params={"accountType": "UNIFIED"}).result
         return parse.wallet(result, account.id, coin=self.settle_coin)
 
-    def executions(self, account: Account, *, since_ms: int) -> list[Execution]:
-        """Every fill since `since_ms`, oldest first. Bybit answers at most 7 days per query, so
-        older starts are read window by window (up to two years back)."""
+    def executions(self, account: Account, *, since_ms: int, symbol: str | None = None) -> list[Execution]:
+        """Every fill since `since_ms` (of one symbol, or of every symbol settled in the settle coin),
+        oldest first. Bybit answers at most 7 days per query, so older starts are read window by
+        window (up to two years back)."""
         now_ms = int(self.clock() * 1000)
         start = max(int(since_ms), now_ms - EXECUTIONS_MAX_AGE_MS)
         seen: dict[str, Execution] = {}
@@ -396,7 +397,7 @@ class BybitClient:
             end = min(start + WEEK_MS - 1, now_ms)
             params = {
                 "category": CATEGORY,
-                "settleCoin": self.settle_coin,
+                **({"symbol": symbol} if symbol else {"settleCoin": self.settle_coin}),
                 "startTime": start,
                 "endTime": end,
                 "limit": EXECUTIONS_PAGE,

@@ -359,7 +359,13 @@ def execution(row: Mapping[str, Any]) -> Execution | None:
         exec_time_ms=to_int(row, "execTime"),
         is_maker=to_bool(row, "isMaker"),
         exec_type=text(row, "execType") or "Trade",
+        stop_order_type=_stop_order_type(row),
     )
+
+
+def _stop_order_type(row: Mapping[str, Any]) -> str:
+    v = text(row, "stopOrderType")
+    return "" if v == "UNKNOWN" else v
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,6 +43,7 @@ from exchange.paper.records import PaperAccount
 from exchange.paper.views import order_json
 
 _PAGE = 1_000_000  # one page is everything: no cursors in process
+EXECUTIONS_KEPT_MS = 730 * queries.DAY_MS  # as Bybit: two years of executions
 
 
 def _rows(fragments: Iterable[Any]) -> list[dict[str, Any]]:
@@ -144,22 +145,32 @@ class PaperPort:
             result = queries.wallet(self.engine, self._acct(account), None)
         return parse.wallet({"list": [orjson.loads(orjson.dumps(result))]}, account.id)
 
-    def executions(self, account: Account, *, since_ms: int) -> list[Execution]:
+    def executions(self, account: Account, *, since_ms: int, symbol: str | None = None) -> list[Execution]:
+        """Every fill since `since_ms`, oldest first, read week by week as the Bybit client does
+        (the exchange answers at most 7 days per query)."""
+        rows: list[Any] = []
         with self.engine.lock:
-            rows, _ = queries.executions(
-                self.engine,
-                self._acct(account),
-                symbol=None,
-                base_coin=None,
-                order_id=None,
-                link_id=None,
-                exec_type=None,
-                start_ms=since_ms,
-                end_ms=None,
-                limit=_PAGE,
-                cursor=None,
-            )
-        return [e for e in (parse.execution(r) for r in _rows(rows)) if e is not None]
+            now = self.engine.now_ms()
+            start = max(int(since_ms), now - EXECUTIONS_KEPT_MS)
+            while start <= now:
+                end = min(start + queries.WEEK_MS - 1, now)
+                page, _ = queries.executions(
+                    self.engine,
+                    self._acct(account),
+                    symbol=symbol,
+                    base_coin=None,
+                    order_id=None,
+                    link_id=None,
+                    exec_type=None,
+                    start_ms=start,
+                    end_ms=end,
+                    limit=_PAGE,
+                    cursor=None,
+                )
+                rows.extend(page)
+                start = end + 1
+        found = [e for e in (parse.execution(r) for r in _rows(rows)) if e is not None]
+        return sorted(found, key=lambda e: (e.exec_time_ms, e.exec_id))
 
     # ----------------------------------------------------------------------------------- writes
 

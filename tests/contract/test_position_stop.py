@@ -2,7 +2,8 @@
 client over real HTTP (signing, /v5/position/trading-stop, error mapping, position/list parsing)
 and the in-process PaperPort. The answers the core relies on: set → the position's stopLoss reads
 back; the same value again is ok ("not modified"); a stop the price is through is TRIGGER_PASSED; a
-flat position is NO_POSITION; a removed stop reads as unset."""
+flat position is NO_POSITION; a removed stop reads as unset; its fill is told apart in the
+executions."""
 
 from __future__ import annotations
 
@@ -59,3 +60,10 @@ def test_the_positions_stop_is_set_read_back_and_refused_as_the_core_expects(por
     # the price falls through it: the whole position is closed at market
     set_price("BTCUSDT", "58900")
     assert port.snapshot(account).position("BTCUSDT", 0) is None
+    # its fill is in the account's executions as the position's own stop-loss (no orderLinkId of
+    # ours): what the core judges such a close by (`workers.lookups.look_up_stop_fills`)
+    fills = port.executions(account, since_ms=0, symbol="BTCUSDT")
+    (fired,) = [e for e in fills if e.by_position_stop]
+    assert fired.side is Side.SELL and fired.qty == D("0.015") and fired.link_id == ""
+    assert not any(e.by_position_stop for e in fills if e.link_id)  # our own orders' fills are plain
+    assert port.executions(account, since_ms=0, symbol="ETHUSDT") == []  # one symbol's only

@@ -23,7 +23,7 @@ from decimal import Decimal
 from typing import Any
 
 from core import ids
-from core.errors import BackOff
+from core.errors import BackOff, RetryLater
 from core.models import (
     ZERO,
     Account,
@@ -31,6 +31,7 @@ from core.models import (
     CancelOrder,
     ErrorKind,
     ExchangeOrder,
+    Execution,
     IntentResult,
     PlaceOrder,
     Position,
@@ -155,6 +156,12 @@ class SimPort(PaperPort):
                 self.ledger.faulted_accounts.add(account.id)
             wanted = cut
         return self.lookup_orders(account, wanted), frozenset(wanted)
+
+    def executions(self, account: Account, *, since_ms: int, symbol: str | None = None) -> list[Execution]:
+        if self.faults.lookup_cut and self.rng.random() < self.faults.lookup_cut:
+            self.ledger.faulted_accounts.add(account.id)  # the look-up failed: the price judges
+            raise RetryLater("executions not answered (simulated)")
+        return super().executions(account, since_ms=since_ms, symbol=symbol)
 
     # ---------------------------------------------------------------------------------- writes
 

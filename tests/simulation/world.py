@@ -35,10 +35,11 @@ from core.models import (
 from core.plan import resolve_position_idx, validate_plan
 from core.policy import Policy
 from core.sizing import price_to_tick
-from core.step import is_finished, links_to_look_up, open_monitor, step
+from core.step import is_finished, open_monitor, step
 from exchange.paper.commands import OrderRequest, TradingStopRequest
 from exchange.paper.engine import PaperEngine
 from workers.executor import send
+from workers.lookups import look_up
 
 from .invariants import Checker, Violation
 from .port import Faults, SimPort
@@ -329,13 +330,7 @@ class World:
         acct = self.accounts[account]
         snap = self.port.snapshot(acct)
         snap = replace(snap, tickers=self.port.ticker_of(SYMBOL))
-        need: set[str] = set()
-        for m in monitors:
-            need |= links_to_look_up(m, snap)
-        if need:
-            found, looked = self.port.lookup_some(acct, need, max_single=20)
-            snap = replace(snap, closed_orders=found, looked_up=looked)
-        return snap
+        return look_up(acct, self.port, snap, monitors, self.policy)  # as a worker's check does
 
     def _apply(self, account: str, before: Monitor | None, d: Decision) -> Monitor:
         acct = self.accounts[account]

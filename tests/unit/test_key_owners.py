@@ -31,6 +31,7 @@ OWNERS: dict[str, set[str]] = {
     "view_positions": {"workers/stream_view.py"},
     "view_stamps": {"workers/stream_view.py"},
     "view_fills": {"workers/stream_view.py"},
+    "view_stop_fills": {"workers/stream_view.py"},
     "view_meta": {"workers/stream_view.py"},
     "view_alive": {"workers/stream_view.py"},
     "market": {"workers/market_cache.py"},

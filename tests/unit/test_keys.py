@@ -34,6 +34,7 @@ def test_every_key_string_is_pinned():
         (keys.view_stamps(keys.view_orders(p, "main")), "tpsl:view:main:orders:stamps"),
         (keys.view_meta(p, "main"), "tpsl:view:main:meta"),
         (keys.view_fills(p, "main"), "tpsl:view:main:fills"),
+        (keys.view_stop_fills(p, "main"), "tpsl:view:main:stop_fills"),
         (keys.view_alive(p, "main"), "tpsl:view:main:alive"),
         (keys.quarantine(p), "tpsl:quarantine"),
         (keys.market(p, "tickers"), "tpsl:market:tickers"),

@@ -11,6 +11,7 @@ from decimal import Decimal as D
 import pytest
 
 from core.models import BreakevenState, CloseReason, OrderRole, Phase
+from workers.checker import run_check
 
 from .plans import conservative_long
 
@@ -93,3 +94,64 @@ def test_a_conservative_long_lifecycle_in_each_stop_mode(stack, capsys):
     if mode == "position":
         assert writes["/v5/position/trading-stop"] >= 2  # the stop, then breakeven
         assert writes["/v5/order/amend"] == 0  # no stop order to amend
+
+
+def test_a_stop_that_fired_while_no_read_saw_the_price_is_recorded_as_the_stop(stack):
+    """The price falls through the stop and comes back before any read of the account: no read's
+    price was ever through it. In order mode the stop order's own fill says what closed the
+    position; in position mode the position's stop has no order of ours, and the confirming read
+    looks up the symbol's executions (`execution/list` over HTTP): its fill is there, so this is
+    `sl_hit` and a stop-loss close, not a close by hand (the price alone would have said "by hand")."""
+    stack.prices(BTCUSDT="60500")
+    m = stack.create(conservative_long())
+    for price in ("59990", "59400", "58900"):
+        stack.prices(BTCUSDT=price)
+    stack.wait(lambda: live(stack, m.id).phase is Phase.MONITORING, what="fully built")
+    if stack.on_position:
+        stack.wait(lambda: live(stack, m.id).stop_seen == D("58000"), what="the position's stop seen")
+    else:
+        stack.wait(lambda: live(stack, m.id).current(OrderRole.SL, 0).status.value == "open")
+    stack.quiesce()  # the test reads alone from here: no check sees the price below
+    stack.prices(BTCUSDT="57900")  # through the stop at 58000: it fires
+    stack.prices(BTCUSDT="59000")  # and the price is back before any read
+    assert position_row(stack) is None
+    executions_before = stack.paper.admin.stats()["by_endpoint"].get("/v5/execution/list", 0)
+
+    def finished() -> bool:
+        run_check(stack.rt, "main", [m.id])
+        return stack.monitor(m.id) is None
+
+    stack.wait(finished, timeout=15, what="the monitor to finish")
+    stack.flush()
+    row = stack.db_monitor(m.id)
+    assert row.closed_reason == CloseReason.STOP_LOSS.value
+    (sl_hit,) = [e for e in stack.events(m.id) if e.kind == "sl_hit"]
+    assert sl_hit.payload["exchange_ms"]  # when the exchange filled it, from its own record
+    looked = stack.paper.admin.stats()["by_endpoint"].get("/v5/execution/list", 0) - executions_before
+    assert looked == (1 if stack.on_position else 0)  # one look-up, of this symbol, once
+
+
+def test_with_streams_the_stops_own_fill_is_pushed_and_judges_the_close(stack):
+    """The same fall through the stop and back, with the stream process running: the fill's pushes
+    call the checks, and what closed the position comes with them (in position mode the execution
+    push of the position's stop-loss, `stopOrderType` StopLoss, into the stream view), so no check
+    looks the executions up by REST."""
+    assert stack.watch is not None  # the stream process runs in this module's stack
+    stack.prices(BTCUSDT="60500")
+    m = stack.create(conservative_long())
+    for price in ("59990", "59400", "58900"):
+        stack.prices(BTCUSDT=price)
+    stack.wait(lambda: live(stack, m.id).phase is Phase.MONITORING, what="fully built")
+    if stack.on_position:
+        stack.wait(lambda: live(stack, m.id).stop_seen == D("58000"), what="the position's stop seen")
+    else:
+        stack.wait(lambda: live(stack, m.id).current(OrderRole.SL, 0).status.value == "open")
+    executions_before = stack.paper.admin.stats()["by_endpoint"].get("/v5/execution/list", 0)
+    stack.prices(BTCUSDT="57900")
+    stack.prices(BTCUSDT="59000")
+    stack.wait(lambda: stack.monitor(m.id) is None, what="the monitor to finish")
+    stack.flush()
+    assert stack.db_monitor(m.id).closed_reason == CloseReason.STOP_LOSS.value
+    (sl_hit,) = [e for e in stack.events(m.id) if e.kind == "sl_hit"]
+    assert sl_hit.payload["exchange_ms"]
+    assert stack.paper.admin.stats()["by_endpoint"].get("/v5/execution/list", 0) == executions_before

@@ -182,3 +182,24 @@ def test_rows_decoded_once_per_text_and_never_stale(redis_client):
     changed = read("main", now=T + 4)
     assert changed.positions[("BTCUSDT", 0)].size == D("0.010")
     assert changed.open_orders[LID].qty == D("0.010")
+
+
+def test_pushed_stop_loss_fills_reach_the_checks_and_are_pruned_after_an_hour(redis_client):
+    v = view(redis_client)
+    v.mark_alive("main")
+    v.reconcile("main", rest(T))
+    ms = int(T * 1000)
+    assert v.apply_stop_fills("main", [("BTCUSDT", Side.SELL, ms - 5), ("BTCUSDT", Side.SELL, ms)]) == 1
+    assert v.apply_stop_fills("main", [("BTCUSDT", Side.SELL, ms - 1)]) == 0  # older: refused
+    v.apply_stop_fills("main", [("ETHUSDT", Side.BUY, ms + 7)])
+    snap = v.snapshot("main", now=T + 1, instruments=no_instruments)
+    assert snap is not None
+    assert snap.stop_fills == {("BTCUSDT", Side.SELL): ms, ("ETHUSDT", Side.BUY): ms + 7}
+    assert snap.stop_fills_read == frozenset()  # pushed only: an absent fill proves nothing
+    # another account's view holds none of them
+    other = v.snapshot("mirror", now=T + 1, instruments=no_instruments)
+    assert other is None or other.stop_fills == {}
+    # a REST reconciliation an hour later drops them: no close waits that long to be judged
+    v.reconcile("main", rest(T + 3601))
+    snap = v.snapshot("main", now=T + 3601.5, instruments=no_instruments)
+    assert snap is not None and snap.stop_fills == {}

@@ -151,6 +151,23 @@ def test_execution_row() -> None:
     assert (e.price, e.qty, e.fee) == (D("1190.15"), D("0.1"), D("0.071409"))
     assert e.exec_time_ms == 1672282722429 and e.is_maker is False
     assert parse.next_cursor(r) == "132766%3A2%2C132766%3A2"
+    assert e.stop_order_type == "" and not e.by_position_stop  # Bybit's "UNKNOWN": a plain order
+
+
+@pytest.mark.parametrize(
+    ("stop_order_type", "expected", "by_position_stop"),
+    [
+        ("StopLoss", "StopLoss", True),  # the position's own stop-loss (trading-stop, Full mode)
+        ("PartialStopLoss", "PartialStopLoss", False),
+        ("Stop", "Stop", False),  # a conditional order of ours
+        ("UNKNOWN", "", False),
+        ("", "", False),
+    ],
+)
+def test_an_execution_says_which_stop_filled_it(stop_order_type, expected, by_position_stop) -> None:
+    row = {**parse.rows(result("execution_list"))[0], "stopOrderType": stop_order_type}
+    e = parse.execution(row)
+    assert e is not None and e.stop_order_type == expected and e.by_position_stop is by_position_stop
 
 
 def test_batch_items_zip_the_two_lists() -> None:

@@ -20,11 +20,12 @@ from core.models import (
     Phase,
     PlaceOrder,
     SetPositionStop,
+    Side,
     Stage,
     Tier,
 )
 from core.policy import Policy
-from core.step import acknowledge, open_monitor, step
+from core.step import acknowledge, open_monitor, step, stop_fills_to_look_up
 from workers.executor import _calls
 
 from .builders import conservative_long, ex_order, long_position, open_view, snapshot
@@ -193,23 +194,91 @@ def test_a_trading_stop_without_an_answer_is_settled_by_the_next_read():
     assert again.trigger_price == D("58000") and d.monitor.stop_resets == 0
 
 
-def test_a_flat_read_with_the_price_through_the_stop_is_the_stop_firing():
-    m = step(built(), read(built(), 1030.0), 1030.0, POS).monitor
+# A close the guard did not make is judged by the account's executions (a fill of the position's
+# own stop-loss, or none), looked up by the read that confirms the flat position. Without them (the
+# look-up failed for `stop_fill_wait_s`) the price judges: PRICE_ONLY is that fallback at once.
+PRICE_ONLY = Policy(stop_mode="position", stop_fill_wait_s=0.0)
+SELL = Side.SELL  # the side of the execution that closes the long
+
+
+def flat(m, t, price, *, fills=None, looked=True):
+    """A flat read: the monitor's orders gone; with `looked`, the executions of BTCUSDT were looked
+    up and `fills` ({side: execTime ms}) are the position stop's fills among them."""
     gone = [ex_order(o, status=ExchangeOrderStatus.CANCELLED) for o in m.live_orders()]
-    s1 = snapshot(taken_at=1040.0, closed=gone, price="57900")
-    m = step(m, s1, 1040.0, POS).monitor  # unexplained: waits for a second read
-    d = step(m, snapshot(taken_at=1042.0, closed=gone, price="58100"), 1042.0, POS)
+    s = snapshot(taken_at=t, closed=gone, price=price)
+    if looked:
+        s = replace(
+            s,
+            stop_fills={("BTCUSDT", side): ms for side, ms in (fills or {}).items()},
+            stop_fills_read=frozenset({"BTCUSDT"}),
+        )
+    return s
+
+
+def test_a_flat_read_with_the_price_through_the_stop_is_the_stop_firing():
+    m = step(built(), read(built(), 1030.0), 1030.0, PRICE_ONLY).monitor
+    m = step(m, flat(m, 1040.0, "57900", looked=False), 1040.0, PRICE_ONLY).monitor  # waits for a 2nd
+    d = step(m, flat(m, 1042.0, "58100", looked=False), 1042.0, PRICE_ONLY)
     assert EventKind.SL_HIT in kinds(d)
     assert d.monitor.closed_reason is CloseReason.STOP_LOSS
 
 
 def test_a_flat_read_never_through_the_stop_is_a_close_by_hand():
-    m = step(built(), read(built(), 1030.0), 1030.0, POS).monitor
-    gone = [ex_order(o, status=ExchangeOrderStatus.CANCELLED) for o in m.live_orders()]
-    m = step(m, snapshot(taken_at=1040.0, closed=gone, price="59000"), 1040.0, POS).monitor
-    d = step(m, snapshot(taken_at=1042.0, closed=gone, price="59000"), 1042.0, POS)
+    m = step(built(), read(built(), 1030.0), 1030.0, PRICE_ONLY).monitor
+    m = step(m, flat(m, 1040.0, "59000", looked=False), 1040.0, PRICE_ONLY).monitor
+    d = step(m, flat(m, 1042.0, "59000", looked=False), 1042.0, PRICE_ONLY)
     assert EventKind.SL_HIT not in kinds(d)
     assert d.monitor.closed_reason is CloseReason.MANUAL
+
+
+def test_the_confirming_read_looks_up_the_executions_of_the_symbol_only_when_it_must_judge():
+    m = step(built(), read(built(), 1030.0), 1030.0, POS).monitor
+    assert stop_fills_to_look_up(m, flat(m, 1040.0, "59000", looked=False), POS) == set()  # 1st flat
+    m1 = step(m, flat(m, 1040.0, "59000", looked=False), 1040.0, POS).monitor
+    assert m1.unexplained_at == 1040.0
+    second = flat(m1, 1042.0, "59000", looked=False)
+    assert stop_fills_to_look_up(m1, second, POS) == {"BTCUSDT"}
+    assert stop_fills_to_look_up(m1, second, Policy(stop_mode="order")) == set()
+    assert stop_fills_to_look_up(m1, flat(m1, 1042.0, "59000"), POS) == set()  # looked up already
+    assert stop_fills_to_look_up(m1, read(m1, 1042.0), POS) == set()  # open again: nothing to judge
+    never_set = replace(m1, stop_seen=None, stop_accepted=None, stop_sent_at=0.0)
+    assert stop_fills_to_look_up(never_set, second, POS) == set()  # no stop could have fired
+
+
+def test_a_fill_of_the_positions_stop_is_the_stop_firing_even_when_the_price_came_back():
+    m = step(built(), read(built(), 1030.0), 1030.0, POS).monitor
+    m = step(m, flat(m, 1040.0, "59000", looked=False), 1040.0, POS).monitor
+    d = step(m, flat(m, 1042.0, "59000", fills={SELL: 1_041_500}), 1042.0, POS)
+    (sl,) = [e for e in d.events if e.kind is EventKind.SL_HIT]
+    assert sl.payload["exchange_ms"] == 1_041_500 and sl.payload["on_position"] is True
+    assert d.monitor.closed_reason is CloseReason.STOP_LOSS
+
+
+def test_no_fill_of_the_positions_stop_is_a_close_by_hand_even_with_the_price_through_it():
+    m = step(built(), read(built(), 1030.0), 1030.0, POS).monitor
+    m = step(m, flat(m, 1040.0, "57900", looked=False), 1040.0, POS).monitor
+    assert m.stop_crossed  # the price alone would call it the stop
+    d = step(m, flat(m, 1042.0, "57900", fills={}), 1042.0, POS)
+    assert EventKind.SL_HIT not in kinds(d)
+    assert d.monitor.closed_reason is CloseReason.MANUAL
+
+
+def test_a_stop_fill_from_before_the_monitor_or_of_the_other_side_is_not_its_stop():
+    m = step(built(), read(built(), 1030.0), 1030.0, POS).monitor
+    m = step(m, flat(m, 1040.0, "59000", looked=False), 1040.0, POS).monitor
+    older = int(m.created_at * 1000) - 1  # a stop of an earlier position of the symbol
+    d = step(m, flat(m, 1042.0, "59000", fills={SELL: older, Side.BUY: 1_041_000}), 1042.0, POS)
+    assert EventKind.SL_HIT not in kinds(d) and d.monitor.closed_reason is CloseReason.MANUAL
+
+
+def test_while_the_executions_cannot_be_read_the_judgement_waits_then_the_price_judges():
+    m = step(built(), read(built(), 1030.0), 1030.0, POS).monitor
+    m = step(m, flat(m, 1040.0, "57900", looked=False), 1040.0, POS).monitor
+    d = step(m, flat(m, 1045.0, "57900", looked=False), 1045.0, POS)  # the look-up failed
+    assert d.monitor.phase is not Phase.CLOSING and d.monitor.closed_reason is None  # not judged
+    later = 1040.0 + POS.stop_fill_wait_s
+    d = step(d.monitor, flat(d.monitor, later, "57900", looked=False), later, POS)
+    assert EventKind.SL_HIT in kinds(d) and d.monitor.closed_reason is CloseReason.STOP_LOSS
 
 
 def test_a_flat_read_is_judged_only_once_a_reads_price_is_surely_from_after_the_close():
@@ -217,7 +286,7 @@ def test_a_flat_read_is_judged_only_once_a_reads_price_is_surely_from_after_the_
     # the flat position within the shared ticker cache's time, both with the price from before the
     # stop fired. No read's price was through the stop: the flat read waits for one made
     # `price_max_age_s` after the first, whose price is from after the close.
-    policy = Policy(stop_mode="position", price_max_age_s=1.0)
+    policy = Policy(stop_mode="position", price_max_age_s=1.0, stop_fill_wait_s=0.0)
     m = step(built(), read(built(), 1030.0), 1030.0, policy).monitor
     gone = [ex_order(o, status=ExchangeOrderStatus.CANCELLED) for o in m.live_orders()]
     m = step(m, snapshot(taken_at=1040.0, closed=gone, price="59600"), 1040.0, policy).monitor  # stale

@@ -1,5 +1,6 @@
 """Focused cases of core.step with hand-built reads: what one pass does with what the exchange shows."""
 
+from dataclasses import replace
 from decimal import Decimal as D
 
 import pytest
@@ -323,9 +324,10 @@ def test_an_unexplained_flat_read_waits_for_a_second_read():
     first = step(m, snapshot(taken_at=1300.0, positions=[], open_orders=view, price="59600"), 1300.0)
     assert first.monitor.phase is not Phase.CLOSED and first.intents == ()
     assert first.monitor.tier is Tier.CRITICAL
-    second = step(
-        first.monitor, snapshot(taken_at=1302.0, positions=[], open_orders=view, price="59600"), 1302
-    )
+    # the confirming read, with what a worker looks up for it (in position mode, the symbol's
+    # executions: no fill of the position's stop among them)
+    again = snapshot(taken_at=1302.0, positions=[], open_orders=view, price="59600")
+    second = step(first.monitor, replace(again, stop_fills_read=frozenset({"BTCUSDT"})), 1302)
     assert second.monitor.phase is Phase.CLOSING and second.monitor.closed_reason is CloseReason.MANUAL
     assert {i.link_id for i in second.intents} == {o.link_id for o in m.live_orders()}
 

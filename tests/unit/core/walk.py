@@ -15,11 +15,12 @@ from typing import Any
 from core.models import Account, Decision, Monitor, Secret, Snapshot
 from core.plan import parse_request
 from core.policy import Policy
-from core.step import links_to_look_up, open_monitor, step
+from core.step import open_monitor, step
 from exchange.paper.engine import PaperEngine
 from exchange.paper.port import PaperPort
 from tests.plugins.stop_mode import policy as suite_policy
 from workers.executor import send
+from workers.lookups import look_up
 
 
 @dataclass
@@ -62,14 +63,7 @@ class Walk:
     def read(self, monitors: list[Monitor]) -> Snapshot:
         snap = self.port.snapshot(self.account)
         snap = replace(snap, tickers=self.port.tickers())
-        need: set[str] = set()
-        for m in monitors:
-            need |= links_to_look_up(m, snap)
-        if need:
-            snap = replace(
-                snap, closed_orders=self.port.lookup_orders(self.account, need), looked_up=frozenset(need)
-            )
-        return snap
+        return look_up(self.account, self.port, snap, monitors, self.policy)  # as a worker's check does
 
     def check(self, **leaders: Monitor) -> Snapshot:
         """One worker pass over every monitor of the account. Returns the read it used."""

@@ -110,7 +110,7 @@ def test_what_a_push_carries_into_the_view():
         "price": "62000",
         "updatedTime": "1800000000123",
     }
-    orders, positions, fills = pushed_rows(
+    orders, positions, fills, _ = pushed_rows(
         "order", [row, {**row, "orderLinkId": "by-hand"}, "junk"], received_at=1.0
     )
     assert [(o.link_id, o.status, o.filled, o.updated_ms) for o in orders] == [
@@ -118,15 +118,21 @@ def test_what_a_push_carries_into_the_view():
     ]
     assert positions == [] and fills == []
     prow = {"symbol": "BTCUSDT", "positionIdx": 0, "side": "Buy", "size": "0.02", "avgPrice": "60000"}
-    _, positions, _ = pushed_rows("position", [prow], received_at=1_800_000_001.5)
+    _, positions, _, _ = pushed_rows("position", [prow], received_at=1_800_000_001.5)
     assert [(p.size, stamp) for p, stamp in positions] == [(D("0.02"), 1_800_000_001_500)]
-    _, positions, _ = pushed_rows("position", [{**prow, "updatedTime": "1800000000999"}], received_at=0)
+    _, positions, _, _ = pushed_rows("position", [{**prow, "updatedTime": "1800000000999"}], received_at=0)
     assert positions[0][1] == 1_800_000_000_999
     # a row that does not parse is skipped, not fatal
-    assert pushed_rows("order", [{**row, "orderStatus": "Weird"}], received_at=1.0) == ([], [], [])
+    assert pushed_rows("order", [{**row, "orderStatus": "Weird"}], received_at=1.0) == ([], [], [], [])
     # every execution (ours or by hand) moves its symbol's position: its time is noted
     erow = {"symbol": "BTCUSDT", "orderLinkId": "by-hand", "execTime": "1800000000500", "execQty": "0.01"}
     assert pushed_rows("execution", [erow], received_at=0).fills == [("BTCUSDT", 1_800_000_000_500)]
+    assert pushed_rows("execution", [erow], received_at=0).stop_fills == []
+    # a fill of a position's own stop-loss (no orderLinkId) is noted apart: it judges a close
+    srow = {**erow, "orderLinkId": "", "stopOrderType": "StopLoss", "side": "Sell"}
+    assert pushed_rows("execution", [srow], received_at=0).stop_fills == [
+        ("BTCUSDT", Side.SELL, 1_800_000_000_500)
+    ]
 
 
 @pytest.mark.parametrize(
