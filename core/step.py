@@ -186,23 +186,31 @@ def links_to_look_up(m: Monitor, snapshot: Snapshot) -> set[str]:
 
 
 def stop_fills_to_look_up(m: Monitor, snapshot: Snapshot, policy: Policy) -> set[str]:
-    """Position mode: the symbol whose executions the next step needs to judge a flat read our own
-    fills do not explain (the position's stop fired, or a hand close?), when this read confirms one
-    an earlier read saw. The position's stop is no order of ours: its fill is found in the account's
-    executions (`stopOrderType` StopLoss), not by orderLinkId; without the look-up the price judges."""
+    """Position mode: the symbol whose executions the next step needs, to tell a close by the
+    position's own stop from a change by hand: a flat or smaller position our fills do not explain
+    (on the read that confirms what an earlier read saw), or the position open without the stop a
+    read showed before. The position's stop is no order of ours: its fill is found in the account's
+    executions (`stopOrderType` StopLoss), not by orderLinkId. Nothing to look up once the read
+    holds such a fill (pushed) or has looked already."""
     if (
         not _on_position(policy)
-        or m.unexplained_at is None
         or m.stop_fired > 0
         or m.phase is Phase.CLOSED
         or position_stop_fill(m, snapshot) is not None  # pushed, or looked up already
     ):
         return set()
-    pos = snapshot.position(m.plan.symbol, m.plan.position_idx)
-    if pos is not None and pos.size > 0 and pos.side is m.plan.side:
-        return set()  # open: not a close to judge
     if m.stop_seen is None and m.stop_accepted is None and m.stop_sent_at <= 0:
         return set()  # no stop of the position's was ever set: none can have fired
+    pos = snapshot.position(m.plan.symbol, m.plan.position_idx)
+    open_ = pos is not None and pos.size > 0 and pos.side is m.plan.side
+    if open_ and pos is not None and pos.stop_loss is None and m.stop_seen is not None:
+        # open without the stop a read showed: removed by hand, or it fired and the position was
+        # opened again before a read saw it flat (entries, or a hand add)?
+        return {m.plan.symbol} if snapshot.taken_at >= m.stop_sent_at else set()
+    if m.unexplained_at is None:
+        return set()  # no size change our fills do not explain
+    if open_ and pos is not None and pos.size >= m.position_size:
+        return set()  # not smaller: the stop did not fire
     return {m.plan.symbol}
 
 
@@ -825,12 +833,19 @@ def _position(w: _Work, s: Snapshot, d: _Deltas) -> tuple[Decimal, Decimal, bool
         if exposure or flipped:
             _begin_close(w, _close_reason(w, flipped=flipped, unexplained=True))
         return ZERO, ZERO, True
+    reason = "changed_outside"
     if diff > 0:
         # grown by hand: adopt the growth; the ladder and the stop follow the new size
         w.set(built_qty=w.get("built_qty") + diff)
+    elif not flipped and _on_position(w.policy) and w.get("stop_fired") == 0 and position_stop_fill(w.m, s):
+        # smaller, and the position's own stop filled: it fired while entries were still working
+        # (one filled again since, so no read showed the position flat). That is the stop's fill, not
+        # a change by hand; the stop is set again on what the entries built since
+        _position_stop_fill(w, s, -diff)
+        reason = "stop_fired"
     w.event(
         EventKind.POSITION_UPDATE,
-        {"size": str(actual), "expected": str(expected), "reason": "changed_outside"},
+        {"size": str(actual), "expected": str(expected), "reason": reason},
     )
     return actual, actual, True
 
@@ -1556,7 +1571,13 @@ def _position_stop(w: _Work, s: Snapshot, size: Decimal, policy: Policy) -> None
         # the position is open without its stop and the price is through it: close now
         _market_close(w, size, why="stop_breached_market_close", trigger=trigger, last=price)
         return
-    if w.m.stop_seen is not None or w.get("stop_resets") > 0:
+    if w.m.stop_seen is not None and w.get("stop_fired") == 0 and position_stop_fill(w.m, s):
+        # gone because it fired, and the position was opened again (entries, or a hand add) before
+        # any read saw it flat or smaller: the stop's close is recorded, and it is set again as a
+        # new stop, not as a repair
+        _position_stop_fill(w, s, w.m.position_size)
+    fired_now = w.get("stop_fired") > w.m.stop_fired  # it fired this step: gone with its fill
+    if (w.m.stop_seen is not None or w.get("stop_resets") > 0) and not fired_now:
         # a read showed it before (removed by hand), or the exchange refused it: set it again,
         # bounded; when the budget is spent, never leave the position bare: close at market
         if w.get("stop_resets") >= policy.max_repairs:

@@ -347,3 +347,43 @@ def test_the_setting_reaches_the_policy_and_only_the_two_modes_are_accepted(monk
     assert Policy.from_settings(Settings(stop_mode="position")).stop_mode == "position"
     with pytest.raises(ValidationError):
         Settings(stop_mode="trailing")
+
+
+def pushed(s, **fills_ms):
+    """`s` with fills of the position's own stop-loss as a stream view holds them (pushed only: an
+    absent fill proves nothing)."""
+    return replace(s, stop_fills={("BTCUSDT", Side(k.capitalize())): v for k, v in fills_ms.items()})
+
+
+def test_a_stop_gone_because_it_fired_while_the_position_was_opened_again_is_the_stop_not_a_repair():
+    # the stop fired and the position was opened again to the same size (a hand add, or entries)
+    # before any read saw it flat: the read shows it open without its stop
+    m = step(built(), read(built(), 1030.0), 1030.0, POS).monitor
+    assert m.stop_seen == D("58000")
+    bare = read(m, 1040.0, sl=None)
+    assert stop_fills_to_look_up(m, bare, POS) == {"BTCUSDT"}  # fired, or removed by hand?
+    d = step(m, pushed(bare, sell=1_035_000), 1040.0, POS)
+    (sl,) = [e for e in d.events if e.kind is EventKind.SL_HIT]
+    assert sl.payload["qty"] == "0.030" and sl.payload["exchange_ms"] == 1_035_000
+    (again,) = stops(d)  # set again on what is there now, as a new stop: no repair counted
+    assert again.trigger_price == D("58000") and d.monitor.stop_resets == 0 and d.monitor.repairs == 0
+    assert "position_stop_gone_set_again" not in [e.payload.get("action") for e in d.events]
+    # without a fill of it (looked up: none) it was removed by hand: set again, counted
+    looked = replace(bare, stop_fills_read=frozenset({"BTCUSDT"}))
+    d = step(m, looked, 1040.0, POS)
+    assert EventKind.SL_HIT not in kinds(d) and d.monitor.stop_resets == 1
+    assert "position_stop_gone_set_again" in [e.payload.get("action") for e in d.events]
+
+
+def test_a_stop_that_fired_before_entries_built_the_position_again_is_the_stop_not_a_change_by_hand():
+    # the stop closed the position (0.030) and 0.020 was bought again before the next read (a
+    # smaller position, not flat): judged at the first read that shows it, once
+    m = step(built(), read(built(), 1030.0), 1030.0, POS).monitor
+    first = read(m, 1040.0, size="0.020", sl=None)
+    assert stop_fills_to_look_up(m, first, POS) == {"BTCUSDT"}
+    d = step(m, pushed(first, sell=1_035_000), 1040.0, POS)
+    assert [e.payload["qty"] for e in d.events if e.kind is EventKind.SL_HIT] == ["0.030"]
+    assert d.monitor.stop_resets == 0 and stops(d)  # the stop set again on the 0.020 now there
+    d = step(d.monitor, pushed(read(d.monitor, 1042.0, size="0.020", sl=None), sell=1_035_000), 1042.0, POS)
+    assert EventKind.SL_HIT not in kinds(d)  # recorded once
+    assert d.monitor.position_size == D("0.020") and d.monitor.phase is not Phase.CLOSING
