@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-position lint fmt bench bench-quick soak install lock system-deps clean
+.PHONY: demo test test-order lint fmt bench bench-quick soak install lock system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,11 +42,11 @@ demo: $(STAMP)
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The whole suite again with the stop on the position itself (TPSL_STOP_MODE=position): every stack,
-# Settings and core policy a test builds without naming a stop mode uses it (tests/plugins/stop_mode.py);
-# the tests of the stop order's own mechanics stay in order mode. CI runs it after `make test`.
-test-position: $(STAMP) system-deps
-	TPSL_TEST_STOP_MODE=position $(BIN)/python -m pytest $(PYTEST_ARGS)
+# The whole suite again with the stop as an order of the monitor's own (TPSL_STOP_MODE=order; `make test`
+# runs the default, the position's own stop-loss): every stack, Settings and core policy a test builds
+# without naming a stop mode uses it (tests/plugins/stop_mode.py). CI runs it after `make test`.
+test-order: $(STAMP) system-deps
+	TPSL_TEST_STOP_MODE=order $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # mypy: the packages [tool.mypy] names in pyproject.toml (strict on core/ and exchange/);
 # lint-imports: the layer contracts of [tool.importlinter].

@@ -19,7 +19,7 @@ def bench_command(
     profile: Annotated[
         str,
         typer.Option(
-            help="streams | streams_faults | streams_position | polling | baseline, a comma list of "
+            help="streams | streams_faults | streams_order | polling | baseline, a comma list of "
             "them, all, or none (only the capacity run)"
         ),
     ] = "all",

@@ -86,7 +86,7 @@ class Settings(BaseSettings):
     )
     stop_trigger_by: str = Field("LastPrice", description="triggerBy of stops: LastPrice|MarkPrice.")
     stop_mode: Literal["order", "position"] = Field(
-        "order",
+        "position",
         description="Where the stop lives: order (a conditional stop order of ours, amended as the "
         "position changes) or position (the position's own Full-mode stop-loss, set with trading-stop "
         "and resized by the exchange); see docs/protection.md, Stop modes.",

@@ -16,7 +16,7 @@ class Policy:
     stop_trigger_by: str = "LastPrice"
     # where the stop lives: "order" (a conditional stop order of ours) or "position" (the position's
     # own Full-mode stop-loss, which the exchange resizes as the position changes)
-    stop_mode: str = "order"
+    stop_mode: str = "position"
     # a create whose answer never came can land until the exchange's receive window has passed
     # (recv_window + a margin): only a look-up made after that proves that it never will
     create_window_s: float = 6.0

@@ -56,12 +56,14 @@ PROFILES: dict[str, dict[str, str]] = {
     # the same, while the exchange loses some of its pushes and drops every private connection every
     # 30 s (a tenth of the run in quick mode): reconciliation must catch every lost push
     "streams_faults": {},
-    # the defaults with the stop on the position itself (the exchange resizes it: no stop amends)
-    "streams_position": {"TPSL_STOP_MODE": "position"},
+    # the defaults with the stop as an order of the monitor's own, amended as the position changes
+    # (the default is the position's own stop, which the exchange resizes: docs/protection.md)
+    "streams_order": {"TPSL_STOP_MODE": "order"},
     # the polling guard: every optimisation but the streams (no stream process)
     "polling": {"TPSL_STREAMS": "false"},
     # every rollback switch on: the plain behaviour the optimisations are measured against
     "baseline": {
+        "TPSL_STOP_MODE": "order",  # the plain system's stop: an order of ours, amended per fill
         "TPSL_FIXED_POLLING": "true",
         "TPSL_PER_MONITOR_CALLS": "true",
         "TPSL_SYNC_SAVES": "true",
@@ -81,7 +83,7 @@ PROFILES: dict[str, dict[str, str]] = {
 # then `Options.layout` (the capacity run: the pools, which use both cores), override it
 LAYOUTS = {"baseline": "pools"}
 DEFAULT_LAYOUT = "single"
-WITH_STREAM_PROCESS = {"streams", "streams_faults", "streams_position"}
+WITH_STREAM_PROCESS = {"streams", "streams_faults", "streams_order"}
 WITH_STREAM_FAULTS = {"streams_faults"}
 LOST_PUSHES = 0.02  # the share of private pushes the faulted profile loses
 DROP_EVERY_S = 30.0  # …and how often it drops every private connection

@@ -1,9 +1,9 @@
-"""The stop mode the suite runs in: `TPSL_TEST_STOP_MODE` (order, the default, or position).
+"""The stop mode the suite runs in: `TPSL_TEST_STOP_MODE` (position, the product's default, or order).
 
-`TPSL_TEST_STOP_MODE=position` (what `make test-position` sets) makes every Settings a test builds
-without naming `stop_mode` (the pipeline stacks, the demo, the processes the tests start) use the
-position's own stop-loss: the plugin sets `TPSL_STOP_MODE` for the session, which Settings reads and
-child processes inherit. Pure-core tests take their Policy from `policy()` (the walks, the step cases,
+`TPSL_TEST_STOP_MODE=order` (what `make test-order` sets) makes every Settings a test builds without
+naming `stop_mode` (the pipeline stacks, the demo, the processes the tests start) use a stop order of
+the monitor's own: the plugin sets `TPSL_STOP_MODE` for the session, which Settings reads and child
+processes inherit. Pure-core tests take their Policy from `policy()` (the walks, the step cases,
 the race rules); a test about the stop order's own mechanics pins order mode with the `order_mode`
 fixture. The header of the run names the mode.
 """
@@ -22,17 +22,14 @@ MODES = ("order", "position")
 
 
 def _mode() -> str:
-    mode = os.environ.get("TPSL_TEST_STOP_MODE", "").strip() or "order"
+    mode = os.environ.get("TPSL_TEST_STOP_MODE", "").strip() or "position"
     if mode not in MODES:
         raise pytest.UsageError(f"TPSL_TEST_STOP_MODE must be one of {', '.join(MODES)}, not {mode!r}")
     return mode
 
 
 TEST_STOP_MODE = _mode()
-if TEST_STOP_MODE != "order":
-    os.environ["TPSL_STOP_MODE"] = TEST_STOP_MODE
-else:
-    os.environ.pop("TPSL_STOP_MODE", None)  # a developer's shell setting never changes the suite
+os.environ["TPSL_STOP_MODE"] = TEST_STOP_MODE  # a developer's shell setting never changes the suite
 
 
 def on_position() -> bool:

@@ -325,12 +325,13 @@ def test_the_monitor_round_trips_the_codec_and_the_executor_sends_the_stop_first
 
 
 def test_order_mode_is_unchanged_no_trading_stop_is_ever_sent():
+    order = Policy(stop_mode="order")
     d = open_monitor(
-        "m000000009", "main", conservative_long(), snapshot(taken_at=1000.0, price="60500"), 1000.0
+        "m000000009", "main", conservative_long(), snapshot(taken_at=1000.0, price="60500"), 1000.0, order
     )
     m = ack(d, 1000.0).monitor
     closed = [ex_order(o, filled=o.qty, status=FILLED) for o in m.orders]
-    d = step(m, snapshot(taken_at=1020.0, positions=[pos()], closed=closed, price="59600"), 1020.0)
+    d = step(m, snapshot(taken_at=1020.0, positions=[pos()], closed=closed, price="59600"), 1020.0, order)
     assert not stops(d) and len(stop_orders(d)) == 1
     assert d.monitor.phase is Phase.MONITORING
 
@@ -341,10 +342,11 @@ def test_the_setting_reaches_the_policy_and_only_the_two_modes_are_accepted(monk
 
     from config.settings import Settings
 
-    monkeypatch.delenv("TPSL_STOP_MODE", raising=False)  # set by TPSL_TEST_STOP_MODE=position
-    assert Policy.from_settings(Settings()).stop_mode == "order"  # the default
+    monkeypatch.delenv("TPSL_STOP_MODE", raising=False)  # set by the suite (tests/plugins/stop_mode.py)
+    assert Policy.from_settings(Settings()).stop_mode == "position"  # the default
+    assert Policy().stop_mode == "position"  # the core's default is the settings' default
     assert Policy.from_settings(Settings(ticker_cache_s=0.25)).price_max_age_s == 0.25
-    assert Policy.from_settings(Settings(stop_mode="position")).stop_mode == "position"
+    assert Policy.from_settings(Settings(stop_mode="order")).stop_mode == "order"
     with pytest.raises(ValidationError):
         Settings(stop_mode="trailing")
 

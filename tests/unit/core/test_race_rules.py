@@ -350,10 +350,10 @@ def test_5_breach_is_judged_on_the_stops_trigger_price_not_the_mark():
         closed=[ex_order(e1, filled=e1.qty, status=FILLED)],
     )
     s = replace(s, tickers={"BTCUSDT": Ticker("BTCUSDT", last_price=D("57900"), mark_price=D("58300"))})
-    d = step(m, s, 1002.0, Policy(stop_trigger_by="LastPrice"))
+    d = step(m, s, 1002.0, Policy(stop_mode="order", stop_trigger_by="LastPrice"))
     (close,) = places(d, "SL")  # last is through the stop (mark is not): close at market
     assert close.trigger_price is None and close.order_type == "Market"
-    d_mark = step(m, s, 1002.0, Policy(stop_trigger_by="MarkPrice"))
+    d_mark = step(m, s, 1002.0, Policy(stop_mode="order", stop_trigger_by="MarkPrice"))
     (stop,) = places(d_mark, "SL")  # judged on the mark: not breached, a conditional stop
     assert stop.trigger_price == D("58000")
 
