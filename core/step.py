@@ -817,7 +817,7 @@ def _position(w: _Work, s: Snapshot, d: _Deltas) -> tuple[Decimal, Decimal, bool
     # while one of our orders is unaccounted for in this read (missing from the open list and not
     # looked up yet: its fills may be what explains the size, and would be counted twice)
     since = m.unexplained_at
-    if since is None or s.taken_at <= since or _unresolved(w, s) or _price_may_predate(w, s, actual, since):
+    if since is None or s.taken_at <= since or _unresolved(w, s) or _judgement_waits(w, s, actual, since):
         if since is None:
             w.set(unexplained_at=s.taken_at)
         if expected != m.position_size:
@@ -850,18 +850,19 @@ def _position(w: _Work, s: Snapshot, d: _Deltas) -> tuple[Decimal, Decimal, bool
     return actual, actual, True
 
 
-def _price_may_predate(w: _Work, s: Snapshot, actual: Decimal, since: float) -> bool:
+def _judgement_waits(w: _Work, s: Snapshot, actual: Decimal, since: float) -> bool:
     """Position mode: whether a flat read our fills do not explain must wait before it is judged (a
-    close by the position's own stop, which has no order of ours, or by hand). The account's
-    executions judge it as soon as a read could look them up. While they cannot be read, the
+    close by the position's own stop, which has no order of ours, or by hand). The stop's own fill
+    judges it as soon as a read holds it (pushed), or holds the executions looked up. While they
+    cannot be read, the
     judgement waits for a read that can, up to `stop_fill_wait_s` after the first flat read; after
     that the price judges, and while no read's price was through the stop, a read whose price may be
     older than the first flat read (a shared ticker cache) cannot: the stop may have fired at a
     price that read never saw. That waits for a read `price_max_age_s` later."""
     if actual != 0 or not _on_position(w.policy) or _known_position_stop(w) is None:
         return False
-    if _position_stop_fired(w, s) is not None:
-        return False  # the executions were looked up: they judge now
+    if position_stop_fill(w.m, s) is not None:
+        return False  # its fill pushed, or the executions looked up: they judge now
     if s.taken_at < since + w.policy.stop_fill_wait_s:
         return True
     return not w.get("stop_crossed") and s.taken_at < since + w.policy.price_max_age_s
@@ -1392,9 +1393,10 @@ def _observe_position_stop(w: _Work, s: Snapshot) -> None:
     keeps the last value seen (it tells what the stop was when the position closed). Whether this
     read's price is through the stop is remembered (it tells a stop that fired from a hand close)."""
     stop = _known_position_stop(w)
-    fired = _position_stop_fired(w, s)
+    fired = position_stop_fill(w.m, s)
     if fired is not None:
-        # the account's executions were looked up: they, not the price, tell whether it fired
+        # a fill of it (pushed or looked up), or none in the executions looked up: that, not the
+        # price, tells whether it fired
         w.set(stop_crossed=bool(fired))
     elif stop is not None and not w.get("stop_crossed"):
         price = s.trigger_price(w.m.plan.symbol, w.policy.stop_trigger_by)
@@ -1405,12 +1407,6 @@ def _observe_position_stop(w: _Work, s: Snapshot) -> None:
         return
     if pos.stop_loss != w.get("stop_seen"):
         w.set(stop_seen=pos.stop_loss)
-
-
-def _position_stop_fired(w: _Work, s: Snapshot) -> int | bool | None:
-    """`position_stop_fill` of the monitor: the execTime (ms), False (looked up: none), None (this
-    read cannot tell)."""
-    return position_stop_fill(w.m, s)
 
 
 def position_stop_fill(m: Monitor, s: Snapshot) -> int | bool | None:
@@ -1503,7 +1499,7 @@ def _position_stop_fill(w: _Work, s: Snapshot, expected: Decimal) -> None:
             "trigger_price": str(stop),
             "breakeven": w.get("breakeven") is BreakevenState.DONE,
             "on_position": True,
-            "exchange_ms": fired if (fired := _position_stop_fired(w, s)) else None,
+            "exchange_ms": fired if (fired := position_stop_fill(w.m, s)) else None,
         },
         discriminator=None,
     )

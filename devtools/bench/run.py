@@ -623,13 +623,16 @@ def _settle(rt: Any, stack: Stack, timeout_s: float = 180.0) -> None:
 
 def _lost_critical_events(rt: Any, stack: Stack, workload: Workload) -> dict[str, int]:
     """Every take-profit order the exchange filled completely must have its tp_hit in the database,
-    every stop that filled its sl_hit. Returns {"expected": n, "lost": k}."""
+    every stop that filled its sl_hit: a stop order of ours by its orderLinkId, a position's own
+    stop-loss (no orderLinkId) by its account and symbol (the workload guards one position per
+    account and symbol). Returns {"expected": n, "lost": k}."""
     from core import ids
     from core.models import ExchangeOrderStatus, OrderRole
     from persistence.db import session_factory
     from persistence.models import DbEvent
 
     expected: set[tuple[str, str, int]] = set()
+    position_stops: set[tuple[str, str]] = set()  # (account, symbol) a position's own stop closed
     for acc in workload.accounts:
         account = rt.account(acc.id)
         client = rt.client_for(account)
@@ -638,6 +641,8 @@ def _lost_critical_events(rt: Any, stack: Stack, workload: Workload) -> dict[str
         for e in fills:
             if ids.is_ours(e.link_id):
                 filled[e.link_id] = filled.get(e.link_id, Decimal(0)) + e.qty
+            elif e.by_position_stop:
+                position_stops.add((acc.id, e.symbol))
         tp_links = [lid for lid in filled if ids.parse_link_id(lid)[1] is OrderRole.TP]
         final = client.lookup_orders(account, tp_links) if tp_links else {}
         for lid in filled:
@@ -647,11 +652,15 @@ def _lost_critical_events(rt: Any, stack: Stack, workload: Workload) -> dict[str
             elif role is OrderRole.TP and lid in final and final[lid].status is ExchangeOrderStatus.FILLED:
                 expected.add((mid, "tp_hit", level))
     recorded: set[tuple[str, str, int]] = set()
+    recorded_on_position: set[tuple[str, str]] = set()
     with session_factory(rt.engine)() as s:
         for e in s.query(DbEvent).filter(DbEvent.kind.in_(["tp_hit", "sl_hit"])):
             level = int(e.payload.get("level", 0)) if e.kind == "tp_hit" else 0
             recorded.add((e.monitor_id, e.kind, level))
-    return {"expected": len(expected), "lost": len(expected - recorded)}
+            if e.kind == "sl_hit" and e.payload.get("on_position"):
+                recorded_on_position.add((e.account, str(e.payload.get("symbol"))))
+    lost = len(expected - recorded) + len(position_stops - recorded_on_position)
+    return {"expected": len(expected) + len(position_stops), "lost": lost}
 
 
 def _closes(rt: Any) -> dict[str, int]:

@@ -96,12 +96,9 @@ def test_a_conservative_long_lifecycle_in_each_stop_mode(stack, capsys):
         assert writes["/v5/order/amend"] == 0  # no stop order to amend
 
 
-def test_a_stop_that_fired_while_no_read_saw_the_price_is_recorded_as_the_stop(stack):
-    """The price falls through the stop and comes back before any read of the account: no read's
-    price was ever through it. In order mode the stop order's own fill says what closed the
-    position; in position mode the position's stop has no order of ours, and the confirming read
-    looks up the symbol's executions (`execution/list` over HTTP): its fill is there, so this is
-    `sl_hit` and a stop-loss close, not a close by hand (the price alone would have said "by hand")."""
+def built_with_its_stop(stack):
+    """A conservative long whose three entries filled, with its stop at 58000 on the exchange and
+    seen by a read (the position's own, or our stop order)."""
     stack.prices(BTCUSDT="60500")
     m = stack.create(conservative_long())
     for price in ("59990", "59400", "58900"):
@@ -111,6 +108,16 @@ def test_a_stop_that_fired_while_no_read_saw_the_price_is_recorded_as_the_stop(s
         stack.wait(lambda: live(stack, m.id).stop_seen == D("58000"), what="the position's stop seen")
     else:
         stack.wait(lambda: live(stack, m.id).current(OrderRole.SL, 0).status.value == "open")
+    return m
+
+
+def test_a_stop_that_fired_while_no_read_saw_the_price_is_recorded_as_the_stop(stack):
+    """The price falls through the stop and comes back before any read of the account: no read's
+    price was ever through it. In order mode the stop order's own fill says what closed the
+    position; in position mode the position's stop has no order of ours, and the confirming read
+    looks up the symbol's executions (`execution/list` over HTTP): its fill is there, so this is
+    `sl_hit` and a stop-loss close, not a close by hand (the price alone would have said "by hand")."""
+    m = built_with_its_stop(stack)
     stack.quiesce()  # the test reads alone from here: no check sees the price below
     stack.prices(BTCUSDT="57900")  # through the stop at 58000: it fires
     stack.prices(BTCUSDT="59000")  # and the price is back before any read
@@ -137,15 +144,7 @@ def test_with_streams_the_stops_own_fill_is_pushed_and_judges_the_close(stack):
     push of the position's stop-loss, `stopOrderType` StopLoss, into the stream view), so no check
     looks the executions up by REST."""
     assert stack.watch is not None  # the stream process runs in this module's stack
-    stack.prices(BTCUSDT="60500")
-    m = stack.create(conservative_long())
-    for price in ("59990", "59400", "58900"):
-        stack.prices(BTCUSDT=price)
-    stack.wait(lambda: live(stack, m.id).phase is Phase.MONITORING, what="fully built")
-    if stack.on_position:
-        stack.wait(lambda: live(stack, m.id).stop_seen == D("58000"), what="the position's stop seen")
-    else:
-        stack.wait(lambda: live(stack, m.id).current(OrderRole.SL, 0).status.value == "open")
+    m = built_with_its_stop(stack)
     executions_before = stack.paper.admin.stats()["by_endpoint"].get("/v5/execution/list", 0)
     stack.prices(BTCUSDT="57900")
     stack.prices(BTCUSDT="59000")
