@@ -332,9 +332,10 @@ class Settings(BaseSettings):
 
     @property
     def baseline(self) -> bool:
-        """Every rollback switch on: the plain behaviour."""
+        """Every rollback switch on: the plain behaviour (the stop an order of ours among them)."""
         return (
-            self.fixed_polling
+            self.stop_mode == "order"
+            and self.fixed_polling
             and self.per_monitor_calls
             and self.sync_saves
             and not self.cache_enabled

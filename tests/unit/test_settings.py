@@ -55,10 +55,17 @@ def test_an_unknown_ttl_table_is_refused() -> None:
 
 def test_pooling_and_streams_are_on_by_default_and_part_of_the_baseline() -> None:
     assert Settings().pooling is True and Settings().streams is True
-    plain = {"fixed_polling": True, "per_monitor_calls": True, "sync_saves": True, "cache_enabled": False}
+    plain = {
+        "fixed_polling": True,
+        "per_monitor_calls": True,
+        "sync_saves": True,
+        "cache_enabled": False,
+        "stop_mode": "order",
+    }
     assert not Settings(**plain, streams=False).baseline  # pooling still on
     assert not Settings(**plain, pooling=False).baseline  # streams still on
     assert Settings(**plain, pooling=False, streams=False).baseline
+    assert not Settings(**{**plain, "stop_mode": "position"}, pooling=False, streams=False).baseline
 
 
 def test_worker_pool_and_slots() -> None:

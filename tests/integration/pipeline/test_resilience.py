@@ -159,6 +159,7 @@ class TestRollbackSwitches:
             "cache_enabled": False,
             "pooling": False,
             "streams": False,
+            "stop_mode": "order",
         }
 
     def test_the_plain_baseline_still_guards_positions(self, stack):
