@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.stop_mode == "position":
         print(
             f"closes by the position's own stop: {int(stats['position_stop_closes'])}; "
-            f"sl_hit judged wrong (by the price): {int(stats['sl_hit_judged_wrong'])}; "
+            f"sl_hit judged wrong: {int(stats['sl_hit_judged_wrong'])}; "
             f"breakeven that rested unseen: {int(stats['breakeven_unseen'])}"
         )
     print(f"failing seeds: {len(failures)}")

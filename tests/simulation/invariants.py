@@ -360,7 +360,9 @@ class Checker:
             )
             if position_stop_fired or (self.on_position and n_sl):
                 # the position's own stop has no order of ours: the guard judges a close it did not
-                # make by the price (docs/protection.md, Stop modes): counted, not an invariant
+                # make by that stop's fill in the executions, looked up; a stop found gone while the
+                # look-up fails is set again as removed by hand (docs/protection.md, Stop modes):
+                # counted, not an invariant
                 self.stats["position_stop_closes"] += position_stop_fired
                 self.stats["sl_hit_judged_wrong"] += (n_sl > 0) != (sl_filled or position_stop_fired)
                 if n_sl > 1:
