@@ -1,9 +1,11 @@
 """What a read of an account needs beyond its positions and open orders, looked up on the exchange:
 - the final state of owned orders that left the open list (by orderLinkId; bounded per read: those
   not looked up this time stay "unknown" and are looked up next read);
-- in position mode, the fills of a position's own stop-loss, when a read confirms a flat position
-  our own fills do not explain (`core.step.stop_fills_to_look_up`): one `execution/list` call of
-  that symbol. A look-up that fails leaves the judgement to the price, as before it existed.
+- in position mode, the fills of a position's own stop-loss, when a read finds the position flat or
+  smaller than our own fills explain, or open without the stop a read showed, and no push brought
+  such a fill (`core.step.stop_fills_to_look_up`): one `execution/list` call of that symbol. A
+  look-up that fails is made again by the next read; a flat position waits for it up to
+  `Policy.stop_fill_wait_s`, then the price judges (docs/protection.md, Stop modes).
 
 One implementation for the workers' checks, the seeded simulator and the core's walk tests."""
 
