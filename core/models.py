@@ -477,10 +477,11 @@ class Snapshot:
     # the read came from the account's stream view (the exchange pushes its fills and order
     # changes, and each push calls a check), not from a poll by REST: see core.urgency.classify
     pushed: bool = False
-    # Fills of a position's own stop-loss (`Policy.stop_mode` "position"), looked up in the
-    # account's executions when a read shows a guarded position flat: (symbol, side of the
-    # execution) -> its latest execTime (ms). For a symbol in `stop_fills_read` the look-up was
-    # made, so a side absent from `stop_fills` means no such fill as of this read.
+    # Fills of a position's own stop-loss (`Policy.stop_mode` "position"): pushed (the stream
+    # view), or looked up in the account's executions when a read must tell a close by that stop
+    # from a change by hand (`core.step.stop_fills_to_look_up`): (symbol, side of the execution) ->
+    # its latest execTime (ms). For a symbol in `stop_fills_read` the look-up was made, so a side
+    # absent from `stop_fills` means no such fill as of this read; a pushed view proves no absence.
     stop_fills: Mapping[tuple[str, Side], int] = field(default_factory=dict)
     stop_fills_read: frozenset[str] = frozenset()
 

@@ -20,9 +20,9 @@ class Policy:
     # a create whose answer never came can land until the exchange's receive window has passed
     # (recv_window + a margin): only a look-up made after that proves that it never will
     create_window_s: float = 6.0
-    # how old the price of a read may be (the workers' shared ticker cache): position mode judges a
-    # close by its own stop by the price, so a flat read is judged only once a read's price is surely
-    # from after the close
+    # how old the price of a read may be (the workers' shared ticker cache): when the executions
+    # cannot be read, position mode judges a close by its own stop by the price, so a flat read is
+    # judged only once a read's price is surely from after the close
     price_max_age_s: float = 1.0
     # position mode: a flat read our fills do not explain is judged by the account's executions (a
     # fill of the position's own stop, or none: a hand close); while they cannot be read, the
