@@ -185,13 +185,18 @@ def links_to_look_up(m: Monitor, snapshot: Snapshot) -> set[str]:
     return {o.link_id for o in m.orders if _watched(o) and o.link_id not in snapshot.open_orders}
 
 
+STOP_PUSH_GRACE_S = 2.0  # a pushed read looks the executions up only this long after the change
+
+
 def stop_fills_to_look_up(m: Monitor, snapshot: Snapshot, policy: Policy) -> set[str]:
     """Position mode: the symbol whose executions the next step needs, to tell a close by the
     position's own stop from a change by hand: a flat or smaller position our fills do not explain
     (on the read that confirms what an earlier read saw), or the position open without the stop a
     read showed before. The position's stop is no order of ours: its fill is found in the account's
     executions (`stopOrderType` StopLoss), not by orderLinkId. Nothing to look up once the read
-    holds such a fill (pushed) or has looked already."""
+    holds such a fill (pushed) or has looked already. A read from the stream view waits for the
+    pushes instead: a smaller or flat position is looked up only `STOP_PUSH_GRACE_S` after the first
+    read that saw it, and a stop found gone not at all (its fill, if any, comes pushed)."""
     if (
         not _on_position(policy)
         or m.stop_fired > 0
@@ -205,12 +210,17 @@ def stop_fills_to_look_up(m: Monitor, snapshot: Snapshot, policy: Policy) -> set
     open_ = pos is not None and pos.size > 0 and pos.side is m.plan.side
     if open_ and pos is not None and pos.stop_loss is None and m.stop_seen is not None:
         # open without the stop a read showed: removed by hand, or it fired and the position was
-        # opened again before a read saw it flat (entries, or a hand add)?
-        return {m.plan.symbol} if snapshot.taken_at >= m.stop_sent_at else set()
+        # opened again before a read saw it flat (entries, or a hand add)? A pushed read waits for
+        # the push of its fill, if any (set again meanwhile, as removed by hand)
+        return {m.plan.symbol} if snapshot.taken_at >= m.stop_sent_at and not snapshot.pushed else set()
     if m.unexplained_at is None:
         return set()  # no size change our fills do not explain
     if open_ and pos is not None and pos.size >= m.position_size:
         return set()  # not smaller: the stop did not fire
+    if snapshot.pushed and snapshot.taken_at < m.unexplained_at + STOP_PUSH_GRACE_S:
+        # the pushes of one fill come apart and late under load: the stop's own fill, or the
+        # fill of ours that explains the change, is usually pushed within this
+        return set()
     return {m.plan.symbol}
 
 

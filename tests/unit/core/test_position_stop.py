@@ -25,7 +25,7 @@ from core.models import (
     Tier,
 )
 from core.policy import Policy
-from core.step import acknowledge, open_monitor, step, stop_fills_to_look_up
+from core.step import STOP_PUSH_GRACE_S, acknowledge, open_monitor, step, stop_fills_to_look_up
 from workers.executor import _calls
 
 from .builders import conservative_long, ex_order, long_position, open_view, snapshot
@@ -243,6 +243,11 @@ def test_the_confirming_read_looks_up_the_executions_of_the_symbol_only_when_it_
     assert stop_fills_to_look_up(m1, read(m1, 1042.0), POS) == set()  # open again: nothing to judge
     never_set = replace(m1, stop_seen=None, stop_accepted=None, stop_sent_at=0.0)
     assert stop_fills_to_look_up(never_set, second, POS) == set()  # no stop could have fired
+    # a read of the stream view waits for the pushes (the stop's fill is pushed too) a moment first
+    soon = replace(flat(m1, 1040.0 + STOP_PUSH_GRACE_S / 2, "59000", looked=False), pushed=True)
+    assert stop_fills_to_look_up(m1, soon, POS) == set()
+    later = replace(flat(m1, 1040.0 + STOP_PUSH_GRACE_S, "59000", looked=False), pushed=True)
+    assert stop_fills_to_look_up(m1, later, POS) == {"BTCUSDT"}  # none came: look it up
 
 
 def test_a_fill_of_the_positions_stop_is_the_stop_firing_even_when_the_price_came_back():
@@ -364,6 +369,7 @@ def test_a_stop_gone_because_it_fired_while_the_position_was_opened_again_is_the
     assert m.stop_seen == D("58000")
     bare = read(m, 1040.0, sl=None)
     assert stop_fills_to_look_up(m, bare, POS) == {"BTCUSDT"}  # fired, or removed by hand?
+    assert stop_fills_to_look_up(m, replace(bare, pushed=True), POS) == set()  # its fill comes pushed
     d = step(m, pushed(bare, sell=1_035_000), 1040.0, POS)
     (sl,) = [e for e in d.events if e.kind is EventKind.SL_HIT]
     assert sl.payload["qty"] == "0.030" and sl.payload["exchange_ms"] == 1_035_000
