@@ -16,6 +16,7 @@ from workers.checker import run_check
 from workers.dispatcher import CheckOrder, dispatch_once
 from workers.lag import CHECK_START_LAG
 from workers.stream_triggers import CheckCoalescer
+from workers.stream_view import BEHIND_WAIT_S
 
 if TYPE_CHECKING:
     from workers.runtime import Runtime
@@ -46,6 +47,7 @@ def register(app: Celery) -> None:
         result = run_check(rt, account, monitor_ids, lock_wait_s=0.0)
         if result.skipped == "account busy":
             raise self.retry(countdown=BUSY_RETRY_S, max_retries=busy_retries(rt, tier))
+        check_behind_later(app, account, result.behind)
         if due_at is not None and tier is not None:
             # due time → the check starts (holding its account): what a monitor really waits
             rt.latency.record(CHECK_START_LAG, tier, max(0.0, started - due_at), now=started)
@@ -97,6 +99,7 @@ def check_pushed(app: Celery, rt: Runtime, account: str) -> int:
         if result.skipped == "account busy":
             _pushed_again(app, coalescer, account, ids, PUSHED_BUSY_RETRY_S)
             return rounds
+        check_behind_later(app, account, result.behind)
         if result.skipped:
             log.info("stream check %s: %d monitors skipped (%s)", account, len(ids), result.skipped)
     else:
@@ -111,6 +114,25 @@ def hand_on_pushed(app: Celery, coalescer: CheckCoalescer, account: str) -> None
     ids = coalescer.take(account)
     if ids:
         _pushed_again(app, coalescer, account, ids, None)
+
+
+def check_behind_later(app: Celery, account: str, monitor_ids: list[str]) -> None:
+    """The monitors a check left because the view had their symbol's fill but not its position
+    push yet: checked again once the wait for that push is over (`BEHIND_WAIT_S`). The push itself
+    calls a check of them sooner; this one covers a push that never comes (that check then finds
+    the fill old and reads the account by REST)."""
+    if not monitor_ids:
+        return
+    spec = TIERS[Tier.CRITICAL]
+    app.tasks["tpsl.check"].apply_async(
+        args=(account, monitor_ids),
+        queue=spec.queue,
+        routing_key=spec.queue,
+        countdown=BEHIND_WAIT_S,
+        expires=BEHIND_WAIT_S + spec.interval_s,
+        soft_time_limit=spec.soft_time_limit_s,
+        time_limit=spec.time_limit_s,
+    )
 
 
 def busy_retries(rt: Runtime, tier: str | None) -> int:

@@ -37,7 +37,7 @@ from workers.position_index import PositionIndex, key_of
 from workers.recorder import Recorder
 from workers.store import Loaded, MonitorStore
 from workers.stream_prices import StreamPrices
-from workers.stream_view import stream_view
+from workers.stream_view import BEHIND_WAIT_S, stream_view
 
 if TYPE_CHECKING:
     from workers.runtime import Runtime
@@ -58,6 +58,9 @@ class CheckResult:
     reads: int = 0
     skipped: str | None = None
     monitors: list[Monitor] = field(default_factory=list)
+    # monitors not checked: their symbol's latest fill had no position push in the view yet (the
+    # push calls a check of them; the task checks them again once the wait for it is over)
+    behind: list[str] = field(default_factory=list)
 
 
 def run_check(
@@ -122,7 +125,7 @@ def read(
     symbols (and of `symbol`), and the final state of every owned order that left the open list."""
     monitors = list(monitors)
     wanted = {m.plan.symbol for m in monitors} | ({symbol} if symbol else set())
-    snap, _ = read_orders_positions(
+    snap, _, _ = read_orders_positions(
         rt, account, client, symbol=symbol, orders_for=lambda _: link_ids(monitors)
     )
     snap = replace(snap, tickers=tickers_for(rt, client, wanted or None))
@@ -136,23 +139,30 @@ def read_orders_positions(
     *,
     symbol: str | None = None,
     orders_for: Callable[[Snapshot], Iterable[str]] | None = None,
-) -> tuple[Snapshot, bool]:
-    """Positions + open orders of the account (or of one symbol), no tickers, and whether they came
-    from the account's stream view. The view is read while its stream is healthy and it was
-    recently reconciled (no REST call; only the orders `orders_for` names, given the positions);
+    behind_wait_s: float = 0.0,
+) -> tuple[Snapshot, bool, frozenset[str]]:
+    """Positions + open orders of the account (or of one symbol), no tickers, whether they came
+    from the account's stream view, and the symbols the view is behind on (their rows are older
+    than their latest fill: not for this check). The view is read while its stream is healthy and
+    it was recently reconciled (no REST call; only the orders `orders_for` names, given the
+    positions), and while every symbol it is behind on had its fill less than `behind_wait_s` ago;
     else the account is read by REST, every order, and that read reconciles the view
     (workers/stream_view.py)."""
     view = stream_view(rt)
     if view is not None and symbol is None:
-        snap = view.snapshot(
-            account.id, now=rt.clock(), instruments=client.instruments, orders_for=orders_for
+        got = view.read(
+            account.id,
+            now=rt.clock(),
+            instruments=client.instruments,
+            orders_for=orders_for,
+            behind_wait_s=behind_wait_s,
         )
-        if snap is not None:
-            return snap, True
+        if got is not None:
+            return got.snapshot, True, got.behind
     snap = client.snapshot(account, symbol=symbol)
     if view is not None and symbol is None:
         view.reconcile(account.id, snap)
-    return snap, False
+    return snap, False, frozenset()
 
 
 def link_ids(monitors: Iterable[Monitor]) -> list[str]:
@@ -211,10 +221,26 @@ def _pass(
         return link_ids(item.monitor for item in (*group, *moved))
 
     read_at = rt.clock()
-    snap, from_view = read_orders_positions(rt, account, client, symbol=symbol, orders_for=orders_for)
+    snap, from_view, behind = read_orders_positions(
+        rt,
+        account,
+        client,
+        symbol=symbol,
+        orders_for=orders_for,
+        # a fill whose position push is a moment late leaves its symbol's monitors to the check
+        # that push calls, not the whole account to a REST read (seconds, in a burst of fills)
+        behind_wait_s=BEHIND_WAIT_S if symbol is None else 0.0,
+    )
     if not from_view:
         moved[:] = joining(snap)  # a REST read: every order came, the positions decide who joins
     group = group + moved
+    if behind:
+        result.behind.extend(item.monitor.id for item in group if item.monitor.plan.symbol in behind)
+        group = [item for item in group if item.monitor.plan.symbol not in behind]
+        if not group:
+            result.reads += 1
+            count_read(rt, account.id, 0, from_view=from_view)
+            return
     snap = replace(snap, tickers=tickers_for(rt, client, {item.monitor.plan.symbol for item in group}))
     snap = look_up(account, client, snap, (item.monitor for item in group), rt.policy)
     result.reads += 1

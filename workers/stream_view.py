@@ -5,7 +5,7 @@ Writes (the stream process, `apply_*`): every push of one of our orders (by orde
 status and cumExecQty) and every position push, newer-wins by the exchange's own update time, so a
 late push never undoes a newer state (`workers/lua/view_put.lua`).
 
-Reads (a check, `snapshot`): a Snapshot built from the view, with no REST call, when
+Reads (a check, `read`): a Snapshot built from the view, with no REST call, when
 - the stream process is alive and the account's stream is up (`alive`, a key with a short TTL the
   process refreshes), and
 - the view was reconciled by REST after the stream's last (re)subscription (`gap_at`), and less
@@ -17,13 +17,17 @@ up of the first read after a gap) is counted as a divergence (a lost push) and l
 reads an account once per `stream_reconcile_s`, after every gap, and whenever the stream is down;
 the tiers keep scheduling every monitor either way.
 
-A view that has seen an execution on a symbol but not yet the position push that shows it (Bybit
-pushes the execution, the order and the position of one fill as separate messages, in no order it
-promises) is not read: its orders and its position would disagree, and the core would act on a
-filled order beside a position that does not have the fill (a stop "missing" from a position that
-is in fact closed). The check reads REST instead; the stream process publishes its checks a moment
-after the push that calls them (`TPSL_STREAM_SETTLE_MS`), so the rest of the fill's pushes are
-usually in by then.
+A symbol on which the view has seen an execution but not yet the position push that shows it
+(Bybit pushes the execution, the order and the position of one fill as separate messages, in no
+order it promises) is *behind*: its orders and its position would disagree, and the core would act
+on a filled order beside a position that does not have the fill (a stop "missing" from a position
+that is in fact closed). Its monitors are not checked from the view. For up to `BEHIND_WAIT_S` after
+the fill a check may check the other symbols' monitors and leave those to the check the position
+push calls (the caller's choice: `read(..., behind_wait_s=...)`); a fill older than that (its
+position push lost), or a caller that does not wait, sends the whole check to REST. The stream
+process publishes its checks a moment after the push that calls them (`TPSL_STREAM_SETTLE_MS`), so
+the rest of a fill's pushes are usually in by then; in a burst of fills they can be a few hundred
+milliseconds behind, and a REST read of a whole account takes longer than that.
 
 Orders that reached a final state stay in the view (their final fills answer the core's look-ups)
 for `FINAL_KEPT_MS`; an order the view shows open but the exchange no longer lists is dropped from
@@ -65,6 +69,7 @@ FINAL_KEPT_MS = 3_600_000  # final orders kept for look-ups this long
 # the accounts it checks (a check reads them all), and the orders of the monitors it checked lately
 VIEW_POSITIONS_MAX = 10_000
 VIEW_ORDERS_MAX = 8_192
+BEHIND_WAIT_S = 1.0  # a fill's position push is awaited this long (a REST read of the account after)
 
 
 def _view_position(text: Text) -> Position:
@@ -208,6 +213,22 @@ def _stop_fills(rows: Mapping[str, str]) -> dict[tuple[str, Side], int]:
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class ViewRead:
+    """A read of the view: the Snapshot, and the symbols whose latest fill the view has no position
+    push for yet (`behind`). The Snapshot's rows of those symbols are as the view holds them, older
+    than the fill: the monitors of those symbols must not be stepped on it."""
+
+    snapshot: Snapshot
+    behind: frozenset[str] = frozenset()
+
+
+def young_behind(behind: Iterable[str], fills: Mapping[str, int], now: float, wait_s: float) -> bool:
+    """Whether every behind symbol's fill is younger than `wait_s` (pure): its position push can
+    still come. `fills` is SYMBOL → execution time (ms, the exchange's clock)."""
+    return all(now * 1000 - fills[symbol] < wait_s * 1000 for symbol in behind)
+
+
 class _Loaded(NamedTuple):
     meta: dict[str, Any]
     orders: dict[str, tuple[ExchangeOrder, int]]
@@ -324,22 +345,26 @@ class StreamView:
         gap = float(meta.get("gap_at", "0") or 0)
         return alive and reconciled > gap and now - reconciled <= self.reconcile_s
 
-    def snapshot(
+    def read(
         self,
         account: str,
         *,
         now: float,
         instruments: Callable[[], Mapping[str, Instrument]],
         orders_for: Callable[[Snapshot], Iterable[str]] | None = None,
-    ) -> Snapshot | None:
+        behind_wait_s: float = 0.0,
+    ) -> ViewRead | None:
         """The account from the view (no REST call), or None when the view cannot be trusted now.
         Final orders the view holds come as looked up: the core's look-ups for them are answered.
 
         `orders_for`: given the snapshot with its positions (and no orders yet), the orderLinkIds
         the check needs; only those orders are read (a check of a few monitors does not decode an
         account's thousands of orders). None: every order of the account. The fills are read again
-        with the orders, so a fill pushed in between (its order newer than the positions read)
-        sends the check to REST as well."""
+        with the orders, so a fill pushed in between (its order newer than the positions read) is
+        behind as well.
+
+        `behind_wait_s`: how young the fills of symbols that are behind may be for the read to
+        name them in `ViewRead.behind` rather than answer None (0: any symbol behind answers None)."""
         pk = keys.view_positions(self.prefix, account)
         fills_key = keys.view_fills(self.prefix, account)
         pipe = self.redis.pipeline(transaction=False)
@@ -353,8 +378,9 @@ class StreamView:
         if not self.usable(meta, bool(alive), now):
             return None
         position_stamps = {k: int(v) for k, v in pstamps.items()}
-        behind = positions_behind({k: int(v) for k, v in fills.items()}, position_stamps)
-        if behind:
+        fill_ms = {k: int(v) for k, v in fills.items()}
+        behind = positions_behind(fill_ms, position_stamps)
+        if behind and not young_behind(behind, fill_ms, now, behind_wait_s):
             log.debug("view of %s: fills on %s not in a position push yet; read by REST", account, behind)
             return None
         positions = [_positions.get((account, k), v) for k, v in prows.items()]
@@ -381,7 +407,9 @@ class StreamView:
                 pipe.hmget(ok, wanted)
         pipe.hgetall(fills_key)
         *got, fills = pipe.execute()
-        if positions_behind({k: int(v) for k, v in fills.items()}, position_stamps):
+        fill_ms = {k: int(v) for k, v in fills.items()}
+        behind = positions_behind(fill_ms, position_stamps)
+        if behind and not young_behind(behind, fill_ms, now, behind_wait_s):
             return None
         if orders_for is None:
             rows = list(got[0].items())
@@ -389,12 +417,13 @@ class StreamView:
             rows = [(k, r) for k, r in zip(wanted, got[0] if got else [], strict=False) if r is not None]
         orders = [_orders.get((account, k), r) for k, r in rows]
         finals = {o.link_id: o for o in orders if not o.status.is_open}
-        return replace(
+        snap = replace(
             base,
             open_orders={o.link_id: o for o in orders if o.status.is_open},
             closed_orders=finals,
             looked_up=frozenset(finals),
         )
+        return ViewRead(snap, frozenset(behind))
 
     # ------------------------------------------------------------------------------ reconcile
 

@@ -168,3 +168,47 @@ def test_a_pushed_round_stopped_by_its_soft_deadline_gives_its_monitors_back(sta
         lambda: read_counts(stack.rt)["reads"].get("main", 0) == reads + 1,
         what="the check its monitors were handed to",
     )
+
+
+def test_a_fill_whose_position_push_lags_holds_back_its_symbol_not_the_account(stack, watch):
+    """Bybit pushes a fill's execution and its position as separate messages. A check that finds
+    the first without the second checks the account's other symbols from the view and leaves that
+    symbol's monitors to the check the position push calls: no REST read of the whole account (in
+    a burst of fills, seconds). A position push that never comes: the task checks them again once
+    the wait is over, and that check finds the fill old and reads the account by REST."""
+    from tasks.checks import check_behind_later
+    from workers.checker import run_check
+    from workers.stream_view import BEHIND_WAIT_S, stream_view
+
+    from .plans import conservative_short
+
+    stack.prices(BTCUSDT="60500", ETHUSDT="2950")
+    btc = stack.create(conservative_long())
+    eth = stack.create(conservative_short())
+    for m in (btc, eth):
+        stack.wait(lambda m=m: first_check_done(stack, m.id), what="the first tier checks")
+    view = stream_view(stack.rt)
+    assert view is not None
+    stack.wait(
+        lambda: view.read("main", now=time.time(), instruments=dict) is not None, what="the view reconciled"
+    )
+
+    def rest_reads() -> int:
+        counts = read_counts(stack.rt)
+        return counts["reads"].get("main", 0) - counts["view_reads"].get("main", 0)
+
+    before = rest_reads()
+    view.apply_fills("main", [("BTCUSDT", int(time.time() * 1000))])  # its position push: not yet
+    result = run_check(stack.rt, "main", [btc.id, eth.id])
+    assert result.skipped is None
+    assert result.behind == [btc.id] and [m.id for m in result.monitors] == [eth.id]
+    assert rest_reads() == before  # ETHUSDT's monitor was checked from the view
+
+    # the push never comes: the check the task queued finds the fill old and reads REST
+    check_behind_later(stack.app, "main", result.behind)
+    stack.wait(lambda: rest_reads() > before, timeout=BEHIND_WAIT_S + 10, what="the REST read a moment later")
+    # that read settled the fill: the view is read again, every symbol
+    again = run_check(stack.rt, "main", [btc.id, eth.id])
+    assert again.behind == [] and {m.id for m in again.monitors} == {btc.id, eth.id}
+    assert rest_reads() == before + 1
+

@@ -47,13 +47,21 @@ def no_instruments():
     return {}
 
 
+def snapshot(v, account="main", **kw):
+    """What a check that does not wait for position pushes reads: the view's Snapshot, or None
+    (the check reads REST)."""
+    got = v.read(account, instruments=no_instruments, **kw)
+    assert got is None or got.behind == frozenset()
+    return None if got is None else got.snapshot
+
+
 def test_a_late_push_never_undoes_a_newer_state(redis_client):
     v = view(redis_client)
     v.mark_alive("main")
     v.reconcile("main", rest(T))
     assert v.apply_orders("main", [order(ExchangeOrderStatus.FILLED, updated=2000)]) == 1
     assert v.apply_orders("main", [order(updated=1000)]) == 0  # older: refused
-    snap = v.snapshot("main", now=T + 1, instruments=no_instruments)
+    snap = snapshot(v, now=T + 1)
     assert snap is not None and LID not in snap.open_orders
     assert snap.closed_orders[LID].status is ExchangeOrderStatus.FILLED and LID in snap.looked_up
     assert v.apply_orders("main", [order(ExchangeOrderStatus.FILLED, updated=2000)]) == 1  # same stamp: ok
@@ -74,24 +82,24 @@ def test_a_late_push_never_undoes_a_newer_state(redis_client):
 def test_the_view_is_read_only_while_it_can_be_trusted(redis_client):
     v = view(redis_client)
     p = Position("BTCUSDT", 0, Side.BUY, D("0.030"), D("60000"), mark_price=D("60100"))
-    assert v.snapshot("main", now=T, instruments=no_instruments) is None  # the stream is not up
+    assert snapshot(v, now=T) is None  # the stream is not up
     assert v.reconcile("main", rest(T, [order()], [p])) is None  # nor written while it is not
     v.mark_alive("main")
     v.mark_gap("main", T)
-    assert v.snapshot("main", now=T + 1, instruments=no_instruments) is None  # not reconciled yet
+    assert snapshot(v, now=T + 1) is None  # not reconciled yet
     v.reconcile("main", rest(T + 1, [order()], [p]))  # a REST read that started after the gap
-    snap = v.snapshot("main", now=T + 2, instruments=no_instruments)
+    snap = snapshot(v, now=T + 2)
     assert snap is not None and snap.taken_at == T + 1.5  # the read margin
     assert snap.positions[("BTCUSDT", 0)].size == D("0.030") and LID in snap.open_orders
     # a position's mark is as old as its last push: the check prices the symbol from the tickers
     assert snap.positions[("BTCUSDT", 0)].mark_price is None
     v.mark_gap("main", T + 3)  # the stream re-subscribed: pushes may have been missed
-    assert v.snapshot("main", now=T + 4, instruments=no_instruments) is None
+    assert snapshot(v, now=T + 4) is None
     v.reconcile("main", rest(T + 5, [order()], [p]))
-    assert v.snapshot("main", now=T + 6, instruments=no_instruments) is not None
-    assert v.snapshot("main", now=T + 5 + 61, instruments=no_instruments) is None  # reconciled too long ago
+    assert snapshot(v, now=T + 6) is not None
+    assert snapshot(v, now=T + 5 + 61) is None  # reconciled too long ago
     v.mark_down("main")
-    assert v.snapshot("main", now=T + 7, instruments=no_instruments) is None  # the stream is down
+    assert snapshot(v, now=T + 7) is None  # the stream is down
     assert v.divergences("main") == 0  # every REST read agreed with the view
 
 
@@ -102,24 +110,24 @@ def test_a_fill_the_position_push_has_not_shown_yet_keeps_the_view_unread(redis_
     p = Position("BTCUSDT", 0, Side.BUY, D("0.030"), D("60000"))
     v.mark_alive("main")
     v.reconcile("main", rest(T, [order()], [p]))
-    assert v.snapshot("main", now=T + 1, instruments=no_instruments) is not None
+    assert snapshot(v, now=T + 1) is not None
     fill_ms = int((T + 2) * 1000)
     v.apply_fills("main", [("BTCUSDT", fill_ms)])  # the stop fired: its execution came first
     v.apply_orders("main", [order(ExchangeOrderStatus.FILLED, updated=fill_ms)])
-    assert v.snapshot("main", now=T + 3, instruments=no_instruments) is None  # the position lags
+    assert snapshot(v, now=T + 3) is None  # the position lags
     v.apply_fills("main", [("ETHUSDT", fill_ms - 5)])  # another symbol's fill changes nothing here
     flat = Position("BTCUSDT", 0, None, D("0"), D("0"))
     v.apply_positions("main", [(flat, fill_ms)])  # the position push that shows it
-    snap = v.snapshot("main", now=T + 3, instruments=no_instruments)
+    snap = snapshot(v, now=T + 3)
     assert snap is None  # ETHUSDT's position has not been pushed yet either
     v.apply_positions("main", [(Position("ETHUSDT", 0, Side.BUY, D("1"), D("3000")), fill_ms)])
-    snap = v.snapshot("main", now=T + 3, instruments=no_instruments)
+    snap = snapshot(v, now=T + 3)
     assert snap is not None and ("BTCUSDT", 0) not in snap.positions  # flat
     # a fill whose position push was lost: a REST read made after it settles it
     v.apply_fills("main", [("BTCUSDT", fill_ms + 100)])
-    assert v.snapshot("main", now=T + 4, instruments=no_instruments) is None
+    assert snapshot(v, now=T + 4) is None
     v.reconcile("main", rest(T + 4, [], []))
-    assert v.snapshot("main", now=T + 5, instruments=no_instruments) is not None
+    assert snapshot(v, now=T + 5) is not None
 
 
 def test_a_check_reads_only_the_orders_it_names(redis_client):
@@ -136,20 +144,16 @@ def test_a_check_reads_only_the_orders_it_names(redis_client):
         seen.append(dict(positions.positions))  # the positions come first, to decide who joins
         return [LID, "tgnotthere00-SL-1"]
 
-    snap = v.snapshot("main", now=T + 1, instruments=no_instruments, orders_for=orders_for)
+    snap = snapshot(v, now=T + 1, orders_for=orders_for)
     assert snap is not None and list(snap.open_orders) == [LID]
     assert seen == [{("BTCUSDT", 0): p}]
-    assert (
-        v.snapshot("main", now=T + 1, instruments=no_instruments, orders_for=lambda _: []).open_orders == {}
-    )
+    assert snapshot(v, now=T + 1, orders_for=lambda _: []).open_orders == {}
 
     def a_fill_arrives_meanwhile(positions):
         v.apply_fills("main", [("BTCUSDT", int((T + 1) * 1000))])
         return [LID]
 
-    assert (
-        v.snapshot("main", now=T + 1, instruments=no_instruments, orders_for=a_fill_arrives_meanwhile) is None
-    )
+    assert snapshot(v, now=T + 1, orders_for=a_fill_arrives_meanwhile) is None
 
 
 def test_rows_decoded_once_per_text_and_never_stale(redis_client):
@@ -163,7 +167,7 @@ def test_rows_decoded_once_per_text_and_never_stale(redis_client):
     v.apply_positions("mirror", [(replace(p, size=D("0.015")), int((T + 1) * 1000))])
 
     def read(account, now=T + 2):
-        snap = v.snapshot(account, now=now, instruments=no_instruments, orders_for=lambda _: [LID])
+        snap = snapshot(v, account, now=now, orders_for=lambda _: [LID])
         assert snap is not None
         return snap
 
@@ -192,14 +196,43 @@ def test_pushed_stop_loss_fills_reach_the_checks_and_are_pruned_after_an_hour(re
     assert v.apply_stop_fills("main", [("BTCUSDT", Side.SELL, ms - 5), ("BTCUSDT", Side.SELL, ms)]) == 1
     assert v.apply_stop_fills("main", [("BTCUSDT", Side.SELL, ms - 1)]) == 0  # older: refused
     v.apply_stop_fills("main", [("ETHUSDT", Side.BUY, ms + 7)])
-    snap = v.snapshot("main", now=T + 1, instruments=no_instruments)
+    snap = snapshot(v, now=T + 1)
     assert snap is not None
     assert snap.stop_fills == {("BTCUSDT", Side.SELL): ms, ("ETHUSDT", Side.BUY): ms + 7}
     assert snap.stop_fills_read == frozenset()  # pushed only: an absent fill proves nothing
     # another account's view holds none of them
-    other = v.snapshot("mirror", now=T + 1, instruments=no_instruments)
+    other = snapshot(v, "mirror", now=T + 1)
     assert other is None or other.stop_fills == {}
     # a REST reconciliation an hour later drops them: no close waits that long to be judged
     v.reconcile("main", rest(T + 3601))
-    snap = v.snapshot("main", now=T + 3601.5, instruments=no_instruments)
+    snap = snapshot(v, now=T + 3601.5)
     assert snap is not None and snap.stop_fills == {}
+
+
+def test_a_check_that_waits_for_position_pushes_is_told_which_symbols_are_behind(redis_client):
+    """Given a wait, a fill younger than it names its symbol behind (its rows are the view's, older
+    than the fill: not to be stepped) and the read goes on; an older one sends the check to REST."""
+    v = view(redis_client)
+    btc = Position("BTCUSDT", 0, Side.BUY, D("0.030"), D("60000"))
+    eth = Position("ETHUSDT", 0, Side.BUY, D("1"), D("3000"))
+    v.mark_alive("main")
+    v.reconcile("main", rest(T, [order()], [btc, eth]))
+    v.apply_fills("main", [("BTCUSDT", int((T + 2) * 1000))])
+    got = v.read("main", now=T + 2.4, instruments=no_instruments, behind_wait_s=0.5)
+    assert got is not None and got.behind == frozenset({"BTCUSDT"})
+    assert set(got.snapshot.positions) == {("BTCUSDT", 0), ("ETHUSDT", 0)}  # as the view holds them
+    assert v.read("main", now=T + 2.6, instruments=no_instruments, behind_wait_s=0.5) is None  # too old
+    assert v.read("main", now=T + 2.4, instruments=no_instruments) is None  # a check that does not wait
+
+    def eth_fills_meanwhile(_):
+        v.apply_fills("main", [("ETHUSDT", int((T + 2.3) * 1000))])
+        return [LID]
+
+    got = v.read(
+        "main", now=T + 2.4, instruments=no_instruments, orders_for=eth_fills_meanwhile, behind_wait_s=0.5
+    )
+    assert got is not None and got.behind == frozenset({"BTCUSDT", "ETHUSDT"})
+    v.apply_positions("main", [(replace(btc, size=D("0.020")), int((T + 2) * 1000))])  # its push came
+    got = v.read("main", now=T + 2.4, instruments=no_instruments, behind_wait_s=0.5)
+    assert got is not None and got.behind == frozenset({"ETHUSDT"})
+    assert got.snapshot.positions[("BTCUSDT", 0)].size == D("0.020")
