@@ -43,6 +43,8 @@ ROUTES: dict[str, str] = {
     "tpsl.maintenance_orphans": MAINTENANCE_QUEUE,
     "tpsl.maintenance_reconcile": MAINTENANCE_QUEUE,
     "tpsl.stats": MAINTENANCE_QUEUE,
+    "tpsl.refresh_views": MAINTENANCE_QUEUE,
+    "tpsl.refresh_view": MAINTENANCE_QUEUE,
     "tpsl.series": MAINTENANCE_QUEUE,
 }
 

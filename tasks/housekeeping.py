@@ -1,4 +1,5 @@
-"""Maintenance (a group of independent parts), the page's series and the periodic statistics line."""
+"""Maintenance (a group of independent parts), the stream views' refresh, the page's series and the
+periodic statistics line."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from celery import Celery, group
 from persistence.stats import persist_stats
 from workers.maintenance import cancel_orphans, prune_history
 from workers.reconcile import reconcile
+from workers.view_refresh import refresh_every_s
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,25 @@ def register(app: Celery) -> None:
     def reconcile_task() -> dict[str, int]:
         r = reconcile(runtime(app))
         return {"restored": r.restored, "refreshed": r.refreshed, "persisted": r.persisted}
+
+    @app.task(shared=False, name="tpsl.refresh_views", soft_time_limit=4, time_limit=5)
+    def refresh_views() -> int:
+        """A refresh of each stream view that is due one (workers/view_refresh.py), each a task of
+        its own: one slow account does not hold back the others."""
+        from workers.view_refresh import views_due
+
+        rt = runtime(app)
+        due = views_due(rt)
+        every = refresh_every_s(rt.settings.stream_reconcile_s)
+        for account in due:
+            refresh_view_task.apply_async(args=(account,), expires=every)
+        return len(due)
+
+    @app.task(shared=False, name="tpsl.refresh_view", soft_time_limit=50, time_limit=60)
+    def refresh_view_task(account: str) -> int | None:
+        from workers.view_refresh import refresh_view
+
+        return refresh_view(runtime(app), account)
 
     @app.task(shared=False, name="tpsl.series", soft_time_limit=4, time_limit=5)
     def series() -> dict[str, int]:

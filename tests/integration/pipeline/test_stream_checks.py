@@ -212,3 +212,46 @@ def test_a_fill_whose_position_push_lags_holds_back_its_symbol_not_the_account(s
     assert again.behind == [] and {m.id for m in again.monitors} == {btc.id, eth.id}
     assert rest_reads() == before + 1
 
+
+class TestViewRefresh:
+    """The views are reconciled by a task of their own, so a check never reads a whole account by
+    REST while it holds it (workers/view_refresh.py)."""
+
+    @pytest.fixture
+    def stack_overrides(self):
+        return {"tier_intervals": {t: SLOW for t in Tier}, "stream_reconcile_s": 2.0}
+
+    def test_a_view_refreshed_in_the_background_keeps_checks_off_rest(self, stack, watch):
+        from workers.checker import run_check
+        from workers.stream_view import stream_view
+        from workers.view_refresh import refresh_view, views_due
+
+        stack.prices(BTCUSDT="60500")
+        m = stack.create(conservative_long())
+        stack.wait(lambda: first_check_done(stack, m.id), what="the first tier check")
+        view = stream_view(stack.rt)
+        assert view is not None
+
+        def reconciled_at() -> float:
+            return view.state("main")["reconciled_at"]
+
+        def rest_reads() -> int:
+            counts = read_counts(stack.rt)
+            return counts["reads"].get("main", 0) - counts["view_reads"].get("main", 0)
+
+        stack.wait(lambda: reconciled_at() > 0, what="the view reconciled")
+        first = reconciled_at()
+        assert refresh_view(stack.rt, "main") is None  # not due: reconciled a moment ago
+        stack.wait(lambda: "main" in views_due(stack.rt), timeout=5, what="half of stream_reconcile_s")
+        assert refresh_view(stack.rt, "main") == 0  # read, reconciled, nothing to correct
+        assert reconciled_at() > first
+        # beat's tick, through the worker: each due view refreshed by a task of its own
+        stack.wait(lambda: "main" in views_due(stack.rt), timeout=5, what="due again")
+        second = reconciled_at()
+        stack.app.tasks["tpsl.refresh_views"].delay()
+        stack.wait(lambda: reconciled_at() > second, timeout=10, what="the refresh by the worker")
+        # past stream_reconcile_s since the check's own REST read, a check still reads the view
+        assert time.time() - first > 2.0
+        before = rest_reads()
+        assert run_check(stack.rt, "main", [m.id]).skipped is None
+        assert rest_reads() == before

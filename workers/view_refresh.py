@@ -1,0 +1,74 @@
+"""The stream views reconciled by REST in the background, so a check never has to do it.
+
+A check reads an account from its stream view only while REST reconciled the view within
+`stream_reconcile_s` (workers/stream_view.py); past that, the check reads the whole account by REST
+itself and reconciles the view. That read lists every open order of the account (20 pages at 1,000
+orders, about a second), and the check holds the account while it runs: every fill pushed meanwhile
+waits behind it. So the views are reconciled here instead, by a task of their own that holds
+nothing: beat's `tpsl.refresh_views` (every quarter of `stream_reconcile_s`) queues a
+`tpsl.refresh_view` for each account whose stream is up and whose view was reconciled more than half
+of `stream_reconcile_s` ago, and that task reads the account and reconciles its view. A check reads
+REST itself only when this falls behind (no worker took the maintenance queue, a read failed) or
+after a reconnect (the view is untrusted until a read that started after it).
+
+Reconciling races nothing: the view's rows are newer-wins (a push newer than the read's start
+stays), the same as when a check reconciles.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from core.errors import TpslError
+from workers.stream_view import stream_view
+
+if TYPE_CHECKING:
+    from workers.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def refresh_every_s(reconcile_s: float) -> float:
+    """How often beat asks which views are due (a quarter of `stream_reconcile_s`)."""
+    return reconcile_s / 4
+
+
+def is_due(reconciled_at: float, now: float, reconcile_s: float) -> bool:
+    """Whether a view reconciled at `reconciled_at` is due a refresh (pure): past half of its
+    `reconcile_s`, so the refresh is done before a check would find the view too old."""
+    return now - reconciled_at > reconcile_s / 2
+
+
+def views_due(rt: Runtime) -> list[str]:
+    """The accounts whose stream is up and whose view is due a refresh (none with streams off)."""
+    view = stream_view(rt)
+    if view is None:
+        return []
+    now, reconcile_s = rt.clock(), rt.settings.stream_reconcile_s
+    due = []
+    for account in rt.accounts:
+        state = view.state(account)
+        if state["up"] and is_due(state["reconciled_at"], now, reconcile_s):
+            due.append(account)
+    return due
+
+
+def refresh_view(rt: Runtime, account_id: str) -> int | None:
+    """Read the account by REST and reconcile its view; the divergences found, or None when nothing
+    was done (streams off, an unknown account, the stream down, the view refreshed meanwhile, the
+    read failed: the next tick, or a check, does it)."""
+    view = stream_view(rt)
+    account = rt.accounts.get(account_id)
+    if view is None or account is None:
+        return None
+    state = view.state(account_id)
+    if not state["up"] or not is_due(state["reconciled_at"], rt.clock(), rt.settings.stream_reconcile_s):
+        return None  # a duplicate of a refresh already done, or nothing to reconcile
+    try:
+        snap = rt.client_for(account).snapshot(account)
+    except TpslError as e:
+        log.warning("view refresh of %s skipped: %s", account_id, e)
+        return None
+    found = view.reconcile(account_id, snap)
+    return None if found is None else len(found)
