@@ -13,9 +13,10 @@ Reads (a check, `read`): a Snapshot built from the view, with no REST call, when
 Otherwise the check reads the exchange by REST, exactly as it does without streams, and that read
 reconciles the view (`reconcile`): where the view and the exchange differ, the exchange wins, and a
 difference the pushes should have brought (older than `DIVERGENCE_GRACE_MS`, and not the catching
-up of the first read after a gap) is counted as a divergence (a lost push) and logged. So REST
-reads an account once per `stream_reconcile_s`, after every gap, and whenever the stream is down;
-the tiers keep scheduling every monitor either way.
+up of the first read after a gap) is counted as a divergence (a lost push) and logged. A task
+reconciles each view the same way in the background before it is `stream_reconcile_s` old
+(workers/view_refresh.py), so checks read REST after a gap and while the stream is down; the tiers
+keep scheduling every monitor either way.
 
 A symbol on which the view has seen an execution but not yet the position push that shows it
 (Bybit pushes the execution, the order and the position of one fill as separate messages, in no
