@@ -102,7 +102,9 @@ def make_celery(settings: Settings, *, main: str = "tpsl") -> Celery:
         task_soft_time_limit=50,
         task_time_limit=60,
         worker_max_tasks_per_child=None,
-        worker_send_task_events=True,  # Flower
+        # three events per task through the broker, for a monitor: Flower turns them on itself
+        # while it runs (its enable_events, every 5 s), so by default a worker sends none
+        worker_send_task_events=settings.task_events,
         task_send_sent_event=False,
         worker_hijack_root_logger=False,
         enable_utc=True,

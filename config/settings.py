@@ -205,6 +205,11 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("FLOWER_BASIC_AUTH", "TPSL_FLOWER_BASIC_AUTH"),
         description="user:password for Flower.",
     )
+    task_events: bool = Field(
+        False,
+        description="Workers send Celery's task events from the start (for a monitor other than Flower). "
+        "Flower turns them on itself while it runs; off, a worker spends nothing on them.",
+    )
 
     # ---- alerts
     webhook_url: SecretStr | None = Field(

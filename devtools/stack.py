@@ -123,7 +123,6 @@ def worker_specs(
             "1",
             "--loglevel",
             "INFO",
-            "-E",  # task events, for Flower
         ]
         if pool == traced_pool and trace_dir:  # what grows in this pool's memory (devtools/memtrace.py)
             argv = python(

@@ -77,3 +77,21 @@ def test_worker_pool_type_and_slots_come_from_the_settings_with_their_defaults()
         assert f"--pool ${{TPSL_WORKER_POOL:-{defaults.worker_pool}}}" in cmd, cmd
         var = f"TPSL_{pool.upper()}_CONCURRENCY"
         assert f"--concurrency ${{{var}:-{defaults.slots(pool)}}}" in cmd, cmd
+
+
+def test_task_events_are_off_until_a_monitor_asks_and_it_can():
+    """A worker sends Celery's task events only with TPSL_TASK_EVENTS, or once Flower asks with the
+    `enable_events` control command. That command only widens what an event dispatcher already
+    running sends, and the dispatcher runs for the worker's heartbeat: no worker line may turn
+    heartbeats, events or remote control off."""
+    from config.celery_app import make_celery
+    from config.settings import Settings
+
+    url = "redis://127.0.0.1:9/0"  # never connected to
+    assert make_celery(Settings(redis_url=url)).conf.worker_send_task_events is False
+    assert make_celery(Settings(redis_url=url, task_events=True)).conf.worker_send_task_events is True
+    for pool in (*POOLS, ONE_WORKER):
+        cmd = procfile()[pool]
+        for flag in ("--without-heartbeat", "--without-gossip", "-E", "--task-events"):
+            assert flag not in cmd.split(), (pool, flag)
+    assert make_celery(Settings(redis_url=url)).conf.worker_enable_remote_control is not False
