@@ -332,8 +332,7 @@ def _pass(
         account.id, {key_of(m.symbol, m.position_idx): snap.size(m.symbol, m.position_idx) for m in stepped}
     )
     done = [new for new in changed if is_finished(new)]
-    for m in done:
-        rt.registry.remove(m.id)
+    rt.registry.remove_many(m.id for m in done)
     index.unbind(done)
     _log_slow_pass(account.id, len(group), len(intents), read_at, now, stepped_at, sent_at, rt.clock())
     result.checked += len(group)

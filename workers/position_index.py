@@ -60,15 +60,22 @@ class PositionIndex:
         return {p: mid for p, mid in zip(wanted, raw, strict=True) if mid is not None}
 
     def unbind(self, monitors: Iterable[Monitor]) -> None:
-        """Forget finished monitors (only if the position still names them)."""
-        for m in monitors:
-            key = key_of(m.symbol, m.position_idx)
-            current = self.redis.hget(self._mon(m.account), key)
-            if current == m.id:
-                pipe = self.redis.pipeline(transaction=False)
+        """Forget finished monitors (only if the position still names them): two round trips
+        whatever their number."""
+        bound = [(m, key_of(m.symbol, m.position_idx)) for m in monitors]
+        if not bound:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for m, key in bound:
+            pipe.hget(self._mon(m.account), key)
+        current = pipe.execute()
+        pipe = self.redis.pipeline(transaction=False)
+        for (m, key), owner in zip(bound, current, strict=True):
+            if owner == m.id:
                 pipe.hdel(self._mon(m.account), key)
                 pipe.hdel(self._size(m.account), key)
-                pipe.execute()
+        if len(pipe):
+            pipe.execute()
 
     def changed(self, snap: Snapshot, *, skip: Iterable[str] = ()) -> list[str]:
         """Monitors of the account (other than `skip`) whose position size in this read differs from

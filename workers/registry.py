@@ -363,12 +363,22 @@ class Registry:
     def remove(self, monitor_id: str) -> bool:
         """Remove a monitor completely (state, index sets, due entries in every tier) atomically.
         False if it did not exist."""
-        monitor_id = _check_id(monitor_id)
-        removed = self._remove(
-            keys=[self.monitor_key(monitor_id), self._all_key, self._accounts_key, *self._due_keys],
-            args=[monitor_id, self.prefix],
-        )
-        return bool(int(removed))
+        return self.remove_many([monitor_id])[monitor_id]
+
+    def remove_many(self, monitor_ids: Iterable[str]) -> dict[str, bool]:
+        """`remove` for several monitors in one round trip (each removal atomic on its own): a
+        pass that closed fifty monitors does not wait for fifty."""
+        ids = [_check_id(mid) for mid in monitor_ids]
+        if not ids:
+            return {}
+        pipe = self.redis.pipeline(transaction=False)
+        for mid in ids:
+            self._remove(
+                keys=[self.monitor_key(mid), self._all_key, self._accounts_key, *self._due_keys],
+                args=[mid, self.prefix],
+                client=pipe,
+            )
+        return {mid: bool(int(removed)) for mid, removed in zip(ids, pipe.execute(), strict=True)}
 
     def ids(self, account: str | None = None) -> list[str]:
         """Every monitor id, or those of one account, sorted."""

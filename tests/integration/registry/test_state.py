@@ -207,3 +207,39 @@ def test_states_and_due_entries_are_the_readers_view(registry: Registry) -> None
         [("main", "m3", 1.0)],
         [],
     ]
+
+
+def test_remove_many_is_remove_for_each_in_one_round_trip(registry: Registry) -> None:
+    registry.add("m1", "main", state(1), Tier.CRITICAL, 10.0)
+    registry.add("m2", "main", state(1), Tier.IDLE, 10.0)
+    registry.add("x1", "mirror1", state(1), Tier.STANDARD, 10.0)
+    assert registry.remove_many([]) == {}
+    assert registry.remove_many(["m1", "x1", "gone1"]) == {"m1": True, "x1": True, "gone1": False}
+    assert registry.get("m1") is None and registry.get("x1") is None
+    assert registry.ids() == ["m2"] and registry.accounts() == ["main"]
+    assert [c.monitor_id for c in registry.claim(1_000.0)] == ["m2"]
+
+
+def test_finished_monitors_leave_the_position_index_only_while_it_still_names_them(
+    registry: Registry,
+) -> None:
+    from dataclasses import replace
+    from decimal import Decimal as D
+
+    from core.models import Monitor
+    from tests.unit.core import builders
+    from workers.position_index import PositionIndex
+
+    def monitor(mid: str, symbol: str) -> Monitor:
+        plan = replace(builders.conservative_long(mirror=False), symbol=symbol)
+        return Monitor(id=mid, account="main", plan=plan, position_size=D("0.01"))
+
+    index = PositionIndex(registry.redis, prefix=registry.prefix)
+    a, b, c = monitor("a1", "BTCUSDT"), monitor("b1", "ETHUSDT"), monitor("c1", "SOLUSDT")
+    index.bind([a, b, c])
+    index.bind([monitor("b2", "ETHUSDT")])  # a new monitor took ETHUSDT's position
+    index.unbind([a, b])
+    assert index.owner("main", "BTCUSDT", 0) is None
+    assert index.owner("main", "ETHUSDT", 0) == "b2"  # not b1's to forget
+    assert index.owner("main", "SOLUSDT", 0) == "c1"
+    index.unbind([])
