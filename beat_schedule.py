@@ -7,7 +7,7 @@
 | maintenance | tpsl.maintenance    | `maintenance_period_s` (2 h)   | maintenance |
 | stats       | tpsl.stats          | `stats_period_s` (5 min)       | maintenance |
 | series      | tpsl.series         | 5 s (workers/series.py)        | maintenance |
-| views       | tpsl.refresh_views  | `stream_reconcile_s` / 4 (15 s) | maintenance |
+| views       | tpsl.refresh_views  | `stream_reconcile_s` / 8 (7.5 s) | maintenance |
 
 `views` only with streams on (workers/view_refresh.py).
 

@@ -237,7 +237,7 @@ class Settings(BaseSettings):
         gt=0,
         description="A check reads an account from its stream view only if REST reconciled the view "
         "this recently (and after the stream's last reconnect); else it reads REST, which reconciles. "
-        "A task reconciles each view in the background past half of this.",
+        "A task reconciles each view in the background past three quarters of this.",
     )
     stream_read_margin_s: float = Field(
         0.5,

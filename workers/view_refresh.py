@@ -5,11 +5,14 @@ A check reads an account from its stream view only while REST reconciled the vie
 itself and reconciles the view. That read lists every open order of the account (20 pages at 1,000
 orders, about a second), and the check holds the account while it runs: every fill pushed meanwhile
 waits behind it. So the views are reconciled here instead, by a task of their own that holds
-nothing: beat's `tpsl.refresh_views` (every quarter of `stream_reconcile_s`) queues a
-`tpsl.refresh_view` for each account whose stream is up and whose view was reconciled more than half
-of `stream_reconcile_s` ago, and that task reads the account and reconciles its view. A check reads
-REST itself only when this falls behind (no worker took the maintenance queue, a read failed) or
-after a reconnect (the view is untrusted until a read that started after it).
+nothing: beat's `tpsl.refresh_views` (every eighth of `stream_reconcile_s`) queues a
+`tpsl.refresh_view` for each account whose stream is up and whose view was reconciled more than
+three quarters of `stream_reconcile_s` ago, and that task reads the account and reconciles its
+view: about as often as the checks did (every 45-53 s by default, against 60 s and the wait for the
+next check), with an eighth of the period left for the read itself (seconds for an account with
+thousands of open orders). A check reads REST itself only when this falls behind (no worker took
+the maintenance queue, a read failed or took longer) or after a reconnect (the view is untrusted
+until a read that started after it).
 
 Reconciling races nothing: the view's rows are newer-wins (a push newer than the read's start
 stays), the same as when a check reconciles.
@@ -30,14 +33,14 @@ log = logging.getLogger(__name__)
 
 
 def refresh_every_s(reconcile_s: float) -> float:
-    """How often beat asks which views are due (a quarter of `stream_reconcile_s`)."""
-    return reconcile_s / 4
+    """How often beat asks which views are due (an eighth of `stream_reconcile_s`)."""
+    return reconcile_s / 8
 
 
 def is_due(reconciled_at: float, now: float, reconcile_s: float) -> bool:
-    """Whether a view reconciled at `reconciled_at` is due a refresh (pure): past half of its
-    `reconcile_s`, so the refresh is done before a check would find the view too old."""
-    return now - reconciled_at > reconcile_s / 2
+    """Whether a view reconciled at `reconciled_at` is due a refresh (pure): past three quarters of
+    its `reconcile_s`, so the refresh is done before a check would find the view too old."""
+    return now - reconciled_at > reconcile_s * 3 / 4
 
 
 def views_due(rt: Runtime) -> list[str]:

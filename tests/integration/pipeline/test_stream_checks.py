@@ -242,7 +242,7 @@ class TestViewRefresh:
         stack.wait(lambda: reconciled_at() > 0, what="the view reconciled")
         first = reconciled_at()
         assert refresh_view(stack.rt, "main") is None  # not due: reconciled a moment ago
-        stack.wait(lambda: "main" in views_due(stack.rt), timeout=5, what="half of stream_reconcile_s")
+        stack.wait(lambda: "main" in views_due(stack.rt), timeout=5, what="3/4 of stream_reconcile_s")
         assert refresh_view(stack.rt, "main") == 0  # read, reconciled, nothing to correct
         assert reconciled_at() > first
         # beat's tick, through the worker: each due view refreshed by a task of its own
