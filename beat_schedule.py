@@ -1,12 +1,12 @@
 """Beat's schedule. `tpsl beat` reads it through the configured app (tasks/base.py), without the tasks.
 
-| entry       | task                | every                          | queue       |
-|-------------|---------------------|--------------------------------|-------------|
-| dispatch    | tpsl.dispatch       | `dispatch_tick_s` (0.5 s)      | dispatch    |
-| flush       | tpsl.flush          | `coalesce_window_s` (30 s)     | persist     |
-| maintenance | tpsl.maintenance    | `maintenance_period_s` (2 h)   | maintenance |
-| stats       | tpsl.stats          | `stats_period_s` (5 min)       | maintenance |
-| series      | tpsl.series         | 5 s (workers/series.py)        | maintenance |
+| entry       | task                | every                            | queue       |
+|-------------|---------------------|----------------------------------|-------------|
+| dispatch    | tpsl.dispatch       | `dispatch_tick_s` (0.5 s)        | dispatch    |
+| flush       | tpsl.flush          | `coalesce_window_s` (30 s)       | persist     |
+| maintenance | tpsl.maintenance    | `maintenance_period_s` (2 h)     | maintenance |
+| stats       | tpsl.stats          | `stats_period_s` (5 min)         | maintenance |
+| series      | tpsl.series         | 5 s (workers/series.py)          | maintenance |
 | views       | tpsl.refresh_views  | `stream_reconcile_s` / 8 (7.5 s) | maintenance |
 
 `views` only with streams on (workers/view_refresh.py).

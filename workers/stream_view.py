@@ -26,7 +26,7 @@ that is in fact closed). Its monitors are not checked from the view. For up to `
 the fill a check may check the other symbols' monitors and leave those to the check the position
 push calls (the caller's choice: `read(..., behind_wait_s=...)`); a fill older than that (its
 position push lost), or a caller that does not wait, sends the whole check to REST. The stream
-process publishes its checks a moment after the push that calls them (`TPSL_STREAM_SETTLE_MS`), so
+process publishes its checks a moment after the push that calls them (`TPSL_STREAM_SETTLE_S`), so
 the rest of a fill's pushes are usually in by then; in a burst of fills they can be a few hundred
 milliseconds behind, and a REST read of a whole account takes longer than that.
 
