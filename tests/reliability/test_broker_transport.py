@@ -44,3 +44,21 @@ def test_our_channel_restores_the_unacked_message_once_detached(redis_client, re
     with Connection(redis_url, transport=TRANSPORT) as fresh:
         again = fresh.default_channel.basic_get("t.q", no_ack=True)
         assert again is not None and again.payload == {"n": 1}
+
+
+def test_our_channel_keeps_one_client_per_pool(redis_client, redis_url) -> None:
+    # every publish and ack used to build a new redis.Redis (its callback table filled each time)
+    with Connection(redis_url, transport=TRANSPORT) as conn:
+        ch = conn.default_channel
+        first = ch._create_client()
+        assert ch._create_client() is first
+        with conn.Producer(ch) as producer:
+            producer.publish({"n": 2}, exchange=QUEUE.exchange, routing_key="t.q", declare=[QUEUE])
+        message = ch.basic_get("t.q", no_ack=False)
+        assert message is not None
+        message.ack()
+        assert redis_client.llen("t.q") == 0
+        ch._disconnect_pools()  # a lost connection: a new pool, and a client of the new pool
+        again = ch._create_client()
+        assert again is not first and again.connection_pool is ch.pool
+        assert again.ping()

@@ -55,6 +55,42 @@ def test_a_busy_check_gives_up_when_its_message_expires(stack):
     assert busy_retries(stack.rt, None) == round(SLOW / BUSY_RETRY_S)  # unknown tier: the longest
 
 
+def test_a_busy_check_is_sent_again_with_its_own_options_until_its_retries_are_spent(stack):
+    """What the busy check does in place of Celery's raised retry: the same task, its queue and its
+    expiry, one retry more; nothing once the retries are spent."""
+    from kombu import Exchange, Queue
+
+    from tasks.checks import run_again_later
+
+    task = stack.app.tasks["tpsl.check"]
+    # a queue no worker reads, so the message stays there for the test to see
+    spare = Queue("t.busy.spare", Exchange("t.busy", type="direct"), routing_key="t.busy.spare")
+    with stack.app.connection_for_write() as conn:
+        spare.bind(conn.default_channel).declare()
+    expires = "2099-01-01T00:00:00+00:00"
+    task.push_request(
+        id="busy-1",
+        args=["main", []],
+        kwargs={},
+        retries=3,
+        expires=expires,
+        timelimit=(60, 40),
+        delivery_info={"exchange": "t.busy", "routing_key": "t.busy.spare"},
+    )
+    try:
+        assert run_again_later(task, 0.25, max_retries=3) is False
+        assert run_again_later(task, 0.25, max_retries=4) is True
+    finally:
+        task.pop_request()
+    with stack.app.connection_for_write() as conn:
+        message = spare.bind(conn.default_channel).get(no_ack=True)
+    assert message is not None
+    headers = message.headers
+    assert headers["id"] == "busy-1" and headers["task"] == "tpsl.check" and headers["retries"] == 4
+    assert headers["expires"] == expires and headers["timelimit"] == [60, 40] and headers["eta"]
+    assert message.decode()[0] == ["main", []]
+
+
 def test_monitors_pushed_while_a_tier_check_held_the_account_are_checked_as_it_ends(stack):
     """A push's check that found the account busy put its monitors back in the pending set; the
     tier check holding the account hands them to a check of their own as it finishes, not to a
