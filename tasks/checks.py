@@ -41,6 +41,8 @@ def register(app: Celery) -> None:
     ) -> None:
         rt = runtime(app)
         started = rt.clock()
+        if joined_queued_check(rt, account, monitor_ids):
+            return
         # never wait for the account's lock: a worker blocked on it is one the other accounts'
         # checks lack; a busy account gets this same check again a moment later (until it expires,
         # one interval after it was due: the next one is claimed by then)
@@ -135,6 +137,19 @@ def check_behind_later(app: Celery, account: str, monitor_ids: list[str]) -> Non
         soft_time_limit=spec.soft_time_limit_s,
         time_limit=spec.time_limit_s,
     )
+
+
+JOIN_MAX = 100  # a tier check of more monitors keeps its own pass (a push check stays short)
+
+
+def joined_queued_check(rt: Runtime, account: str, monitor_ids: list[str]) -> bool:
+    """With streams, a tier check whose account has a pushed monitors' check queued (a fill's
+    pushes called it, and it has not started) leaves its monitors to that check: one pass of the
+    account for both, and the fill's check does not wait behind this one holding the account. Up
+    to JOIN_MAX monitors. True when they joined it (this task has nothing left to do)."""
+    if not rt.settings.streams or not monitor_ids or len(monitor_ids) > JOIN_MAX:
+        return False
+    return CheckCoalescer(rt.redis, prefix=rt.prefix).join_queued(account, monitor_ids)
 
 
 def run_again_later(task: Task, countdown: float, max_retries: int) -> bool:

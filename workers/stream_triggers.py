@@ -19,7 +19,9 @@ monitor to the critical tier, which then polls it).
 to the account's pending set and answers whether the caller must enqueue a check (no check was
 queued). The check `take`s the pending set and clears the flag before it reads the exchange, so
 pushes that arrive while it runs queue exactly one more check, and nothing noted is ever dropped:
-a check that cannot run (the account is busy) puts its ids back with `note`.
+a check that cannot run (the account is busy) puts its ids back with `note`. `join_queued` adds a
+tier check's monitors to a check that is queued already (and answers False when none is): the tier
+check then leaves them to it rather than hold the account for a pass of its own just before it.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from config import keys
 from core.ids import parse_link_id
 from core.models import Monitor
 from core.urgency import near, proximity_targets
+from workers.lua import source
 
 LINK_TOPICS = frozenset({"order", "execution", "execution.fast", "order.linear", "execution.linear"})
 POSITION_TOPICS = frozenset({"position", "position.linear"})
@@ -81,6 +84,7 @@ class CheckCoalescer:
     def __init__(self, redis_client: Redis, *, prefix: str = keys.PREFIX) -> None:
         self.redis = redis_client
         self.prefix = prefix
+        self._join = redis_client.register_script(source("join_queued"))
 
     def note(self, account: str, monitor_ids: Iterable[str]) -> bool:
         """Add monitors to the account's next check; True when the caller must enqueue that check
@@ -93,6 +97,15 @@ class CheckCoalescer:
         pipe.set(keys.stream_queued(self.prefix, account), "1", nx=True, ex=QUEUED_TTL_S)
         _, queued_now = pipe.execute()
         return bool(queued_now)
+
+    def join_queued(self, account: str, monitor_ids: Iterable[str]) -> bool:
+        """Add monitors to the account's queued check if one is queued (it has not taken its set
+        yet, so it checks them); False, nothing added, when none is queued or there is nothing."""
+        ids = sorted(set(monitor_ids))
+        if not ids:
+            return False
+        pending, queued = keys.stream_pending(self.prefix, account), keys.stream_queued(self.prefix, account)
+        return bool(self._join(keys=[queued, pending], args=ids))
 
     def take(self, account: str) -> list[str]:
         """The monitors to check now; clears the queued flag (later pushes queue one more check)."""

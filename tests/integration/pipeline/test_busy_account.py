@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from config import keys
 from core.models import Tier
 from tasks.checks import publish_checks
 from workers.checker import read_counts
@@ -16,7 +17,7 @@ from workers.dispatcher import CheckOrder
 from workers.locks import hold_account
 from workers.stream_triggers import CheckCoalescer
 
-from .plans import conservative_long
+from .plans import conservative_long, conservative_short
 
 SLOW = 300.0
 
@@ -101,11 +102,37 @@ def test_monitors_pushed_while_a_tier_check_held_the_account_are_checked_as_it_e
     stack.quiesce()
     before = reads(stack)
     pending = CheckCoalescer(stack.rt.redis, prefix=stack.rt.prefix)
-    # pushed while the account was busy: pending, its check queued in Redis but no task to run it
-    assert pending.note("main", [m.id]) is True
+    # pushed while the account was busy: in the pending set, and no check left to run it (a queued
+    # one would take the tier check's monitors as well: the next test)
+    stack.rt.redis.sadd(keys.stream_pending(stack.rt.prefix, "main"), m.id)
 
     publish_checks(stack.app, [CheckOrder("main", Tier.CRITICAL, (m.id,), time.time())])
     stack.wait(
         lambda: reads(stack) >= before + 2, timeout=10, what="the tier check, then the pushed monitors"
     )
     assert pending.take("main") == []  # taken: handed on by the tier check, then checked
+
+
+def test_a_tier_check_leaves_its_monitors_to_a_queued_push_check(stack):
+    """A push's check is queued for the account and has not started: the tier check adds its
+    monitors to it and reads nothing itself (one pass of the account for both, and the fill's check
+    does not wait behind the tier check's)."""
+    stack.prices(BTCUSDT="60500", ETHUSDT="2980")
+    a = stack.create(conservative_long())
+    b = stack.create(conservative_short())
+    stack.wait(lambda: reads(stack) >= 1, what="the first checks of the new monitors")
+    stack.quiesce()
+    before = reads(stack)
+    pending = CheckCoalescer(stack.rt.redis, prefix=stack.rt.prefix)
+    assert pending.note("main", [a.id]) is True  # queued, its message not sent: it never starts here
+    pending_key = keys.stream_pending(stack.rt.prefix, "main")
+
+    publish_checks(stack.app, [CheckOrder("main", Tier.CRITICAL, (b.id,), time.time())])
+    stack.wait(
+        lambda: stack.rt.redis.sismember(pending_key, b.id),
+        timeout=10,
+        what="the tier check's monitor, joined",
+    )
+    time.sleep(0.5)
+    assert reads(stack) == before  # the tier check read nothing itself
+    assert pending.take("main") == sorted([a.id, b.id])

@@ -85,6 +85,18 @@ def test_the_coalescer_keeps_one_check_queued_per_account_and_loses_nothing(redi
     assert 0 < redis_client.ttl(keys.stream_queued("t-stream", "other")) <= 30
 
 
+def test_a_tier_check_joins_a_queued_check_only_while_it_is_queued(redis_client):
+    c = CheckCoalescer(redis_client, prefix="t-join")
+    assert c.join_queued("main", ["t1"]) is False  # nothing queued: the tier check runs itself
+    assert c.take("main") == []
+    assert c.note("main", ["m1"]) is True
+    assert c.join_queued("main", ["t2", "t1"]) is True
+    assert c.join_queued("main", []) is False
+    assert c.take("main") == ["m1", "t1", "t2"]  # the queued check checks them all
+    assert c.join_queued("main", ["t3"]) is False  # taken: that check has started
+    assert c.note("main", ["m4"]) is True  # so a push after it queues one more, as before
+
+
 def test_streams_off_is_the_system_without_them(stack):
     off = replace(stack.rt, settings=stack.settings.model_copy(update={"streams": False}))
     stop = threading.Event()
