@@ -116,6 +116,8 @@ def test_redis_emptied_is_rebuilt_without_an_operator_and_catches_up_on_fills(st
     stack.prices(BTCUSDT="62100")  # TP1 fills while the registry is gone or being rebuilt
     # the dispatcher sees the registry's epoch gone and rebuilds it from the database, no operator
     stack.wait(lambda: stack.monitor(m.id) is not None, timeout=10, what="the registry rebuilt")
+    # the epoch is written just after the monitors are put back (workers/reconcile.py)
+    stack.wait(lambda: "restored" in (epoch(stack.rt) or {}), timeout=10, what="the new epoch")
     rebuilt = epoch(stack.rt)
     assert rebuilt is not None and rebuilt["restored"] == "1"
     # the next checks read each order's cumExecQty: the fill that happened meanwhile becomes events
