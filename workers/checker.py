@@ -61,6 +61,8 @@ class CheckResult:
     # monitors not checked: their symbol's latest fill had no position push in the view yet (the
     # push calls a check of them; the task checks them again once the wait for it is over)
     behind: list[str] = field(default_factory=list)
+    # what a pass leaves until the account is free again: writes that need no lock (run_check)
+    after: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
 
 def run_check(
@@ -72,10 +74,24 @@ def run_check(
         log.warning("check: account %s is not configured; its monitors are left alone", account_id)
         result.skipped = "unknown account"
         return result
+    try:
+        _hold_and_check(rt, account, monitor_ids, lock_wait_s, result)
+    finally:
+        # the passes' buffered rows and events, once the account is free: fills pushed meanwhile
+        # wait for the account's next check, not for this bookkeeping
+        for later in result.after:
+            later()
+    return result
+
+
+def _hold_and_check(
+    rt: Runtime, account: Account, monitor_ids: Sequence[str], lock_wait_s: float, result: CheckResult
+) -> None:
+    account_id = account.id
     with hold_account(rt, account_id, wait_s=deadline.bound(lock_wait_s)) as held:
         if not held:
             result.skipped = "account busy"
-            return result
+            return
         try:
             _check(rt, account, monitor_ids, result)
         except StopAndAlert as e:
@@ -94,7 +110,6 @@ def run_check(
             # unknown is not flat: nothing is decided on a failed read; the monitors stay scheduled
             result.skipped = f"{e.kind.value}: {e.message}"
             log.warning("check of %s skipped: %s", account_id, result.skipped)
-    return result
 
 
 def _check(rt: Runtime, account: Account, monitor_ids: Sequence[str], result: CheckResult) -> None:
@@ -325,7 +340,10 @@ def _pass(
         )
     changed = [new for old, new in finals if new != old.monitor and saved.get(new.id, False)]
     kept_events = [e for e in events if e.monitor_id not in lost]
-    recorder.record(kept_events, changed, committed=True)
+    # the rows of the monitors and the events that are not critical (those were committed above)
+    # go to the coalescing buffer once the account is free: the buffer keeps the newest version of
+    # each monitor, whichever pass writes first
+    result.after.append(lambda: recorder.record(kept_events, changed, committed=True))
     _move_tiers(rt, [(old.monitor, new) for old, new in finals if new.id not in lost], rt.clock())
     stepped = [new for old, new in finals if new.id not in lost]
     index.remember(

@@ -136,3 +136,32 @@ def test_a_tier_check_leaves_its_monitors_to_a_queued_push_check(stack):
     time.sleep(0.5)
     assert reads(stack) == before  # the tier check read nothing itself
     assert pending.take("main") == sorted([a.id, b.id])
+
+
+def test_a_check_buffers_its_rows_once_the_account_is_free(stack, monkeypatch):
+    """The monitors' rows and the events that are not critical go to the coalescing buffer after
+    the check has let the account go: a fill pushed meanwhile waits for the account's next check,
+    not for that bookkeeping. The rows still reach the database (the newest version wins there)."""
+    from workers.checker import run_check
+    from workers.locks import account_lock_key
+
+    stack.prices(BTCUSDT="60500")
+    m = stack.create(conservative_long())
+    stack.wait(lambda: reads(stack) >= 1, what="the first check of the new monitor")
+    stack.quiesce()  # the test checks alone from here
+    lock_key = account_lock_key("main", prefix=stack.rt.prefix)
+    writer = stack.rt.writer
+    buffered_while: list[bool] = []
+    real_buffer = writer.buffer
+
+    def buffer(events, monitors):
+        buffered_while.append(bool(stack.rt.redis.exists(lock_key)))
+        return real_buffer(events, monitors)
+
+    monkeypatch.setattr(writer, "buffer", buffer)
+    stack.prices(BTCUSDT="59990")  # the first entry fills: the check sets the stop
+    result = run_check(stack.rt, "main", [m.id])
+    assert result.changed == 1
+    assert buffered_while == [False]  # buffered once, with the account free
+    stack.flush()
+    assert stack.db_monitor(m.id).version == stack.monitor(m.id).version
