@@ -20,8 +20,9 @@ to the account's pending set and answers whether the caller must enqueue a check
 queued). The check `take`s the pending set and clears the flag before it reads the exchange, so
 pushes that arrive while it runs queue exactly one more check, and nothing noted is ever dropped:
 a check that cannot run (the account is busy) puts its ids back with `note`. `join_queued` adds a
-tier check's monitors to a check that is queued already (and answers False when none is): the tier
-check then leaves them to it rather than hold the account for a pass of its own just before it.
+tier check's monitors to a check queued within `JOIN_AGE_S` (and answers False when there is none):
+the tier check then leaves them to it rather than hold the account for a pass of its own just
+before it.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from workers.lua import source
 LINK_TOPICS = frozenset({"order", "execution", "execution.fast", "order.linear", "execution.linear"})
 POSITION_TOPICS = frozenset({"position", "position.linear"})
 QUEUED_TTL_S = 30  # a queued flag whose message was lost (expired, purged) frees itself
+JOIN_AGE_S = 5.0  # a tier check joins a check queued at most this long ago (an older one may be lost)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,13 +101,15 @@ class CheckCoalescer:
         return bool(queued_now)
 
     def join_queued(self, account: str, monitor_ids: Iterable[str]) -> bool:
-        """Add monitors to the account's queued check if one is queued (it has not taken its set
-        yet, so it checks them); False, nothing added, when none is queued or there is nothing."""
+        """Add monitors to the account's queued check if one was queued within JOIN_AGE_S (it has
+        not taken its set yet, so it checks them; an older flag may be one whose message was lost,
+        and the tier check must not wait for it); False, nothing added, otherwise."""
         ids = sorted(set(monitor_ids))
         if not ids:
             return False
         pending, queued = keys.stream_pending(self.prefix, account), keys.stream_queued(self.prefix, account)
-        return bool(self._join(keys=[queued, pending], args=ids))
+        least_ttl_ms = int((QUEUED_TTL_S - JOIN_AGE_S) * 1000)
+        return bool(self._join(keys=[queued, pending], args=[least_ttl_ms, *ids]))
 
     def take(self, account: str) -> list[str]:
         """The monitors to check now; clears the queued flag (later pushes queue one more check)."""

@@ -23,7 +23,7 @@ from workers import deadline
 from workers.checker import read_counts
 from workers.deadline import Deadline
 from workers.lag import STREAM_LAG
-from workers.stream_triggers import CheckCoalescer
+from workers.stream_triggers import JOIN_AGE_S, QUEUED_TTL_S, CheckCoalescer
 
 from .plans import conservative_long
 
@@ -95,6 +95,11 @@ def test_a_tier_check_joins_a_queued_check_only_while_it_is_queued(redis_client)
     assert c.take("main") == ["m1", "t1", "t2"]  # the queued check checks them all
     assert c.join_queued("main", ["t3"]) is False  # taken: that check has started
     assert c.note("main", ["m4"]) is True  # so a push after it queues one more, as before
+    # a flag queued longer ago than JOIN_AGE_S may be one whose message was lost: not joined
+    flag = keys.stream_queued("t-join", "main")
+    redis_client.pexpire(flag, int((QUEUED_TTL_S - JOIN_AGE_S) * 1000) - 100)
+    assert c.join_queued("main", ["t5"]) is False
+    assert c.take("main") == ["m4"]
 
 
 def test_streams_off_is_the_system_without_them(stack):
