@@ -301,3 +301,72 @@ def test_registry_is_lazy_per_process_and_reset_by_fork() -> None:
     reset_for_fork()
     assert get_session_pool(Settings()) is not first
     reset_for_fork()
+
+
+class HeadCapture:
+    """A loopback HTTP/1.1 server that keeps every request it gets as (request line, headers with
+    lower-case names, body), answering each one 200 with a small JSON body on the same connection."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.seen: list[tuple[str, dict[str, str], bytes]] = []
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self.base_url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        import threading
+
+        while True:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._one, args=(conn,), daemon=True).start()
+
+    def _one(self, conn: socket.socket) -> None:
+        reader = conn.makefile("rb")
+        with conn, reader:
+            while line := reader.readline():
+                headers: dict[str, str] = {}
+                while (h := reader.readline()) not in (b"\r\n", b""):
+                    name, _, value = h.decode().partition(":")
+                    headers[name.strip().lower()] = value.strip()
+                body = reader.read(int(headers.get("content-length", "0")))
+                self.seen.append((line.decode().strip(), headers, body))
+                answer = b'{"retCode":0,"retMsg":"OK","result":{},"time":1}'
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    + f"Content-Length: {len(answer)}\r\n\r\n".encode()
+                    + answer
+                )
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "data"),
+    [
+        ("GET", "/v5/order/realtime?category=linear&settleCoin=USDT&cursor=page%3D2%26x", None),
+        ("POST", "/v5/position/trading-stop", b'{"category":"linear","symbol":"BTCUSDT","stopLoss":"58000"}'),
+    ],
+)
+def test_a_call_sends_what_requests_session_would_send(method: str, path: str, data: bytes | None) -> None:
+    # the session prepares its calls itself, without requests' general preparation; on the wire
+    # they must be what Session.request sent
+    server = HeadCapture()
+    try:
+        s = PooledSession(server.base_url, Settings(), ConnectionBudget(4))
+        headers = {"Content-Type": "application/json", "X-BAPI-API-KEY": "k", "X-BAPI-SIGN": "s"}
+        assert s.request(method, path, data=data, headers=headers).json()["retCode"] == 0
+        plain = s._session.request(
+            method, server.base_url + path, data=data, headers=headers, allow_redirects=False
+        )
+        assert plain.status_code == 200
+        ours, theirs = server.seen
+        assert ours == theirs
+        assert ours[0] == f"{method} {path} HTTP/1.1" and ours[2] == (data or b"")
+    finally:
+        server.close()
