@@ -7,6 +7,7 @@ import multiprocessing
 import socket
 import subprocess
 import sys
+import threading
 
 import pytest
 import requests
@@ -308,16 +309,12 @@ class HeadCapture:
     lower-case names, body), answering each one 200 with a small JSON body on the same connection."""
 
     def __init__(self) -> None:
-        import threading
-
         self.seen: list[tuple[str, dict[str, str], bytes]] = []
         self._sock = socket.create_server(("127.0.0.1", 0))
         self.base_url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
         threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self) -> None:
-        import threading
-
         while True:
             try:
                 conn, _ = self._sock.accept()
