@@ -86,7 +86,6 @@ class CheckCoalescer:
     def __init__(self, redis_client: Redis, *, prefix: str = keys.PREFIX) -> None:
         self.redis = redis_client
         self.prefix = prefix
-        self._join = redis_client.register_script(source("join_queued"))
 
     def note(self, account: str, monitor_ids: Iterable[str]) -> bool:
         """Add monitors to the account's next check; True when the caller must enqueue that check
@@ -109,7 +108,8 @@ class CheckCoalescer:
             return False
         pending, queued = keys.stream_pending(self.prefix, account), keys.stream_queued(self.prefix, account)
         least_ttl_ms = int((QUEUED_TTL_S - JOIN_AGE_S) * 1000)
-        return bool(self._join(keys=[queued, pending], args=[least_ttl_ms, *ids]))
+        join = self.redis.register_script(source("join_queued"))  # only here: a coalescer is made per task
+        return bool(join(keys=[queued, pending], args=[least_ttl_ms, *ids]))
 
     def take(self, account: str) -> list[str]:
         """The monitors to check now; clears the queued flag (later pushes queue one more check)."""

@@ -37,7 +37,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import requests
 from requests.hooks import default_hooks
@@ -198,7 +198,7 @@ def _prepared(
     prepared = requests.PreparedRequest()
     prepared.method = method
     prepared.url = url
-    merged: CaseInsensitiveDict[str] = CaseInsensitiveDict({k: str(v) for k, v in session.headers.items()})
+    merged = cast("CaseInsensitiveDict[str]", CaseInsensitiveDict(session.headers))  # ours are all str
     if headers:
         merged.update(headers)
     if data is not None:
