@@ -2,8 +2,10 @@
 
 | tier     | queue          | interval | when (classifier: core.urgency)                                  |
 |----------|----------------|----------|--------------------------------------------------------------------|
-| critical | tier.critical  |  2 s     | price near the next TP or the SL; breakeven due/unconfirmed; repair|
+| critical | tier.critical  |  2 s     | breakeven due/unconfirmed; repair; price near the next TP or the   |
+|          |                |          | SL (polled reads only)                                             |
 | active   | tier.active    |  5 s     | PROFIT_TAKING with TPs pending, or BUILDING with entries working   |
+|          |                |          | (polled reads only: under streams their fills are pushed)          |
 | standard | tier.standard  | 12 s     | default                                                            |
 | inactive | tier.inactive  | 30 s     | ≥ 90 % of the planned TP quantity filled                           |
 | idle     | tier.idle      | 60 s     | nothing happened for ≥ 10 minutes                                  |

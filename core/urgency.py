@@ -13,10 +13,19 @@ The table (intervals in config/queues.py), first matching row wins:
 |          | the fill and the push calls a check (a tier check would read the same view)              |
 | idle     | no fill, order change or price approach for `idle_after_s`                               |
 | inactive | ≥ `inactive_filled_fraction` of the TP quantity already filled                           |
-| active   | PROFIT_TAKING with TPs pending, or BUILDING with entries working                         |
+| active   | PROFIT_TAKING with TPs pending, or BUILDING with entries working, and the read was a     |
+|          | poll: read from the stream view, the fills these wait for are pushed and call a check,   |
+|          | so the monitor is `standard`                                                             |
 | standard | everything else                                                                          |
 
 A closed monitor is `active` while cancels are unconfirmed, `idle` after. Pure; `now` is a parameter.
+
+Under streams the tiers are the safety net, not the way fills are seen: a tier check of a monitor
+read from the view reads the same view the pushes wrote. What it still does is what time alone
+brings (the waits and confirmations of `in_flight`, critical), and a lost push is found by the
+view's REST reconciliation, which calls a check of the monitors it corrects. When the stream goes
+down, the stream process calls a check of every monitor of the account, and that check polls REST
+and classifies by the polled rows again.
 """
 
 from __future__ import annotations
@@ -59,6 +68,8 @@ def classify(
         return Tier.IDLE
     if m.built_qty > 0 and tp_filled_fraction(m) >= policy.inactive_filled_fraction:
         return Tier.INACTIVE
+    if s.pushed:
+        return Tier.STANDARD  # the fills an active monitor waits for are pushed and call a check
     if m.phase is Phase.PROFIT_TAKING and pending_tp_levels(m):
         return Tier.ACTIVE
     if m.phase in (Phase.BUILDING, Phase.PENDING) and m.live_orders(OrderRole.ENTRY):

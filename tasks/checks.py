@@ -98,10 +98,10 @@ def check_pushed(app: Celery, rt: Runtime, account: str) -> int:
         try:
             result = run_check(rt, account, ids, lock_wait_s=0.0)
         except SoftTimeLimitExceeded:
-            _pushed_again(app, coalescer, account, ids, None)
+            queue_pushed_check(app, coalescer, account, ids, None)
             raise
         if result.skipped == "account busy":
-            _pushed_again(app, coalescer, account, ids, PUSHED_BUSY_RETRY_S)
+            queue_pushed_check(app, coalescer, account, ids, PUSHED_BUSY_RETRY_S)
             return rounds
         check_behind_later(app, account, result.behind)
         if result.skipped:
@@ -117,7 +117,7 @@ def hand_on_pushed(app: Celery, coalescer: CheckCoalescer, account: str) -> None
     queued), rather than after the busy retry of the check that could not run them."""
     ids = coalescer.take(account)
     if ids:
-        _pushed_again(app, coalescer, account, ids, None)
+        queue_pushed_check(app, coalescer, account, ids, None)
 
 
 def check_behind_later(app: Celery, account: str, monitor_ids: list[str]) -> None:
@@ -176,9 +176,11 @@ def busy_retries(rt: Runtime, tier: str | None) -> int:
     return max(1, math.ceil(interval / BUSY_RETRY_S))
 
 
-def _pushed_again(
-    app: Celery, coalescer: CheckCoalescer, account: str, ids: list[str], countdown: float | None
+def queue_pushed_check(
+    app: Celery, coalescer: CheckCoalescer, account: str, ids: list[str], countdown: float | None = None
 ) -> None:
+    """These monitors into the account's pending set, and a check of them queued unless one is
+    queued already (it takes them too), as a push would."""
     from tasks.stream import publish_stream_check
 
     if coalescer.note(account, ids):

@@ -51,9 +51,20 @@ def register(app: Celery) -> None:
 
     @app.task(shared=False, name="tpsl.refresh_view", soft_time_limit=50, time_limit=60)
     def refresh_view_task(account: str) -> int | None:
-        from workers.view_refresh import refresh_view
+        """The account's view reconciled; the monitors its divergences touch (pushes lost) to a
+        check, as those pushes would have called. The divergences found, or None (not refreshed)."""
+        from tasks.checks import queue_pushed_check
+        from workers.stream_triggers import CheckCoalescer
+        from workers.view_refresh import refresh_view, touched_by
 
-        return refresh_view(runtime(app), account)
+        rt = runtime(app)
+        found = refresh_view(rt, account)
+        if not found:
+            return None if found is None else 0
+        ids = touched_by(rt, account, found)
+        if ids:
+            queue_pushed_check(app, CheckCoalescer(rt.redis, prefix=rt.prefix), account, sorted(ids))
+        return len(found)
 
     @app.task(shared=False, name="tpsl.series", soft_time_limit=4, time_limit=5)
     def series() -> dict[str, int]:

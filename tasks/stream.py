@@ -16,7 +16,8 @@ polling). `TPSL_STREAMS=false` turns the process into a no-op: the system as it 
 
 Health (`StreamWatch.health`, kept in Redis for /metrics): per account, whether its stream is
 connected, pushes seen, gaps (each gap queues a check of every monitor of the account, because what
-happened while the stream was down is only in the REST API).
+happened while the stream was down is only in the REST API). A stream going down queues one too:
+that check reads REST, and the monitors are polled by their tiers from then on.
 """
 
 from __future__ import annotations
@@ -233,8 +234,10 @@ class StreamWatch:
     def _on_private_state(self, account: str, ev: StreamEvent) -> None:
         try:
             self._update_view(account, ev)
-            # a gap touches every monitor of the account: what happened meanwhile is only in REST
-            ids = set(self.rt.registry.ids(account)) if ev.kind == "gap" else set()
+            # a gap touches every monitor of the account: what happened meanwhile is only in REST;
+            # so does a down: the check reads REST (the view is unread now) and the tiers poll the
+            # account from then on, rather than from each monitor's next tier check
+            ids = set(self.rt.registry.ids(account)) if ev.kind in ("gap", "down") else set()
             self._note_health(account, ev)
             if ids and self.coalescer.note(account, ids):
                 self.publish(account)

@@ -16,15 +16,24 @@ until a read that started after it).
 
 Reconciling races nothing: the view's rows are newer-wins (a push newer than the read's start
 stays), the same as when a check reconciles.
+
+A difference the pushes should have brought (a divergence: a push lost) is the only way a change
+reaches the view without a push, and no push calls a check for it. So the task calls one for the
+monitors the divergences touch (`touched_by`: the owner of the order's orderLinkId, the monitor
+guarding the position), as their pushes would have: a lost push is acted on at the refresh, not at
+those monitors' next tier check.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from core.errors import TpslError
-from workers.stream_view import stream_view
+from core.ids import parse_link_id
+from workers.position_index import PositionIndex
+from workers.stream_view import Divergence, stream_view
 
 if TYPE_CHECKING:
     from workers.runtime import Runtime
@@ -57,7 +66,7 @@ def views_due(rt: Runtime) -> list[str]:
     return due
 
 
-def refresh_view(rt: Runtime, account_id: str) -> int | None:
+def refresh_view(rt: Runtime, account_id: str) -> list[Divergence] | None:
     """Read the account by REST and reconcile its view; the divergences found, or None when nothing
     was done (streams off, an unknown account, the stream down, the view refreshed meanwhile, the
     read failed: the next tick, or a check, does it)."""
@@ -73,5 +82,23 @@ def refresh_view(rt: Runtime, account_id: str) -> int | None:
     except TpslError as e:
         log.warning("view refresh of %s skipped: %s", account_id, e)
         return None
-    found = view.reconcile(account_id, snap)
-    return None if found is None else len(found)
+    return view.reconcile(account_id, snap)
+
+
+def touched_by(rt: Runtime, account_id: str, found: Sequence[Divergence]) -> set[str]:
+    """The monitors these divergences touch: an order's by its orderLinkId, a position's by the
+    position index (a position no monitor guards touches none)."""
+    ids: set[str] = set()
+    positions: set[tuple[str, int]] = set()
+    for d in found:
+        if d.kind.startswith("order"):
+            parsed = parse_link_id(d.key)
+            if parsed is not None:
+                ids.add(parsed[0])
+        else:
+            symbol, _, idx = d.key.partition("|")
+            if idx.isdigit():
+                positions.add((symbol, int(idx)))
+    if positions:
+        ids |= set(PositionIndex(rt.redis, prefix=rt.prefix).owners(account_id, positions).values())
+    return ids

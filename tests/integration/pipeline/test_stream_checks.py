@@ -169,6 +169,27 @@ def test_a_burst_of_pushes_is_handled_as_one_batch_every_push_kept_one_check_que
     assert published == ["burst", "burst"]
 
 
+def test_a_stream_going_down_calls_a_check_of_every_monitor_of_its_account(stack):
+    """Read from the view, a monitor waits in a slow tier (its fills are pushed). When the stream
+    goes down, the account is polled at once: a check of all its monitors, which reads REST."""
+    stack.prices(BTCUSDT="60500")
+    m = stack.create(conservative_long())
+    stack.wait(lambda: first_check_done(stack, m.id), what="the first tier check (the next is 300 s away)")
+    stack.quiesce()  # no dispatcher, no stream: only the check the down queues
+    published: list[str] = []
+    watch = StreamWatch(stack.rt, published.append)  # not started: its handler is called directly
+    watch.handle([StreamEvent("down", "private:main", reason="closed", account="main")])
+    assert published == ["main"]
+    assert CheckCoalescer(stack.rt.redis, prefix=stack.rt.prefix).take("main") == [m.id]
+
+    before = read_counts(stack.rt)
+    CheckCoalescer(stack.rt.redis, prefix=stack.rt.prefix).note("main", [m.id])
+    assert check_pushed(stack.app, stack.rt, "main") == 1
+    after = read_counts(stack.rt)
+    assert after["reads"]["main"] == before["reads"].get("main", 0) + 1  # by REST: the view is down
+    assert after["view_reads"].get("main", 0) == before["view_reads"].get("main", 0)
+
+
 def test_a_pushed_round_stopped_by_its_soft_deadline_gives_its_monitors_back(stack):
     """Nothing noted is dropped: the round took the pushed monitors from the coalescer, and the
     deadline stopped it before it read; they go to a check of their own, which reads the account."""
@@ -260,7 +281,7 @@ class TestViewRefresh:
         first = reconciled_at()
         assert refresh_view(stack.rt, "main") is None  # not due: reconciled a moment ago
         stack.wait(lambda: "main" in views_due(stack.rt), timeout=5, what="3/4 of stream_reconcile_s")
-        assert refresh_view(stack.rt, "main") == 0  # read, reconciled, nothing to correct
+        assert refresh_view(stack.rt, "main") == []  # read, reconciled, nothing to correct
         assert reconciled_at() > first
         # beat's tick, through the worker: each due view refreshed by a task of its own
         stack.wait(lambda: "main" in views_due(stack.rt), timeout=5, what="due again")
@@ -272,3 +293,33 @@ class TestViewRefresh:
         before = rest_reads()
         assert run_check(stack.rt, "main", [m.id]).skipped is None
         assert rest_reads() == before
+
+    def test_a_divergence_the_refresh_finds_calls_a_check_of_its_monitor(self, stack, watch):
+        """A push lost: the refresh puts the view right and checks the monitor it touches, as the
+        push would have called, rather than leave it to the monitor's next tier check."""
+        from core.ids import parse_link_id
+        from workers.stream_view import DIVERGENCE_GRACE_MS, stream_view
+        from workers.view_refresh import views_due
+
+        stack.prices(BTCUSDT="60500")
+        m = stack.create(conservative_long())
+        stack.wait(lambda: first_check_done(stack, m.id), what="the first tier check")
+        view = stream_view(stack.rt)
+        assert view is not None
+        orders = keys.view_orders(stack.rt.prefix, "main")
+        ours = [lid for lid in stack.rt.redis.hkeys(orders) if (parse_link_id(lid) or ("",))[0] == m.id]
+        assert ours, "the monitor's orders are in the view"
+        time.sleep(DIVERGENCE_GRACE_MS / 1000)  # older than the grace: a push should have brought it
+        stack.rt.redis.hdel(orders, ours[0])  # its push was lost
+        stack.wait(lambda: "main" in views_due(stack.rt), timeout=5, what="the view due a refresh")
+        views_before = read_counts(stack.rt)["view_reads"].get("main", 0)
+
+        found = stack.app.tasks["tpsl.refresh_view"]("main")  # the task's body, here
+
+        assert found == 1
+        assert stack.rt.redis.hexists(orders, ours[0])  # the view put right
+        stack.wait(
+            lambda: read_counts(stack.rt)["view_reads"].get("main", 0) > views_before,
+            timeout=10,
+            what="the check of the monitor the divergence touched",
+        )

@@ -145,17 +145,35 @@ def test_tier_table(m, mark, expected):
     assert classify(m, snapshot(taken_at=NOW, price=mark), NOW) is expected
 
 
-@pytest.mark.parametrize(("m", "mark", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_a_pushed_read_does_not_count_the_price(m, mark, expected):
-    """Read from the stream view, a fill near a trigger is pushed and calls a check by itself: the
-    price alone no longer keeps a monitor critical; every other row is the same."""
+# Read from the stream view, the fills a monitor waits for are pushed and call a check by
+# themselves: neither a price near a trigger nor "fills expected" (active) sets its tier. The rows
+# that differ from a polled read:
+PUSHED = {
+    "mark near the next TP": Tier.STANDARD,
+    "mark near the stop": Tier.STANDARD,
+    "mark near a working entry": Tier.STANDARD,
+    "profit taking with TPs pending": Tier.STANDARD,
+    "building with entries working": Tier.STANDARD,
+}
+
+
+@pytest.mark.parametrize(("name", "m", "mark", "expected"), CASES, ids=[c[0] for c in CASES])
+def test_tier_table_of_a_pushed_read(name, m, mark, expected):
     pushed = replace(snapshot(taken_at=NOW, price=mark), pushed=True)
-    by_price = expected is Tier.CRITICAL and classify(m, pushed, NOW) is not Tier.CRITICAL
-    assert by_price == (near(D(mark), proximity_targets(m), Policy().proximity_band) and not in_flight(m))
-    if not by_price:
-        assert classify(m, pushed, NOW) is expected
-    else:
-        assert classify(m, pushed, NOW) is classify(m, replace(pushed, tickers={}), NOW)
+    assert classify(m, pushed, NOW) is PUSHED.get(name, expected)
+
+
+def test_a_pushed_read_differs_only_where_pushes_call_the_check():
+    """What a pushed read no longer counts: the price near a trigger (critical), or fills awaited
+    (active). Work in flight, quiet, nearly done and closed are the same whichever way it was read."""
+    for name, m, mark, polled in CASES:
+        if name in PUSHED:
+            by_price = polled is Tier.CRITICAL
+            band = Policy().proximity_band
+            assert by_price == (near(D(mark), proximity_targets(m), band) and not in_flight(m))
+            assert by_price or polled is Tier.ACTIVE, name
+        else:
+            assert polled is not Tier.ACTIVE or m.phase is Phase.CLOSED, name
 
 
 def test_thresholds_come_from_the_policy():
