@@ -67,10 +67,10 @@ bench-quick: $(STAMP)
 	$(BIN)/tpsl bench --quick --json var/bench/quick.json
 
 # The protection simulator over 100,000 seeds (every core): seeds/s and violations by invariant.
-# A failing seed prints its replay command (python -m tests.simulation --replay SEED).
+# A failing seed prints its replay command (python -m tests.simulation --replay SEED --stop-mode MODE).
 SOAK_SEEDS ?= 100000
 soak: $(STAMP)
-	$(BIN)/python -m tests.simulation --seeds $(SOAK_SEEDS)
+	$(BIN)/python -m tests.simulation --seeds $(SOAK_SEEDS) --stop-mode order
 	$(BIN)/python -m tests.simulation --seeds $(SOAK_SEEDS) --stop-mode position
 
 clean:

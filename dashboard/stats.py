@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from config.queues import ALL_QUEUES
 from persistence.stats import persist_stats
-from workers.lag import CHECK_LAG
+from workers.lag import CHECK_LAG, REACTION, REACTION_ALL
 from workers.registry import TIER_ORDER
 from workers.series import tier_series, tiers_key
 
@@ -37,8 +37,6 @@ log = logging.getLogger(__name__)
 
 OPS_TTL_S = 2.0  # the figures are computed at most this often in the fleet (the "stats" cache entry)
 LAG_WINDOW_S = 300.0
-REACTION = "reaction"
-REACTION_ALL = "reaction_all"
 CALL_MINUTES = 10
 PRIORITY_SEP = "\x06\x16"  # kombu's Redis transport: "<queue><sep><priority>" for priorities > 0
 PRIORITY_STEPS = (3, 6, 9)

@@ -2,7 +2,10 @@
 
 python -m tests.simulation --seeds 100000            # soak: seeds/s, violations by invariant
 python -m tests.simulation --replay 1234             # one seed, its full trace
-python -m tests.simulation --seeds 2000 --stop-mode position   # the stop on the position itself
+python -m tests.simulation --seeds 2000 --stop-mode order   # the stop as an order of ours
+
+The stop mode defaults to the product's (`position`: the position's own stop-loss); a failing seed's
+replay line names its mode.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--stop-mode",
         choices=("order", "position"),
-        default="order",
+        default="position",
         help="where the guard keeps the stop (TPSL_STOP_MODE): a stop order, or the position's own stop-loss",
     )
     a = ap.parse_args(argv)
@@ -89,8 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"failing seeds: {len(failures)}")
     for inv, n in by_inv.most_common():
         seeds = sorted(s for s, _, vs in failures if any(v.startswith(inv + ":") for v in vs))
-        mode = "" if a.stop_mode == "order" else " --stop-mode position"
-        print(f"  {inv}: {n} seeds (e.g. python -m tests.simulation --replay {seeds[0]}{mode})")
+        replay = f"python -m tests.simulation --replay {seeds[0]} --stop-mode {a.stop_mode}"
+        print(f"  {inv}: {n} seeds (e.g. {replay})")
         print(f"    seeds: {' '.join(map(str, seeds))}")
     return 1 if failures else 0
 

@@ -2,8 +2,8 @@
 each defect of the protection issue stay clean, a seed replays identically, and a guard that does
 nothing is caught (the invariants can fail).
 
-A failing seed prints its replay command: `python -m tests.simulation --replay SEED`. `make soak`
-runs 100,000 seeds. The default seeds run in both stop modes in every run; the seeds that found a
+A failing seed prints its replay command: `python -m tests.simulation --replay SEED --stop-mode MODE`.
+`make soak` runs 100,000 seeds. The default seeds run in both stop modes in every run; the seeds that found a
 defect in order mode run in the suite's stop mode (TPSL_TEST_STOP_MODE), those found in position mode
 always in position mode."""
 
@@ -78,9 +78,9 @@ def _failures_on_position(seeds: range) -> list[tuple[int, str, list[str]]]:
 
 def _report(failures: list[tuple[int, str, list[str]]], stop_mode: str = "order") -> str:
     lines = [f"{len(failures)} failing seeds"]
-    mode = "" if stop_mode == "order" else f" --stop-mode {stop_mode}"
     for seed, kind, vs in failures[:10]:
-        lines.append(f"  seed {seed} ({kind}): python -m tests.simulation --replay {seed}{mode}")
+        replay = f"python -m tests.simulation --replay {seed} --stop-mode {stop_mode}"
+        lines.append(f"  seed {seed} ({kind}): {replay}")
         lines.extend(f"      {v}" for v in vs)
     return "\n".join(lines)
 

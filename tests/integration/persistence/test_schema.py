@@ -128,32 +128,20 @@ def test_cli_db_errors_name_the_problem_and_hide_the_password():
 def test_sqlite_writers_of_one_process_take_turns(tmp_path):
     """Threads that write at once wait for each other's commit, not in SQLite's busy handler: with
     no busy timeout at all, none of them is refused (SQLite would answer "database is locked")."""
-    import threading
-
     from persistence.db import write_transaction
+    from tests.threads import side_by_side
 
     engine = make_engine(f"sqlite:///{tmp_path / 't.db'}", sqlite_busy_timeout_ms=0)
     try:
         with write_transaction(engine) as conn:
             conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
-        errors: list[BaseException] = []
-        start = threading.Barrier(8)
 
         def write(n: int) -> None:
-            start.wait()
-            try:
-                for i in range(20):
-                    with write_transaction(engine) as conn:
-                        conn.exec_driver_sql(f"INSERT INTO t VALUES ({n * 100 + i})")
-            except BaseException as exc:  # every failure is the test's finding
-                errors.append(exc)
+            for i in range(20):
+                with write_transaction(engine) as conn:
+                    conn.exec_driver_sql(f"INSERT INTO t VALUES ({n * 100 + i})")
 
-        threads = [threading.Thread(target=write, args=(n,)) for n in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert errors == []
+        assert side_by_side(write, [(n,) for n in range(8)]) == []
         with engine.connect() as conn:
             assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar() == 160
     finally:

@@ -3,13 +3,13 @@ monitor, bounded, shared safely by the threads of one process."""
 
 from __future__ import annotations
 
-import threading
 from dataclasses import replace
 from decimal import Decimal as D
 
 import pytest
 
 from core.models import Monitor, Tier
+from tests.threads import side_by_side
 from tests.unit.core.builders import conservative_long
 from workers.store import DECODED_MAX, DecodedStates, decoded, decoded_states, encode
 
@@ -77,19 +77,11 @@ def test_an_unreadable_state_raises_and_is_not_remembered() -> None:
 def test_threads_share_the_memo_safely() -> None:
     memo = DecodedStates(maxsize=50)
     texts = [encode(monitor(f"m{i}", version=i)) for i in range(100)]
-    errors: list[BaseException] = []
 
     def reader(offset: int) -> None:
-        try:
-            for n in range(400):
-                i = (n * 7 + offset) % 100
-                assert memo.get(f"m{i}", texts[i]).version == i
-        except BaseException as e:  # reported below
-            errors.append(e)
+        for n in range(400):
+            i = (n * 7 + offset) % 100
+            assert memo.get(f"m{i}", texts[i]).version == i
 
-    threads = [threading.Thread(target=reader, args=(k,)) for k in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors and len(memo) == 50 and memo.hits + memo.misses == 8 * 400
+    assert side_by_side(reader, [(k,) for k in range(8)]) == []
+    assert len(memo) == 50 and memo.hits + memo.misses == 8 * 400
