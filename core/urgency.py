@@ -23,7 +23,7 @@ A closed monitor is `active` while cancels are unconfirmed, `idle` after. Pure; 
 Under streams the tiers are the safety net, not the way fills are seen: a tier check of a monitor
 read from the view reads the same view the pushes wrote. What it still does is what time alone
 brings (the waits and confirmations of `in_flight`, critical), and a lost push is found by the
-view's REST reconciliation, which calls a check of the monitors it corrects. When the stream goes
+view's REST reconciliation, which calls a check of the monitors it corrects. When the stream stays
 down, the stream process calls a check of every monitor of the account, and that check polls REST
 and classifies by the polled rows again.
 """

@@ -16,13 +16,15 @@ polling). `TPSL_STREAMS=false` turns the process into a no-op: the system as it 
 
 Health (`StreamWatch.health`, kept in Redis for /metrics): per account, whether its stream is
 connected, pushes seen, gaps (each gap queues a check of every monitor of the account, because what
-happened while the stream was down is only in the REST API). A stream going down queues one too:
-that check reads REST, and the monitors are polled by their tiers from then on.
+happened while the stream was down is only in the REST API). A stream still down
+`DOWN_CHECK_AFTER_S` after it went down queues one too: that check reads REST, and the monitors are
+polled by their tiers from then on.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 import time
@@ -57,6 +59,9 @@ PRIVATE_TOPICS = ("order", "execution", "position")
 TICKER_PREFIX = "tickers."
 HEARTBEAT_S = 1.0
 BANDS_REFRESH_S = 2.0  # the monitored symbols and their proximity targets, read again this often
+# a private stream still down this long after it went down gets its account checked (by REST); one
+# that is back sooner has its gap's check instead (the client reconnects within about a second)
+DOWN_CHECK_AFTER_S = 2.0
 MAX_BATCH = 2_000  # events handled as one batch at most (a burst larger than this takes several)
 
 _BYBIT_STREAM_HOSTS = {
@@ -125,6 +130,7 @@ class StreamWatch:
         self._versions: dict[str, int] = {}  # monitor id → the version its bands were built from
         self._price_lock = threading.Lock()  # a push and the heartbeat's confirmation write in turn
         self._public_health: dict[str, Any] = {"pushes": 0, "entered": 0, "checks": 0, "gaps": 0, "downs": 0}
+        self._down_since: dict[str, float] = {}  # private streams down: since when (inf: checked)
         self._next_refresh = 0.0
         # pushes, from the streams' asyncio thread to the handler thread (`feed` → `_drain`)
         self._inbox: queue.SimpleQueue[StreamEvent | None] = queue.SimpleQueue()
@@ -234,16 +240,42 @@ class StreamWatch:
     def _on_private_state(self, account: str, ev: StreamEvent) -> None:
         try:
             self._update_view(account, ev)
-            # a gap touches every monitor of the account: what happened meanwhile is only in REST;
-            # so does a down: the check reads REST (the view is unread now) and the tiers poll the
-            # account from then on, rather than from each monitor's next tier check
-            ids = set(self.rt.registry.ids(account)) if ev.kind in ("gap", "down") else set()
+            # a gap touches every monitor of the account: what happened meanwhile is only in REST
+            ids = set(self.rt.registry.ids(account)) if ev.kind == "gap" else set()
+            with self._lock:
+                if ev.kind == "down":
+                    self._down_since.setdefault(account, self.clock())
+                elif ev.kind == "gap":
+                    self._down_since.pop(account, None)
             self._note_health(account, ev)
-            if ids and self.coalescer.note(account, ids):
-                self.publish(account)
-                self._bump(account, "checks")
+            self._check_all(account, ids)
         except Exception:
             log.exception("stream %s of %s not handled; the tiers still check it", ev.kind, account)
+
+    def _check_all(self, account: str, ids: set[str]) -> None:
+        if ids and self.coalescer.note(account, ids):
+            self.publish(account)
+            self._bump(account, "checks")
+
+    def check_streams_down(self) -> list[str]:
+        """The accounts whose private stream has been down for `DOWN_CHECK_AFTER_S`: a check of
+        every monitor of each, once per outage. That check reads REST (the view is unread while the
+        stream is down), and the tiers poll the account from then on, rather than from each
+        monitor's next tier check (up to a minute for an idle one). A stream back sooner has its
+        gap's check instead, so a quick reconnect costs one REST read, not two."""
+        now = self.clock()
+        with self._lock:
+            due = [a for a, since in self._down_since.items() if now - since >= DOWN_CHECK_AFTER_S]
+            for account in due:
+                self._down_since[account] = math.inf  # checked; the next gap clears it
+        for account in due:
+            try:
+                self._check_all(account, set(self.rt.registry.ids(account)))
+            except Exception:
+                log.exception(
+                    "the check of %s, its stream down, not queued; the tiers still poll it", account
+                )
+        return due
 
     def _handle_pushes(self, pushes: Sequence[StreamEvent]) -> None:
         """A batch of pushes: each account's into its view (one write per kind of row), the
@@ -332,13 +364,15 @@ class StreamWatch:
                 log.exception("stream heartbeat failed; next one in %.0f s", HEARTBEAT_S)
 
     def heartbeat(self) -> None:
-        """Every second: the views of accounts whose stream is up stay readable, the prices of
-        symbols whose ticker connection is up are confirmed, and every `BANDS_REFRESH_S` the
-        monitored symbols and their bands are read again."""
+        """Every second: the views of accounts whose stream is up stay readable, accounts whose
+        stream stays down get a check (`check_streams_down`), the prices of symbols whose ticker
+        connection is up are confirmed, and every `BANDS_REFRESH_S` the monitored symbols and their
+        bands are read again."""
         if self.view is not None:
             for account, h in self.health().items():
                 if h.get("connected"):
                     self.view.mark_alive(account)
+        self.check_streams_down()
         self.confirm_prices()
         if self.clock() >= self._next_refresh:
             self.refresh_symbols()

@@ -24,6 +24,12 @@ def key_of(symbol: str, position_idx: int) -> str:
     return f"{symbol}|{position_idx}"
 
 
+def parse_key(key: str) -> tuple[str, int] | None:
+    """(symbol, positionIdx) of a `key_of` key; None for anything else."""
+    symbol, sep, idx = key.partition("|")
+    return (symbol, int(idx)) if sep and symbol and idx.isdigit() else None
+
+
 class PositionIndex:
     def __init__(self, redis_client: Any, *, prefix: str = keys.PREFIX) -> None:
         self.redis = redis_client

@@ -6,8 +6,9 @@ A push on an account's private stream touches:
 - `position`: the monitor that owns that (symbol, positionIdx) (`workers.position_index`).
 A `gap` (the stream is subscribed again: at start, or after it was down) touches every monitor of the
 account: what happened meanwhile is only in the REST API, and the check reads it there. So does a
-`down`: its check reads REST (the view is unread while the stream is down), and so the tiers poll
-the account at once, not at each monitor's next tier check.
+stream that stays down for a moment (`tasks.stream.DOWN_CHECK_AFTER_S`): its check reads REST (the
+view is unread while the stream is down), and so the tiers poll the account at once, not at each
+monitor's next tier check.
 
 A push on a public `tickers.{SYMBOL}` stream touches the monitors of that symbol whose proximity band
 its mark price enters (`BandWatch`; each target has its band): the core's own rule (`core.urgency.near` over

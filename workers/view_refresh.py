@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 
 from core.errors import TpslError
 from core.ids import parse_link_id
-from workers.position_index import PositionIndex
+from workers.position_index import PositionIndex, parse_key
 from workers.stream_view import Divergence, stream_view
 
 if TYPE_CHECKING:
@@ -96,9 +96,9 @@ def touched_by(rt: Runtime, account_id: str, found: Sequence[Divergence]) -> set
             if parsed is not None:
                 ids.add(parsed[0])
         else:
-            symbol, _, idx = d.key.partition("|")
-            if idx.isdigit():
-                positions.add((symbol, int(idx)))
+            position = parse_key(d.key)
+            if position is not None:
+                positions.add(position)
     if positions:
         ids |= set(PositionIndex(rt.redis, prefix=rt.prefix).owners(account_id, positions).values())
     return ids

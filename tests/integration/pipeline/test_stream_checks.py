@@ -169,18 +169,40 @@ def test_a_burst_of_pushes_is_handled_as_one_batch_every_push_kept_one_check_que
     assert published == ["burst", "burst"]
 
 
-def test_a_stream_going_down_calls_a_check_of_every_monitor_of_its_account(stack):
+def test_a_stream_that_stays_down_calls_a_check_of_every_monitor_of_its_account(stack):
     """Read from the view, a monitor waits in a slow tier (its fills are pushed). When the stream
-    goes down, the account is polled at once: a check of all its monitors, which reads REST."""
+    stays down, the account is polled at once: a check of all its monitors, which reads REST. A
+    stream back within DOWN_CHECK_AFTER_S has its gap's check instead (one REST read, not two)."""
+    from tasks.stream import DOWN_CHECK_AFTER_S
+
     stack.prices(BTCUSDT="60500")
     m = stack.create(conservative_long())
     stack.wait(lambda: first_check_done(stack, m.id), what="the first tier check (the next is 300 s away)")
-    stack.quiesce()  # no dispatcher, no stream: only the check the down queues
+    stack.quiesce()  # no dispatcher, no stream: only the checks published here
     published: list[str] = []
-    watch = StreamWatch(stack.rt, published.append)  # not started: its handler is called directly
-    watch.handle([StreamEvent("down", "private:main", reason="closed", account="main")])
-    assert published == ["main"]
-    assert CheckCoalescer(stack.rt.redis, prefix=stack.rt.prefix).take("main") == [m.id]
+    now = [time.time()]
+    watch = StreamWatch(stack.rt, published.append, clock=lambda: now[0])  # not started
+    coalescer = CheckCoalescer(stack.rt.redis, prefix=stack.rt.prefix)
+
+    def event(kind: str) -> StreamEvent:
+        return StreamEvent(kind, "private:main", reason="dropped", account="main")
+
+    # back within the grace: the gap's check, and nothing when the grace is over
+    watch.handle([event("down")])
+    now[0] += DOWN_CHECK_AFTER_S / 2
+    assert watch.check_streams_down() == [] and published == []
+    watch.handle([event("gap")])
+    assert published == ["main"] and coalescer.take("main") == [m.id]
+    now[0] += DOWN_CHECK_AFTER_S
+    assert watch.check_streams_down() == [] and published == ["main"]
+
+    # down for longer: one check of every monitor, once per outage
+    watch.handle([event("down")])
+    now[0] += DOWN_CHECK_AFTER_S
+    assert watch.check_streams_down() == ["main"]
+    assert published == ["main", "main"] and coalescer.take("main") == [m.id]
+    now[0] += 60
+    assert watch.check_streams_down() == [] and published == ["main", "main"]
 
     before = read_counts(stack.rt)
     CheckCoalescer(stack.rt.redis, prefix=stack.rt.prefix).note("main", [m.id])
@@ -323,3 +345,23 @@ class TestViewRefresh:
             timeout=10,
             what="the check of the monitor the divergence touched",
         )
+
+    def test_the_monitors_divergences_touch(self, stack):
+        """An order's by its orderLinkId, a position's by the monitor guarding it; an order not
+        ours and a position no monitor guards touch none."""
+        from workers.position_index import PositionIndex
+        from workers.stream_view import Divergence
+        from workers.view_refresh import touched_by
+
+        stack.prices(BTCUSDT="60500")
+        m = stack.create(conservative_long())
+        PositionIndex(stack.rt.redis, prefix=stack.rt.prefix).bind([live(stack, m.id)])
+        order = Divergence("order_missing", link_id(m.id, OrderRole.TP, 1, 1), "-", "New 0/0.01 @62000")
+        position = Divergence("position_differs", "BTCUSDT|0", "-", "Buy 0.01 @60000")
+        unguarded = Divergence("position_gone", "ETHUSDT|0", "Sell 1 @3000", "-")
+        foreign = Divergence("order_gone", "someone-elses-order", "New 0/1 @1", "not open")
+
+        assert touched_by(stack.rt, "main", [order]) == {m.id}
+        assert touched_by(stack.rt, "main", [position]) == {m.id}
+        assert touched_by(stack.rt, "main", [unguarded, foreign]) == set()
+        assert touched_by(stack.rt, "other", [position]) == set()  # the index is per account

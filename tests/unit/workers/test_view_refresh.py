@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from workers.position_index import key_of, parse_key
 from workers.view_refresh import is_due, refresh_every_s
 
 
@@ -27,3 +28,18 @@ def test_beat_asks_eight_times_per_reconcile_period():
     # check finds it too old, with an eighth left for the read itself
     assert refresh_every_s(60.0) == 7.5
     assert 60.0 * 3 / 4 + refresh_every_s(60.0) < 60.0
+
+
+@pytest.mark.parametrize(
+    ("key", "position"),
+    [
+        (key_of("BTCUSDT", 0), ("BTCUSDT", 0)),
+        (key_of("ETHUSDT", 2), ("ETHUSDT", 2)),
+        ("BTCUSDT", None),
+        ("BTCUSDT|", None),
+        ("|1", None),
+        ("BTCUSDT|x", None),
+    ],
+)
+def test_a_divergence_names_its_position_by_the_index_key(key, position):
+    assert parse_key(key) == position
