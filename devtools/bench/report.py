@@ -140,17 +140,22 @@ def table(results: Mapping[str, Mapping[str, Any]]) -> Table:
     return t
 
 
+PER_TIER = ("check_lag", "check_start_lag")  # figures kept per tier
+
+
 def missing_figures(figures: Mapping[str, Any]) -> list[str]:
     """Figures a run failed to produce (CI checks that a quick run produces every one). A polled
-    profile must have claimed critical monitors; with streams the critical tier holds only work in
-    flight, which the pushes usually confirm before it is due, so any tier's check lag will do."""
-    required = [p for _, p, _ in ROWS if p[0] != "check_lag" and p not in OPTIONAL]
+    profile must have claimed and started critical checks; with streams the critical tier holds only
+    work in flight, which the pushes usually confirm before it is due, so any tier's check lag and
+    check start lag will do."""
+    required = [p for _, p, _ in ROWS if p[0] not in PER_TIER and p not in OPTIONAL]
     missing = [".".join(p) for p in required if get(figures, p) is None]
-    if not figures.get("stream_lag"):  # polled: no stream pushes measured
-        if get(figures, ("check_lag", "critical")) is None:
-            missing.append("check_lag.critical")
-    elif not any(get(figures, ("check_lag", t.value)) is not None for t in Tier):
-        missing.append("check_lag")
+    for figure in PER_TIER:
+        if not figures.get("stream_lag"):  # polled: no stream pushes measured
+            if get(figures, (figure, "critical")) is None:
+                missing.append(f"{figure}.critical")
+        elif not any(get(figures, (figure, t.value)) is not None for t in Tier):
+            missing.append(figure)
     return missing
 
 

@@ -173,17 +173,20 @@ def test_missing_figures_names_what_a_run_did_not_produce() -> None:
     full = {
         path[0]: {path[1]: 1} if len(path) == 2 else 1
         for _, path, _ in report.ROWS
-        if path[0] not in ("check_lag", "dashboard")
+        if path[0] not in ("check_lag", "check_start_lag", "dashboard")
     }
-    full["check_lag"] = {"critical": {"p50_ms": 1, "p99_ms": 2}}
+    lag = {"p50_ms": 1, "p99_ms": 2}
+    full["check_lag"] = {"critical": lag}
+    full["check_start_lag"] = {"critical": lag}
     full["dashboard"] = {"hit_rate": 1.0}
     assert report.missing_figures(full) == []
-    # with streams the critical tier may see no claim in a short window: any tier's lag will do
-    quiet = {**full, "check_lag": {"active": {"p50_ms": 1, "p99_ms": 2}}}
+    # with streams the critical tier may see no claim nor start in a short window: any tier's will do
+    quiet = {**full, "check_lag": {"standard": lag}, "check_start_lag": {"standard": lag}}
     assert report.missing_figures(quiet) == []
     assert report.missing_figures({**quiet, "check_lag": {}}) == ["check_lag"]
+    assert report.missing_figures({**quiet, "check_start_lag": {}}) == ["check_start_lag"]
     polled = {k: v for k, v in quiet.items() if k != "stream_lag"}
-    assert report.missing_figures(polled) == ["check_lag.critical"]
+    assert report.missing_figures(polled) == ["check_lag.critical", "check_start_lag.critical"]
 
 
 def test_every_profile_is_compared_with_the_baseline() -> None:
