@@ -98,7 +98,7 @@ def check_pushed(app: Celery, rt: Runtime, account: str) -> int:
         try:
             result = run_check(rt, account, ids, lock_wait_s=0.0)
         except SoftTimeLimitExceeded:
-            queue_pushed_check(app, coalescer, account, ids, None)
+            queue_pushed_check(app, coalescer, account, ids)
             raise
         if result.skipped == "account busy":
             queue_pushed_check(app, coalescer, account, ids, PUSHED_BUSY_RETRY_S)
@@ -117,7 +117,7 @@ def hand_on_pushed(app: Celery, coalescer: CheckCoalescer, account: str) -> None
     queued), rather than after the busy retry of the check that could not run them."""
     ids = coalescer.take(account)
     if ids:
-        queue_pushed_check(app, coalescer, account, ids, None)
+        queue_pushed_check(app, coalescer, account, ids)
 
 
 def check_behind_later(app: Celery, account: str, monitor_ids: list[str]) -> None:

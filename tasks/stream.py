@@ -248,14 +248,18 @@ class StreamWatch:
                 elif ev.kind == "gap":
                     self._down_since.pop(account, None)
             self._note_health(account, ev)
-            self._check_all(account, ids)
+            self._queue_check(account, ids)
         except Exception:
             log.exception("stream %s of %s not handled; the tiers still check it", ev.kind, account)
 
-    def _check_all(self, account: str, ids: set[str]) -> None:
-        if ids and self.coalescer.note(account, ids):
-            self.publish(account)
-            self._bump(account, "checks")
+    def _queue_check(self, account: str, ids: set[str]) -> bool:
+        """These monitors into the account's next check; the check published unless one is queued
+        already (coalesced). True when one was published."""
+        if not ids or not self.coalescer.note(account, ids):
+            return False
+        self.publish(account)
+        self._bump(account, "checks")
+        return True
 
     def check_streams_down(self) -> list[str]:
         """The accounts whose private stream has been down for `DOWN_CHECK_AFTER_S`: a check of
@@ -270,7 +274,7 @@ class StreamWatch:
                 self._down_since[account] = math.inf  # checked; the next gap clears it
         for account in due:
             try:
-                self._check_all(account, set(self.rt.registry.ids(account)))
+                self._queue_check(account, set(self.rt.registry.ids(account)))
             except Exception:
                 log.exception(
                     "the check of %s, its stream down, not queued; the tiers still poll it", account
@@ -291,10 +295,7 @@ class StreamWatch:
                 private[ev.account].append(ev)
         for account, evs in private.items():
             try:
-                ids = self._apply_private(account, evs)
-                if ids and self.coalescer.note(account, ids):
-                    self.publish(account)
-                    self._bump(account, "checks")
+                self._queue_check(account, self._apply_private(account, evs))
             except Exception:
                 log.exception(
                     "%d stream pushes of %s not handled; the tiers still check it", len(evs), account
@@ -459,9 +460,7 @@ class StreamWatch:
                 if changed:
                     self.prices.put(changed.values(), at)  # confirmed as of the batch's first
             for account, ids in due.items():
-                if self.coalescer.note(account, ids):
-                    self.publish(account)
-                    self._bump(account, "checks")
+                if self._queue_check(account, ids):
                     self._public_health["checks"] += 1
             self._public_health["pushes"] += handled  # counted once handled (tests wait on it)
         except Exception:
