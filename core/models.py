@@ -374,6 +374,7 @@ class Monitor:
     stop_sent_at: float = 0.0  # when a SetPositionStop was last sent: older reads cannot judge it
     stop_seen: Decimal | None = None  # the position's stopLoss the last fresh read showed (None: unset)
     stop_accepted: Decimal | None = None  # the last value the exchange answered "set" (ok) for
+    stop_accepted_at: float = 0.0  # the stop_sent_at of the call answered "set" (ok)
     stop_resets: int = 0  # times it was set again after a read showed it removed (bounded)
     stop_fired: Decimal = ZERO  # the size the position's own stop closed (it has no order of ours)
     stop_crossed: bool = False  # a read's price was through the position's stop since it was last set
@@ -484,6 +485,11 @@ class Snapshot:
     # absent from `stop_fills` means no such fill as of this read; a pushed view proves no absence.
     stop_fills: Mapping[tuple[str, Side], int] = field(default_factory=dict)
     stop_fills_read: frozenset[str] = frozenset()
+    # A read from the stream view: when each position row's last push was received (or the REST
+    # read that reconciled the row began), in seconds. A row is as of then, not `taken_at`: a
+    # position push can be lost, and the row keeps what the last push delivered. A row absent here
+    # is as of `taken_at` (every row of a REST read).
+    position_seen_at: Mapping[tuple[str, int], float] = field(default_factory=dict)
 
     def position(self, symbol: str, position_idx: int) -> Position | None:
         return self.positions.get((symbol, position_idx))

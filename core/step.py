@@ -1413,10 +1413,29 @@ def _observe_position_stop(w: _Work, s: Snapshot) -> None:
         if _through(price, stop, w.m.plan.side):
             w.set(stop_crossed=True)
     pos = _open_position(w, s)
-    if pos is None or s.taken_at < w.get("stop_sent_at"):
+    if pos is None or not _row_after_last_call(w, s, pos):
         return
     if pos.stop_loss != w.get("stop_seen"):
         w.set(stop_seen=pos.stop_loss)
+
+
+def _row_after_last_call(w: _Work, s: Snapshot, pos: Position) -> bool:
+    """Whether the read's row of the position can show what our last trading-stop call did: a REST
+    read that started after the call, or a pushed row received after it (a position push can be
+    lost: the row keeps what the last push that came delivered, `Snapshot.position_seen_at`)."""
+    sent: float = w.get("stop_sent_at")
+    seen = s.position_seen_at.get((pos.symbol, pos.position_idx))
+    if seen is None:
+        return s.taken_at >= sent
+    return seen > sent
+
+
+def _set_by_last_call(w: _Work, trigger: Decimal) -> bool:
+    """The exchange answered our last trading-stop call "set", for the trigger we want now (a
+    trading-stop is carried out before it is answered)."""
+    sent: float = w.get("stop_sent_at")
+    accepted_at: float = w.get("stop_accepted_at")
+    return sent > 0 and accepted_at >= sent and w.get("stop_accepted") == trigger
 
 
 def position_stop_fill(m: Monitor, s: Snapshot) -> int | bool | None:
@@ -1440,7 +1459,7 @@ def _confirm_position_breakeven(w: _Work, s: Snapshot, leader: Monitor | None, b
     at: Decimal | None = None
     how = "read"
     if pos is not None:
-        if s.taken_at >= w.get("stop_sent_at") and pos.stop_loss is not None:
+        if _row_after_last_call(w, s, pos) and pos.stop_loss is not None:
             at = pos.stop_loss
     elif w.get("stop_accepted") is not None:
         at, how = w.get("stop_accepted"), "accepted"
@@ -1561,6 +1580,11 @@ def _position_stop(w: _Work, s: Snapshot, size: Decimal, policy: Policy) -> None
         return  # this read shows no position of ours (a size change awaiting its confirming read)
     if s.taken_at < w.get("stop_sent_at"):
         return  # a read from before our last call cannot tell
+    if not _row_after_last_call(w, s, pos) and _set_by_last_call(w, trigger):
+        # a pushed row from before the call the exchange answered "set": its push is late or was
+        # lost. Sending it again would only be answered "not modified"; the push, or the view's
+        # reconciliation by REST, shows it (a removal by hand since then comes pushed, newer)
+        return
     held = pos.stop_loss
     if held is not None:
         if not stop_improves(held, trigger, side):
@@ -1625,7 +1649,7 @@ def _acknowledge_position_stop(w: _Work, intent: SetPositionStop, result: Intent
     breached: a market close now, unless the position still holds a (looser) stop of ours — then,
     as for a refused stop amend, a pending breakeven move waits for the price to allow it."""
     if result.ok:
-        w.set(stop_accepted=intent.trigger_price)
+        w.set(stop_accepted=intent.trigger_price, stop_accepted_at=w.get("stop_sent_at"))
         return
     if result.unknown or result.error in _TRANSIENT or not result.sent:
         return

@@ -338,7 +338,10 @@ class StreamWatch:
             if stop_fills:
                 self.view.apply_stop_fills(account, stop_fills)
             self.view.apply_orders(account, orders)
-            self.view.apply_positions(account, positions)
+            # received when the batch was: a moment late for its first pushes, which only makes
+            # a check take a row as newer than it is (it sends a stop again, harmless)
+            seen_at = max((ev.received_at for ev in evs if ev.received_at), default=0.0) or self.clock()
+            self.view.apply_positions(account, positions, seen_at=seen_at)
         if held:
             ids |= set(self.positions.owners(account, held).values())
         for ev in evs:

@@ -73,19 +73,29 @@ VIEW_ORDERS_MAX = 8_192
 BEHIND_WAIT_S = 1.0  # a fill's position push is awaited this long (a REST read of the account after)
 
 
-def _view_position(text: Text) -> Position:
-    """A position row as a check sees it: without a mark price (a position is pushed when it
-    changes, not when the price moves, so its pushed mark is as old as its last change)."""
+def _view_position(text: Text) -> tuple[Position, float | None]:
+    """A position row as a check sees it, and when its push came (`seen_at`; None in a row written
+    before rows carried it): without a mark price (a position is pushed when it changes, not when
+    the price moves, so its pushed mark is as old as its last change)."""
     d = orjson.loads(text)
     d["mark_price"] = None
-    return position_from_dict(d)
+    seen = d.pop("seen_at", None)
+    return position_from_dict(d), None if seen is None else float(seen)
+
+
+def _position_row(p: Position, seen_at: float) -> bytes:
+    """A position row of the view: the position, and when the stream process received it (or the
+    REST read that wrote it began): a push can be lost, so a row is as of then."""
+    return orjson.dumps({**position_to_dict(p), "seen_at": seen_at})
 
 
 def _view_order(text: Text) -> ExchangeOrder:
     return exchange_order_from_dict(orjson.loads(text))
 
 
-_positions: Decoded[tuple[str, str], Position] = Decoded(_view_position, VIEW_POSITIONS_MAX)
+_positions: Decoded[tuple[str, str], tuple[Position, float | None]] = Decoded(
+    _view_position, VIEW_POSITIONS_MAX
+)
 _orders: Decoded[tuple[str, str], ExchangeOrder] = Decoded(_view_order, VIEW_ORDERS_MAX)
 
 
@@ -108,7 +118,8 @@ def _order_gist(o: ExchangeOrder | None) -> str:
 def _position_gist(p: Position | None) -> str:
     if p is None or p.size <= 0:
         return "flat"
-    return f"{p.side.value if p.side else '?'} {p.size} @{p.avg_price}"
+    stop = f" sl {p.stop_loss}" if p.stop_loss is not None else ""
+    return f"{p.side.value if p.side else '?'} {p.size} @{p.avg_price}{stop}"
 
 
 def _same_order(a: ExchangeOrder, b: ExchangeOrder) -> bool:
@@ -126,7 +137,11 @@ def _same_position(a: Position | None, b: Position | None) -> bool:
     sb = b.size if b is not None else 0
     if sa == 0 and sb == 0:
         return True
-    return a is not None and b is not None and (a.side, a.size, a.avg_price) == (b.side, b.size, b.avg_price)
+    return (
+        a is not None
+        and b is not None
+        and (a.side, a.size, a.avg_price, a.stop_loss) == (b.side, b.size, b.avg_price, b.stop_loss)
+    )
 
 
 def diverged(
@@ -293,11 +308,13 @@ class StreamView:
         rows = [(key, ms, str(ms)) for key, ms in latest.items()]
         return self._write(keys.view_stop_fills(self.prefix, account), rows)
 
-    def apply_positions(self, account: str, positions: Iterable[tuple[Position, int]]) -> int:
-        """Pushed positions with their update time (ms), newer-wins."""
+    def apply_positions(
+        self, account: str, positions: Iterable[tuple[Position, int]], *, seen_at: float
+    ) -> int:
+        """Pushed positions with their update time (ms), newer-wins; received at `seen_at` (this
+        host's clock, which the workers share: a check compares it with when it sent a stop)."""
         rows = [
-            (key_of(p.symbol, p.position_idx), stamp, orjson.dumps(position_to_dict(p)))
-            for p, stamp in positions
+            (key_of(p.symbol, p.position_idx), stamp, _position_row(p, seen_at)) for p, stamp in positions
         ]
         return self._write(keys.view_positions(self.prefix, account), rows)
 
@@ -384,7 +401,8 @@ class StreamView:
         if behind and not young_behind(behind, fill_ms, now, behind_wait_s):
             log.debug("view of %s: fills on %s not in a position push yet; read by REST", account, behind)
             return None
-        positions = [_positions.get((account, k), v) for k, v in prows.items()]
+        rows_seen = [_positions.get((account, k), v) for k, v in prows.items()]
+        positions = [p for p, _ in rows_seen if p.size > 0]
         base = Snapshot(
             account=account,
             # pushes take a moment: what our own latest intents did may not be in the view yet, so
@@ -392,11 +410,14 @@ class StreamView:
             taken_at=now - self.read_margin_s,
             # without their pushed marks (`_view_position`): the check prices each symbol from the
             # tickers (pushed by the ticker streams while fresh, else the REST cache)
-            positions={(p.symbol, p.position_idx): p for p in positions if p.size > 0},
+            positions={(p.symbol, p.position_idx): p for p in positions},
             open_orders={},
             instruments=instruments(),
             pushed=True,
             stop_fills=_stop_fills(stop_rows),
+            position_seen_at={
+                (p.symbol, p.position_idx): seen for p, seen in rows_seen if p.size > 0 and seen is not None
+            },
         )
         ok = keys.view_orders(self.prefix, account)
         pipe = self.redis.pipeline(transaction=False)
@@ -452,7 +473,7 @@ class StreamView:
         self._write(
             keys.view_positions(self.prefix, account),
             [
-                (key, stamp, b"" if p is None else orjson.dumps(position_to_dict(p)))
+                (key, stamp, b"" if p is None else _position_row(p, snap.taken_at))
                 for key, (stamp, p) in position_writes.items()
             ],
         )

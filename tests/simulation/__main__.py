@@ -89,6 +89,10 @@ def main(argv: list[str] | None = None) -> int:
             f"sl_hit judged wrong: {int(stats['sl_hit_judged_wrong'])}; "
             f"breakeven that rested unseen: {int(stats['breakeven_unseen'])}"
         )
+        print(
+            f"trading-stops answered 'not modified': {int(stats['stops_unchanged'])}; "
+            f"position pushes lost: {int(stats['position_pushes_lost'])} of {int(stats['position_pushes'])}"
+        )
     print(f"failing seeds: {len(failures)}")
     for inv, n in by_inv.most_common():
         seeds = sorted(s for s, _, vs in failures if any(v.startswith(inv + ":") for v in vs))

@@ -11,7 +11,9 @@ What the adversary can do to one call (all decided by the world's seeded RNG):
 - move the market between two calls of one batch, so an order fills between our read and our amend
   or cancel (the exchange then answers "not found" for real);
 - answer a read whose look-ups of missing orders were cut short (bounded look-ups);
-- answer a read whose open list is a second stale (the newest orders missing; look-ups find them).
+- answer a read whose open list is a second stale (the newest orders missing; look-ups find them);
+- lose the push of a position's stop-loss change, so a read shows the row the last push delivered
+  (`PositionPushes`, with its own RNG).
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ from core.models import (
 )
 from exchange.paper.port import PaperPort
 from exchange.paper.records import PaperOrder
+
+from .pushes import PositionPushes
 
 RECEIVE_WINDOW_S = 5.0  # a request older than this is refused by the exchange: it can never land later
 
@@ -82,12 +86,21 @@ class Ledger:
     # the position stop orders the exchange created for our trading-stop calls: order id → monitor id
     position_stops: dict[str, str] = field(default_factory=dict)
     writes: Counter = field(default_factory=Counter)  # write items sent, by kind (for the figures)
+    stops_unchanged: int = 0  # trading-stops answered "not modified" (for the figures)
 
 
 class SimPort(PaperPort):
-    def __init__(self, engine: Any, rng: Any, faults: Faults, race: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        engine: Any,
+        rng: Any,
+        faults: Faults,
+        race: Callable[[], None],
+        pushes: PositionPushes | None = None,
+    ) -> None:
         super().__init__(engine)
         self.rng = rng
+        self.pushes = pushes  # the stream view's position rows (None: every read is by REST)
         self.faults = faults
         self.race = race  # moves the market (called between calls when the adversary races)
         self.ledger = Ledger()
@@ -101,9 +114,16 @@ class SimPort(PaperPort):
     def snapshot(self, account: Account, *, symbol: str | None = None) -> Snapshot:
         acct = self._acct(account)
         eng = self.engine
+        live = {key: p for key, p in acct.positions.items() if p.size > 0}
+        stops: dict[tuple[str, int], Decimal | None] = {}
+        seen: dict[tuple[str, int], float] = {}
+        if self.pushes is not None:
+            stops, seen, stale = self.pushes.view(account.id, live, eng.clock())
+            if stale:
+                self.ledger.faulted_accounts.add(account.id)  # a push lost: the exchange failed us
         positions = {}
-        for (sym, idx), p in acct.positions.items():
-            if p.size > 0 and (symbol is None or sym == symbol):
+        for (sym, idx), p in live.items():
+            if symbol is None or sym == symbol:
                 positions[(sym, idx)] = Position(
                     symbol=sym,
                     position_idx=idx,
@@ -111,7 +131,7 @@ class SimPort(PaperPort):
                     size=p.size,
                     avg_price=p.avg,
                     mark_price=eng.markets[sym].mark,
-                    stop_loss=p.stop_loss or None,
+                    stop_loss=stops.get((sym, idx), p.stop_loss or None),
                 )
         orders = {}
         lag_ms = 0
@@ -131,6 +151,7 @@ class SimPort(PaperPort):
             positions=positions,
             open_orders=orders,
             instruments=self._instruments,
+            position_seen_at={key: at for key, at in seen.items() if key in positions},
         )
 
     def ticker_of(self, symbol: str) -> dict[str, Ticker]:
@@ -231,7 +252,11 @@ class SimPort(PaperPort):
         return self._each(account, "trading-stop", stops, lambda o, _: self._set_stop(account, o))
 
     def _set_stop(self, account: Account, o: SetPositionStop) -> IntentResult:
+        held = self._acct(account).positions.get((o.symbol, o.position_idx))
+        before = held.stop_loss if held is not None else None
         (res,) = PaperPort.set_position_stop(self, account, [o])
+        if res.ok and before == o.trigger_price:
+            self.ledger.stops_unchanged += 1  # answered "not modified": the call was not needed
         pos = self._acct(account).positions.get((o.symbol, o.position_idx))
         if pos is not None and pos.sl_order is not None:
             self.ledger.position_stops.setdefault(pos.sl_order.order_id, o.monitor_id)

@@ -43,6 +43,7 @@ from workers.lookups import look_up
 
 from .invariants import Checker, Violation
 from .port import Faults, SimPort
+from .pushes import PositionPushes
 
 SYMBOL = "BTCUSDT"
 P0 = Decimal("60000")
@@ -92,7 +93,8 @@ class World:
         # the simulated reads carry the price at the read (no shared ticker cache): price_max_age_s 0
         self.policy = Policy(stop_mode=stop_mode, price_max_age_s=0.0)
         self.faults = self._draw_faults()
-        self.port = SimPort(self.engine, self.rng, self.faults, self._race)
+        self.pushes = PositionPushes(self.engine, seed)
+        self.port = SimPort(self.engine, self.rng, self.faults, self._race, self.pushes)
         self.inst = self.port.instruments()[SYMBOL]
         self.accounts: dict[str, Account] = {}
         self.keys: dict[str, str] = {}
@@ -389,6 +391,7 @@ class World:
         self.t += dt
         self.checker.dt = dt
         self.port.ledger.faulted_accounts.clear()
+        self.pushes.new_pass()
         self.person_acted = False
         self.port.land_late(self.t, self._set_clock)
         if self.adversarial and not self.monitors:
@@ -399,6 +402,7 @@ class World:
         self.trace.append(
             f"pass {self.checker.passno} t={self.t - T0:.1f} last={self.engine.markets[SYMBOL].last}"
         )
+        self.pushes.new_pass()  # the checks' reads begin (a round's opening read came before)
         for account in sorted(self.accounts):
             self._check_account(account)
         for wrong in self.port.ledger.wrong_reuse:
@@ -436,6 +440,9 @@ class World:
         for what, n in self.port.ledger.writes.items():
             stats[f"writes_{what}"] = float(n)
         stats["monitors"] = float(len(self.all_monitors))
+        stats["stops_unchanged"] = float(self.port.ledger.stops_unchanged)
+        stats["position_pushes"] = float(self.pushes.pushes)
+        stats["position_pushes_lost"] = float(self.pushes.lost_pushes)
         return Result(
             self.seed,
             self.kind,
@@ -452,6 +459,7 @@ class World:
             self._pass()
         self.adversarial = False
         self.port.faults = Faults.quiet()
+        self.pushes.quiet()
         self.t += 10.0  # creates still in the network land (each at its own time, within the window)
         for _ in range(self.settle):
             self._pass()

@@ -1,14 +1,16 @@
 """Checks that read the stream view instead of the exchange, on the real stack (paper exchange over
 HTTP and WebSocket, Redis, a Celery worker): a whole lifecycle served by pushes and reconciled by
-REST, and one with pushes lost on the way, which reconciliation catches."""
+REST, and one with pushes lost on the way, which reconciliation catches; in position stop mode, a
+stop whose pushes are lost is found and set once."""
 
 from __future__ import annotations
 
 from collections import Counter
+from decimal import Decimal as D
 
 import pytest
 
-from core.models import BreakevenState, Phase
+from core.models import BreakevenState, Phase, Tier
 from workers.checker import read_counts
 from workers.stream_view import stream_view
 
@@ -67,3 +69,44 @@ def test_pushes_lost_on_the_way_are_caught_by_reconciliation(stack, watch):
 
     lifecycle(stack, watch, before_tp1=lose_pushes)
     assert stream_view(stack.rt).divergences("main") > 0
+
+
+class TestAPositionStopWhosePushesAreLost:
+    @pytest.fixture
+    def stack_overrides(self):
+        return {"stream_reconcile_s": 8.0, "stop_mode": "position"}
+
+    def test_the_reconciliation_finds_it_gone_and_the_guard_sets_it_once(self, stack, watch):
+        """Every private push lost from a point on: a removal of the position's stop by hand is
+        found by the reconciliation (the stop is compared), and the guard sets it again. That call
+        is answered "set" and its push is lost too: the view's row, older than the call, cannot
+        show it, so it is not sent again (each re-send would be answered "not modified") until a
+        REST read shows it there."""
+        from pybit.unified_trading import HTTP
+
+        stack.prices(BTCUSDT="60500")
+        m = stack.create(conservative_long())
+        stack.prices(BTCUSDT="59990")  # the first entry fills: the position's stop is set
+        stack.wait(lambda: live(stack, m.id).stop_seen == D("58000"), what="the position's stop seen")
+        key = stack.creds["main"].api_key
+        before = trading_stops(stack, key)
+
+        stack.paper.admin.add_fault(endpoint="/v5/private", lose=True)  # every private push lost
+        s = HTTP(api_key=key, api_secret=stack.creds["main"].api_secret, retry_delay=0.05)
+        s.endpoint = stack.paper.base_url
+        s.set_trading_stop(category="linear", symbol="BTCUSDT", stopLoss="0", tpslMode="Full", positionIdx=0)
+
+        stack.wait(lambda: live(stack, m.id).stop_resets == 1, timeout=30, what="found gone, set again")
+        stack.wait(lambda: stack.position_stop() == D("58000"), what="the stop back on the position")
+        stack.wait(
+            lambda: live(stack, m.id).stop_seen == D("58000") and live(stack, m.id).tier is not Tier.CRITICAL,
+            timeout=30,
+            what="a REST read showed it: settled",
+        )
+        assert trading_stops(stack, key) == before + 2  # the removal by hand, and the guard's one call
+        assert stream_view(stack.rt).divergences("main") >= 2  # the removal, then the stop set again
+
+
+def trading_stops(stack, key):
+    account_id = stack.paper.admin.account(key)["id"]
+    return stack.paper.admin.stats()["by_account"].get(account_id, {}).get("/v5/position/trading-stop", 0)

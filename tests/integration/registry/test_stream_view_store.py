@@ -117,10 +117,10 @@ def test_a_fill_the_position_push_has_not_shown_yet_keeps_the_view_unread(redis_
     assert snapshot(v, now=T + 3) is None  # the position lags
     v.apply_fills("main", [("ETHUSDT", fill_ms - 5)])  # another symbol's fill changes nothing here
     flat = Position("BTCUSDT", 0, None, D("0"), D("0"))
-    v.apply_positions("main", [(flat, fill_ms)])  # the position push that shows it
+    v.apply_positions("main", [(flat, fill_ms)], seen_at=T)  # the position push that shows it
     snap = snapshot(v, now=T + 3)
     assert snap is None  # ETHUSDT's position has not been pushed yet either
-    v.apply_positions("main", [(Position("ETHUSDT", 0, Side.BUY, D("1"), D("3000")), fill_ms)])
+    v.apply_positions("main", [(Position("ETHUSDT", 0, Side.BUY, D("1"), D("3000")), fill_ms)], seen_at=T)
     snap = snapshot(v, now=T + 3)
     assert snap is not None and ("BTCUSDT", 0) not in snap.positions  # flat
     # a fill whose position push was lost: a REST read made after it settles it
@@ -164,7 +164,7 @@ def test_rows_decoded_once_per_text_and_never_stale(redis_client):
     for account in ("main", "mirror"):
         v.mark_alive(account)
         v.reconcile(account, rest(T, [order()], [p]))
-    v.apply_positions("mirror", [(replace(p, size=D("0.015")), int((T + 1) * 1000))])
+    v.apply_positions("mirror", [(replace(p, size=D("0.015")), int((T + 1) * 1000))], seen_at=T)
 
     def read(account, now=T + 2):
         snap = snapshot(v, account, now=now, orders_for=lambda _: [LID])
@@ -181,7 +181,7 @@ def test_rows_decoded_once_per_text_and_never_stale(redis_client):
     assert read("main").positions[("BTCUSDT", 0)].size == D("0.030")
 
     later = int((T + 3) * 1000)
-    v.apply_positions("main", [(replace(p, size=D("0.010")), later)])
+    v.apply_positions("main", [(replace(p, size=D("0.010")), later)], seen_at=T)
     v.apply_orders("main", [order(qty="0.010", updated=later)])
     changed = read("main", now=T + 4)
     assert changed.positions[("BTCUSDT", 0)].size == D("0.010")
@@ -232,7 +232,33 @@ def test_a_check_that_waits_for_position_pushes_is_told_which_symbols_are_behind
         "main", now=T + 2.4, instruments=no_instruments, orders_for=eth_fills_meanwhile, behind_wait_s=0.5
     )
     assert got is not None and got.behind == frozenset({"BTCUSDT", "ETHUSDT"})
-    v.apply_positions("main", [(replace(btc, size=D("0.020")), int((T + 2) * 1000))])  # its push came
+    v.apply_positions(
+        "main", [(replace(btc, size=D("0.020")), int((T + 2) * 1000))], seen_at=T + 2
+    )  # its push came
     got = v.read("main", now=T + 2.4, instruments=no_instruments, behind_wait_s=0.5)
     assert got is not None and got.behind == frozenset({"ETHUSDT"})
     assert got.snapshot.positions[("BTCUSDT", 0)].size == D("0.020")
+
+
+def test_a_lost_stop_push_keeps_the_row_as_of_its_last_push_until_rest_sets_it_right(redis_client):
+    """A position row says when its push came (`Snapshot.position_seen_at`): a check that set the
+    position's stop after that knows the row cannot show it. The reconciliation finds the stop the
+    push did not bring, counts it, and writes the row as of its own read."""
+    v = view(redis_client)
+    bare = Position("BTCUSDT", 0, Side.BUY, D("0.030"), D("60000"))
+    v.mark_alive("main")
+    v.reconcile("main", rest(T, [], []))
+    v.apply_positions("main", [(bare, int((T + 1) * 1000))], seen_at=T + 1.01)  # the entry's fill
+    snap = snapshot(v, now=T + 2)
+    assert snap is not None and snap.position_seen_at == {("BTCUSDT", 0): T + 1.01}
+    # the guard set the stop at T + 1.2; that push was lost: the view still shows no stop
+    snap = snapshot(v, now=T + 10)
+    assert snap is not None and snap.positions[("BTCUSDT", 0)].stop_loss is None
+    assert snap.position_seen_at[("BTCUSDT", 0)] < T + 1.2
+    held = replace(bare, stop_loss=D("58000"))
+    found = v.reconcile("main", rest(T + 20, [], [held]))
+    assert found is not None and [(d.kind, d.key) for d in found] == [("position_differs", "BTCUSDT|0")]
+    assert "sl 58000" in found[0].exchange and v.divergences("main") == 1
+    snap = snapshot(v, now=T + 21)
+    assert snap is not None and snap.positions[("BTCUSDT", 0)].stop_loss == D("58000")
+    assert snap.position_seen_at == {("BTCUSDT", 0): T + 20}

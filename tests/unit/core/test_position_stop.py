@@ -155,6 +155,67 @@ def test_a_stop_removed_by_hand_is_set_again_counted_then_the_position_is_closed
     )
 
 
+def pushed_rows(s, seen_at):
+    """The read as the stream view gives it, every position row received at `seen_at`."""
+    return replace(s, pushed=True, position_seen_at={k: seen_at for k in s.positions})
+
+
+def test_a_pushed_row_from_before_a_stop_call_answered_set_waits_for_its_push():
+    m = built()  # set at 1020, answered "set"
+    # the call's position push was lost: the row is the entry fills' (received at 1019), no stop
+    for t, price in ((1022.0, "59600"), (1030.0, "59600"), (1080.0, "57900")):
+        d = step(m, pushed_rows(read(m, t, sl=None, price=price), 1019.0), t, POS)
+        # nothing sent again (it would be answered "not modified"), no market close through it
+        # (the exchange holds the stop: it fires on its own), nothing learnt from the old row
+        assert not d.intents and d.monitor.stop_seen is None and d.monitor.stop_resets == 0
+        assert d.monitor.tier is Tier.CRITICAL  # unsettled until a row shows it
+    # a row received after the call (the push came late, or the reconciliation wrote it): settled
+    d = step(m, pushed_rows(read(m, 1081.0), 1080.5), 1081.0, POS)
+    assert not d.intents and d.monitor.stop_seen == D("58000")
+    # a row received later without it: removed by hand, set again and counted
+    d = step(d.monitor, pushed_rows(read(m, 1090.0, sl=None), 1089.0), 1090.0, POS)
+    (again,) = stops(d)
+    assert again.trigger_price == D("58000") and d.monitor.stop_resets == 1
+
+
+def test_a_pushed_row_from_before_a_stop_call_without_an_answer_has_it_sent_again():
+    d = open_monitor(
+        "m000000009", "main", conservative_long(), snapshot(taken_at=1000.0, price="60500"), 1000.0, POS
+    )
+    m = ack(d, 1000.0).monitor
+    closed = [ex_order(o, filled=o.qty, status=FILLED) for o in m.orders]
+    d = step(m, snapshot(taken_at=1020.0, positions=[pos()], closed=closed, price="59600"), 1020.0, POS)
+    (sl,) = stops(d)
+    m = ack(d, 1020.0, **{sl.link_id: ErrorKind.RETRY_LATER}).monitor
+    # the call may not have been carried out: the old row cannot tell, so it is sent again
+    (again,) = stops(step(m, pushed_rows(read(m, 1022.0, sl=None), 1019.0), 1022.0, POS))
+    assert again.trigger_price == D("58000")
+    # a tighter trigger than the one answered "set" is sent too (the old answer is not for it)
+    m = ack(step(m, pushed_rows(read(m, 1022.0, sl=None), 1019.0), 1022.0, POS), 1022.0).monitor
+    assert m.stop_accepted == D("58000") and m.stop_accepted_at == 1022.0
+
+
+def test_breakeven_is_not_confirmed_by_a_pushed_row_from_before_its_call():
+    m = step(built(), read(built(), 1030.0), 1030.0, POS).monitor
+    tp1 = m.current(OrderRole.TP, 1)
+    rest = [o for o in open_view(m) if o.link_id != tp1.link_id]
+    s = snapshot(
+        taken_at=1040.0,
+        positions=[pos("0.005", sl="58000")],
+        open_orders=rest,
+        closed=[ex_order(tp1, filled=tp1.qty, status=FILLED)],
+        price="62100",
+    )
+    m = ack(step(m, s, 1040.0, POS), 1040.0).monitor  # breakeven answered "set"
+    assert m.breakeven is BreakevenState.PENDING and m.stop_accepted == D("59547.6")
+    old = snapshot(taken_at=1050.0, positions=[pos("0.005", sl="58000")], open_orders=rest, price="62100")
+    d = step(m, pushed_rows(old, 1039.5), 1050.0, POS)
+    assert not d.intents and d.monitor.breakeven is BreakevenState.PENDING
+    new = snapshot(taken_at=1051.0, positions=[pos("0.005", sl="59547.6")], open_orders=rest, price="62100")
+    d = step(m, pushed_rows(new, 1040.5), 1051.0, POS)
+    assert d.monitor.breakeven is BreakevenState.DONE and EventKind.BREAKEVEN_MOVED in kinds(d)
+
+
 def test_a_breach_is_judged_on_the_stops_own_trigger_price_and_closes_at_market():
     m = step(built(), read(built(), 1030.0), 1030.0, POS).monitor
     s = replace(read(m, 1040.0, sl=None, price="57900"))  # removed, and the last price is through it

@@ -1,6 +1,7 @@
 """The stream view's reconciliation, decided without I/O: what differs from a REST read, what is a
 divergence (a change a push should have brought), and what the view becomes (newer wins)."""
 
+from dataclasses import replace
 from decimal import Decimal as D
 
 import pytest
@@ -87,6 +88,11 @@ def test_positions_the_pushes_missed_are_divergences():
     assert kinds(found) == [("position_differs", "BTCUSDT:0")] and pw == {"BTCUSDT:0": (T, pos("0.020"))}
     found, _, pw = diverged(T, {}, {"BTCUSDT:0": (pos("0.030"), OLD)}, {}, {})
     assert kinds(found) == [("position_gone", "BTCUSDT:0")] and pw == {"BTCUSDT:0": (T, None)}
+    # a stop-loss the pushes did not bring (a trading-stop whose push was lost)
+    held = replace(pos("0.030"), stop_loss=D("58000"))
+    found, _, pw = diverged(T, {}, {"BTCUSDT:0": (pos("0.030"), OLD)}, {}, {"BTCUSDT:0": held})
+    assert kinds(found) == [("position_differs", "BTCUSDT:0")] and pw == {"BTCUSDT:0": (T, held)}
+    assert found[0].exchange.endswith("sl 58000") and "sl" not in found[0].view
     # a flat row in the view and no row from REST (REST lists open positions only): the same
     assert diverged(T, {}, {"BTCUSDT:0": (pos("0"), OLD)}, {}, {}) == ([], {}, {})
     # a position pushed after the read started is kept
