@@ -56,7 +56,7 @@ from core.ids import parse_link_id
 from core.models import ExchangeOrder, Instrument, Position, Side, Snapshot
 from workers.decoded import Decoded, Text
 from workers.lua import source
-from workers.position_index import key_of
+from workers.position_index import key_of, parse_key
 
 if TYPE_CHECKING:
     from workers.runtime import Runtime
@@ -211,8 +211,9 @@ def positions_behind(fills: Mapping[str, int], position_stamps: Mapping[str, int
     deleted since included (a position that went flat has a stamp too)."""
     newest: dict[str, int] = {}
     for key, stamp in position_stamps.items():
-        symbol = key.partition("|")[0]
-        newest[symbol] = max(stamp, newest.get(symbol, -1))
+        parsed = parse_key(key)
+        if parsed is not None:
+            newest[parsed[0]] = max(stamp, newest.get(parsed[0], -1))
     return sorted(symbol for symbol, ms in fills.items() if ms > newest.get(symbol, -1))
 
 
