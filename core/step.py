@@ -1420,14 +1420,14 @@ def _observe_position_stop(w: _Work, s: Snapshot) -> None:
 
 
 def _row_after_last_call(w: _Work, s: Snapshot, pos: Position) -> bool:
-    """Whether the read's row of the position can show what our last trading-stop call did: a REST
-    read that started after the call, or a pushed row received after it (a position push can be
-    lost: the row keeps what the last push that came delivered, `Snapshot.position_seen_at`)."""
+    """Whether the read's row of the position can show what our last trading-stop call did: a read
+    that started after the call and, from the stream view, a row received after it (a position push
+    can be lost: the row keeps what the last push that came delivered, `Snapshot.position_seen_at`)."""
     sent: float = w.get("stop_sent_at")
+    if s.taken_at < sent:
+        return False
     seen = s.position_seen_at.get((pos.symbol, pos.position_idx))
-    if seen is None:
-        return s.taken_at >= sent
-    return seen > sent
+    return seen is None or seen > sent
 
 
 def _set_by_last_call(w: _Work, trigger: Decimal) -> bool:

@@ -178,6 +178,18 @@ def test_a_pushed_row_from_before_a_stop_call_answered_set_waits_for_its_push():
     assert again.trigger_price == D("58000") and d.monitor.stop_resets == 1
 
 
+def test_a_pushed_read_from_before_the_call_learns_nothing_even_from_a_newer_row():
+    # a view read's taken_at holds back the pushes still on their way; within it nothing is learnt,
+    # so the removal a newer row shows is counted as a repair by the next read, not forgotten
+    m = step(built(), read(built(), 1030.0), 1030.0, POS).monitor
+    assert m.stop_seen == D("58000") and m.stop_sent_at == 1020.0
+    d = step(m, pushed_rows(read(m, 1019.5, sl=None), 1025.0), 1031.0, POS)
+    assert not d.intents and d.monitor.stop_seen == D("58000")
+    d = step(d.monitor, pushed_rows(read(m, 1032.0, sl=None), 1025.0), 1032.0, POS)
+    (again,) = stops(d)
+    assert again.trigger_price == D("58000") and d.monitor.stop_resets == 1
+
+
 def test_a_pushed_row_from_before_a_stop_call_without_an_answer_has_it_sent_again():
     d = open_monitor(
         "m000000009", "main", conservative_long(), snapshot(taken_at=1000.0, price="60500"), 1000.0, POS
