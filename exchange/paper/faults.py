@@ -19,6 +19,8 @@ server sends on a connection of that stream:
 - `stall`: from then on the connection sends nothing (pushes, acks, pongs) but stays open, for
   `hold_ms` (default: until it closes);
 - `lose`: the push is not sent (acks and pongs are never lost); with `error_rate` < 1 a fraction;
+  with `topic` only the pushes of that topic (one message carries every row of one engine
+  operation, so losing it loses all of them: a burst's fills, say);
 - `latency_ms` alone: the push is sent that much later (later messages wait behind it);
 - `refuse_auth`: drawn on auth requests only; the auth is refused ("Request not authorized").
 A push that was lost or stalled away is gone: only a REST read recovers what it carried.
@@ -44,6 +46,11 @@ RET_MESSAGES = {
 }
 _TERMINAL = ("http_status", "ret_code", "timeout", "drop_connection", "stall", "lose", "refuse_auth")
 STREAM_PATHS = ("/v5/private", "/v5/public/linear")
+# the topics a stream fault can be limited to (the base topic, without `.linear`), by stream
+STREAM_TOPICS = {
+    "/v5/private": ("execution", "execution.fast", "order", "position", "wallet"),
+    "/v5/public/linear": ("tickers",),
+}
 _STREAM_ONLY = ("stall", "lose", "refuse_auth")
 
 
@@ -61,6 +68,7 @@ class Fault:
     stall: bool = False
     lose: bool = False
     refuse_auth: bool = False
+    topic: str | None = None  # a stream fault: only the pushes of this topic (None: every push)
     count: int | None = None
     seed: int = 0
     hold_ms: int | None = None
@@ -110,6 +118,7 @@ class Fault:
             "stall": self.stall,
             "lose": self.lose,
             "refuse_auth": self.refuse_auth,
+            "topic": self.topic,
             "count": self.count,
             "seed": self.seed,
             "hold_ms": self.hold_ms,
@@ -163,6 +172,7 @@ class FaultBook:
             "stall",
             "lose",
             "refuse_auth",
+            "topic",
             "count",
             "seed",
             "hold_ms",
@@ -190,6 +200,7 @@ class FaultBook:
             stall=_bool(spec, "stall"),
             lose=_bool(spec, "lose"),
             refuse_auth=_bool(spec, "refuse_auth"),
+            topic=_opt_str(spec, "topic"),
             count=_opt_int(spec, "count", lo=1),
             seed=seed,
             hold_ms=_opt_int(spec, "hold_ms", lo=0),
@@ -211,6 +222,12 @@ class FaultBook:
                 raise FixInput(terminal[0], "a stream fault drops, stalls, loses, delays or refuses auth")
         elif terminal and terminal[0] in _STREAM_ONLY:
             raise FixInput("endpoint", f"{terminal[0]} needs a stream endpoint: {' or '.join(STREAM_PATHS)}")
+        if fault.topic is not None:
+            topics = STREAM_TOPICS.get(fault.endpoint, ())
+            if not topics:
+                raise FixInput("topic", f"needs a stream endpoint: {' or '.join(STREAM_PATHS)}")
+            if fault.topic not in topics:
+                raise FixInput("topic", f"must be one of {', '.join(topics)} on {fault.endpoint}")
         self._faults.append(fault)
         return fault
 
@@ -250,16 +267,18 @@ class FaultBook:
             reset_after_ms=chosen.reset_after_ms,
         )
 
-    def pick_stream(self, path: str, event: str) -> tuple[str | None, float, float | None]:
-        """Draw the faults of one stream for one outgoing message (`event` "push" or "reply") or
-        one auth request ("auth"): (effect, latency_s, stall_s). effect: None, "drop", "stall",
-        "lose" or "refuse_auth"; stall_s None = until the connection closes."""
+    def pick_stream(
+        self, path: str, event: str, topic: str | None = None
+    ) -> tuple[str | None, float, float | None]:
+        """Draw the faults of one stream for one outgoing message (`event` "push" or "reply"; a
+        push's base `topic`) or one auth request ("auth"): (effect, latency_s, stall_s). effect:
+        None, "drop", "stall", "lose" or "refuse_auth"; stall_s None = until the connection closes."""
         if not self._faults:
             return None, 0.0, None
         latency = 0
         chosen: Fault | None = None
         for fault in self._faults:
-            if fault.endpoint != path:
+            if fault.endpoint != path or (fault.topic is not None and fault.topic != topic):
                 continue
             kind = fault.kind
             if event == "auth":

@@ -89,6 +89,7 @@ class _Out:
     payload: bytes
     push: bool
     delay_s: float = 0.0
+    topic: str | None = None  # a push's base topic (what a stream fault can be limited to)
 
 
 @dataclass(eq=False, slots=True)
@@ -250,7 +251,9 @@ class StreamHub:
                 self.counters["lost"] += out.push
                 return True
             conn.stalled_until = None
-        effect, latency_s, stall_s = self.faults.pick_stream(conn.path, "push" if out.push else "reply")
+        effect, latency_s, stall_s = self.faults.pick_stream(
+            conn.path, "push" if out.push else "reply", out.topic
+        )
         if effect == "drop":
             self.counters["dropped"] += 1
             await _abort(conn)
@@ -281,11 +284,13 @@ class StreamHub:
         except Exception:  # already gone
             pass
 
-    def _queue(self, conn: StreamConn, payload: bytes, *, push: bool, delay_s: float = 0.0) -> None:
+    def _queue(
+        self, conn: StreamConn, payload: bytes, *, push: bool, delay_s: float = 0.0, topic: str | None = None
+    ) -> None:
         """Append to a connection's outbox, from any thread: pushes are appended under the engine
         lock, so the outbox keeps the engine's order whichever thread ran the operation (deque
         appends are thread-safe); only the wake-up is handed to the loop."""
-        conn.outbox.append(_Out(payload, push, delay_s))
+        conn.outbox.append(_Out(payload, push, delay_s, topic))
         if threading.get_ident() == self._loop_thread:
             conn.wake.set()
         else:
@@ -516,7 +521,7 @@ class StreamHub:
                             if topic == "execution.fast":
                                 del message["id"]  # Bybit's fast executions carry no message id
                             payload = payloads[name] = orjson.dumps(message)
-                        self._queue(conn, payload, push=True)
+                        self._queue(conn, payload, push=True, topic=topic)
         for symbol, market in markets.items():
             view = self._ticker_now(market, now)
             previous = self.ticker_state.get(symbol, {})
@@ -530,7 +535,7 @@ class StreamHub:
                 {"topic": topic, "type": "delta", "data": delta, "cs": next(self._cs), "ts": now}
             )
             for conn in ticker_subs[symbol]:
-                self._queue(conn, payload, push=True)
+                self._queue(conn, payload, push=True, topic="tickers")
 
     def _rows(self, topic: str, records: Any) -> list[dict[str, Any]]:
         engine = self.engine

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from exchange.paper.runner import PaperCredentials, PaperServer
+from exchange.paper.runner import PaperAdminError, PaperCredentials, PaperServer
 from tests.integration.paper.v5client import V5Client
 from tests.integration.paper.wsclient import WsTestClient, auth_args
 from tests.plugins.paper import PaperHandle
@@ -336,6 +336,25 @@ def test_fault_lose_a_seeded_fraction(paper: PaperHandle, v5: V5Client, creds: P
         except TimeoutError:
             pass
     assert [int(float(p)) - 1000 for p in again] == [int(float(p)) for p in first]
+
+
+def test_fault_lose_one_topic_only(paper: PaperHandle, private: WsTestClient, v5: V5Client) -> None:
+    """A lose fault limited to a topic loses that topic's pushes and no other: an order's push goes,
+    its execution's comes (a lost message of a burst, without the rest of the burst)."""
+    subscribed(private, ["order", "execution"])
+    paper.admin.add_fault(endpoint=PRIVATE, lose=True, topic="order")
+    place(v5, side="Buy", orderType="Market", qty="0.010")
+    got = private.recv(timeout=2.0)
+    assert got["topic"] == "execution" and got["data"][0]["execQty"] == "0.010"
+    assert private.nothing_within(0.5)  # its order's push was lost
+    (fault,) = paper.admin.faults()
+    assert fault["topic"] == "order" and fault["fired"] >= 1
+    with pytest.raises(PaperAdminError) as err:
+        paper.admin.add_fault(endpoint=PRIVATE, lose=True, topic="tickers")  # a public topic
+    assert err.value.field == "topic"
+    with pytest.raises(PaperAdminError) as err:
+        paper.admin.add_fault(endpoint="/v5/order/create", latency_ms=5, topic="order")  # not a stream
+    assert err.value.field == "topic"
 
 
 def test_fault_delay_keeps_order(paper: PaperHandle, private: WsTestClient, v5: V5Client) -> None:
