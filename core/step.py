@@ -827,7 +827,13 @@ def _position(w: _Work, s: Snapshot, d: _Deltas) -> tuple[Decimal, Decimal, bool
     # while one of our orders is unaccounted for in this read (missing from the open list and not
     # looked up yet: its fills may be what explains the size, and would be counted twice)
     since = m.unexplained_at
-    if since is None or s.taken_at <= since or _unresolved(w, s) or _judgement_waits(w, s, actual, since):
+    if (
+        since is None
+        or s.taken_at <= since
+        or _unresolved(w, s)
+        or _judgement_waits(w, s, actual, since)
+        or _pushed_cannot_confirm(w, s)
+    ):
         if since is None:
             w.set(unexplained_at=s.taken_at)
         if expected != m.position_size:
@@ -858,6 +864,17 @@ def _position(w: _Work, s: Snapshot, d: _Deltas) -> tuple[Decimal, Decimal, bool
         {"size": str(actual), "expected": str(expected), "reason": reason},
     )
     return actual, actual, True
+
+
+def _pushed_cannot_confirm(w: _Work, s: Snapshot) -> bool:
+    """A read from the stream view does not confirm a size change our fills do not explain. The view
+    holds our orders as their pushes brought them, and a lost order push (one message can carry a
+    whole burst's fills) looks exactly like a change by hand: acting on it would shrink the ladder,
+    adopt the size, and count the fills again when they show. A REST read, which lists every open
+    order and looks up the rest, confirms it; the worker reads REST for a monitor whose change stays
+    unexplained (`workers.checker`, `UNEXPLAINED_WAIT_S`). Position mode's own stop is the
+    exception: its fill, pushed, explains a smaller or flat position."""
+    return s.pushed and not (_on_position(w.policy) and position_stop_fill(w.m, s))
 
 
 def _judgement_waits(w: _Work, s: Snapshot, actual: Decimal, since: float) -> bool:

@@ -37,7 +37,7 @@ from workers.position_index import PositionIndex, key_of
 from workers.recorder import Recorder
 from workers.store import Loaded, MonitorStore
 from workers.stream_prices import StreamPrices
-from workers.stream_view import BEHIND_WAIT_S, stream_view
+from workers.stream_view import BEHIND_WAIT_S, UNEXPLAINED_WAIT_S, stream_view
 
 if TYPE_CHECKING:
     from workers.runtime import Runtime
@@ -155,16 +155,17 @@ def read_orders_positions(
     symbol: str | None = None,
     orders_for: Callable[[Snapshot], Iterable[str]] | None = None,
     behind_wait_s: float = 0.0,
+    rest: bool = False,
 ) -> tuple[Snapshot, bool, frozenset[str]]:
     """Positions + open orders of the account (or of one symbol), no tickers, whether they came
     from the account's stream view, and the symbols the view is behind on (their rows are older
     than their latest fill: not for this check). The view is read while its stream is healthy and
     it was recently reconciled (no REST call; only the orders `orders_for` names, given the
     positions), and while every symbol it is behind on had its fill less than `behind_wait_s` ago;
-    else the account is read by REST, every order, and that read reconciles the view
-    (workers/stream_view.py)."""
+    else (or with `rest`) the account is read by REST, every order, and that read reconciles the
+    view (workers/stream_view.py)."""
     view = stream_view(rt)
-    if view is not None and symbol is None:
+    if view is not None and symbol is None and not rest:
         got = view.read(
             account.id,
             now=rt.clock(),
@@ -178,6 +179,16 @@ def read_orders_positions(
     if view is not None and symbol is None:
         view.reconcile(account.id, snap)
     return snap, False, frozenset()
+
+
+def unexplained_by_view(group: Iterable[Loaded], now: float) -> bool:
+    """Whether a monitor of the check has a position change its fills have not explained for
+    `UNEXPLAINED_WAIT_S`: the view may have lost an order push, and only a REST read confirms the
+    change (`core.step._pushed_cannot_confirm`), so the check reads the account by REST."""
+    return any(
+        item.monitor.unexplained_at is not None and now - item.monitor.unexplained_at >= UNEXPLAINED_WAIT_S
+        for item in group
+    )
 
 
 def link_ids(monitors: Iterable[Monitor]) -> list[str]:
@@ -245,6 +256,7 @@ def _pass(
         # a fill whose position push is a moment late leaves its symbol's monitors to the check
         # that push calls, not the whole account to a REST read (seconds, in a burst of fills)
         behind_wait_s=BEHIND_WAIT_S if symbol is None else 0.0,
+        rest=unexplained_by_view(group, read_at),
     )
     if not from_view:
         moved[:] = joining(snap)  # a REST read: every order came, the positions decide who joins

@@ -71,6 +71,10 @@ FINAL_KEPT_MS = 3_600_000  # final orders kept for look-ups this long
 VIEW_POSITIONS_MAX = 10_000
 VIEW_ORDERS_MAX = 8_192
 BEHIND_WAIT_S = 1.0  # a fill's position push is awaited this long (a REST read of the account after)
+# a position change the view's orders do not explain is awaited this long (the order pushes of a
+# fill can come after its position's); then a check of that monitor reads the account by REST,
+# which alone confirms the change (`core.step._pushed_cannot_confirm`): an order push may be lost
+UNEXPLAINED_WAIT_S = 1.0
 
 
 def _view_position(text: Text) -> tuple[Position, float | None]:

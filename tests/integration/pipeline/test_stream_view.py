@@ -110,3 +110,30 @@ class TestAPositionStopWhosePushesAreLost:
 def trading_stops(stack, key):
     account_id = stack.paper.admin.account(key)["id"]
     return stack.paper.admin.stats()["by_account"].get(account_id, {}).get("/v5/position/trading-stop", 0)
+
+
+class TestAnOrderPushLost:
+    @pytest.fixture
+    def stack_overrides(self):
+        return {"stream_reconcile_s": 60.0}  # the background refresh is 45 s away: it does not help
+
+    def test_a_fill_whose_order_push_was_lost_is_read_by_rest_and_counted_once(self, stack, watch):
+        """TP1 fills and its order push is lost; its execution and its position are pushed. The view
+        then shows the position smaller than its open orders explain. Read from the view, that
+        looks like a change by hand; the guard does not act on it as one, and reads the account by
+        REST a moment later, which shows TP1 filled: counted once, long before any refresh."""
+        stack.prices(BTCUSDT="60500")
+        m = stack.create(conservative_long())
+        for price in ("59990", "59400", "58900"):
+            stack.prices(BTCUSDT=price)
+            watch.heartbeat()
+        stack.wait(lambda: live(stack, m.id).phase is Phase.MONITORING, what="fully built")
+        stack.paper.admin.add_fault(endpoint="/v5/private", lose=True, topic="order")
+        stack.prices(BTCUSDT="62100")
+        stack.wait(lambda: live(stack, m.id).tp_hits == (1,), timeout=15, what="TP1 seen (by REST)")
+        stack.paper.admin.clear_faults()
+        mm = live(stack, m.id)
+        assert mm.built_qty == D("0.030") and mm.unexplained_at is None
+        stack.flush()
+        reasons = [e.payload.get("reason") for e in stack.events(m.id) if e.kind == "position_update"]
+        assert "changed_outside" not in reasons

@@ -593,3 +593,54 @@ def test_9_a_stop_that_fired_before_breakeven_was_due_is_a_stop_loss():
     d = step(m, snapshot(taken_at=1060.0, closed=[fired, *tps], price="57900"), 1060.0)
     assert d.monitor.closed_reason is CloseReason.STOP_LOSS
     assert EventKind.BREAKEVEN_MOVED not in kinds(d)
+
+
+# -------------------------------------------------------------------- reads from the stream view
+
+
+def test_a_position_change_a_pushed_read_cannot_explain_is_confirmed_only_by_a_rest_read():
+    """One lost message of the order stream can carry a burst's fills: the view then shows the
+    position without TP1's fill and TP1 still open. A pushed read notes the change; no pushed read
+    confirms it as a change by hand (the ladder is not rebuilt on it, the size not adopted); the
+    REST read that follows finds TP1 filled and counts it once."""
+    m = built()
+    m = step(
+        m,
+        snapshot(taken_at=1030.0, positions=[long_position("0.030", "59500")], open_orders=open_view(m)),
+        1030.0,
+    ).monitor
+    tp1 = m.current(OrderRole.TP, 1)
+    left = D("0.030") - tp1.qty
+    pushed = replace(
+        snapshot(
+            taken_at=1040.0,
+            positions=[long_position(str(left), "59500")],
+            open_orders=open_view(m),
+            price="62100",
+        ),
+        pushed=True,
+    )
+    d = step(m, pushed, 1040.0)
+    assert d.monitor.unexplained_at == 1040.0 and EventKind.POSITION_UPDATE not in kinds(d)
+    m = ack_ok(d, 1040.0)
+    later = replace(pushed, taken_at=1045.0)
+    d = step(m, later, 1045.0)
+    assert d.monitor.unexplained_at == 1040.0 and d.monitor.built_qty == D("0.030")
+    assert not [e for e in d.events if e.payload.get("reason") == "changed_outside"]
+    # the same read by REST would have confirmed it as a change by hand
+    by_rest = step(m, replace(later, pushed=False), 1045.0)
+    assert [e.payload.get("reason") for e in by_rest.events if e.kind is EventKind.POSITION_UPDATE] == [
+        "changed_outside"
+    ]
+    # the REST read that comes: TP1 left the open list and its look-up shows it filled
+    rest = snapshot(
+        taken_at=1046.0,
+        positions=[long_position(str(left), "59500")],
+        open_orders=[o for o in open_view(m) if o.link_id != tp1.link_id],
+        closed=[ex_order(tp1, filled=tp1.qty, status=FILLED)],
+        price="62100",
+    )
+    d = step(m, rest, 1046.0)
+    assert EventKind.TP_HIT in kinds(d) and d.monitor.unexplained_at is None
+    assert d.monitor.built_qty == D("0.030") and d.monitor.position_size == left
+    assert not [e for e in d.events if e.payload.get("reason") == "changed_outside"]
