@@ -367,6 +367,9 @@ class Monitor:
     mirror_of: str | None = None  # main monitor id, for a mirror monitor
     ratio: Decimal = ONE  # mirror ratio applied to the main plan
     unexplained_at: float | None = None  # first read whose size our fills do not explain (taken_at)
+    # while unexplained: the last read that found it so came from the stream view and could not
+    # confirm it (core.step._pushed_cannot_confirm): a REST read must (workers.checker)
+    confirm_by_rest: bool = False
     repairs: int = 0  # orders re-placed so far (bounded: no loop of new orders)
     halted: bool = False  # repair budget spent: no more re-placements; an operator was alerted
     last_price: Decimal | None = None

@@ -807,7 +807,13 @@ def _position(w: _Work, s: Snapshot, d: _Deltas) -> tuple[Decimal, Decimal, bool
     if m.phase is Phase.PENDING and plan.adopt:
         # adoption: the open position is the built size
         if actual > 0:
-            w.set(built_qty=actual, position_size=actual, entries_closed=True, unexplained_at=None)
+            w.set(
+                built_qty=actual,
+                position_size=actual,
+                entries_closed=True,
+                unexplained_at=None,
+                confirm_by_rest=False,
+            )
             w.event(EventKind.POSITION_UPDATE, {"size": str(actual), "reason": "adopted"})
         return actual, actual, True
 
@@ -818,7 +824,7 @@ def _position(w: _Work, s: Snapshot, d: _Deltas) -> tuple[Decimal, Decimal, bool
             w.set(position_size=expected)
             w.event(EventKind.POSITION_UPDATE, {"size": str(expected)})
         if m.unexplained_at is not None:
-            w.set(unexplained_at=None)
+            w.set(unexplained_at=None, confirm_by_rest=False)
         if actual == 0 and exposure:
             _begin_close(w, _close_reason(w, flipped=False))
         return actual, actual, True
@@ -827,21 +833,24 @@ def _position(w: _Work, s: Snapshot, d: _Deltas) -> tuple[Decimal, Decimal, bool
     # while one of our orders is unaccounted for in this read (missing from the open list and not
     # looked up yet: its fills may be what explains the size, and would be counted twice)
     since = m.unexplained_at
+    by_rest = _pushed_cannot_confirm(w, s)
     if (
         since is None
         or s.taken_at <= since
         or _unresolved(w, s)
         or _judgement_waits(w, s, actual, since)
-        or _pushed_cannot_confirm(w, s)
+        or by_rest
     ):
         if since is None:
             w.set(unexplained_at=s.taken_at)
+        if by_rest != m.confirm_by_rest:
+            w.set(confirm_by_rest=by_rest)
         if expected != m.position_size:
             w.set(position_size=expected)
         # the stop covers what may be there; the ladder may shrink to a smaller real size, but a
         # flat read is acted on only once a second read confirms it (the close path)
         return max(actual, expected), (min(actual, expected) if actual > 0 else expected), False
-    w.set(unexplained_at=None, position_size=actual)
+    w.set(unexplained_at=None, confirm_by_rest=False, position_size=actual)
     diff = actual - expected
     if actual == 0 and not flipped and _on_position(w.policy):
         _position_stop_fill(w, s, expected)
@@ -872,8 +881,8 @@ def _pushed_cannot_confirm(w: _Work, s: Snapshot) -> bool:
     whole burst's fills) looks exactly like a change by hand: acting on it would shrink the ladder,
     adopt the size, and count the fills again when they show. A REST read, which lists every open
     order and looks up the rest, confirms it; the worker reads REST for a monitor whose change stays
-    unexplained (`workers.checker`, `UNEXPLAINED_WAIT_S`). Position mode's own stop is the
-    exception: its fill, pushed, explains a smaller or flat position."""
+    unexplained (`Monitor.confirm_by_rest`; `workers.checker`, `UNEXPLAINED_WAIT_S`). Position mode's
+    own stop is the exception: its fill, pushed, explains a smaller or flat position."""
     return s.pushed and not (_on_position(w.policy) and position_stop_fill(w.m, s))
 
 
@@ -919,7 +928,7 @@ def _begin_close(w: _Work, reason: CloseReason) -> None:
     """The position is flat (or the entries expired unfilled): cancel everything of ours. The
     monitor is CLOSING until a read shows every owned order final and the position still flat."""
     if w.get("phase") is not Phase.CLOSING:
-        w.set(phase=Phase.CLOSING, closed_reason=reason, unexplained_at=None)
+        w.set(phase=Phase.CLOSING, closed_reason=reason, unexplained_at=None, confirm_by_rest=False)
     w.set(position_size=ZERO)
     _cancel_all(w)
 
@@ -938,7 +947,13 @@ def _keep_closing(w: _Work, s: Snapshot) -> None:
         reason = _close_reason(
             w, flipped=tentative is CloseReason.EXTERNAL, unexplained=tentative is CloseReason.MANUAL
         )
-    w.set(phase=Phase.CLOSED, closed_reason=reason, position_size=ZERO, unexplained_at=None)
+    w.set(
+        phase=Phase.CLOSED,
+        closed_reason=reason,
+        position_size=ZERO,
+        unexplained_at=None,
+        confirm_by_rest=False,
+    )
     payload: dict[str, Any] = {"reason": reason.value}
     if reason is not CloseReason.EXPIRED:
         payload.update(

@@ -181,13 +181,15 @@ def read_orders_positions(
     return snap, False, frozenset()
 
 
-def unexplained_by_view(group: Iterable[Loaded], now: float) -> bool:
+def unexplained_by_view(monitors: Iterable[Monitor], now: float) -> bool:
     """Whether a monitor of the check has a position change its fills have not explained for
-    `UNEXPLAINED_WAIT_S`: the view may have lost an order push, and only a REST read confirms the
-    change (`core.step._pushed_cannot_confirm`), so the check reads the account by REST."""
+    `UNEXPLAINED_WAIT_S`, which a read from the view could not confirm (`Monitor.confirm_by_rest`):
+    the view may have lost an order push, and only a REST read confirms the change
+    (`core.step._pushed_cannot_confirm`), so the check reads the account by REST. A change the view
+    does explain (the position's own stop's fill, pushed) is confirmed by the next read of it."""
     return any(
-        item.monitor.unexplained_at is not None and now - item.monitor.unexplained_at >= UNEXPLAINED_WAIT_S
-        for item in group
+        m.confirm_by_rest and m.unexplained_at is not None and now - m.unexplained_at >= UNEXPLAINED_WAIT_S
+        for m in monitors
     )
 
 
@@ -256,7 +258,7 @@ def _pass(
         # a fill whose position push is a moment late leaves its symbol's monitors to the check
         # that push calls, not the whole account to a REST read (seconds, in a burst of fills)
         behind_wait_s=BEHIND_WAIT_S if symbol is None else 0.0,
-        rest=unexplained_by_view(group, read_at),
+        rest=unexplained_by_view((item.monitor for item in group), read_at),
     )
     if not from_view:
         moved[:] = joining(snap)  # a REST read: every order came, the positions decide who joins

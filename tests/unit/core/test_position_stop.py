@@ -332,6 +332,23 @@ def test_a_fill_of_the_positions_stop_is_the_stop_firing_even_when_the_price_cam
     assert d.monitor.closed_reason is CloseReason.STOP_LOSS
 
 
+def test_a_flat_read_from_the_view_with_the_stops_fill_pushed_is_judged_from_the_view():
+    # the stop's pushed fill explains the flat position: the next read from the view judges it, and
+    # the worker has no reason to read REST for it (`confirm_by_rest`); without the fill pushed a
+    # read from the view cannot, and asks for a REST read
+    m = step(built(), read(built(), 1030.0), 1030.0, POS).monitor
+    gone = flat(m, 1040.0, "57900", looked=False)
+    with_fill = replace(gone, pushed=True, stop_fills={("BTCUSDT", SELL): 1_039_500})
+    m1 = step(m, with_fill, 1040.0, POS).monitor
+    assert m1.unexplained_at == 1040.0 and not m1.confirm_by_rest
+    d = step(m1, replace(with_fill, taken_at=1042.0), 1042.0, POS)
+    assert EventKind.SL_HIT in kinds(d) and d.monitor.closed_reason is CloseReason.STOP_LOSS
+    bare = step(m, replace(gone, pushed=True), 1040.0, POS).monitor
+    assert bare.unexplained_at == 1040.0 and bare.confirm_by_rest
+    d = step(bare, replace(gone, pushed=True, taken_at=1042.0), 1042.0, POS)
+    assert EventKind.SL_HIT not in kinds(d) and d.monitor.phase is not Phase.CLOSED
+
+
 def test_no_fill_of_the_positions_stop_is_a_close_by_hand_even_with_the_price_through_it():
     m = step(built(), read(built(), 1030.0), 1030.0, POS).monitor
     m = step(m, flat(m, 1040.0, "57900", looked=False), 1040.0, POS).monitor

@@ -622,6 +622,7 @@ def test_a_position_change_a_pushed_read_cannot_explain_is_confirmed_only_by_a_r
     )
     d = step(m, pushed, 1040.0)
     assert d.monitor.unexplained_at == 1040.0 and EventKind.POSITION_UPDATE not in kinds(d)
+    assert d.monitor.confirm_by_rest  # the worker reads REST for it once it stays unexplained
     m = ack_ok(d, 1040.0)
     later = replace(pushed, taken_at=1045.0)
     d = step(m, later, 1045.0)
@@ -641,6 +642,6 @@ def test_a_position_change_a_pushed_read_cannot_explain_is_confirmed_only_by_a_r
         price="62100",
     )
     d = step(m, rest, 1046.0)
-    assert EventKind.TP_HIT in kinds(d) and d.monitor.unexplained_at is None
+    assert EventKind.TP_HIT in kinds(d) and d.monitor.unexplained_at is None and not d.monitor.confirm_by_rest
     assert d.monitor.built_qty == D("0.030") and d.monitor.position_size == left
     assert not [e for e in d.events if e.payload.get("reason") == "changed_outside"]
