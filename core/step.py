@@ -748,6 +748,18 @@ def _fills(w: _Work) -> _Deltas:
                 },
                 discriminator=(cur.link_id, cur.filled),
             )
+    # a level passed while its order was in flight (a create not answered yet, which may land) is
+    # not merged when the next level hits; once that order is gone (it never landed: the ladder
+    # gives its share to a later level), it is done the same way
+    for lower in range(1, max(hits, default=0)):
+        if lower not in hits and not _carries(w, lower):
+            into = min(h for h in hits if h > lower)
+            hits.append(lower)
+            w.event(
+                EventKind.TP_HIT,
+                {"level": lower, "qty": "0", "merged_into": into, "price": _tp_price(m, lower)},
+                discriminator=lower,
+            )
     if hits != list(m.tp_hits):
         w.set(tp_hits=tuple(sorted(hits)))
     if d.tp > 0 and not w.get("entries_closed"):

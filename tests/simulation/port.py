@@ -11,9 +11,8 @@ What the adversary can do to one call (all decided by the world's seeded RNG):
 - move the market between two calls of one batch, so an order fills between our read and our amend
   or cancel (the exchange then answers "not found" for real);
 - answer a read whose look-ups of missing orders were cut short (bounded look-ups);
-- answer a read whose open list is a second stale (the newest orders missing; look-ups find them);
-- lose the push of a position's stop-loss change, so a read shows the row the last push delivered
-  (`PositionPushes`, with its own RNG).
+- answer a read whose open list is a second stale (the newest orders missing; look-ups find them).
+The reads from the account's stream view, and its lost position pushes, are `pushes.SimView`.
 """
 
 from __future__ import annotations
@@ -43,8 +42,6 @@ from core.models import (
 )
 from exchange.paper.port import PaperPort
 from exchange.paper.records import PaperOrder
-
-from .pushes import PositionPushes
 
 RECEIVE_WINDOW_S = 5.0  # a request older than this is refused by the exchange: it can never land later
 
@@ -90,17 +87,9 @@ class Ledger:
 
 
 class SimPort(PaperPort):
-    def __init__(
-        self,
-        engine: Any,
-        rng: Any,
-        faults: Faults,
-        race: Callable[[], None],
-        pushes: PositionPushes | None = None,
-    ) -> None:
+    def __init__(self, engine: Any, rng: Any, faults: Faults, race: Callable[[], None]) -> None:
         super().__init__(engine)
         self.rng = rng
-        self.pushes = pushes  # the stream view's position rows (None: every read is by REST)
         self.faults = faults
         self.race = race  # moves the market (called between calls when the adversary races)
         self.ledger = Ledger()
@@ -114,16 +103,9 @@ class SimPort(PaperPort):
     def snapshot(self, account: Account, *, symbol: str | None = None) -> Snapshot:
         acct = self._acct(account)
         eng = self.engine
-        live = {key: p for key, p in acct.positions.items() if p.size > 0}
-        stops: dict[tuple[str, int], Decimal | None] = {}
-        seen: dict[tuple[str, int], float] = {}
-        if self.pushes is not None:
-            stops, seen, stale = self.pushes.view(account.id, live, eng.clock())
-            if stale:
-                self.ledger.faulted_accounts.add(account.id)  # a push lost: the exchange failed us
         positions = {}
-        for (sym, idx), p in live.items():
-            if symbol is None or sym == symbol:
+        for (sym, idx), p in acct.positions.items():
+            if p.size > 0 and (symbol is None or sym == symbol):
                 positions[(sym, idx)] = Position(
                     symbol=sym,
                     position_idx=idx,
@@ -131,7 +113,7 @@ class SimPort(PaperPort):
                     size=p.size,
                     avg_price=p.avg,
                     mark_price=eng.markets[sym].mark,
-                    stop_loss=stops.get((sym, idx), p.stop_loss or None),
+                    stop_loss=p.stop_loss or None,
                 )
         orders = {}
         lag_ms = 0
@@ -151,7 +133,6 @@ class SimPort(PaperPort):
             positions=positions,
             open_orders=orders,
             instruments=self._instruments,
-            position_seen_at={key: at for key, at in seen.items() if key in positions},
         )
 
     def ticker_of(self, symbol: str) -> dict[str, Ticker]:

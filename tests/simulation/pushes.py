@@ -1,33 +1,46 @@
-"""The stream view's position rows, as the simulator's reads show them: position pushes can be lost.
+"""The account's stream view, as the simulator's reads see it: reads from the view, and position pushes
+that can be lost.
+
+A seed draws the share of the guard's reads the view serves (none, half, most, all; a worker reads
+the view while the account's stream is healthy). A read from the view is a Snapshot marked `pushed`
+with the view's read margin (`taken_at` half a second back, as `workers.stream_view` does), so the
+core's rules for pushed reads run: among them, a pushed read never confirms a size change our fills
+do not explain. The worker's rule that answers it is kept too: a check of a monitor whose change is
+unexplained for `UNEXPLAINED_WAIT_S` reads REST (`workers.checker.unexplained_by_view`), and so is the
+first read after `reconcile_s` (the view's background reconciliation). Its orders are the
+exchange's own (a perfect order stream; lost order pushes are not modelled yet: docs/protection.md);
+its positions are pushed:
 
 Every change of a position on the paper engine is one push (the engine hands each operation's
 changes to its listeners, as the paper exchange's streams do). A push that moves the position (its
 side, size or entry price) always comes: the view's `positions_behind` rule sends a read whose fill
 has no position push yet to REST, so such a loss costs a REST read, not a stale row. A push that
 changes only the stop-loss (a trading-stop, ours or by hand) is lost with probability `lost`, and
-the row keeps what the last push that came delivered until the position changes again or the view
-is reconciled by REST (every `reconcile_s`).
+the row keeps what the last push that came delivered until the position changes again or a REST
+read reconciles the view.
 
 A row's `seen_at` is when its push came (`Snapshot.position_seen_at`). The pass's clock does not
 move between the read and the guard's calls, so a change before an account's read is pushed a
 moment before it and a change after it (the guard's own calls, a race) a moment after.
 
-While a row of an account misses a push the exchange has failed the guard (the account is faulted
-for the invariants, as for a stale open list): a stop removed by hand is seen only with the next
-push or the reconciliation.
+While a row read from the view misses a push the exchange has failed the guard (the account is
+faulted for the invariants, as for a stale open list): a stop removed by hand is seen only with the
+next push or a REST read. Everything here draws from its own RNG, so a seed's scenario, market,
+adversary and person are the same as without it.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
-from core.models import Side
+from core.models import Monitor, Side, Snapshot
+from workers.checker import unexplained_by_view
 
 EPSILON_S = 0.001  # a push comes this long before the read that shows it, or after the call that made it
+READ_MARGIN_S = 0.5  # the view's read margin (TPSL_STREAM_READ_MARGIN_S)
 
 
 @dataclass
@@ -40,12 +53,11 @@ class Row:
     stale: bool = False  # a push lost since this row came changed the stop
 
 
-class PositionPushes:
+class SimView:
     def __init__(self, engine: Any, seed: int) -> None:
-        # its own RNG: the seed's scenario, market, adversary and person are the same with or
-        # without lost pushes
-        self.rng = random.Random(f"position-pushes:{seed}")
-        self.lost = self.rng.choice((0.0, 0.0, 0.1, 0.3, 0.6))
+        self.rng = random.Random(f"stream-view:{seed}")
+        self.share = self.rng.choice((0.0, 0.5, 0.9, 1.0))
+        self.lost = self.rng.choice((0.0, 0.0, 0.1, 0.3, 0.6)) if self.share else 0.0
         self.reconcile_s = self.rng.choice((15.0, 30.0, 60.0))
         self.engine = engine
         self.rows: dict[tuple[str, str, int], Row] = {}  # (account, symbol, positionIdx)
@@ -54,6 +66,8 @@ class PositionPushes:
         self.read: set[str] = set()  # accounts read since the guard's checks of this pass began
         self.pushes = 0
         self.lost_pushes = 0
+        self.pushed_reads = 0
+        self.reads = 0
         engine.listeners.append(self._on_changes)
 
     def quiet(self) -> None:
@@ -85,29 +99,49 @@ class PositionPushes:
                 continue
             self.rows[key] = Row(p.side, p.size, p.avg, stop, seen)
 
-    def view(
-        self, account: str, positions: Mapping[tuple[str, int], Any], now: float
-    ) -> tuple[dict[tuple[str, int], Decimal | None], dict[tuple[str, int], float], bool]:
-        """For a read of `account` at `now` whose positions (the truth) are `positions`: each row's
-        stop-loss as the view holds it, when each row's push came, and whether a row misses a push.
-        A read past `reconcile_s` since the last is also the view's reconciliation by REST."""
+    def serves(self, account: str, monitors: list[Monitor], now: float) -> bool:
+        """Whether this read of `account` for `monitors` comes from the view (else from REST)."""
+        self.reads += 1
         self.read.add(account)
-        if now - self.reconciled_at.get(account, -1e18) >= self.reconcile_s:
-            self.reconciled_at[account] = now
-            for key in [k for k in self.rows if k[0] == account]:
-                del self.rows[key]
-            for (symbol, idx), p in positions.items():
-                self.rows[(account, symbol, idx)] = Row(
-                    p.side, p.size, p.avg, p.stop_loss or None, now - EPSILON_S
-                )
-        stops: dict[tuple[str, int], Decimal | None] = {}
+        if not self.share or now - self.reconciled_at.get(account, -1e18) >= self.reconcile_s:
+            return False
+        if unexplained_by_view(monitors, now):
+            return False
+        if self.rng.random() >= self.share:
+            return False
+        self.pushed_reads += 1
+        return True
+
+    def reconcile(self, account: str, paper: Any, now: float) -> None:
+        """A REST read of the account: the view's rows become what it showed."""
+        self.read.add(account)
+        self.reconciled_at[account] = now
+        for key in [k for k in self.rows if k[0] == account]:
+            del self.rows[key]
+        for (symbol, idx), p in paper.positions.items():
+            self.rows[(account, symbol, idx)] = Row(
+                p.side, p.size, p.avg, p.stop_loss or None, now - EPSILON_S
+            )
+
+    def pushed(self, snap: Snapshot, now: float) -> tuple[Snapshot, bool]:
+        """`snap` (the exchange's truth) as the view holds it: its positions' stops as last pushed,
+        with when each row came, the read margin; and whether a row misses a push of its stop."""
+        positions = {}
         seen: dict[tuple[str, int], float] = {}
         stale = False
-        for symbol, idx in positions:
-            row = self.rows.get((account, symbol, idx))
+        for (symbol, idx), p in snap.positions.items():
+            row = self.rows.get((snap.account, symbol, idx))
             if row is None:
+                positions[(symbol, idx)] = p
                 continue
-            stops[(symbol, idx)] = row.stop_loss
+            positions[(symbol, idx)] = replace(p, stop_loss=row.stop_loss)
             seen[(symbol, idx)] = row.seen_at
             stale = stale or row.stale
-        return stops, seen, stale
+        out = replace(
+            snap,
+            taken_at=now - READ_MARGIN_S,
+            positions=positions,
+            pushed=True,
+            position_seen_at=seen,
+        )
+        return out, stale

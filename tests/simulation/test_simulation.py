@@ -43,8 +43,11 @@ FOUND_BY = {
 # look-ups were cut short (see docs/protection.md); from a 40,000-seed re-run: 20163, 22217 — the
 # ladder judged on a stale open list (the simulator now counts a stale list as the exchange failing);
 # 18159 — a stop re-sent after an unanswered create, refused as breached while the first create might
-# still land, left the position bare until the next read (now: market close + cancel by link id).
-REGRESSIONS = (1989, 3779, 4079, 13294, 18159, 20163, 22217)
+# still land, left the position bare until the next read (now: market close + cancel by link id);
+# once reads came from the stream view (its read margin): 881 — TP1's create unanswered when TP2-4
+# filled, so TP1 was not merged then; it never landed, its share went to TP2, and TP1 was never
+# recorded as done (now: a passed level is merged once its order is gone).
+REGRESSIONS = (881, 1989, 3779, 4079, 13294, 18159, 20163, 22217)
 
 # Stop mode "position" (the position's own stop-loss): the seeds that broke an invariant while it was
 # built. 0 — the position stop's name used generation 0, which no link id allows (every run

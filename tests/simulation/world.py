@@ -43,7 +43,7 @@ from workers.lookups import look_up
 
 from .invariants import Checker, Violation
 from .port import Faults, SimPort
-from .pushes import PositionPushes
+from .pushes import SimView
 
 SYMBOL = "BTCUSDT"
 P0 = Decimal("60000")
@@ -93,8 +93,8 @@ class World:
         # the simulated reads carry the price at the read (no shared ticker cache): price_max_age_s 0
         self.policy = Policy(stop_mode=stop_mode, price_max_age_s=0.0)
         self.faults = self._draw_faults()
-        self.pushes = PositionPushes(self.engine, seed)
-        self.port = SimPort(self.engine, self.rng, self.faults, self._race, self.pushes)
+        self.view = SimView(self.engine, seed)  # reads from the account's stream view
+        self.port = SimPort(self.engine, self.rng, self.faults, self._race)
         self.inst = self.port.instruments()[SYMBOL]
         self.accounts: dict[str, Account] = {}
         self.keys: dict[str, str] = {}
@@ -108,6 +108,7 @@ class World:
         self.person_acted = False
         self.rounds = 0
         self.owner: dict[tuple[str, str, int], str] = {}  # the newest monitor of each position
+        self.traded: set[tuple[str, int]] = set()  # (account, positionIdx) the person ever traded
 
     # ------------------------------------------------------------------------------------ set-up
 
@@ -232,7 +233,7 @@ class World:
                     self._person_order(name, p.side.opposite, p.size, reduce=True, idx=idx)
 
     def _open(self, account: str, plan: Plan, mid: str, *, mirror_of: str | None = None) -> Monitor:
-        snap = self._read(account, [])
+        snap = self._read(account, [], rest=True)
         d = open_monitor(mid, account, plan, snap, self.t, self.policy, mirror_of=mirror_of)
         self.owner[(account, plan.symbol, plan.position_idx)] = mid
         self.trace.append(f"open {mid} on {account}: {plan}")
@@ -276,6 +277,7 @@ class World:
     # ----------------------------------------------------------------------------------- person
 
     def _person_order(self, account: str, side: Side, qty: Decimal, *, reduce: bool, idx: int = 0) -> None:
+        self.traded.add((account, idx))
         try:
             self.engine.place_order(
                 self.paper(account),
@@ -328,9 +330,15 @@ class World:
 
     # ------------------------------------------------------------------------------------ guard
 
-    def _read(self, account: str, monitors: list[Monitor]) -> Any:
+    def _read(self, account: str, monitors: list[Monitor], *, rest: bool = False) -> Any:
         acct = self.accounts[account]
         snap = self.port.snapshot(acct)
+        if not rest and self.view.serves(account, monitors, self.t):
+            snap, stale = self.view.pushed(snap, self.t)
+            if stale:
+                self.port.ledger.faulted_accounts.add(account)  # a push lost: the exchange failed us
+        else:
+            self.view.reconcile(account, self.paper(account), self.t)
         snap = replace(snap, tickers=self.port.ticker_of(SYMBOL))
         return look_up(acct, self.port, snap, monitors, self.policy)  # as a worker's check does
 
@@ -352,6 +360,7 @@ class World:
         for e in events:
             self.trace.append(f"  event {e.monitor_id} {e.kind.value} {dict(e.payload)}")
         self.checker.on_events(events)
+        self.checker.on_hand_changes(events, (account, final.plan.position_idx) in self.traded)
         self.checker.on_saved(final)
         self.all_monitors[final.id] = final
         if is_finished(final):
@@ -391,7 +400,7 @@ class World:
         self.t += dt
         self.checker.dt = dt
         self.port.ledger.faulted_accounts.clear()
-        self.pushes.new_pass()
+        self.view.new_pass()
         self.person_acted = False
         self.port.land_late(self.t, self._set_clock)
         if self.adversarial and not self.monitors:
@@ -402,7 +411,7 @@ class World:
         self.trace.append(
             f"pass {self.checker.passno} t={self.t - T0:.1f} last={self.engine.markets[SYMBOL].last}"
         )
-        self.pushes.new_pass()  # the checks' reads begin (a round's opening read came before)
+        self.view.new_pass()  # the checks' reads begin (a round's opening read came before)
         for account in sorted(self.accounts):
             self._check_account(account)
         for wrong in self.port.ledger.wrong_reuse:
@@ -441,8 +450,10 @@ class World:
             stats[f"writes_{what}"] = float(n)
         stats["monitors"] = float(len(self.all_monitors))
         stats["stops_unchanged"] = float(self.port.ledger.stops_unchanged)
-        stats["position_pushes"] = float(self.pushes.pushes)
-        stats["position_pushes_lost"] = float(self.pushes.lost_pushes)
+        stats["position_pushes"] = float(self.view.pushes)
+        stats["position_pushes_lost"] = float(self.view.lost_pushes)
+        stats["reads"] = float(self.view.reads)
+        stats["pushed_reads"] = float(self.view.pushed_reads)
         return Result(
             self.seed,
             self.kind,
@@ -459,7 +470,7 @@ class World:
             self._pass()
         self.adversarial = False
         self.port.faults = Faults.quiet()
-        self.pushes.quiet()
+        self.view.quiet()
         self.t += 10.0  # creates still in the network land (each at its own time, within the window)
         for _ in range(self.settle):
             self._pass()
