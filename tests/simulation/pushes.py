@@ -5,9 +5,10 @@ A seed draws the share of the guard's reads the view serves (none, half, most, a
 the view while the account's stream is healthy). A read from the view is a Snapshot marked `pushed`
 with the view's read margin (`taken_at` half a second back, as `workers.stream_view` does), so the
 core's rules for pushed reads run: among them, a pushed read never confirms a size change our fills
-do not explain. The worker's rule that answers it is kept too: a check of a monitor whose change is
-unexplained for `UNEXPLAINED_WAIT_S` reads REST (`workers.checker.unexplained_by_view`), and so is the
-first read after `reconcile_s` (the view's background reconciliation). Its orders are the
+do not explain. The worker's rule that answers it is kept too: a check of a monitor whose change a
+read from the view could not confirm for `UNEXPLAINED_WAIT_S` reads REST
+(`workers.checker.unexplained_by_view`), and so is the first read after `reconcile_s` (the view's
+background reconciliation). Its orders are the
 exchange's own (a perfect order stream; lost order pushes are not modelled yet: docs/protection.md);
 its positions are pushed:
 
