@@ -28,13 +28,19 @@ def live(stack, mid):
     return m
 
 
-def lifecycle(stack, watch, before_tp1=lambda: None):
+def fully_built(stack, watch):
+    """A conservative long whose three entries filled."""
     stack.prices(BTCUSDT="60500")
     m = stack.create(conservative_long())
     for price in ("59990", "59400", "58900"):
         stack.prices(BTCUSDT=price)
         watch.heartbeat()
     stack.wait(lambda: live(stack, m.id).phase is Phase.MONITORING, what="fully built")
+    return m
+
+
+def lifecycle(stack, watch, before_tp1=lambda: None):
+    m = fully_built(stack, watch)
     before_tp1()
     stack.prices(BTCUSDT="62100")
     stack.wait(lambda: live(stack, m.id).breakeven is BreakevenState.DONE, what="breakeven", timeout=40)
@@ -122,12 +128,7 @@ class TestAnOrderPushLost:
         then shows the position smaller than its open orders explain. Read from the view, that
         looks like a change by hand; the guard does not act on it as one, and reads the account by
         REST a moment later, which shows TP1 filled: counted once, long before any refresh."""
-        stack.prices(BTCUSDT="60500")
-        m = stack.create(conservative_long())
-        for price in ("59990", "59400", "58900"):
-            stack.prices(BTCUSDT=price)
-            watch.heartbeat()
-        stack.wait(lambda: live(stack, m.id).phase is Phase.MONITORING, what="fully built")
+        m = fully_built(stack, watch)
         stack.paper.admin.add_fault(endpoint="/v5/private", lose=True, topic="order")
         stack.prices(BTCUSDT="62100")
         stack.wait(lambda: live(stack, m.id).tp_hits == (1,), timeout=15, what="TP1 seen (by REST)")

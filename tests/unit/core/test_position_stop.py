@@ -61,8 +61,8 @@ def pos(size="0.030", avg="59500", sl=None):
     return replace(long_position(size, avg), stop_loss=None if sl is None else D(sl))
 
 
-def built(t=1020.0):
-    """Three entries filled; ladder placed and the position's stop set and acknowledged."""
+def stop_set(t=1020.0):
+    """Three entries filled: the step at `t` that sets the position's stop, and that call."""
     d = open_monitor(
         "m000000009", "main", conservative_long(), snapshot(taken_at=1000.0, price="60500"), 1000.0, POS
     )
@@ -70,6 +70,12 @@ def built(t=1020.0):
     closed = [ex_order(o, filled=o.qty, status=FILLED) for o in m.orders]
     d = step(m, snapshot(taken_at=t, positions=[pos()], closed=closed, price="59600"), t, POS)
     (sl,) = stops(d)
+    return d, sl
+
+
+def built(t=1020.0):
+    """Three entries filled; ladder placed and the position's stop set and acknowledged."""
+    d, sl = stop_set(t)
     assert sl.trigger_price == D("58000") and sl.stage == Stage.STOP and sl.position_idx == 0
     assert not stop_orders(d)  # no stop order at all in this mode
     assert d.intents[0] is sl  # sent first in the pass
@@ -91,14 +97,7 @@ def test_the_stop_is_set_on_the_position_and_nothing_more_is_sent_once_a_read_sh
 
 def test_a_partial_take_profit_needs_no_stop_call_the_exchange_resizes_it():
     m = step(built(), read(built(), 1030.0), 1030.0, POS).monitor
-    tp1 = m.current(OrderRole.TP, 1)
-    s = snapshot(
-        taken_at=1040.0,
-        positions=[pos("0.005", sl="58000")],
-        open_orders=[o for o in open_view(m) if o.link_id != tp1.link_id],
-        closed=[ex_order(tp1, filled=tp1.qty, status=FILLED)],
-        price="62100",
-    )
+    _, s = tp1_filled(m)
     d = step(m, s, 1040.0, POS)
     assert EventKind.TP_HIT in kinds(d)
     assert not stop_orders(d)
@@ -106,17 +105,24 @@ def test_a_partial_take_profit_needs_no_stop_call_the_exchange_resizes_it():
     assert sl.trigger_price == D("59547.6")  # 59500 × 1.0008, rounded away from the entry (up)
 
 
-def test_breakeven_is_confirmed_only_by_a_read_showing_the_positions_stop_there():
-    m = step(built(), read(built(), 1030.0), 1030.0, POS).monitor
+def tp1_filled(m, t=1040.0):
+    """The orders left open once TP1 filled, and a read at `t` showing it (the position 0.005, the
+    first stop still on it, the price past TP1)."""
     tp1 = m.current(OrderRole.TP, 1)
     rest = [o for o in open_view(m) if o.link_id != tp1.link_id]
     s = snapshot(
-        taken_at=1040.0,
+        taken_at=t,
         positions=[pos("0.005", sl="58000")],
         open_orders=rest,
         closed=[ex_order(tp1, filled=tp1.qty, status=FILLED)],
         price="62100",
     )
+    return rest, s
+
+
+def test_breakeven_is_confirmed_only_by_a_read_showing_the_positions_stop_there():
+    m = step(built(), read(built(), 1030.0), 1030.0, POS).monitor
+    rest, s = tp1_filled(m)
     m = ack(step(m, s, 1040.0, POS), 1040.0).monitor
     assert m.breakeven is BreakevenState.PENDING
     # a read from before the call cannot confirm it, nor can one showing the old stop
@@ -191,13 +197,7 @@ def test_a_pushed_read_from_before_the_call_learns_nothing_even_from_a_newer_row
 
 
 def test_a_pushed_row_from_before_a_stop_call_without_an_answer_has_it_sent_again():
-    d = open_monitor(
-        "m000000009", "main", conservative_long(), snapshot(taken_at=1000.0, price="60500"), 1000.0, POS
-    )
-    m = ack(d, 1000.0).monitor
-    closed = [ex_order(o, filled=o.qty, status=FILLED) for o in m.orders]
-    d = step(m, snapshot(taken_at=1020.0, positions=[pos()], closed=closed, price="59600"), 1020.0, POS)
-    (sl,) = stops(d)
+    d, sl = stop_set()
     m = ack(d, 1020.0, **{sl.link_id: ErrorKind.RETRY_LATER}).monitor
     # the call may not have been carried out: the old row cannot tell, so it is sent again
     (again,) = stops(step(m, pushed_rows(read(m, 1022.0, sl=None), 1019.0), 1022.0, POS))
@@ -209,15 +209,7 @@ def test_a_pushed_row_from_before_a_stop_call_without_an_answer_has_it_sent_agai
 
 def test_breakeven_is_not_confirmed_by_a_pushed_row_from_before_its_call():
     m = step(built(), read(built(), 1030.0), 1030.0, POS).monitor
-    tp1 = m.current(OrderRole.TP, 1)
-    rest = [o for o in open_view(m) if o.link_id != tp1.link_id]
-    s = snapshot(
-        taken_at=1040.0,
-        positions=[pos("0.005", sl="58000")],
-        open_orders=rest,
-        closed=[ex_order(tp1, filled=tp1.qty, status=FILLED)],
-        price="62100",
-    )
+    rest, s = tp1_filled(m)
     m = ack(step(m, s, 1040.0, POS), 1040.0).monitor  # breakeven answered "set"
     assert m.breakeven is BreakevenState.PENDING and m.stop_accepted == D("59547.6")
     old = snapshot(taken_at=1050.0, positions=[pos("0.005", sl="58000")], open_orders=rest, price="62100")
@@ -251,13 +243,7 @@ def test_a_trading_stop_refused_as_breached_closes_at_market_in_the_same_pass():
 
 
 def test_a_trading_stop_without_an_answer_is_settled_by_the_next_read():
-    d = open_monitor(
-        "m000000009", "main", conservative_long(), snapshot(taken_at=1000.0, price="60500"), 1000.0, POS
-    )
-    m = ack(d, 1000.0).monitor
-    closed = [ex_order(o, filled=o.qty, status=FILLED) for o in m.orders]
-    d = step(m, snapshot(taken_at=1020.0, positions=[pos()], closed=closed, price="59600"), 1020.0, POS)
-    (sl,) = stops(d)
+    d, sl = stop_set()
     m = ack(d, 1020.0, **{sl.link_id: ErrorKind.RETRY_LATER}).monitor
     assert m.stop_accepted is None and m.stop_resets == 0
     # it landed: nothing more; it did not: set again (the same value, harmless), not counted
