@@ -150,7 +150,9 @@ def test_metrics_parse_and_carry_the_fleet_figures(dash):
         raise AssertionError(f"{family} {labels} missing")
 
     assert value("tpsl_cache_hits", component="account") >= 1
-    assert value("tpsl_monitors", tier="critical") + value("tpsl_monitors", tier="active") >= 1
+    # the one monitor, in whichever tier its checks have put it by now (a read from the stream view
+    # can make a building monitor `standard` before this scrape)
+    assert sum(value("tpsl_monitors", tier=t.value) for t in Tier) == 1
     assert value("tpsl_queue_depth", queue="persist") >= 0
     assert all(s.value == 0 for s in families["tpsl_scrape_errors"].samples)
     # the stack runs the stream process: main's private stream is reported up, nothing diverged
