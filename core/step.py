@@ -532,6 +532,10 @@ class _Work:
         m = self.m
         orders = tuple(self.orders)
         changes = dict(self.changes)
+        if changes.get("unexplained_at", m.unexplained_at) is None and changes.get(
+            "confirm_by_rest", m.confirm_by_rest
+        ):
+            changes["confirm_by_rest"] = False  # it says something only while a change is unexplained
         if orders != m.orders:
             changes["orders"] = orders
         if self.activity or self.events:
@@ -716,12 +720,7 @@ def _fills(w: _Work) -> _Deltas:
             # the price reached the level: hit at its first fill, partial or full
             for lower in range(1, level):
                 if lower not in hits and not _carries(w, lower):
-                    hits.append(lower)  # passed, its share carried by a later level: done with it
-                    w.event(
-                        EventKind.TP_HIT,
-                        {"level": lower, "qty": "0", "merged_into": level, "price": _tp_price(m, lower)},
-                        discriminator=lower,
-                    )
+                    _merged(w, hits, lower, level)  # passed, its share carried by a later level
             hits.append(level)
             w.event(
                 EventKind.TP_HIT,
@@ -753,13 +752,7 @@ def _fills(w: _Work) -> _Deltas:
     # gives its share to a later level), it is done the same way
     for lower in range(1, max(hits, default=0)):
         if lower not in hits and not _carries(w, lower):
-            into = min(h for h in hits if h > lower)
-            hits.append(lower)
-            w.event(
-                EventKind.TP_HIT,
-                {"level": lower, "qty": "0", "merged_into": into, "price": _tp_price(m, lower)},
-                discriminator=lower,
-            )
+            _merged(w, hits, lower, min(h for h in hits if h > lower))
     if hits != list(m.tp_hits):
         w.set(tp_hits=tuple(sorted(hits)))
     if d.tp > 0 and not w.get("entries_closed"):
@@ -784,6 +777,16 @@ def _fills(w: _Work) -> _Deltas:
             discriminator=None,
         )
     return d
+
+
+def _merged(w: _Work, hits: list[int], lower: int, into: int) -> None:
+    """A level done without a fill of its own: its share is carried by level `into`."""
+    hits.append(lower)
+    w.event(
+        EventKind.TP_HIT,
+        {"level": lower, "qty": "0", "merged_into": into, "price": _tp_price(w.m, lower)},
+        discriminator=lower,
+    )
 
 
 def _carries(w: _Work, level: int) -> bool:
@@ -819,13 +822,7 @@ def _position(w: _Work, s: Snapshot, d: _Deltas) -> tuple[Decimal, Decimal, bool
     if m.phase is Phase.PENDING and plan.adopt:
         # adoption: the open position is the built size
         if actual > 0:
-            w.set(
-                built_qty=actual,
-                position_size=actual,
-                entries_closed=True,
-                unexplained_at=None,
-                confirm_by_rest=False,
-            )
+            w.set(built_qty=actual, position_size=actual, entries_closed=True, unexplained_at=None)
             w.event(EventKind.POSITION_UPDATE, {"size": str(actual), "reason": "adopted"})
         return actual, actual, True
 
@@ -836,7 +833,7 @@ def _position(w: _Work, s: Snapshot, d: _Deltas) -> tuple[Decimal, Decimal, bool
             w.set(position_size=expected)
             w.event(EventKind.POSITION_UPDATE, {"size": str(expected)})
         if m.unexplained_at is not None:
-            w.set(unexplained_at=None, confirm_by_rest=False)
+            w.set(unexplained_at=None)
         if actual == 0 and exposure:
             _begin_close(w, _close_reason(w, flipped=False))
         return actual, actual, True
@@ -862,7 +859,7 @@ def _position(w: _Work, s: Snapshot, d: _Deltas) -> tuple[Decimal, Decimal, bool
         # the stop covers what may be there; the ladder may shrink to a smaller real size, but a
         # flat read is acted on only once a second read confirms it (the close path)
         return max(actual, expected), (min(actual, expected) if actual > 0 else expected), False
-    w.set(unexplained_at=None, confirm_by_rest=False, position_size=actual)
+    w.set(unexplained_at=None, position_size=actual)
     diff = actual - expected
     if actual == 0 and not flipped and _on_position(w.policy):
         _position_stop_fill(w, s, expected)
@@ -940,7 +937,7 @@ def _begin_close(w: _Work, reason: CloseReason) -> None:
     """The position is flat (or the entries expired unfilled): cancel everything of ours. The
     monitor is CLOSING until a read shows every owned order final and the position still flat."""
     if w.get("phase") is not Phase.CLOSING:
-        w.set(phase=Phase.CLOSING, closed_reason=reason, unexplained_at=None, confirm_by_rest=False)
+        w.set(phase=Phase.CLOSING, closed_reason=reason, unexplained_at=None)
     w.set(position_size=ZERO)
     _cancel_all(w)
 
@@ -959,13 +956,7 @@ def _keep_closing(w: _Work, s: Snapshot) -> None:
         reason = _close_reason(
             w, flipped=tentative is CloseReason.EXTERNAL, unexplained=tentative is CloseReason.MANUAL
         )
-    w.set(
-        phase=Phase.CLOSED,
-        closed_reason=reason,
-        position_size=ZERO,
-        unexplained_at=None,
-        confirm_by_rest=False,
-    )
+    w.set(phase=Phase.CLOSED, closed_reason=reason, position_size=ZERO, unexplained_at=None)
     payload: dict[str, Any] = {"reason": reason.value}
     if reason is not CloseReason.EXPIRED:
         payload.update(

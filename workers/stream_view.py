@@ -406,8 +406,8 @@ class StreamView:
         if behind and not young_behind(behind, fill_ms, now, behind_wait_s):
             log.debug("view of %s: fills on %s not in a position push yet; read by REST", account, behind)
             return None
-        rows_seen = [_positions.get((account, k), v) for k, v in prows.items()]
-        positions = [p for p, _ in rows_seen if p.size > 0]
+        decoded = [_positions.get((account, k), v) for k, v in prows.items()]
+        open_rows = [(p, seen) for p, seen in decoded if p.size > 0]
         base = Snapshot(
             account=account,
             # pushes take a moment: what our own latest intents did may not be in the view yet, so
@@ -415,14 +415,12 @@ class StreamView:
             taken_at=now - self.read_margin_s,
             # without their pushed marks (`_view_position`): the check prices each symbol from the
             # tickers (pushed by the ticker streams while fresh, else the REST cache)
-            positions={(p.symbol, p.position_idx): p for p in positions},
+            positions={(p.symbol, p.position_idx): p for p, _ in open_rows},
             open_orders={},
             instruments=instruments(),
             pushed=True,
             stop_fills=_stop_fills(stop_rows),
-            position_seen_at={
-                (p.symbol, p.position_idx): seen for p, seen in rows_seen if p.size > 0 and seen is not None
-            },
+            position_seen_at={(p.symbol, p.position_idx): seen for p, seen in open_rows if seen is not None},
         )
         ok = keys.view_orders(self.prefix, account)
         pipe = self.redis.pipeline(transaction=False)
