@@ -203,6 +203,7 @@ def monitor_to_dict(m: Monitor) -> dict[str, Any]:
         "phase": m.phase.value,
         "orders": [owned_order_to_dict(o) for o in m.orders],
         "position_size": str(m.position_size),
+        "closed_ahead": str(m.closed_ahead),
         "avg_entry": None if m.avg_entry is None else str(m.avg_entry),
         "built_qty": str(m.built_qty),
         "stop_price": str(m.stop_price),
@@ -253,6 +254,7 @@ def monitor_from_dict(d: Mapping[str, Any]) -> Monitor:
             phase=_PHASE[d["phase"]],
             orders=tuple([owned_order_from_dict(o) for o in d["orders"]]),
             position_size=Decimal(d["position_size"]),
+            closed_ahead=Decimal(d.get("closed_ahead", "0")),  # states saved before it existed: none
             avg_entry=None if avg_entry is None else Decimal(avg_entry),
             built_qty=Decimal(d["built_qty"]),
             stop_price=Decimal(d["stop_price"]),

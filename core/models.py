@@ -351,6 +351,9 @@ class Monitor:
     phase: Phase = Phase.PENDING
     orders: tuple[OwnedOrder, ...] = ()
     position_size: Decimal = ZERO  # last size read from the exchange
+    # closes counted before the entry fills they closed (a read held the close's fill and not yet
+    # the entries'): the next entry fills counted are these, not growth (core.step._position)
+    closed_ahead: Decimal = ZERO
     avg_entry: Decimal | None = None  # last avgPrice read from the exchange
     built_qty: Decimal = ZERO  # the size take-profit fractions apply to (entry fills, adoption, growth)
     stop_price: Decimal = ZERO  # the stop trigger we want on the exchange

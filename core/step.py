@@ -13,8 +13,10 @@ Rules that cost the original bot money, kept here on purpose:
 - a failed read never reaches `step` (no Snapshot, no decision); an order missing from the open list
   counts as gone only once it was looked up (`Snapshot.looked_up`) in a read started after our last
   intent for it;
-- fills come from each order's cumExecQty, not from size drops, so a fill missed once is found later;
-  a size change our fills do not explain is acted on only when a second read confirms it;
+- fills come from each order's cumExecQty (listed or looked up), not from size drops, so a fill
+  missed once is found later; the size they leave is a balance that does not care in which order
+  they are seen (a close seen before the entries it closed is owed: `Monitor.closed_ahead`); a size
+  change our fills do not explain is acted on only when a second read confirms it;
 - a long's stop only moves up, a short's only down; after the first take-profit fill no intent adds
   exposure (working entries are cancelled);
 - breakeven is recorded done only when the stop is seen on the exchange at that price (open, or in
@@ -605,6 +607,12 @@ def _observe(w: _Work, s: Snapshot, policy: Policy) -> None:
         if ex is not None and ex.updated_ms:
             w.seen_ms[o.link_id] = ex.updated_ms
         ex = s.open_orders.get(o.link_id)
+        closed = s.closed_orders.get(o.link_id)
+        listed = ex is not None
+        if ex is None and closed is not None and closed.status.is_open:
+            # open, but missing from the open list (a list served stale) and found by its look-up:
+            # its fills count now (cumExecQty only grows); what it stands at, the next list shows
+            ex = closed
         if ex is not None:
             upd: dict[str, Any] = {}
             if ex.filled > o.filled:
@@ -613,7 +621,7 @@ def _observe(w: _Work, s: Snapshot, policy: Policy) -> None:
                 upd["status"] = OrderStatus.OPEN
             if not o.confirmed:
                 upd["confirmed"] = True
-            if fresh:
+            if fresh and listed:
                 # what the exchange holds wins over what we last asked for
                 if ex.qty != o.qty:
                     upd["qty"] = ex.qty
@@ -622,10 +630,7 @@ def _observe(w: _Work, s: Snapshot, policy: Policy) -> None:
             if upd:
                 w.orders[i] = replace(o, **upd)
             continue
-        closed = s.closed_orders.get(o.link_id)
         if closed is not None:
-            if closed.status.is_open:
-                continue  # an open order seen by the look-up only: next read shows it
             filled = max(o.filled, closed.filled)
             if closed.status is ExchangeOrderStatus.FILLED or (o.qty > 0 and filled >= o.qty):
                 status = OrderStatus.FILLED
@@ -822,11 +827,20 @@ def _position(w: _Work, s: Snapshot, d: _Deltas) -> tuple[Decimal, Decimal, bool
     if m.phase is Phase.PENDING and plan.adopt:
         # adoption: the open position is the built size
         if actual > 0:
-            w.set(built_qty=actual, position_size=actual, entries_closed=True, unexplained_at=None)
+            w.set(
+                built_qty=actual,
+                position_size=actual,
+                closed_ahead=ZERO,
+                entries_closed=True,
+                unexplained_at=None,
+            )
             w.event(EventKind.POSITION_UPDATE, {"size": str(actual), "reason": "adopted"})
         return actual, actual, True
 
-    expected = max(m.position_size + d.entry - d.tp - d.sl, ZERO)
+    # our fills, as this read holds them; counted in another order than they happened (a close's
+    # fill seen before the entry fills it closed) the balance goes below zero for a while, and the
+    # entry fills counted next settle it instead of looking like growth
+    expected = _balance(w, m.position_size - m.closed_ahead + d.entry - d.tp - d.sl)
     exposure = m.built_qty > 0 or d.entry > 0 or m.position_size > 0
     if actual == expected:
         if expected != m.position_size:
@@ -847,7 +861,7 @@ def _position(w: _Work, s: Snapshot, d: _Deltas) -> tuple[Decimal, Decimal, bool
         since is None
         or s.taken_at <= since
         or _unresolved(w, s)
-        or _judgement_waits(w, s, actual, since)
+        or _judgement_waits(w, s, actual, expected, since)
         or by_rest
     ):
         if since is None:
@@ -859,7 +873,7 @@ def _position(w: _Work, s: Snapshot, d: _Deltas) -> tuple[Decimal, Decimal, bool
         # the stop covers what may be there; the ladder may shrink to a smaller real size, but a
         # flat read is acted on only once a second read confirms it (the close path)
         return max(actual, expected), (min(actual, expected) if actual > 0 else expected), False
-    w.set(unexplained_at=None, position_size=actual)
+    w.set(unexplained_at=None, position_size=actual, closed_ahead=ZERO)  # the read is the truth now
     diff = actual - expected
     if actual == 0 and not flipped and _on_position(w.policy):
         _position_stop_fill(w, s, expected)
@@ -871,10 +885,11 @@ def _position(w: _Work, s: Snapshot, d: _Deltas) -> tuple[Decimal, Decimal, bool
     if diff > 0:
         # grown by hand: adopt the growth; the ladder and the stop follow the new size
         w.set(built_qty=w.get("built_qty") + diff)
-    elif not flipped and _on_position(w.policy) and w.get("stop_fired") == 0 and position_stop_fill(w.m, s):
-        # smaller, and the position's own stop filled: it fired while entries were still working
-        # (one filled again since, so no read showed the position flat). That is the stop's fill, not
-        # a change by hand; the stop is set again on what the entries built since
+    elif not flipped and _on_position(w.policy) and w.get("stop_fired") == 0 and w.get("stop_crossed"):
+        # smaller, and the position's own stop filled (its fill read, or else the price through it,
+        # as for a flat read): it fired while entries were still working (one filled again since, so
+        # no read showed the position flat). That is the stop's fill, not a change by hand; the stop
+        # is set again on what the entries built since
         _position_stop_fill(w, s, -diff)
         reason = "stop_fired"
     w.event(
@@ -882,6 +897,13 @@ def _position(w: _Work, s: Snapshot, d: _Deltas) -> tuple[Decimal, Decimal, bool
         {"size": str(actual), "expected": str(expected), "reason": reason},
     )
     return actual, actual, True
+
+
+def _balance(w: _Work, balance: Decimal) -> Decimal:
+    """The size our fills leave (never below zero: what they counted beyond it is `closed_ahead`)."""
+    if max(-balance, ZERO) != w.get("closed_ahead"):
+        w.set(closed_ahead=max(-balance, ZERO))
+    return max(balance, ZERO)
 
 
 def _pushed_cannot_confirm(w: _Work, s: Snapshot) -> bool:
@@ -895,16 +917,16 @@ def _pushed_cannot_confirm(w: _Work, s: Snapshot) -> bool:
     return s.pushed and not (_on_position(w.policy) and position_stop_fill(w.m, s))
 
 
-def _judgement_waits(w: _Work, s: Snapshot, actual: Decimal, since: float) -> bool:
-    """Position mode: whether a flat read our fills do not explain must wait before it is judged (a
-    close by the position's own stop, which has no order of ours, or by hand). The stop's own fill
-    judges it as soon as a read holds it (pushed), or holds the executions looked up. While they
-    cannot be read, the
-    judgement waits for a read that can, up to `stop_fill_wait_s` after the first flat read; after
-    that the price judges, and while no read's price was through the stop, a read whose price may be
-    older than the first flat read (a shared ticker cache) cannot: the stop may have fired at a
-    price that read never saw. That waits for a read `price_max_age_s` later."""
-    if actual != 0 or not _on_position(w.policy) or _known_position_stop(w) is None:
+def _judgement_waits(w: _Work, s: Snapshot, actual: Decimal, expected: Decimal, since: float) -> bool:
+    """Position mode: whether a flat or smaller read our fills do not explain must wait before it is
+    judged (a close by the position's own stop, which has no order of ours, or by hand; smaller when
+    an entry filled again after the stop fired). The stop's own fill judges it as soon as a read
+    holds it (pushed), or holds the executions looked up. While they cannot be read, the judgement
+    waits for a read that can, up to `stop_fill_wait_s` after the first such read; after that the
+    price judges, and while no read's price was through the stop, a read whose price may be older
+    than the first such read (a shared ticker cache) cannot: the stop may have fired at a price that
+    read never saw. That waits for a read `price_max_age_s` later."""
+    if actual >= expected or not _on_position(w.policy) or _known_position_stop(w) is None:
         return False
     if position_stop_fill(w.m, s) is not None:
         return False  # its fill pushed, or the executions looked up: they judge now
@@ -1641,6 +1663,12 @@ def _position_stop(w: _Work, s: Snapshot, size: Decimal, policy: Policy) -> None
         # any read saw it flat or smaller: the stop's close is recorded, and it is set again as a
         # new stop, not as a repair
         _position_stop_fill(w, s, w.m.position_size)
+        if w.get("unexplained_at") is not None and w.get("stop_fired") > 0:
+            # the size this read holds, awaiting its judgement, was opened after the stop's close:
+            # that close leaves the balance our fills keep, or the entries that opened it again
+            # would look, once counted, like a change by hand
+            left = w.get("position_size") - w.get("closed_ahead") - w.m.position_size
+            w.set(position_size=_balance(w, left))
     fired_now = w.get("stop_fired") > w.m.stop_fired  # it fired this step: gone with its fill
     if (w.m.stop_seen is not None or w.get("stop_resets") > 0) and not fired_now:
         # a read showed it before (removed by hand), or the exchange refused it: set it again,
@@ -1663,7 +1691,10 @@ def _position_stop(w: _Work, s: Snapshot, size: Decimal, policy: Policy) -> None
 
 def _set_position_stop(w: _Work, trigger: Decimal, policy: Policy) -> None:
     m = w.m
-    w.set(stop_sent_at=w.now, stop_crossed=False)
+    # a new stop starts with no price through it, except while a size change awaits its judgement:
+    # a price through the stop that was there is what judges it (`_judgement_waits`), and a stop
+    # set again meanwhile (gone from a position opened again, its fill not read) must not erase that
+    w.set(stop_sent_at=w.now, stop_crossed=w.get("unexplained_at") is not None and w.get("stop_crossed"))
     w.position_stops.append(
         SetPositionStop(
             account=m.account,

@@ -94,7 +94,6 @@ def main(argv: list[str] | None = None) -> int:
             f"position pushes lost: {int(stats['position_pushes_lost'])} of {int(stats['position_pushes'])}"
         )
     print(f"reads from the stream view: {int(stats['pushed_reads'])} of {int(stats['reads'])}")
-    print(f"size changes taken as by hand on a position nobody traded: {int(stats['phantom_hand_changes'])}")
     print(f"failing seeds: {len(failures)}")
     for inv, n in by_inv.most_common():
         seeds = sorted(s for s, _, vs in failures if any(v.startswith(inv + ":") for v in vs))

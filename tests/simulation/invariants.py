@@ -145,16 +145,21 @@ class Checker:
                 t.order.append(e.kind.value)
 
     def on_hand_changes(self, events: Any, by_person: bool) -> None:
-        """A figure, not an invariant: size changes the guard took for ones made by hand
-        (`changed_outside`) on a position nobody traded. The guard misread its own fills there (a
-        read that lacked some, taken as the truth; fills counted in another order than they
-        happened). It does happen, rarely, with REST reads alone: found when this figure was added
-        (docs/protection.md), left to be understood before it can be an invariant."""
+        """`only_hands_change_by_hand`: a size change is taken for one made by hand
+        (`changed_outside`) only on a position a person traded. Elsewhere the guard misread its own
+        fills: a close counted before the entries it closed, an open order's fills left uncounted,
+        a stop's close left in the balance (docs/protection.md); the stops may stay right, the record
+        of the position (`built_qty`, the events) does not."""
         if by_person:
             return
         for e in events:
             if e.kind is EventKind.POSITION_UPDATE and e.payload.get("reason") == "changed_outside":
-                self.stats["phantom_hand_changes"] += 1
+                self.fail(
+                    "only_hands_change_by_hand",
+                    e.monitor_id,
+                    f"size {e.payload.get('size')} against {e.payload.get('expected')} taken as a change "
+                    "by hand on a position nobody traded",
+                )
 
     def on_saved(self, m: Monitor) -> None:
         if m.filled_of(OrderRole.TP) > 0:

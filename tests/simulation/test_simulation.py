@@ -46,8 +46,11 @@ FOUND_BY = {
 # still land, left the position bare until the next read (now: market close + cancel by link id);
 # once reads came from the stream view (its read margin): 881 — TP1's create unanswered when TP2-4
 # filled, so TP1 was not merged then; it never landed, its share went to TP2, and TP1 was never
-# recorded as done (now: a passed level is merged once its order is gone).
-REGRESSIONS = (881, 1989, 3779, 4079, 13294, 18159, 20163, 22217)
+# recorded as done (now: a passed level is merged once its order is gone); once size changes taken as
+# by hand on a position nobody traded became an invariant (only_hands_change_by_hand): 796, 2453 — a
+# market close counted before the entry fills it closed, the balance clamped at zero, and those
+# fills then taken for a growth by hand (now: `closed_ahead`).
+REGRESSIONS = (796, 881, 1989, 2453, 3779, 4079, 13294, 18159, 20163, 22217)
 
 # Stop mode "position" (the position's own stop-loss): the seeds that broke an invariant while it was
 # built. 0 — the position stop's name used generation 0, which no link id allows (every run
@@ -58,8 +61,12 @@ REGRESSIONS = (881, 1989, 3779, 4079, 13294, 18159, 20163, 22217)
 # 7794 (from a 12,000-seed soak; the core's rule, both modes) — a breached stop's market close went
 # unanswered, landed and filled while the look-ups were cut short; its re-send, past the receive
 # window, was refused and the close marked lost: its fill never counted, no sl_hit (a refused re-send
-# now stays watched until a look-up settles the first create).
-POSITION_REGRESSIONS = (0, 6, 41, 1682, 7794)
+# now stays watched until a look-up settles the first create); for only_hands_change_by_hand: 916 —
+# the stop fired, an entry filled again, and the smaller read was judged at once while the stop's
+# fill could not be looked up (now it waits as a flat read does, then the price judges); 9456 — an
+# open order a stale list lacked was found by its look-up with a fill that was not counted (now it
+# is); 9495 — the stop's fill recorded while the size awaited its judgement stayed in the balance.
+POSITION_REGRESSIONS = (0, 6, 41, 916, 1682, 7794, 9456, 9495)
 
 
 def _failures(seeds: range, stop_mode: str = "order") -> list[tuple[int, str, list[str]]]:

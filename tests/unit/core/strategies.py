@@ -220,6 +220,7 @@ def monitors(draw: st.DrawFn, plan: Plan | None = None) -> Monitor:
         phase=draw(st.sampled_from(Phase)),
         orders=tuple(draw(st.lists(owned_orders(mid), max_size=8))),
         position_size=draw(decimals()),
+        closed_ahead=draw(decimals()),
         avg_entry=draw(optional(decimals())),
         built_qty=draw(decimals()),
         stop_price=draw(decimals()),

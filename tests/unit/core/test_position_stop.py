@@ -471,3 +471,84 @@ def test_a_stop_that_fired_before_entries_built_the_position_again_is_the_stop_n
     d = step(d.monitor, pushed(read(d.monitor, 1042.0, size="0.020", sl=None), sell=1_035_000), 1042.0, POS)
     assert EventKind.SL_HIT not in kinds(d)  # recorded once
     assert d.monitor.position_size == D("0.020") and d.monitor.phase is not Phase.CLOSING
+
+
+def test_a_smaller_read_after_the_stop_fired_waits_for_its_fill_like_a_flat_one_then_the_price_judges():
+    # E1 and E2 built 0.020 and the stop is set; the stop fires (the read is flat, E3 still working,
+    # the executions not answered), then E3 fills: the next read shows 0.010. That smaller size is
+    # the stop's close plus E3, not a change by hand; while the stop's fill cannot be read it waits,
+    # as a flat read does, and then the price (through the stop at the flat read) judges it
+    d = open_monitor(
+        "m000000009", "main", conservative_long(), snapshot(taken_at=1000.0, price="60500"), 1000.0, POS
+    )
+    m = ack(d, 1000.0).monitor
+    e1, e2, e3 = m.orders
+    two = [ex_order(e1, filled=e1.qty, status=FILLED), ex_order(e2, filled=e2.qty, status=FILLED)]
+    s = snapshot(taken_at=1020.0, positions=[pos("0.020")], open_orders=[ex_order(e3)], closed=two)
+    m = ack(step(m, replace(s, tickers=read(m, 1020.0).tickers), 1020.0, POS), 1020.0).monitor
+    m = step(m, read(m, 1030.0, size="0.020"), 1030.0, POS).monitor
+    assert m.stop_seen == D("58000")
+    flat = snapshot(taken_at=1040.0, open_orders=open_view(m), price="57900")
+    m = step(m, flat, 1040.0, POS).monitor
+    assert m.unexplained_at == 1040.0 and m.stop_crossed
+    ladder = [o for o in open_view(m) if o.link_id != e3.link_id]
+
+    def smaller(t):
+        e3_filled = ex_order(e3, filled=e3.qty, status=FILLED)
+        return snapshot(
+            taken_at=t, positions=[pos("0.010")], open_orders=ladder, closed=[e3_filled], price="59100"
+        )
+
+    d = step(m, smaller(1042.0), 1042.0, POS)  # the look-up of the executions failed
+    assert EventKind.SL_HIT not in kinds(d) and EventKind.POSITION_UPDATE not in kinds(d)
+    m = ack(d, 1042.0).monitor
+    later = 1040.0 + POS.stop_fill_wait_s
+    d = step(m, smaller(later), later, POS)
+    assert [e.payload["qty"] for e in d.events if e.kind is EventKind.SL_HIT] == ["0.020"]
+    assert [e.payload.get("reason") for e in d.events if e.kind is EventKind.POSITION_UPDATE] == [
+        "stop_fired"
+    ]
+    assert d.monitor.position_size == D("0.010") and d.monitor.phase is not Phase.CLOSING
+
+
+def test_a_stop_fill_found_while_a_smaller_size_waits_leaves_the_balance_the_entries_opened_again():
+    # E1 built 0.010; E2's first 0.001 filled, then the stop closed the 0.011, then E2 filled the
+    # rest: 0.009 open again. The read that finds the stop's fill cannot judge the size yet (E3 is
+    # missing from it), so the stop-gone path records the fill; its close must leave the balance, or
+    # E2's 0.009, once counted, makes 0.020 expected against 0.009 there: a change by hand
+    d = open_monitor(
+        "m000000009", "main", conservative_long(), snapshot(taken_at=1000.0, price="60500"), 1000.0, POS
+    )
+    m = ack(d, 1000.0).monitor
+    e1, e2, e3 = m.orders
+    first = [ex_order(e1, filled=e1.qty, status=FILLED)]
+    s = snapshot(
+        taken_at=1020.0, positions=[pos("0.010")], open_orders=[ex_order(e2), ex_order(e3)], closed=first
+    )
+    m = ack(step(m, replace(s, tickers=read(m, 1020.0).tickers), 1020.0, POS), 1020.0).monitor
+    m = step(m, read(m, 1030.0, size="0.010"), 1030.0, POS).monitor
+    assert m.stop_seen == D("58000")
+    ladder = [o for o in open_view(m) if "-E" not in o.link_id]
+    flat_read = snapshot(
+        taken_at=1040.0, open_orders=[ex_order(e2, filled=D("0.001")), ex_order(e3), *ladder], price="59100"
+    )
+    m = ack(step(m, flat_read, 1040.0, POS), 1040.0).monitor
+    assert m.unexplained_at == 1040.0 and m.position_size == D("0.011")
+    e2_filled = ex_order(e2, filled=e2.qty, status=FILLED)
+    found = replace(
+        snapshot(
+            taken_at=1045.0, positions=[pos("0.009")], open_orders=ladder, closed=[e2_filled], price="59100"
+        ),
+        stop_fills={("BTCUSDT", SELL): 1_041_000},
+        stop_fills_read=frozenset({"BTCUSDT"}),
+    )
+    d = step(m, found, 1045.0, POS)  # E3 unaccounted for: the size waits; the stop's fill is recorded
+    assert [e.payload["qty"] for e in d.events if e.kind is EventKind.SL_HIT] == ["0.011"]
+    assert d.monitor.position_size == D("0.009") and d.monitor.unexplained_at == 1040.0
+    m = ack(d, 1045.0).monitor
+    later = snapshot(
+        taken_at=1047.0, positions=[pos("0.009")], open_orders=[ex_order(e3), *ladder], price="59100"
+    )
+    d = step(m, later, 1047.0, POS)
+    assert not [e for e in d.events if e.payload.get("reason") == "changed_outside"]
+    assert d.monitor.unexplained_at is None and d.monitor.position_size == D("0.009")

@@ -595,6 +595,88 @@ def test_9_a_stop_that_fired_before_breakeven_was_due_is_a_stop_loss():
     assert EventKind.BREAKEVEN_MOVED not in kinds(d)
 
 
+# ------------------------------------------------------- fills counted in another order than they came
+
+
+def test_a_close_counted_before_the_entry_fills_it_closed_is_settled_by_them_not_taken_for_a_change():
+    """A read lists our orders before the position: E2 filled in between, so the read shows 0.020
+    with only E1's fill, and the price through the stop. The market close is sized on what is there
+    (0.020); the next read holds its fill and E2 still open; the one after, E2's fill. The close was
+    counted before the entry it closed: E2's fill settles it. Before, the balance was clamped at zero
+    when the close was counted, and E2's fill then looked like a position grown on a flat book: set
+    guarded again, closed at market again (refused: no position), a change by hand recorded."""
+    m = opened()
+    e1, e2, e3 = m.orders
+    s = snapshot(
+        taken_at=1010.0,
+        positions=[long_position("0.020", "59750")],
+        open_orders=[ex_order(e2), ex_order(e3)],
+        closed=[ex_order(e1, filled=e1.qty, status=FILLED)],
+        price="57900",
+    )
+    d = step(m, s, 1010.0)
+    (close,) = places(d, "SL")
+    assert close.qty == D("0.020") and close.order_type == "Market"
+    m = ack_ok(d, 1010.0)
+    sl = m.current(OrderRole.SL, 0)
+    s = snapshot(
+        taken_at=1012.0,
+        open_orders=[ex_order(e2), ex_order(e3)],
+        closed=[ex_order(sl, filled=D("0.020"), status=FILLED)],
+        price="57900",
+    )
+    d = step(m, s, 1012.0)
+    assert EventKind.SL_HIT in kinds(d) and d.monitor.phase is Phase.CLOSING
+    assert d.monitor.closed_ahead == D("0.010")  # closes counted beyond the entries counted so far
+    m = ack_ok(d, 1012.0)
+    s = snapshot(
+        taken_at=1014.0,
+        closed=[ex_order(e2, filled=e2.qty, status=FILLED), ex_order(e3, status=CANCELLED)],
+        price="57900",
+    )
+    d = step(m, s, 1014.0)
+    assert [e.payload.get("level") for e in d.events if e.kind is EventKind.PARTIAL_FILL] == [2]
+    assert not places(d) and EventKind.POSITION_UPDATE not in kinds(d)
+    assert "reguarded" not in [e.payload.get("action") for e in d.events]
+    assert d.monitor.phase is Phase.CLOSED and d.monitor.closed_reason is CloseReason.STOP_LOSS
+    assert d.monitor.closed_ahead == 0 and d.monitor.built_qty == D("0.020")
+
+
+def test_an_open_order_a_stale_list_lacks_and_its_look_up_finds_has_its_fills_counted():
+    """The open list is served a second stale and lacks E1; its look-up finds it open with a first
+    fill, which the position shows. Before, an open order seen by the look-up only was left for the
+    next list: the fill was not counted, yet E1 counted as accounted for, so the position (our own
+    fill) was confirmed as grown by hand and the fill was counted again when a list showed it."""
+    m = opened()
+    e1, e2, e3 = m.orders
+    part = ex_order(e1, filled=D("0.004"), status=ExchangeOrderStatus.PARTIALLY_FILLED)
+
+    def stale(t):
+        return snapshot(
+            taken_at=t,
+            positions=[long_position("0.004")],
+            open_orders=[ex_order(e2), ex_order(e3)],
+            closed=[part],
+            price="60100",
+        )
+
+    def by_hand(d):
+        return [e for e in d.events if e.payload.get("reason") == "changed_outside"]
+
+    d = step(m, stale(1010.0), 1010.0)
+    assert [e.payload["qty"] for e in d.events if e.kind is EventKind.PARTIAL_FILL] == ["0.004"]
+    assert d.monitor.unexplained_at is None and d.monitor.position_size == D("0.004")
+    assert d.monitor.current(OrderRole.ENTRY, 1).status is OrderStatus.OPEN
+    m = ack_ok(d, 1010.0)
+    d = step(m, stale(1011.0), 1011.0)  # a second such read: nothing to confirm, nothing counted again
+    assert not by_hand(d) and EventKind.PARTIAL_FILL not in kinds(d)
+    m = ack_ok(d, 1011.0)
+    listed = open_view(m, **{e1.link_id: D("0.004")})
+    d = step(m, replace(stale(1012.0), open_orders={o.link_id: o for o in listed}, closed_orders={}), 1012.0)
+    assert not by_hand(d) and EventKind.PARTIAL_FILL not in kinds(d)  # the list shows it again
+    assert d.monitor.built_qty == D("0.004")
+
+
 # -------------------------------------------------------------------- reads from the stream view
 
 
@@ -628,8 +710,9 @@ def test_a_position_change_a_pushed_read_cannot_explain_is_confirmed_only_by_a_r
     d = step(m, later, 1045.0)
     assert d.monitor.unexplained_at == 1040.0 and d.monitor.built_qty == D("0.030")
     assert not [e for e in d.events if e.payload.get("reason") == "changed_outside"]
-    # the same read by REST would have confirmed it as a change by hand
-    by_rest = step(m, replace(later, pushed=False), 1045.0)
+    # the same read by REST (which, in position mode, looks up the executions: no stop fill) would
+    # have confirmed it as a change by hand
+    by_rest = step(m, replace(later, pushed=False, stop_fills_read=frozenset({"BTCUSDT"})), 1045.0)
     assert [e.payload.get("reason") for e in by_rest.events if e.kind is EventKind.POSITION_UPDATE] == [
         "changed_outside"
     ]
