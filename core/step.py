@@ -68,6 +68,7 @@ from core.models import (
     ErrorKind,
     Event,
     EventKind,
+    ExchangeOrder,
     ExchangeOrderStatus,
     Instrument,
     Intent,
@@ -621,7 +622,7 @@ def _observe(w: _Work, s: Snapshot, policy: Policy) -> None:
                 upd["status"] = OrderStatus.OPEN
             if not o.confirmed:
                 upd["confirmed"] = True
-            if fresh and listed:
+            if fresh and listed and _row_after_last_intent(s, o, ex):
                 # what the exchange holds wins over what we last asked for
                 if ex.qty != o.qty:
                     upd["qty"] = ex.qty
@@ -656,6 +657,15 @@ def _observe(w: _Work, s: Snapshot, policy: Policy) -> None:
             w.orders[i] = replace(o, status=OrderStatus.CANCELLED)
         else:
             w.orders[i] = replace(o, status=OrderStatus.LOST)
+
+
+def _row_after_last_intent(s: Snapshot, o: OwnedOrder, ex: ExchangeOrder) -> bool:
+    """Whether the row shows the order as of after our last intent for it. A REST read lists it as
+    it stands. A read from the stream view holds each order as its last push brought it (its
+    `updated_ms`, the exchange's clock): when the push of our amend was lost, the row still holds
+    the trigger and quantity from before it, and taking them would undo the amend in our record (a
+    breakeven move among them). Such a row waits for the push, or for the view's reconciliation."""
+    return not s.pushed or not ex.updated_ms or ex.updated_ms >= o.changed_at * 1000
 
 
 def _proven_absent(w: _Work, s: Snapshot, policy: Policy, i: int, o: OwnedOrder) -> None:

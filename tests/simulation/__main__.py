@@ -93,7 +93,10 @@ def main(argv: list[str] | None = None) -> int:
             f"trading-stops answered 'not modified': {int(stats['stops_unchanged'])}; "
             f"position pushes lost: {int(stats['position_pushes_lost'])} of {int(stats['position_pushes'])}"
         )
-    print(f"reads from the stream view: {int(stats['pushed_reads'])} of {int(stats['reads'])}")
+    print(
+        f"reads from the stream view: {int(stats['pushed_reads'])} of {int(stats['reads'])}; "
+        f"order pushes lost: {int(stats['order_pushes_lost'])} of {int(stats['order_pushes'])}"
+    )
     print(f"failing seeds: {len(failures)}")
     for inv, n in by_inv.most_common():
         seeds = sorted(s for s, _, vs in failures if any(v.startswith(inv + ":") for v in vs))

@@ -8,9 +8,7 @@ core's rules for pushed reads run: among them, a pushed read never confirms a si
 do not explain. The worker's rule that answers it is kept too: a check of a monitor whose change a
 read from the view could not confirm for `UNEXPLAINED_WAIT_S` reads REST
 (`workers.checker.unexplained_by_view`), and so is the first read after `reconcile_s` (the view's
-background reconciliation). Its orders are the
-exchange's own (a perfect order stream; lost order pushes are not modelled yet: docs/protection.md);
-its positions are pushed:
+background reconciliation). Its positions and orders are pushed:
 
 Every change of a position on the paper engine is one push (the engine hands each operation's
 changes to its listeners, as the paper exchange's streams do). A push that moves the position (its
@@ -19,6 +17,11 @@ has no position push yet to REST, so such a loss costs a REST read, not a stale 
 changes only the stop-loss (a trading-stop, ours or by hand) is lost with probability `lost`, and
 the row keeps what the last push that came delivered until the position changes again or a REST
 read reconciles the view.
+
+Every change of one of our orders is one push too. A push that changes the order's status or fills
+always comes (a lost fill is the stream's gap rule's: a REST read); a push that changes only its
+trigger or quantity (an amend, ours or by hand) is lost at a seed's rate drawn from an RNG of its
+own, and the row keeps the order as the last push that came delivered it, `updated_ms` included.
 
 A row's `seen_at` is when its push came (`Snapshot.position_seen_at`). The pass's clock does not
 move between the read and the guard's calls, so a change before an account's read is pushed a
@@ -54,6 +57,22 @@ class Row:
     stale: bool = False  # a push lost since this row came changed the stop
 
 
+@dataclass(frozen=True, slots=True)
+class OrderRow:
+    """One of our orders as its last push that came delivered it."""
+
+    status: Any
+    filled: Decimal
+    qty: Decimal
+    price: Decimal | None
+    trigger_price: Decimal | None
+    updated_ms: int
+
+    @staticmethod
+    def of(o: Any) -> OrderRow:
+        return OrderRow(o.status, o.cum_qty, o.qty, o.price or None, o.trigger_price or None, o.updated_ms)
+
+
 class SimView:
     def __init__(self, engine: Any, seed: int) -> None:
         self.rng = random.Random(f"stream-view:{seed}")
@@ -69,11 +88,18 @@ class SimView:
         self.lost_pushes = 0
         self.pushed_reads = 0
         self.reads = 0
+        # order pushes: their losses draw from an RNG of their own (the draws above stay the seed's)
+        self.order_rng = random.Random(f"stream-view-orders:{seed}")
+        self.orders_lost = self.order_rng.choice((0.0, 0.0, 0.1, 0.3, 0.6)) if self.share else 0.0
+        self.order_rows: dict[tuple[str, str], OrderRow] = {}  # (account, orderLinkId)
+        self.order_pushes = 0
+        self.lost_order_pushes = 0
         engine.listeners.append(self._on_changes)
 
     def quiet(self) -> None:
         """No push lost from now on, and every view reconciled by its next read."""
         self.lost = 0.0
+        self.orders_lost = 0.0
         self.reconciled_at.clear()
 
     def new_pass(self) -> None:
@@ -82,6 +108,8 @@ class SimView:
     def _on_changes(self, changes: list[tuple[str, object]]) -> None:
         now = self.engine.clock()
         for kind, rec in changes:
+            if kind == "order":
+                self._on_order(rec)
             if kind != "position":
                 continue
             p: Any = rec
@@ -99,6 +127,18 @@ class SimView:
                 row.stale = row.stale or changed_stop  # the row misses a change of the stop
                 continue
             self.rows[key] = Row(p.side, p.size, p.avg, stop, seen)
+
+    def _on_order(self, o: Any) -> None:
+        if not o.link_id:
+            return
+        key = (o.account.id, o.link_id)
+        row = self.order_rows.get(key)
+        self.order_pushes += 1
+        moved = row is None or (row.status, row.filled) != (o.status, o.cum_qty)
+        if not moved and self.orders_lost and self.order_rng.random() < self.orders_lost:
+            self.lost_order_pushes += 1
+            return
+        self.order_rows[key] = OrderRow.of(o)
 
     def serves(self, account: str, monitors: list[Monitor], now: float) -> bool:
         """Whether this read of `account` for `monitors` comes from the view (else from REST)."""
@@ -123,6 +163,11 @@ class SimView:
             self.rows[(account, symbol, idx)] = Row(
                 p.side, p.size, p.avg, p.stop_loss or None, now - EPSILON_S
             )
+        for key in [k for k in self.order_rows if k[0] == account]:
+            del self.order_rows[key]
+        for o in paper.open_orders.newest_first():
+            if o.link_id:
+                self.order_rows[(account, o.link_id)] = OrderRow.of(o)
 
     def pushed(self, snap: Snapshot, now: float) -> tuple[Snapshot, bool]:
         """`snap` (the exchange's truth) as the view holds it: its positions' stops as last pushed,
@@ -138,10 +183,32 @@ class SimView:
             positions[(symbol, idx)] = replace(p, stop_loss=row.stop_loss)
             seen[(symbol, idx)] = row.seen_at
             stale = stale or row.stale
+        orders = dict(snap.open_orders)
+        for link_id, ex in snap.open_orders.items():
+            row = self.order_rows.get((snap.account, link_id))
+            if (
+                row is not None
+                and row.updated_ms != ex.updated_ms
+                and (row.status, row.filled)
+                == (
+                    ex.status,
+                    ex.filled,
+                )
+            ):
+                # an amend's push lost: the row holds the order as it was before it
+                orders[link_id] = replace(
+                    ex,
+                    qty=row.qty,
+                    price=row.price,
+                    trigger_price=row.trigger_price,
+                    updated_ms=row.updated_ms,
+                )
+                stale = True
         out = replace(
             snap,
             taken_at=now - READ_MARGIN_S,
             positions=positions,
+            open_orders=orders,
             pushed=True,
             position_seen_at=seen,
         )

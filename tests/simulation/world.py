@@ -452,6 +452,8 @@ class World:
         stats["stops_unchanged"] = float(self.port.ledger.stops_unchanged)
         stats["position_pushes"] = float(self.view.pushes)
         stats["position_pushes_lost"] = float(self.view.lost_pushes)
+        stats["order_pushes"] = float(self.view.order_pushes)
+        stats["order_pushes_lost"] = float(self.view.lost_order_pushes)
         stats["reads"] = float(self.view.reads)
         stats["pushed_reads"] = float(self.view.pushed_reads)
         return Result(

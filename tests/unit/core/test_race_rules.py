@@ -9,6 +9,7 @@ import pytest
 
 from core.errors import PlanInvalid
 from core.models import (
+    AmendOrder,
     BreakevenState,
     CancelOrder,
     CloseReason,
@@ -728,3 +729,38 @@ def test_a_position_change_a_pushed_read_cannot_explain_is_confirmed_only_by_a_r
     assert EventKind.TP_HIT in kinds(d) and d.monitor.unexplained_at is None and not d.monitor.confirm_by_rest
     assert d.monitor.built_qty == D("0.030") and d.monitor.position_size == left
     assert not [e for e in d.events if e.payload.get("reason") == "changed_outside"]
+
+
+@pytest.mark.usefixtures("order_mode")  # the stop order's trigger, as the view holds it
+def test_a_pushed_order_row_from_before_our_last_amend_does_not_undo_it():
+    """The view holds each order as its last push brought it. When our amend's push is lost, the
+    row still shows the trigger from before it; a read from the view must not take it over the one
+    we set (that undid breakeven moves in the record: seeds 417, 1714, 1925). A row pushed after the
+    amend, and a REST read, do show what the exchange holds, and that still wins."""
+    m = built()
+    sl = m.current(OrderRole.SL, 0)
+    sent_ms = int(sl.changed_at * 1000)
+
+    def read_with(trigger, updated_ms, *, pushed):
+        rows = [
+            replace(o, trigger_price=D(trigger), updated_ms=updated_ms) if o.link_id == sl.link_id else o
+            for o in open_view(m)
+        ]
+        s = snapshot(
+            taken_at=1030.0, positions=[long_position("0.030", "59500")], open_orders=rows, price="59600"
+        )
+        return replace(s, pushed=pushed)
+
+    def stop_amends(d):
+        return [i for i in d.intents if isinstance(i, AmendOrder) and i.link_id == sl.link_id]
+
+    old_row = step(m, read_with("57500", sent_ms - 1, pushed=True), 1030.0)
+    assert old_row.monitor.current(OrderRole.SL, 0).trigger_price == sl.trigger_price
+    assert not stop_amends(old_row)  # nothing taken from it, nothing to set again
+    for newer in (
+        read_with("57500", sent_ms + 5, pushed=True),
+        read_with("57500", sent_ms - 1, pushed=False),
+    ):
+        # the looser trigger the exchange holds is taken, and the stop tightened back to the plan's
+        (amend,) = stop_amends(step(m, newer, 1030.0))
+        assert amend.trigger_price == sl.trigger_price == D("58000")
