@@ -473,21 +473,30 @@ def test_a_stop_that_fired_before_entries_built_the_position_again_is_the_stop_n
     assert d.monitor.position_size == D("0.020") and d.monitor.phase is not Phase.CLOSING
 
 
+def partly_built(n, size):
+    """The first `n` entries filled (`size`), the rest working; the position's stop set and seen."""
+    m = ack(
+        open_monitor(
+            "m000000009", "main", conservative_long(), snapshot(taken_at=1000.0, price="60500"), 1000.0, POS
+        ),
+        1000.0,
+    ).monitor
+    done = [ex_order(o, filled=o.qty, status=FILLED) for o in m.orders[:n]]
+    working = [ex_order(o) for o in m.orders[n:]]
+    s = snapshot(taken_at=1020.0, positions=[pos(size)], open_orders=working, closed=done, price="59600")
+    m = ack(step(m, s, 1020.0, POS), 1020.0).monitor
+    m = step(m, read(m, 1030.0, size=size), 1030.0, POS).monitor
+    assert m.stop_seen == D("58000")
+    return m
+
+
 def test_a_smaller_read_after_the_stop_fired_waits_for_its_fill_like_a_flat_one_then_the_price_judges():
     # E1 and E2 built 0.020 and the stop is set; the stop fires (the read is flat, E3 still working,
     # the executions not answered), then E3 fills: the next read shows 0.010. That smaller size is
     # the stop's close plus E3, not a change by hand; while the stop's fill cannot be read it waits,
     # as a flat read does, and then the price (through the stop at the flat read) judges it
-    d = open_monitor(
-        "m000000009", "main", conservative_long(), snapshot(taken_at=1000.0, price="60500"), 1000.0, POS
-    )
-    m = ack(d, 1000.0).monitor
-    e1, e2, e3 = m.orders
-    two = [ex_order(e1, filled=e1.qty, status=FILLED), ex_order(e2, filled=e2.qty, status=FILLED)]
-    s = snapshot(taken_at=1020.0, positions=[pos("0.020")], open_orders=[ex_order(e3)], closed=two)
-    m = ack(step(m, replace(s, tickers=read(m, 1020.0).tickers), 1020.0, POS), 1020.0).monitor
-    m = step(m, read(m, 1030.0, size="0.020"), 1030.0, POS).monitor
-    assert m.stop_seen == D("58000")
+    m = partly_built(2, "0.020")
+    e3 = m.current(OrderRole.ENTRY, 3)
     flat = snapshot(taken_at=1040.0, open_orders=open_view(m), price="57900")
     m = step(m, flat, 1040.0, POS).monitor
     assert m.unexplained_at == 1040.0 and m.stop_crossed
@@ -516,18 +525,8 @@ def test_a_stop_fill_found_while_a_smaller_size_waits_leaves_the_balance_the_ent
     # rest: 0.009 open again. The read that finds the stop's fill cannot judge the size yet (E3 is
     # missing from it), so the stop-gone path records the fill; its close must leave the balance, or
     # E2's 0.009, once counted, makes 0.020 expected against 0.009 there: a change by hand
-    d = open_monitor(
-        "m000000009", "main", conservative_long(), snapshot(taken_at=1000.0, price="60500"), 1000.0, POS
-    )
-    m = ack(d, 1000.0).monitor
-    e1, e2, e3 = m.orders
-    first = [ex_order(e1, filled=e1.qty, status=FILLED)]
-    s = snapshot(
-        taken_at=1020.0, positions=[pos("0.010")], open_orders=[ex_order(e2), ex_order(e3)], closed=first
-    )
-    m = ack(step(m, replace(s, tickers=read(m, 1020.0).tickers), 1020.0, POS), 1020.0).monitor
-    m = step(m, read(m, 1030.0, size="0.010"), 1030.0, POS).monitor
-    assert m.stop_seen == D("58000")
+    m = partly_built(1, "0.010")
+    e2, e3 = m.current(OrderRole.ENTRY, 2), m.current(OrderRole.ENTRY, 3)
     ladder = [o for o in open_view(m) if "-E" not in o.link_id]
     flat_read = snapshot(
         taken_at=1040.0, open_orders=[ex_order(e2, filled=D("0.001")), ex_order(e3), *ladder], price="59100"
