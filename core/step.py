@@ -305,7 +305,13 @@ def acknowledge(m: Monitor, outcomes: Sequence[tuple[Intent, IntentResult]], now
                 w.orders[i] = replace(o, changed_at=0.0)
             else:
                 w.orders[i] = replace(o, changed_at=0.0)
-                if o.role is OrderRole.SL and w.get("breakeven") is BreakevenState.PENDING:
+                if (
+                    o.role is OrderRole.SL
+                    and intent.trigger_price is not None
+                    and w.get("breakeven") is BreakevenState.PENDING
+                ):
+                    # the move itself was refused: due again. A refused amend of the quantity alone
+                    # leaves the trigger an earlier amend set (the move, answered ok, unread yet)
                     w.set(breakeven=BreakevenState.NONE, breakeven_price=None)
             w.event(
                 EventKind.ORDER_ADJUSTMENT,

@@ -52,8 +52,11 @@ FOUND_BY = {
 # fills then taken for a growth by hand (now: `closed_ahead`); once the view lost the pushes of
 # amends: 417, 1714, 1925 — a read from the view took the stop order's trigger from before our
 # breakeven amend (its push lost) over the one we set, and undid the move in the record (now a row
-# older than our last intent for the order is not taken: `core.step._row_after_last_intent`).
-REGRESSIONS = (417, 796, 881, 1714, 1925, 1989, 2453, 3779, 4079, 13294, 18159, 20163, 22217)
+# older than our last intent for the order is not taken: `core.step._row_after_last_intent`); 4788
+# (a 10,000-seed soak with that model) — the breakeven amend answered ok and unread yet, the next
+# amend of the stop's quantity alone was refused, and that reset the move: the take-profits closed
+# the position and the move was never recorded (now only a refused amend of the trigger resets it).
+REGRESSIONS = (417, 796, 881, 1714, 1925, 1989, 2453, 3779, 4079, 4788, 13294, 18159, 20163, 22217)
 
 # Stop mode "position" (the position's own stop-loss): the seeds that broke an invariant while it was
 # built. 0 — the position stop's name used generation 0, which no link id allows (every run

@@ -536,6 +536,33 @@ def test_9_a_breakeven_move_unconfirmed_when_the_position_closes_is_settled_by_t
     )
 
 
+@pytest.mark.usefixtures("order_mode")  # the stop order's own amends
+def test_9_a_refused_amend_of_the_stops_quantity_alone_does_not_undo_a_breakeven_move_answered_ok():
+    """The breakeven amend was answered ok and no read has shown it yet; the next amend of the stop
+    changes its quantity alone and is refused (rate limited). The stop is still at breakeven: the
+    move stays pending, to be confirmed by a read or by the stop's final state (seed 4788: the
+    position closed by its take-profits, and the move was never recorded). A refused amend that
+    carries the trigger is the move refused: due again."""
+    m = built()
+    sl = m.current(OrderRole.SL, 0)
+    be = D("59547.6")
+    m = replace(m, breakeven=BreakevenState.PENDING, breakeven_price=be, tp_hits=(1,))
+    m = replace(
+        m,
+        orders=tuple(
+            replace(o, trigger_price=be, changed_at=1050.0) if o.link_id == sl.link_id else o
+            for o in m.orders
+        ),
+    )
+    refused = IntentResult(sl.link_id, False, ErrorKind.BACK_OFF, "rate limited")
+    for trigger, still_pending in ((None, True), (be, False)):
+        amend = AmendOrder(
+            "main", m.id, sl.link_id, "BTCUSDT", qty=D("0.020"), trigger_price=trigger, conditional=True
+        )
+        out = acknowledge(m, [(amend, refused)], 1052.0)
+        assert (out.monitor.breakeven is BreakevenState.PENDING) is still_pending
+
+
 @pytest.mark.usefixtures("order_mode")  # hand-built reads around our stop order
 def test_9_a_stop_that_fires_at_breakeven_closes_as_breakeven_stop():
     m = built()
