@@ -513,19 +513,22 @@ def test_8_the_executor_sends_in_stage_order_and_holds_raises_after_a_failed_can
 # ------------------------------------------------------ 9. breakeven settled by the stop's final state
 
 
-@pytest.mark.usefixtures("order_mode")  # hand-built reads around our stop order
-def test_9_a_breakeven_move_unconfirmed_when_the_position_closes_is_settled_by_the_final_stop():
+def breakeven_amended():
+    """Built, TP1 hit, and the stop amended to breakeven at 1050 (answered ok, no read since): the
+    monitor, its stop, and the breakeven price."""
     m = built()
     sl = m.current(OrderRole.SL, 0)
     be = D("59547.6")
     m = replace(m, breakeven=BreakevenState.PENDING, breakeven_price=be, tp_hits=(1,))
-    m = replace(
-        m,
-        orders=tuple(
-            replace(o, trigger_price=be, changed_at=1050.0) if o.link_id == sl.link_id else o
-            for o in m.orders
-        ),
+    orders = tuple(
+        replace(o, trigger_price=be, changed_at=1050.0) if o.link_id == sl.link_id else o for o in m.orders
     )
+    return replace(m, orders=orders), sl, be
+
+
+@pytest.mark.usefixtures("order_mode")  # hand-built reads around our stop order
+def test_9_a_breakeven_move_unconfirmed_when_the_position_closes_is_settled_by_the_final_stop():
+    m, sl, be = breakeven_amended()
     # every TP filled before any read showed the stop at breakeven; the stop's final state shows it
     closed = [ex_order(o, filled=o.qty, status=FILLED) for o in m.live_orders(OrderRole.TP)]
     gone_stop = ex_order(sl, status=ExchangeOrderStatus.DEACTIVATED, trigger_price=be)
@@ -543,17 +546,7 @@ def test_9_a_refused_amend_of_the_stops_quantity_alone_does_not_undo_a_breakeven
     move stays pending, to be confirmed by a read or by the stop's final state (seed 4788: the
     position closed by its take-profits, and the move was never recorded). A refused amend that
     carries the trigger is the move refused: due again."""
-    m = built()
-    sl = m.current(OrderRole.SL, 0)
-    be = D("59547.6")
-    m = replace(m, breakeven=BreakevenState.PENDING, breakeven_price=be, tp_hits=(1,))
-    m = replace(
-        m,
-        orders=tuple(
-            replace(o, trigger_price=be, changed_at=1050.0) if o.link_id == sl.link_id else o
-            for o in m.orders
-        ),
-    )
+    m, sl, be = breakeven_amended()
     refused = IntentResult(sl.link_id, False, ErrorKind.BACK_OFF, "rate limited")
     for trigger, still_pending in ((None, True), (be, False)):
         amend = AmendOrder(
