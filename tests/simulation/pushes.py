@@ -40,7 +40,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
-from core.models import Monitor, Side, Snapshot
+from core.models import ExchangeOrder, Monitor, Side, Snapshot
 from workers.checker import unexplained_by_view
 
 EPSILON_S = 0.001  # a push comes this long before the read that shows it, or after the call that made it
@@ -71,6 +71,16 @@ class OrderRow:
     @staticmethod
     def of(o: Any) -> OrderRow:
         return OrderRow(o.status, o.cum_qty, o.qty, o.price or None, o.trigger_price or None, o.updated_ms)
+
+    def misses_an_amend_of(self, ex: ExchangeOrder) -> bool:
+        """The order changed since this row (its `updated_ms`), in nothing a push always brings."""
+        return self.updated_ms != ex.updated_ms and (self.status, self.filled) == (ex.status, ex.filled)
+
+    def over(self, ex: ExchangeOrder) -> ExchangeOrder:
+        """`ex` as this row holds it: trigger, price and quantity from before the lost amend."""
+        return replace(
+            ex, qty=self.qty, price=self.price, trigger_price=self.trigger_price, updated_ms=self.updated_ms
+        )
 
 
 class SimView:
@@ -186,23 +196,8 @@ class SimView:
         orders = dict(snap.open_orders)
         for link_id, ex in snap.open_orders.items():
             row = self.order_rows.get((snap.account, link_id))
-            if (
-                row is not None
-                and row.updated_ms != ex.updated_ms
-                and (row.status, row.filled)
-                == (
-                    ex.status,
-                    ex.filled,
-                )
-            ):
-                # an amend's push lost: the row holds the order as it was before it
-                orders[link_id] = replace(
-                    ex,
-                    qty=row.qty,
-                    price=row.price,
-                    trigger_price=row.trigger_price,
-                    updated_ms=row.updated_ms,
-                )
+            if row is not None and row.misses_an_amend_of(ex):
+                orders[link_id] = row.over(ex)
                 stale = True
         out = replace(
             snap,
