@@ -593,6 +593,10 @@ class PlaceOrder:
     position_idx: int = 0
     time_in_force: str = "GTC"
     stage: int = 3  # send order within a pass (see `Stage`)
+    # an entry's attached stop-loss (position stop mode): each fill of the entry sets it as the
+    # position's own, so the exchange protects the position from its first fill on
+    stop_loss: Decimal | None = None
+    stop_loss_by: str = "LastPrice"
 
     @property
     def conditional(self) -> bool:

@@ -657,6 +657,15 @@ def _create_item(o: PlaceOrder) -> dict[str, Any]:
         item["triggerPrice"] = decimal_text(o.trigger_price)
         item["triggerDirection"] = o.trigger_direction
         item["triggerBy"] = o.trigger_by
+    if o.stop_loss is not None:
+        if o.reduce_only or o.close_on_trigger:
+            raise FixInput("stop_loss", f"cannot be attached to an order that reduces a position ({lid})")
+        _positive(o.stop_loss, "stop_loss", lid)
+        if o.stop_loss_by not in ("LastPrice", "MarkPrice", "IndexPrice"):
+            raise FixInput("stop_loss_by", f"must be LastPrice, MarkPrice or IndexPrice (order {lid})")
+        item["stopLoss"] = decimal_text(o.stop_loss)
+        item["slTriggerBy"] = o.stop_loss_by
+        item["tpslMode"] = "Full"
     return item
 
 

@@ -32,6 +32,9 @@ class OrderRequest:
     trigger_price: Decimal | None = None
     trigger_direction: int = 0
     trigger_by: str = LAST_PRICE
+    # an attached stop-loss (Full mode): each fill of the order sets it as the position's own
+    stop_loss: Decimal | None = None
+    sl_trigger_by: str = LAST_PRICE
 
 
 @dataclass(frozen=True, slots=True)

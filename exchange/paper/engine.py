@@ -444,6 +444,12 @@ class PaperEngine:
                 if active >= MAX_ACTIVE:
                     raise PaperError(E.TOO_MANY_ACTIVE, "The number of active orders exceeds maximum limit")
             pos = acct.positions.get((symbol, idx))
+            if req.stop_loss is not None:
+                if reducing:
+                    raise params_error("stopLoss", "is not allowed on an order that reduces a position")
+                base = price if not market else (req.trigger_price if conditional else m.last)
+                assert base is not None
+                self._check_attached_stop(spec, req.side, req.stop_loss, base, req.sl_trigger_by)
             if reducing:
                 if pos is None or pos.size == 0:
                     raise E.reduce_only_no_position()
@@ -482,6 +488,8 @@ class PaperEngine:
                 last_price_on_created=m.last,
                 prio=self._prio,
                 close_all=close_all,
+                stop_loss=req.stop_loss or ZERO,
+                sl_trigger_by=req.sl_trigger_by if req.stop_loss else "",
             )
             if conditional:
                 assert req.trigger_price is not None
@@ -677,6 +685,19 @@ class PaperEngine:
             pos.view = None
             self._note("position", pos)
 
+    def _check_attached_stop(
+        self, spec: InstrumentSpec, side: Side, value: Decimal, base: Decimal, by: str
+    ) -> None:
+        """An order's attached stop-loss is below (a buy) / above (a sell) the price it opens at."""
+        self._check_price(spec, value, "stopLoss")
+        if (value < base) != (side is Side.BUY) or value == base:
+            rel = "lower" if side is Side.BUY else "higher"
+            raise PaperError(
+                E.PARAMS,
+                f"StopLoss:{E.e8(value)} set for {side.value} position should {rel} than "
+                f"base_price:{E.e8(base)}??{by}",
+            )
+
     def _check_stop_side(
         self, m: SymbolMarket, side: Side, take_profit: bool, value: Decimal, by: str
     ) -> None:
@@ -733,6 +754,18 @@ class PaperEngine:
         pos.updated_ms = now
         pos.view = None
         self._note("position", pos)
+
+    def _attach_stop(self, pos: PaperPosition, order: PaperOrder, now: int) -> None:
+        """A fill of an order with an attached stop-loss sets it as the position's own (Full mode),
+        replacing the one it held, whatever that was."""
+        if pos.stop_loss == order.stop_loss and pos.sl_trigger_by == order.sl_trigger_by:
+            return
+        pos.sl_trigger_by = order.sl_trigger_by
+        self._set_position_stop(pos, STOP_LOSS, order.stop_loss, order.sl_trigger_by, now)
+        assert pos.sl_order is not None
+        pos.sl_order.attached_from = order.link_id
+        pos.updated_ms = now
+        pos.view = None  # journalled with the fill
 
     def _set_position_stop(self, pos: PaperPosition, kind: str, value: Decimal, by: str, now: int) -> None:
         existing = pos.tp_order if kind == TAKE_PROFIT else pos.sl_order
@@ -1021,6 +1054,8 @@ class PaperEngine:
         fee = round8(value * rate)
         old_side = pos.side
         closed, pnl = apply_fill(pos, order.side, qty, price, fee, now)
+        if order.stop_loss and pos.size > 0 and pos.side is order.side:
+            self._attach_stop(pos, order, now)
         order.cum_qty += qty
         order.cum_value += value
         order.cum_fee += fee

@@ -167,6 +167,26 @@ class Params:
             raise params_error("orderLinkId", "must be 1-36 characters of [A-Za-z0-9_-]")
         return v
 
+    def attached_stop_loss(self) -> Decimal | None:
+        """An order's attached stop-loss (Full mode, the position's own stop once it fills); an
+        attached take-profit, a Partial one or a Limit one is refused as unsupported."""
+        take_profit = self.decimal("takeProfit")
+        if take_profit is not None and take_profit != 0:
+            raise params_error(
+                "takeProfit",
+                "on an order is not supported by the paper exchange: use /v5/position/trading-stop",
+            )
+        stop_loss = self.decimal("stopLoss")
+        if stop_loss is None or stop_loss == 0:
+            return None
+        if (self.text("tpslMode") or "Full") != "Full":
+            raise params_error("tpslMode", "only Full is supported by the paper exchange on an order")
+        if (self.text("slOrderType") or "Market") != "Market":
+            raise params_error("slOrderType", "only Market is supported by the paper exchange on an order")
+        if self.flag("reduceOnly"):
+            raise params_error("stopLoss", "is not allowed on a reduceOnly order")
+        return stop_loss
+
     def no_attached_tpsl(self) -> None:
         for name in ("takeProfit", "stopLoss"):
             v = self.decimal(name)
@@ -191,7 +211,7 @@ def order_request(p: Params) -> OrderRequest:
     trigger_direction = p.integer("triggerDirection", default=0)
     if trigger_price is not None and trigger_price != 0 and trigger_direction not in (1, 2):
         raise params_error("triggerDirection", "must be 1 (rises to) or 2 (falls to) with a triggerPrice")
-    p.no_attached_tpsl()
+    stop_loss = p.attached_stop_loss()
     return OrderRequest(
         symbol=symbol,
         side=side,
@@ -206,6 +226,8 @@ def order_request(p: Params) -> OrderRequest:
         trigger_price=trigger_price,
         trigger_direction=trigger_direction or 0,
         trigger_by=p.text("triggerBy", choices=TRIGGER_BY) or LAST_PRICE,
+        stop_loss=stop_loss,
+        sl_trigger_by=p.text("slTriggerBy", choices=TRIGGER_BY) or LAST_PRICE,
     )
 
 

@@ -192,6 +192,8 @@ class PaperPort:
                 trigger_price=o.trigger_price,
                 trigger_direction=o.trigger_direction,
                 trigger_by=o.trigger_by,
+                stop_loss=o.stop_loss,
+                sl_trigger_by=o.stop_loss_by,
             )
             return self.engine.place_order(acct, req).order_id
 

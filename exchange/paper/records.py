@@ -82,6 +82,9 @@ class PaperOrder:
     ladder: Ladder | None = None
     reserved_im: Decimal = ZERO  # initial margin held for this resting opening order
     close_all: bool = False  # qty "0" + reduceOnly + closeOnTrigger, or a position TP/SL: closes it all
+    stop_loss: Decimal = ZERO  # attached (Full mode): each fill sets it as the position's stop-loss
+    sl_trigger_by: str = ""
+    attached_from: str = ""  # a position stop-loss set by an order's attached one: that order's link id
     view: tuple[dict[str, Any], orjson.Fragment] | None = None  # (v5 dict, its JSON): views.py
 
     @property

@@ -68,15 +68,15 @@ def _cache_order(o: PaperOrder) -> Cached:
         "marketUnit": "",
         "triggerPrice": fmt_fixed(o.trigger_price, pp),
         "takeProfit": "",
-        "stopLoss": "",
+        "stopLoss": fmt_fixed(o.stop_loss, pp) if o.stop_loss else "",
         "tpslMode": ("Partial" if o.stop_order_type.startswith("Partial") else "Full")
-        if o.is_position_tpsl
+        if o.is_position_tpsl or o.stop_loss
         else "",
         "ocoTriggerBy": "",
         "tpLimitPrice": "",
         "slLimitPrice": "",
         "tpTriggerBy": "",
-        "slTriggerBy": "",
+        "slTriggerBy": o.sl_trigger_by,
         "triggerDirection": o.trigger_direction,
         "triggerBy": o.trigger_by or "UNKNOWN",
         "lastPriceOnCreated": fmt_fixed(o.last_price_on_created, pp),

@@ -67,3 +67,40 @@ def test_the_positions_stop_is_set_read_back_and_refused_as_the_core_expects(por
     assert fired.side is Side.SELL and fired.qty == D("0.015") and fired.link_id == ""
     assert not any(e.by_position_stop for e in fills if e.link_id)  # our own orders' fills are plain
     assert port.executions(account, since_ms=0, symbol="ETHUSDT") == []  # one symbol's only
+
+
+def test_an_entrys_attached_stop_is_set_on_the_position_by_its_fill(port_and_prices):  # noqa: F811
+    """Position mode places its entries with the plan's stop attached (`PlaceOrder.stop_loss`):
+    each fill sets it as the position's own stop-loss, so the position is never open without it and
+    no trading-stop call follows the fill. Each fill sets it again, replacing what the position held
+    (the core puts back a tighter stop of its own: `core.step._replaced_by_entry`)."""
+    port, account, set_price = port_and_prices
+    set_price("BTCUSDT", "60000")
+    entries = [
+        place(account, "a-e1", Side.BUY, "0.010", price=D("59900"), stop_loss=D("58000")),
+        place(account, "a-e2", Side.BUY, "0.010", price=D("59500"), stop_loss=D("58000")),
+    ]
+    assert all(r.ok for r in port.place(account, entries))
+    assert port.snapshot(account).position("BTCUSDT", 0) is None  # resting: nothing set yet
+
+    set_price("BTCUSDT", "59800")  # the first entry fills
+    p = port.snapshot(account).position("BTCUSDT", 0)
+    assert p.size == D("0.010") and p.stop_loss == D("58000")
+
+    assert port.set_position_stop(account, [stop(account, "59000")])[0].ok  # tightened (by hand, say)
+    set_price("BTCUSDT", "59400")  # the second entry fills: its attached stop replaces the tighter one
+    p = port.snapshot(account).position("BTCUSDT", 0)
+    assert p.size == D("0.020") and p.stop_loss == D("58000")
+
+    # refused, naming the field: on an order that reduces, or on the wrong side of the order's price
+    reduce = place(
+        account, "a-bad1", Side.SELL, "0.010", price=D("61000"), reduce_only=True, stop_loss=D("62000")
+    )
+    wrong_side = place(account, "a-bad2", Side.BUY, "0.010", price=D("59000"), stop_loss=D("59100"))
+    (refused,) = port.place(account, [wrong_side])  # as a trading-stop the price is through
+    assert not refused.ok and refused.error is ErrorKind.TRIGGER_PASSED and "StopLoss" in refused.message
+    (answer,) = port.place(account, [reduce])  # the Bybit client refuses it before sending it
+    assert not answer.ok and ("stop_loss" in answer.message or "stopLoss" in answer.message)
+    # the stop fires: the whole position closes at market
+    set_price("BTCUSDT", "57900")
+    assert port.snapshot(account).position("BTCUSDT", 0) is None

@@ -237,6 +237,10 @@ def test_order_request_accepts_numbers_and_strings_and_names_bad_fields() -> Non
         ({"orderLinkId": "a b"}, "orderLinkId"),
         ({"triggerPrice": "61000"}, "triggerDirection"),
         ({"takeProfit": "70000"}, "takeProfit"),
+        ({"stopLoss": "59000", "tpslMode": "Partial"}, "tpslMode"),
+        ({"stopLoss": "59000", "slOrderType": "Limit"}, "slOrderType"),
+        ({"stopLoss": "59000", "reduceOnly": True}, "stopLoss"),
+        ({"stopLoss": "59000", "slTriggerBy": "Nowhere"}, "slTriggerBy"),
         ({"timeInForce": "GTD"}, "timeInForce"),
     ]
     base = {"symbol": "BTCUSDT", "side": "Buy", "orderType": "Limit", "qty": "0.1", "price": "60000"}
