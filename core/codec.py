@@ -228,6 +228,7 @@ def monitor_to_dict(m: Monitor) -> dict[str, Any]:
         "stop_seen": _opt_str(m.stop_seen),
         "stop_accepted": _opt_str(m.stop_accepted),
         "stop_accepted_at": m.stop_accepted_at,
+        "stop_entries_filled": str(m.stop_entries_filled),
         "stop_resets": m.stop_resets,
         "stop_fired": str(m.stop_fired),
         "stop_crossed": m.stop_crossed,
@@ -280,6 +281,7 @@ def monitor_from_dict(d: Mapping[str, Any]) -> Monitor:
             stop_seen=_opt_dec(d.get("stop_seen")),
             stop_accepted=_opt_dec(d.get("stop_accepted")),
             stop_accepted_at=float(d.get("stop_accepted_at", 0.0)),
+            stop_entries_filled=Decimal(d.get("stop_entries_filled", "0")),  # saved before it existed
             stop_resets=int(d.get("stop_resets", 0)),
             stop_fired=Decimal(d.get("stop_fired", "0")),
             stop_crossed=bool(d.get("stop_crossed", False)),

@@ -381,6 +381,9 @@ class Monitor:
     stop_seen: Decimal | None = None  # the position's stopLoss the last fresh read showed (None: unset)
     stop_accepted: Decimal | None = None  # the last value the exchange answered "set" (ok) for
     stop_accepted_at: float = 0.0  # the stop_sent_at of the call answered "set" (ok)
+    # the entries' filled qty when the stop was last accepted or seen: a fill since then set the
+    # stop attached to the entries (the plan's) on the position, replacing ours
+    stop_entries_filled: Decimal = ZERO
     stop_resets: int = 0  # times it was set again after a read showed it removed (bounded)
     stop_fired: Decimal = ZERO  # the size the position's own stop closed (it has no order of ours)
     stop_crossed: bool = False  # a read's price was through the position's stop since it was last set

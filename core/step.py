@@ -51,7 +51,7 @@ below and docs/protection.md, Stop modes).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any
@@ -207,8 +207,9 @@ def stop_fills_to_look_up(m: Monitor, snapshot: Snapshot, policy: Policy) -> set
         or position_stop_fill(m, snapshot) is not None  # pushed, or looked up already
     ):
         return set()
-    if m.stop_seen is None and m.stop_accepted is None and m.stop_sent_at <= 0:
-        return set()  # no stop of the position's was ever set: none can have fired
+    never_set = m.stop_seen is None and m.stop_accepted is None and m.stop_sent_at <= 0
+    if never_set and not _entry_stop_set(m.orders, policy):
+        return set()  # no stop of the position's was ever set (nor attached to a filled entry)
     pos = snapshot.position(m.plan.symbol, m.plan.position_idx)
     open_ = pos is not None and pos.size > 0 and pos.side is m.plan.side
     if open_ and pos is not None and pos.stop_loss is None and m.stop_seen is not None:
@@ -459,6 +460,7 @@ class _Work:
         trigger_by: str = "LastPrice",
         time_in_force: str = "GTC",
         replace_index: int | None = None,
+        stop_loss: Decimal | None = None,
     ) -> None:
         m = self.m
         lid = ids.link_id(m.id, role, level, generation)
@@ -497,6 +499,8 @@ class _Work:
             position_idx=m.plan.position_idx,
             time_in_force=time_in_force,
             stage=Stage.STOP if role is OrderRole.SL else Stage.RAISE,
+            stop_loss=stop_loss,
+            stop_loss_by=self.policy.stop_trigger_by,
         )
         self.place(order, intent, replace_index)
 
@@ -1090,6 +1094,9 @@ def _entries(w: _Work, s: Snapshot, inst: Instrument) -> None:
                 order_type="Market" if market else "Limit",
                 time_in_force="IOC" if market else "GTC",
                 replace_index=i,
+                # position mode: the exchange sets the stop with the entry's first fill, so the
+                # position is never open without it, and no trading-stop call follows the fill
+                stop_loss=w.get("stop_price") if w.policy.stop_mode == "position" else None,
             )
         elif cur.status.live:
             all_done = False
@@ -1490,6 +1497,9 @@ def _observe_position_stop(w: _Work, s: Snapshot) -> None:
         return
     if pos.stop_loss != w.get("stop_seen"):
         w.set(stop_seen=pos.stop_loss)
+    if pos.stop_loss is not None and pos.stop_loss != w.get("stop_price"):
+        # a stop of ours (or one moved by hand) there: a later entry fill may replace it
+        w.set(stop_entries_filled=w.filled_of(OrderRole.ENTRY))
 
 
 def _row_after_last_call(w: _Work, s: Snapshot, pos: Position) -> bool:
@@ -1607,12 +1617,36 @@ def _position_stop_fill(w: _Work, s: Snapshot, expected: Decimal) -> None:
     )
 
 
+def _replaced_by_entry(w: _Work, held: Decimal) -> Decimal | None:
+    """Each fill of an entry sets the stop attached to it (the plan's) on the position, replacing
+    what it held. The tighter stop of ours it replaced (seen there, or accepted) when the position
+    now holds the plan's and an entry filled since ours was seen or accepted; else None."""
+    m = w.m
+    side = m.plan.side
+    if held != w.get("stop_price") or w.filled_of(OrderRole.ENTRY) <= m.stop_entries_filled:
+        return None
+    ours: Decimal | None = None
+    for v in (m.stop_seen, m.stop_accepted):
+        if v is not None and stop_improves(held, v, side) and (ours is None or stop_improves(ours, v, side)):
+            ours = v
+    return ours
+
+
+def _entry_stop_set(orders: Iterable[OwnedOrder], policy: Policy) -> bool:
+    """Position mode: an entry of ours filled, so the exchange set the stop-loss attached to it
+    (the plan's) on the position, whether or not a read saw it there before the position closed."""
+    return _on_position(policy) and any(o.role is OrderRole.ENTRY and o.filled > 0 for o in orders)
+
+
 def _known_position_stop(w: _Work) -> Decimal | None:
-    """The tightest value the position's stop may have: seen by a read, accepted, or last sent."""
+    """The tightest value the position's stop may have: seen by a read, accepted, last sent, or
+    attached to an entry that filled."""
     side = w.m.plan.side
     known = [w.get("stop_seen"), w.get("stop_accepted")]
     if w.get("stop_sent_at") > 0:
         known.append(_stop_trigger(w))
+    if _entry_stop_set(w.orders, w.policy):
+        known.append(w.get("stop_price"))
     stop: Decimal | None = None
     for v in known:
         if v is not None and (stop is None or stop_improves(stop, v, side)):
@@ -1660,6 +1694,21 @@ def _position_stop(w: _Work, s: Snapshot, size: Decimal, policy: Policy) -> None
         return
     held = pos.stop_loss
     if held is not None:
+        ours = _replaced_by_entry(w, held)
+        if ours is not None:
+            # an entry of ours filled and its attached stop (the plan's) replaced a tighter one of
+            # ours: put that back, or close at market if the price is through it already (as when
+            # an entry reopens a position whose stop fired)
+            trigger = ours if stop_improves(trigger, ours, side) else trigger
+            if _through(price, trigger, side):
+                _market_close(w, size, why="stop_replaced_by_entry_breached", trigger=trigger, last=price)
+                return
+            w.event(
+                EventKind.ORDER_ADJUSTMENT,
+                {"action": "position_stop_put_back", "trigger": str(trigger), "was": str(held)},
+            )
+            _set_position_stop(w, trigger, policy)
+            return
         if not stop_improves(held, trigger, side):
             return  # there, or tighter (set by hand): a stop is never loosened
         if _through(price, trigger, side):
@@ -1731,7 +1780,11 @@ def _acknowledge_position_stop(w: _Work, intent: SetPositionStop, result: Intent
     breached: a market close now, unless the position still holds a (looser) stop of ours — then,
     as for a refused stop amend, a pending breakeven move waits for the price to allow it."""
     if result.ok:
-        w.set(stop_accepted=intent.trigger_price, stop_accepted_at=w.get("stop_sent_at"))
+        w.set(
+            stop_accepted=intent.trigger_price,
+            stop_accepted_at=w.get("stop_sent_at"),
+            stop_entries_filled=w.filled_of(OrderRole.ENTRY),
+        )
         return
     if result.unknown or result.error in _TRANSIENT or not result.sent:
         return

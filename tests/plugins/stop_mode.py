@@ -61,3 +61,16 @@ def order_mode() -> Iterator[None]:
 
 def pytest_report_header(config: pytest.Config) -> str:
     return f"stop mode: {TEST_STOP_MODE} (TPSL_TEST_STOP_MODE)"
+
+
+def without_the_entrys_stop(creds: Any, symbol: str = "BTCUSDT") -> None:
+    """Position mode: an entry's fill set the plan's stop attached to it on the position; this removes
+    it by hand (a trading-stop "0" over real HTTP) before any read saw it, so the next check has the
+    stop to set first, as in order mode, where the stop follows the fill. Order mode: nothing."""
+    if not on_position():
+        return
+    from pybit.unified_trading import HTTP
+
+    session = HTTP(api_key=creds.api_key, api_secret=creds.api_secret, retry_delay=0.05)
+    session.endpoint = creds.base_url
+    session.set_trading_stop(category="linear", symbol=symbol, positionIdx=0, tpslMode="Full", stopLoss="0")

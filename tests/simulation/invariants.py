@@ -335,6 +335,7 @@ class Checker:
 
     def at_end(self, world: Any) -> None:
         _INDEX.clear()
+        owners: dict[str, dict[str, str]] = {}  # account → its position stops' owners
         for mid, m in world.all_monitors.items():
             acct = world.paper(m.account)
             t = self.track(mid)
@@ -373,7 +374,9 @@ class Checker:
             n_sl = t.emitted[("sl_hit", None)]
             position_stop_fired = self.on_position and any(
                 owner == mid and (o := acct.orders_by_id.get(order_id)) is not None and o.cum_qty > 0
-                for order_id, owner in world.port.ledger.position_stops.items()
+                for order_id, owner in owners.setdefault(
+                    m.account, world.port.position_stop_owners(acct)
+                ).items()
             )
             if position_stop_fired or (self.on_position and n_sl):
                 # the position's own stop has no order of ours: the guard judges a close it did not

@@ -243,6 +243,15 @@ class SimPort(PaperPort):
             self.ledger.position_stops.setdefault(pos.sl_order.order_id, o.monitor_id)
         return res
 
+    def position_stop_owners(self, acct: Any) -> dict[str, str]:
+        """Order id → monitor id of every position stop-loss a monitor made: by its trading-stop
+        calls, or by the stop-loss attached to its entries, set when they filled."""
+        owners = dict(self.ledger.position_stops)
+        for o in acct.orders_by_id.values():
+            if o.attached_from and (parsed := ids.parse_link_id(o.attached_from)) is not None:
+                owners.setdefault(o.order_id, parsed[0])
+        return owners
+
     def _place_checked(self, account: Account, o: PlaceOrder) -> IntentResult:
         acct = self._acct(account)
         before = acct.orders_by_link.get(o.link_id)

@@ -72,7 +72,13 @@ REGRESSIONS = (417, 796, 881, 1714, 1925, 1989, 2453, 3779, 4079, 4788, 13294, 1
 # fill could not be looked up (now it waits as a flat read does, then the price judges); 9456 — an
 # open order a stale list lacked was found by its look-up with a fill that was not counted (now it
 # is); 9495 — the stop's fill recorded while the size awaited its judgement stayed in the balance.
-POSITION_REGRESSIONS = (0, 6, 41, 916, 1682, 7794, 9456, 9495)
+# With the stop attached to the entries (each fill sets the plan's stop on the position, replacing
+# what it held), for stop_only_tightens: 548 and 1023 — the breakeven stop fired, an entry racing
+# its cancel reopened the position with the plan's stop, and the guard, taking that for a looser
+# stop it could not tighten yet, dropped the move and computed a new breakeven from the reopened
+# entry, looser (now a stop of ours an entry replaced is put back, or the position closed at market
+# when the price is through it: `core.step._replaced_by_entry`).
+POSITION_REGRESSIONS = (0, 6, 41, 548, 916, 1023, 1682, 7794, 9456, 9495)
 
 
 def _failures(seeds: range, stop_mode: str = "order") -> list[tuple[int, str, list[str]]]:
@@ -140,7 +146,9 @@ def test_a_guard_that_does_nothing_is_caught_with_the_stop_on_the_position():
     for seed in range(5):
         world = _Asleep(seed, passes=60, settle=5, kind="conservative", stop_mode="position")
         caught |= {v.invariant for v in world.run().violations}
-    assert "always_covered" in caught
+    # the stop attached to the entries covers the position from its first fill even with no guard
+    # awake; the fills it never counts are caught
+    assert "no_fill_lost" in caught
 
 
 @pytest.mark.parametrize("defect", sorted(FOUND_BY))

@@ -25,7 +25,7 @@ from core.models import OrderRole, OrderStatus, Tier
 from devtools.stack import with_source_path, worker_specs
 from persistence.migrate import upgrade
 from tests.plugins.stack import stack_settings, wait_for
-from tests.plugins.stop_mode import on_position
+from tests.plugins.stop_mode import on_position, without_the_entrys_stop
 from workers import deadline
 from workers.lifecycle import create_monitor
 from workers.runtime import Runtime, build_runtime, set_runtime
@@ -122,6 +122,7 @@ def test_a_check_runs_end_to_end_on_the_threads_pool(
         paper.admin.set_prices({"BTCUSDT": "60500"})
         m = create_monitor(rt, conservative_long())
         paper.admin.set_prices({"BTCUSDT": "59990"})  # E1 fills: the next check must place the stop
+        without_the_entrys_stop(stack_accounts[0]["main"])
         with threads_workers(env, tmp_path) as logs:
             for name, log in logs.items():
                 assert b"(thread)" in log.read_bytes(), f"{name} is not on the threads pool"
@@ -144,6 +145,7 @@ def test_a_check_past_its_soft_time_limit_stops_at_its_next_safe_point_on_the_th
         paper.admin.set_prices({"BTCUSDT": "60500"})
         m = create_monitor(rt, conservative_long())
         paper.admin.set_prices({"BTCUSDT": "59990"})  # E1 fills
+        without_the_entrys_stop(stack_accounts[0]["main"])
         with threads_workers(env, tmp_path) as logs:
             paper.admin.add_fault(endpoint="/v5/position/list", latency_ms=6000, count=1)
             check = app.tasks["tpsl.check"]
@@ -180,6 +182,7 @@ def test_a_soft_limit_that_passes_while_the_stop_is_sent_leaves_the_rest_to_the_
         paper.admin.set_prices({"BTCUSDT": "60500"})
         m = create_monitor(rt, conservative_long())
         paper.admin.set_prices({"BTCUSDT": "59990"})  # E1 fills: the stop first, then the take-profits
+        without_the_entrys_stop(stack_accounts[0]["main"])
         with threads_workers(env, tmp_path) as logs:
             stop_call = "/v5/position/trading-stop" if on_position() else "/v5/order/create-batch"
             paper.admin.add_fault(endpoint=stop_call, latency_ms=2500, count=1)

@@ -14,6 +14,7 @@ from config.queues import ALL_QUEUES
 from core.models import OrderRole, Tier
 from persistence.migrate import upgrade
 from tests.plugins.stack import position_stop, stack_settings, wait_for
+from tests.plugins.stop_mode import without_the_entrys_stop
 from workers.lifecycle import create_monitor
 from workers.runtime import build_runtime, set_runtime
 from workers.store import MonitorStore
@@ -76,6 +77,7 @@ def test_sigkill_mid_check_loses_no_monitor(paper, redis_url, redis_client, tmp_
         paper.admin.set_prices({"BTCUSDT": "60500"})
         m = create_monitor(rt, conservative_long())
         paper.admin.set_prices({"BTCUSDT": "59990"})  # E1 fills: the next check must place the stop
+        without_the_entrys_stop(creds["main"])
         paper.admin.add_fault(endpoint="/v5/position/list", latency_ms=8000, count=1)
         log1 = tmp_path / "w1.log"
         w1 = start_worker(env, "w1", log1)

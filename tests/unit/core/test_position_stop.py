@@ -9,6 +9,7 @@ from decimal import Decimal as D
 from core import ids
 from core.codec import monitor_from_dict, monitor_to_dict
 from core.models import (
+    ZERO,
     AmendOrder,
     BreakevenState,
     CloseReason,
@@ -301,6 +302,10 @@ def test_the_confirming_read_looks_up_the_executions_of_the_symbol_only_when_it_
     assert stop_fills_to_look_up(m1, flat(m1, 1042.0, "59000"), POS) == set()  # looked up already
     assert stop_fills_to_look_up(m1, read(m1, 1042.0), POS) == set()  # open again: nothing to judge
     never_set = replace(m1, stop_seen=None, stop_accepted=None, stop_sent_at=0.0)
+    # an entry filled: the stop attached to it was set on the position by the exchange, and may have fired
+    assert stop_fills_to_look_up(never_set, second, POS) == {"BTCUSDT"}
+    unfilled = tuple(replace(o, filled=ZERO) if o.role is OrderRole.ENTRY else o for o in never_set.orders)
+    never_set = replace(never_set, orders=unfilled)
     assert stop_fills_to_look_up(never_set, second, POS) == set()  # no stop could have fired
     # a read of the stream view waits for the pushes (the stop's fill is pushed too) a moment first
     soon = replace(flat(m1, 1040.0 + STOP_PUSH_GRACE_S / 2, "59000", looked=False), pushed=True)
@@ -551,3 +556,87 @@ def test_a_stop_fill_found_while_a_smaller_size_waits_leaves_the_balance_the_ent
     d = step(m, later, 1047.0, POS)
     assert not [e for e in d.events if e.payload.get("reason") == "changed_outside"]
     assert d.monitor.unexplained_at is None and d.monitor.position_size == D("0.009")
+
+
+# --------------------------------------------------------------- the stop attached to the entries
+
+
+def first_entry_filled(t=1010.0, *, sl="58000"):
+    """Entries placed (the plan's stop attached to each), then a read at `t` showing the first one
+    filled and the position holding `sl`."""
+    m = ack(
+        open_monitor(
+            "m000000009", "main", conservative_long(), snapshot(taken_at=1000.0, price="60500"), 1000.0, POS
+        ),
+        1000.0,
+    ).monitor
+    e1 = m.current(OrderRole.ENTRY, 1)
+    s = snapshot(
+        taken_at=t,
+        positions=[pos("0.010", avg="60000", sl=sl)],
+        open_orders=[o for o in open_view(m) if o.link_id != e1.link_id],
+        closed=[ex_order(e1, filled=e1.qty, status=FILLED)],
+        price="59900",
+    )
+    return m, s
+
+
+def held(m, t, sl):
+    """A read at `t`: the first entry's position holding `sl`, the rest of ours open."""
+    return snapshot(
+        taken_at=t, positions=[pos("0.010", avg="60000", sl=sl)], open_orders=open_view(m), price="59900"
+    )
+
+
+def second_entry_filled(m, t, *, sl, price="59400"):
+    e2 = m.current(OrderRole.ENTRY, 2)
+    return snapshot(
+        taken_at=t,
+        positions=[pos("0.020", avg="59750", sl=sl)],
+        open_orders=[o for o in open_view(m) if o.link_id != e2.link_id],
+        closed=[ex_order(e2, filled=e2.qty, status=FILLED)],
+        price=price,
+    )
+
+
+def test_the_entries_carry_the_plans_stop_so_their_first_fill_needs_no_stop_call():
+    plan, first = conservative_long(), snapshot(taken_at=1000.0, price="60500")
+    placed = open_monitor("m000000009", "main", plan, first, 1000.0, POS).intents
+    assert len(placed) == 3 and all(isinstance(i, PlaceOrder) for i in placed)
+    assert {(i.stop_loss, i.stop_loss_by) for i in placed} == {(D("58000"), "LastPrice")}
+    in_order_mode = open_monitor("m000000009", "main", plan, first, 1000.0, Policy(stop_mode="order")).intents
+    assert {i.stop_loss for i in in_order_mode} == {
+        None
+    }  # there the stop is an order of ours, after the fill
+
+    m, s = first_entry_filled()
+    d = step(m, s, 1010.0, POS)
+    assert EventKind.PARTIAL_FILL in kinds(d)
+    assert not stops(d) and d.monitor.stop_seen == D("58000")  # the exchange set it with the fill
+    # a read that shows the position without it (its push not come yet) has it set, not repaired
+    m, s = first_entry_filled(sl=None)
+    d = step(m, s, 1010.0, POS)
+    (sl,) = stops(d)
+    assert sl.trigger_price == D("58000") and "position_stop_gone_set_again" not in str(d.events)
+
+
+def test_a_tighter_stop_an_entry_fill_replaced_with_the_plans_is_put_back():
+    m, s = first_entry_filled()
+    m = ack(step(m, s, 1010.0, POS), 1010.0).monitor
+    m = step(m, held(m, 1020.0, "58500"), 1020.0, POS).monitor
+    assert m.stop_seen == D("58500")  # moved by hand: tighter, kept
+    d = step(m, second_entry_filled(m, 1030.0, sl="58000"), 1030.0, POS)
+    (sl,) = stops(d)
+    assert sl.trigger_price == D("58500")
+    assert any(e.payload.get("action") == "position_stop_put_back" for e in d.events)
+
+    # the price is through it already: closed at market, as a position whose stop fired and that an
+    # entry reopened
+    d = step(m, second_entry_filled(m, 1030.0, sl="58000", price="58400"), 1030.0, POS)
+    assert not stops(d)
+    (close,) = [i for i in d.intents if isinstance(i, PlaceOrder) and i.order_type == "Market"]
+    assert close.reduce_only and close.qty == D("0.020")
+
+    # no entry filled since: the plan's stop set back by hand is the trader's call
+    d = step(m, held(m, 1030.0, "58000"), 1030.0, POS)
+    assert not stops(d)
