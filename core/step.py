@@ -1096,7 +1096,7 @@ def _entries(w: _Work, s: Snapshot, inst: Instrument) -> None:
                 replace_index=i,
                 # position mode: the exchange sets the stop with the entry's first fill, so the
                 # position is never open without it, and no trading-stop call follows the fill
-                stop_loss=w.get("stop_price") if w.policy.stop_mode == "position" else None,
+                stop_loss=w.get("stop_price") if _on_position(w.policy) else None,
             )
         elif cur.status.live:
             all_done = False
