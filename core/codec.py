@@ -231,6 +231,7 @@ def monitor_to_dict(m: Monitor) -> dict[str, Any]:
         "stop_entries_filled": str(m.stop_entries_filled),
         "stop_resets": m.stop_resets,
         "stop_fired": str(m.stop_fired),
+        "stop_fired_ms": m.stop_fired_ms,
         "stop_crossed": m.stop_crossed,
     }
 
@@ -284,6 +285,7 @@ def monitor_from_dict(d: Mapping[str, Any]) -> Monitor:
             stop_entries_filled=Decimal(d.get("stop_entries_filled", "0")),  # saved before it existed
             stop_resets=int(d.get("stop_resets", 0)),
             stop_fired=Decimal(d.get("stop_fired", "0")),
+            stop_fired_ms=int(d.get("stop_fired_ms", 0)),  # states saved before it existed: none
             stop_crossed=bool(d.get("stop_crossed", False)),
         )
     except _DECODE_ERRORS as exc:

@@ -386,6 +386,9 @@ class Monitor:
     stop_entries_filled: Decimal = ZERO
     stop_resets: int = 0  # times it was set again after a read showed it removed (bounded)
     stop_fired: Decimal = ZERO  # the size the position's own stop closed (it has no order of ours)
+    # the execTime (ms) of the last fill of it counted (or, judged by the price, the read's time): a
+    # newer fill is another firing (an entry's partial fill reopened the position and set it again)
+    stop_fired_ms: int = 0
     stop_crossed: bool = False  # a read's price was through the position's stop since it was last set
 
     @property

@@ -202,7 +202,6 @@ def stop_fills_to_look_up(m: Monitor, snapshot: Snapshot, policy: Policy) -> set
     read that saw it, and a stop found gone not at all (its fill, if any, comes pushed)."""
     if (
         not _on_position(policy)
-        or m.stop_fired > 0
         or m.phase is Phase.CLOSED
         or position_stop_fill(m, snapshot) is not None  # pushed, or looked up already
     ):
@@ -212,6 +211,10 @@ def stop_fills_to_look_up(m: Monitor, snapshot: Snapshot, policy: Policy) -> set
         return set()  # no stop of the position's was ever set (nor attached to a filled entry)
     pos = snapshot.position(m.plan.symbol, m.plan.position_idx)
     open_ = pos is not None and pos.size > 0 and pos.side is m.plan.side
+    if m.stop_fired > 0 and not (open_ and m.unexplained_at is not None):
+        # it fired: only a smaller position an entry reopened may be another firing (the stop
+        # attached to the entry, set again by its fill)
+        return set()
     if open_ and pos is not None and pos.stop_loss is None and m.stop_seen is not None:
         # open without the stop a read showed: removed by hand, or it fired and the position was
         # opened again before a read saw it flat (entries, or a hand add)? A pushed read waits for
@@ -912,11 +915,23 @@ def _position(w: _Work, s: Snapshot, d: _Deltas) -> tuple[Decimal, Decimal, bool
         # is set again on what the entries built since
         _position_stop_fill(w, s, -diff)
         reason = "stop_fired"
+    elif not flipped and _on_position(w.policy) and w.get("stop_fired") > 0 and _fired_again(w, s):
+        # it fired again: an entry's partial fill reopened the position and set the stop attached
+        # to it again, with the price already through it. Another close by the stop, not by hand
+        # (its sl_hit was said at the first)
+        w.set(stop_fired=w.get("stop_fired") - diff, stop_fired_ms=position_stop_fill(w.m, s))
+        reason = "stop_fired"
     w.event(
         EventKind.POSITION_UPDATE,
         {"size": str(actual), "expected": str(expected), "reason": reason},
     )
     return actual, actual, True
+
+
+def _fired_again(w: _Work, s: Snapshot) -> bool:
+    """The read holds a fill of the position's stop newer than the one counted."""
+    ms = position_stop_fill(w.m, s)
+    return ms is not None and ms is not False and ms > w.get("stop_fired_ms")
 
 
 def _balance(w: _Work, balance: Decimal) -> Decimal:
@@ -1576,7 +1591,7 @@ def _position_stop_fill(w: _Work, s: Snapshot, expected: Decimal) -> None:
     stop = _known_position_stop(w)
     if stop is None or expected <= 0 or w.get("stop_fired") > 0 or not w.get("stop_crossed"):
         return
-    w.set(stop_fired=expected)
+    w.set(stop_fired=expected, stop_fired_ms=position_stop_fill(w.m, s) or int(s.taken_at * 1000))
     be = w.get("breakeven_price")
     if (
         w.get("breakeven") is BreakevenState.PENDING

@@ -640,3 +640,26 @@ def test_a_tighter_stop_an_entry_fill_replaced_with_the_plans_is_put_back():
     # no entry filled since: the plan's stop set back by hand is the trader's call
     d = step(m, held(m, 1030.0, "58000"), 1030.0, POS)
     assert not stops(d)
+
+
+def test_a_newer_fill_of_the_stop_on_a_smaller_read_after_it_fired_is_another_firing():
+    """An entry filling in parts while the price is through the stop sets the attached stop again
+    with each fill, and it fires again (simulator seed 4302): the second close is the stop's, not a
+    change by hand. Only a fill newer than the one counted says so."""
+    m = step(built(), read(built(), 1030.0), 1030.0, POS).monitor
+    m = replace(m, stop_fired=D("0.010"), stop_fired_ms=1_000_000)  # it fired once already
+
+    def smaller(t, fill_ms):
+        s = read(m, t, size="0.020")
+        return replace(
+            s, stop_fills={("BTCUSDT", Side.SELL): fill_ms}, stop_fills_read=frozenset({"BTCUSDT"})
+        )
+
+    for fill_ms, reason in ((1_040_500, "stop_fired"), (1_000_000, "changed_outside")):
+        first = step(m, smaller(1040.0, fill_ms), 1040.0, POS).monitor  # seen: awaits a second read
+        d = step(first, smaller(1042.0, fill_ms), 1042.0, POS)
+        (update,) = [e for e in d.events if e.kind is EventKind.POSITION_UPDATE]
+        assert update.payload["reason"] == reason
+        assert EventKind.SL_HIT not in kinds(d)  # said once, at the first firing
+        if reason == "stop_fired":
+            assert d.monitor.stop_fired == D("0.020") and d.monitor.stop_fired_ms == fill_ms
