@@ -82,11 +82,11 @@ def test_a_critical_event_invalidates_the_account_entries(dash):
 def test_stats_shape(dash):
     dash.stack.prices(BTCUSDT="60500")
     dash.client.post("/api/monitors", json=conservative_long())
+    # a sample of any tier: which tier the monitor sits in first follows the price its first
+    # check reads (a busy CI run once left it in `standard`, and a wait for `active` or `critical`
+    # timed out); this test is about the answer's shape
     dash.stack.wait(
-        lambda: (
-            dash.client.get("/api/stats").json()["check_lag"]["active"]["samples"] > 0
-            or dash.client.get("/api/stats").json()["check_lag"]["critical"]["samples"] > 0
-        ),
+        lambda: any(f["samples"] > 0 for f in dash.client.get("/api/stats").json()["check_lag"].values()),
         what="a check lag sample",
     )
     s = dash.client.get("/api/stats").json()
