@@ -2,14 +2,15 @@
 
 | entry       | task                | every                            | queue       |
 |-------------|---------------------|----------------------------------|-------------|
-| dispatch    | tpsl.dispatch       | `dispatch_tick_s` (0.5 s)        | dispatch    |
 | flush       | tpsl.flush          | `coalesce_window_s` (30 s)       | persist     |
 | maintenance | tpsl.maintenance    | `maintenance_period_s` (2 h)     | maintenance |
 | stats       | tpsl.stats          | `stats_period_s` (5 min)         | maintenance |
 | series      | tpsl.series         | 5 s (workers/series.py)          | maintenance |
 | views       | tpsl.refresh_views  | `stream_reconcile_s` / 8 (7.5 s) | maintenance |
 
-`views` only with streams on (workers/view_refresh.py).
+`views` only with streams on (workers/view_refresh.py). The dispatcher is not an entry: beat runs
+it on a thread of its own every `dispatch_tick_s` (0.5 s), claiming the due monitors and publishing
+their checks to the tier queues itself (tasks/dispatch.py).
 
 Two beats running at once do no harm: claims are atomic (each due monitor is claimed once),
 flush takes the pending hash atomically, maintenance is idempotent. Every message expires before
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from config.queues import DISPATCH_QUEUE, MAINTENANCE_QUEUE, PERSIST_QUEUE
+from config.queues import MAINTENANCE_QUEUE, PERSIST_QUEUE
 from config.settings import Settings
 from workers.series import COLLECT_EVERY_S
 from workers.view_refresh import refresh_every_s
@@ -35,7 +36,6 @@ def schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         }
 
     out = {
-        "dispatch": entry("tpsl.dispatch", settings.dispatch_tick_s, DISPATCH_QUEUE),
         "flush": entry("tpsl.flush", settings.coalesce_window_s, PERSIST_QUEUE),
         "maintenance": entry("tpsl.maintenance", settings.maintenance_period_s, MAINTENANCE_QUEUE),
         "stats": entry("tpsl.stats", settings.stats_period_s, MAINTENANCE_QUEUE),

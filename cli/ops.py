@@ -92,13 +92,13 @@ def dispatch_cmd(
     ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log every tick's failures and more."),
 ) -> None:
-    """Run the dispatcher loop (instead of, or beside, beat's dispatch ticks) until Ctrl-C.
+    """Run a dispatcher loop of its own (beside beat's, which `tpsl beat` runs) until Ctrl-C.
 
     Every TPSL_DISPATCH_TICK_S it claims the due monitors and publishes one check per account to
     the queue of its most urgent tier. Stops on Ctrl-C or SIGTERM (or after --duration).
     """
     from config.logging import setup_logging
-    from tasks.checks import publish_checks
+    from tasks.dispatch import publish_checks
     from workers.dispatcher import run_loop
 
     rt = open_runtime()
@@ -107,7 +107,7 @@ def dispatch_cmd(
     published = {"checks": 0, "monitors": 0}
 
     def publish(orders: list[Any]) -> None:
-        publish_checks(app, orders)
+        publish_checks(app, rt, orders)
         published["checks"] += len(orders)
         published["monitors"] += sum(len(o.monitor_ids) for o in orders)
 
@@ -157,12 +157,16 @@ def beat_cmd(
     ),
     loglevel: str = typer.Option("WARNING", "--loglevel", "-l", help="Celery's log level for beat."),
 ) -> None:
-    """Run Celery beat until Ctrl-C: the periodic ticks of beat_schedule.py (dispatch, flush,
-    maintenance, stats, series), each sent by task name to its queue. What `celery -A tasks beat`
-    runs, without importing the tasks (tasks/base.py): the workers run them."""
+    """Run Celery beat until Ctrl-C: the periodic ticks of beat_schedule.py (flush, maintenance,
+    stats, series, views), each sent by task name to its queue, and the dispatcher on a thread of
+    its own: every TPSL_DISPATCH_TICK_S it claims the due monitors and publishes their checks to
+    the tier queues (tasks/dispatch.py). What `celery -A tasks beat` runs, without importing the
+    tasks (tasks/base.py): the workers run them."""
     from celery.utils.log import LOG_LEVELS
 
     from tasks.base import configured_app
+    from tasks.dispatch import dispatching
+    from tasks.publisher import CeleryPublisher
 
     if not isinstance(LOG_LEVELS.get(loglevel.upper()), int):
         fail("--loglevel", f"{loglevel!r} is not one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
@@ -171,7 +175,10 @@ def beat_cmd(
         app = configured_app(settings)
     except RuntimeError as exc:  # REDIS_URL is not set
         fail("REDIS_URL", str(exc))
-    app.Beat(schedule=schedule, loglevel=loglevel).run()
+    rt = open_runtime(publisher=False)
+    rt.publisher = CeleryPublisher(app)  # a rebuilt registry's alert, by name like the rest
+    with dispatching(app, rt):
+        app.Beat(schedule=schedule, loglevel=loglevel).run()
 
 
 def worker_cmd(ctx: typer.Context) -> None:

@@ -21,7 +21,6 @@ from config.broker import TRANSPORT
 from config.queues import (
     ALERTS_QUEUE,
     ALL_QUEUES,
-    DISPATCH_QUEUE,
     MAINTENANCE_QUEUE,
     PERSIST_QUEUE,
     TIERS,
@@ -31,7 +30,6 @@ from core.models import Tier
 
 # task name -> queue (checks are routed per message, by the tier of the account's most urgent monitor)
 ROUTES: dict[str, str] = {
-    "tpsl.dispatch": DISPATCH_QUEUE,
     "tpsl.check": TIERS[Tier.STANDARD].queue,
     "tpsl.stream_check": TIERS[Tier.CRITICAL].queue,
     "tpsl.persist_critical": PERSIST_QUEUE,

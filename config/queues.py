@@ -45,7 +45,6 @@ TIERS: dict[Tier, TierSpec] = {
 }
 
 # The other queues, by what they carry.
-DISPATCH_QUEUE = "dispatch"
 PERSIST_QUEUE = "persist"
 ALERTS_QUEUE = "alerts"
 MAINTENANCE_QUEUE = "maintenance"
@@ -53,7 +52,6 @@ MAINTENANCE_QUEUE = "maintenance"
 TIER_QUEUES: tuple[str, ...] = tuple(spec.queue for spec in TIERS.values())
 ALL_QUEUES: tuple[str, ...] = (
     *TIER_QUEUES,
-    DISPATCH_QUEUE,
     PERSIST_QUEUE,
     ALERTS_QUEUE,
     MAINTENANCE_QUEUE,
@@ -62,8 +60,7 @@ ALL_QUEUES: tuple[str, ...] = (
 # Worker pools (Procfile process types) and the queues each reads, in priority order.
 # A pool that reads several tiers uses queue_order_strategy='priority': earlier queues first.
 POOLS: dict[str, tuple[str, ...]] = {
-    # dispatch first: it is tiny and everything else waits on it
-    "worker_fast": (DISPATCH_QUEUE, TIERS[Tier.CRITICAL].queue, TIERS[Tier.ACTIVE].queue),
+    "worker_fast": (TIERS[Tier.CRITICAL].queue, TIERS[Tier.ACTIVE].queue),
     "worker_bulk": (
         TIERS[Tier.STANDARD].queue,
         TIERS[Tier.INACTIVE].queue,

@@ -1,4 +1,5 @@
-"""dispatch and check: thin tasks (ids in, re-read state, call the core, hand off)."""
+"""The checks: thin tasks (ids in, re-read state, call the core, hand off). Beat publishes the tier
+checks (tasks/dispatch.py); the stream process the pushed ones (tasks/stream.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from config.queues import TIERS
 from core.models import Tier
 from workers import deadline
 from workers.checker import run_check
-from workers.dispatcher import CheckOrder, dispatch_once
 from workers.lag import CHECK_START_LAG
 from workers.stream_triggers import CheckCoalescer
 from workers.stream_view import BEHIND_WAIT_S
@@ -26,10 +26,6 @@ log = logging.getLogger(__name__)
 
 def register(app: Celery) -> None:
     from tasks.app import runtime
-
-    @app.task(shared=False, name="tpsl.dispatch", acks_late=False, soft_time_limit=5, time_limit=10)
-    def dispatch() -> int:
-        return len(dispatch_once(runtime(app), lambda orders: publish_checks(app, orders)))
 
     @app.task(bind=True, shared=False, name="tpsl.check", soft_time_limit=40, time_limit=60)
     def check(
@@ -185,28 +181,3 @@ def queue_pushed_check(
 
     if coalescer.note(account, ids):
         publish_stream_check(app, account, countdown=countdown)
-
-
-def publish_checks(app: Celery, orders: list[CheckOrder]) -> None:
-    """One message per account, to its most urgent tier's queue, in one producer batch; a check
-    claimed ahead of its due time waits for it (countdown); each expires one interval after it is
-    due (a newer check is due by then) and carries its tier's time limits."""
-    from tasks.app import runtime
-
-    task = app.tasks["tpsl.check"]
-    rt = runtime(app)
-    now = rt.clock()
-    with app.producer_or_acquire() as producer:
-        for order in orders:
-            spec = TIERS[order.tier]
-            wait = max(0.0, order.due_at - now)  # claimed ahead: start when due
-            task.apply_async(
-                args=(order.account, list(order.monitor_ids), order.due_at, order.tier.value),
-                queue=spec.queue,
-                routing_key=spec.queue,
-                countdown=wait or None,
-                expires=wait + rt.settings.interval(order.tier),
-                soft_time_limit=spec.soft_time_limit_s,
-                time_limit=spec.time_limit_s,
-                producer=producer,
-            )

@@ -1,5 +1,8 @@
 """The dispatcher: claim due monitors, group them by account, one check message per account.
 
+It runs in beat's process, on a thread of its own (tasks/dispatch.py), or as `tpsl dispatch`; either
+way it imports nothing heavy: the database is loaded only to rebuild a lost registry.
+
 An account's check is routed to the queue of its most urgent claimed monitor, expires after that
 tier's interval (a newer one is due by then) and carries every monitor of the account that is due
 or due within `claim_lookahead_s`: one read of the account serves all of them.
@@ -16,7 +19,6 @@ from typing import TYPE_CHECKING
 
 from core.models import Tier
 from workers.lag import CHECK_LAG
-from workers.reconcile import reconcile, registry_present
 from workers.registry import Claimed
 
 if TYPE_CHECKING:
@@ -52,7 +54,9 @@ def dispatch_once(rt: Runtime, publish: Callable[[list[CheckOrder]], None]) -> l
 
     First, one EXISTS: a registry whose epoch key is gone was lost (Redis flushed, replaced or
     restarted without persistence); it is rebuilt from the database at once, before claiming."""
-    if not registry_present(rt):
+    if not rt.registry.present():
+        from workers.reconcile import reconcile  # the database's layer: loaded only for a rebuild
+
         reconcile(rt)  # logs and alerts when it restores monitors; another dispatcher may be at it
     now = rt.clock()
     ahead = rt.settings.dispatch_tick_s
@@ -71,7 +75,8 @@ def dispatch_once(rt: Runtime, publish: Callable[[list[CheckOrder]], None]) -> l
 
 
 def run_loop(rt: Runtime, publish: Callable[[list[CheckOrder]], None], stop: threading.Event) -> None:
-    """`tpsl dispatch`: the dispatcher as a plain loop (instead of, or beside, beat's ticks)."""
+    """The dispatcher as a plain loop, every `dispatch_tick_s`, until `stop` is set: beat's
+    dispatcher thread (tasks/dispatch.py) and `tpsl dispatch` (a second dispatcher beside beat)."""
     tick = rt.settings.dispatch_tick_s
     while not stop.is_set():
         started = time.monotonic()

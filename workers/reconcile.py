@@ -98,11 +98,6 @@ def epoch(rt: Runtime) -> dict[str, str] | None:
     return dict(cast("dict[str, str]", raw))  # the client decodes responses
 
 
-def registry_present(rt: Runtime) -> bool:
-    """One round trip: False when the registry's epoch key is gone."""
-    return bool(rt.redis.exists(epoch_key(rt.prefix)))
-
-
 def _start_epoch(rt: Runtime, report: ReconcileReport, now: float) -> bool:
     """Write a new epoch unless one exists. True when this call wrote it."""
     key = epoch_key(rt.prefix)
@@ -122,7 +117,7 @@ def reconcile(rt: Runtime) -> ReconcileReport:
         report.skipped = True
         return report
     try:
-        lost = not registry_present(rt)
+        lost = not rt.registry.present()
         _reconcile(rt, report)
         report.rebuilt = lost and report.restored > 0
         if lost and _start_epoch(rt, report, rt.clock()) and report.rebuilt:

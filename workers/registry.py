@@ -187,6 +187,11 @@ class Registry:
     def _script(self, name: str) -> Script:
         return self.redis.register_script(source(name))
 
+    def present(self) -> bool:
+        """One round trip: False when the registry's epoch key is gone (Redis flushed, replaced or
+        restarted without persistence; workers/reconcile.py writes the epoch and rebuilds)."""
+        return bool(self.redis.exists(keys.registry_epoch(self.prefix)))
+
     # ------------------------------------------------------------------------------------- keys
 
     def monitor_key(self, monitor_id: str) -> str:

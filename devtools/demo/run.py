@@ -5,7 +5,7 @@ What it starts (each a child process in its own process group, logging to var/lo
     redis      an embedded redis-server (unless REDIS_URL is set)
     paper      the paper exchange, with a main and a mirror account (fresh random keys, never shown)
     worker_*   the three Celery worker pools of config/queues.py POOLS (small concurrency)
-    beat       Celery beat (dispatch tick, flush, maintenance)
+    beat       Celery beat (flush, maintenance) and its dispatcher thread (the 0.5 s claims)
     web        the dashboard (`tpsl web`), behind a generated token
     flower     Celery's monitoring UI, behind generated basic-auth credentials
 

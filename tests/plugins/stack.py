@@ -249,7 +249,7 @@ def stack(
     from exchange.bybit.stream import StreamTiming
     from tasks.app import create_app, runtime
     from tasks.base import configured_app
-    from tasks.checks import publish_checks
+    from tasks.dispatch import publish_checks
     from tasks.stream import StreamWatch, publish_stream_check
 
     creds, accounts = stack_accounts
@@ -272,7 +272,7 @@ def stack(
     ):
         loop = threading.Thread(
             target=run_loop,
-            args=(rt, lambda o: publish_checks(app, o), s._stop),
+            args=(rt, lambda o: publish_checks(app, rt, o), s._stop),
             daemon=True,
             name="dispatcher",
         )

@@ -34,12 +34,14 @@ OVER = {"account_lock_ttl_s": 3.0, "coalesce_window_s": 60.0}  # rows stay in th
 @contextmanager
 def dispatchers(env: Env, n: int = 2) -> Iterator[None]:
     """`n` dispatcher loops at once, as two beats would run (claims are atomic across them)."""
-    from tasks.checks import publish_checks
+    from tasks.dispatch import publish_checks
 
     app = env.rt.publisher.app
     stop = threading.Event()
     loops = [
-        threading.Thread(target=run_loop, args=(env.rt, lambda o: publish_checks(app, o), stop), daemon=True)
+        threading.Thread(
+            target=run_loop, args=(env.rt, lambda o: publish_checks(app, env.rt, o), stop), daemon=True
+        )
         for _ in range(n)
     ]
     for t in loops:

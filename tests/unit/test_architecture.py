@@ -198,7 +198,7 @@ LIGHT_PROCESS_FORBIDDEN = [
     "tasks.housekeeping",
     "workers.checker",
     "workers.recorder",
-    "workers.dispatcher",
+    "workers.reconcile",
     "exchange.bybit.client",
     "persistence.db",
     "persistence.writer",
@@ -207,7 +207,15 @@ LIGHT_PROCESS_FORBIDDEN = [
 ]
 
 # the modules `tpsl beat` and `tpsl stream` import, up to the point where they start running
-LIGHT_ENTRIES = ["cli.main", "cli.ops", "tasks.base", "tasks.stream", "workers.runtime", "celery.apps.beat"]
+LIGHT_ENTRIES = [
+    "cli.main",
+    "cli.ops",
+    "tasks.base",
+    "tasks.dispatch",
+    "tasks.stream",
+    "workers.runtime",
+    "celery.apps.beat",
+]
 
 
 def loaded_of(names: list[str], code: str) -> list[str]:
@@ -243,10 +251,11 @@ def test_beat_and_the_stream_process_import_only_what_they_use():
         "from tasks.stream import StreamWatch\n"
         "app = configured_app(open_settings())\n"
         "assert sorted(app.conf.beat_schedule) == "
-        "['dispatch', 'flush', 'maintenance', 'series', 'stats', 'views']\n"
+        "['flush', 'maintenance', 'series', 'stats', 'views']\n"
         "beat = app.Beat(loglevel='INFO')\n"
         "rt = open_runtime(publisher=False)\n"
         "watch = StreamWatch(rt, lambda account: None)\n"
+        "from tasks.dispatch import publish_checks\n"
     )
     assert loaded_of(LIGHT_PROCESS_FORBIDDEN, code) == []
 

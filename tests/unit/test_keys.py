@@ -117,6 +117,6 @@ def test_the_key_check_sees_the_shapes_it_forbids():
         'IntentResult(intent.link_id, False, error.kind, f"{prefix}{error.message}"[:300])',
         'cmd += ["--account", f"{key}:{secret}:10000000"]',
         'f"{self.base_url}: all pooled connections stayed busy"',
-        'name="tpsl.dispatch"',
+        'name="tpsl.check"',
     ):
         assert not KEY_BUILDING.search(line), line

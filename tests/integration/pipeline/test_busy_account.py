@@ -11,7 +11,7 @@ import pytest
 
 from config import keys
 from core.models import Tier
-from tasks.checks import publish_checks
+from tasks.dispatch import publish_checks
 from workers.checker import read_counts
 from workers.dispatcher import CheckOrder
 from workers.locks import hold_account
@@ -40,7 +40,7 @@ def test_a_check_of_a_busy_account_runs_once_the_account_is_free(stack):
 
     with hold_account(stack.rt, "main") as held:  # what a long check of the account would do
         assert held
-        publish_checks(stack.app, [CheckOrder("main", Tier.CRITICAL, (m.id,), time.time())])
+        publish_checks(stack.app, stack.rt, [CheckOrder("main", Tier.CRITICAL, (m.id,), time.time())])
         time.sleep(3.0)  # longer than a worker ever waited for the lock before it gave up
         assert reads(stack) == before  # the account was never read behind the holder's back
     stack.wait(
@@ -106,7 +106,7 @@ def test_monitors_pushed_while_a_tier_check_held_the_account_are_checked_as_it_e
     # one would take the tier check's monitors as well: the next test)
     stack.rt.redis.sadd(keys.stream_pending(stack.rt.prefix, "main"), m.id)
 
-    publish_checks(stack.app, [CheckOrder("main", Tier.CRITICAL, (m.id,), time.time())])
+    publish_checks(stack.app, stack.rt, [CheckOrder("main", Tier.CRITICAL, (m.id,), time.time())])
     stack.wait(
         lambda: reads(stack) >= before + 2, timeout=10, what="the tier check, then the pushed monitors"
     )
@@ -127,7 +127,7 @@ def test_a_tier_check_leaves_its_monitors_to_a_queued_push_check(stack):
     assert pending.note("main", [a.id]) is True  # queued, its message not sent: it never starts here
     pending_key = keys.stream_pending(stack.rt.prefix, "main")
 
-    publish_checks(stack.app, [CheckOrder("main", Tier.CRITICAL, (b.id,), time.time())])
+    publish_checks(stack.app, stack.rt, [CheckOrder("main", Tier.CRITICAL, (b.id,), time.time())])
     stack.wait(
         lambda: stack.rt.redis.sismember(pending_key, b.id),
         timeout=10,

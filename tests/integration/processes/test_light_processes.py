@@ -1,5 +1,6 @@
 """`tpsl beat`, `tpsl stream` and `tpsl worker` as real processes, against a real Redis (and the
-paper exchange): beat sends its ticks by task name to their queues, the stream process opens the
+paper exchange): beat claims a due monitor and sends its check, and its ticks, by task name to their
+queues, the stream process opens the
 account's stream, the worker consumes its queues, and none has loaded what it does not use
 (tests/unit/test_architecture.py's lists), read from the process's own `sys.modules` once it runs."""
 
@@ -15,8 +16,11 @@ from pathlib import Path
 import orjson
 
 from config import keys
-from config.queues import DISPATCH_QUEUE
+from config.queues import MAINTENANCE_QUEUE, TIERS
+from config.settings import Settings
+from core.models import Tier
 from tests.unit.test_architecture import LIGHT_PROCESS_FORBIDDEN, WORKER_FORBIDDEN
+from workers.registry import Registry
 
 LIMIT_S = 90.0  # generous: only a process that never becomes ready takes this long
 # the test's own settings, never the environment's
@@ -73,19 +77,33 @@ def run_until_ready(
     return list(json.loads(lines[0].removeprefix("LOADED ")))
 
 
-def test_beat_sends_its_ticks_by_name_without_loading_the_tasks(redis_url, redis_client, tmp_path: Path):
+def test_beat_claims_a_due_monitor_and_sends_its_check_by_name_without_loading_the_tasks(
+    redis_url, redis_client, tmp_path: Path
+):
+    """Beat's dispatcher thread claims the due monitor and publishes its check to the tier's queue;
+    its schedule's ticks go by name too (series, every 5 s). A reconciled registry (its epoch
+    present) is not rebuilt, so beat never loads the database's layer."""
+    critical = TIERS[Tier.CRITICAL].queue
+    registry = Registry(redis_client, Settings())
+    redis_client.hset(keys.registry_epoch(keys.PREFIX), mapping={"id": "light", "since": "0"})
+    assert registry.add("m-light", "main", "{}", Tier.CRITICAL, due_at=0.0)
     schedule = tmp_path / "celerybeat-schedule"
     loaded = run_until_ready(
         ["beat", "--loglevel", "INFO", "--schedule", str(schedule)],
-        f"r.llen({DISPATCH_QUEUE!r}) > 0",
+        f"r.llen({critical!r}) > 0 and r.llen({MAINTENANCE_QUEUE!r}) > 0",
         {"REDIS_URL": redis_url},
     )
     assert loaded == []
-    # the tick as a worker receives it: the dispatch task, by name, routed to its queue, expiring
-    message = orjson.loads(redis_client.lindex(DISPATCH_QUEUE, 0))
-    assert message["headers"]["task"] == "tpsl.dispatch"
+    # the check as a worker receives it: by name, routed to the tier's queue, expiring, its limits set
+    message = orjson.loads(redis_client.lindex(critical, 0))
+    assert message["headers"]["task"] == "tpsl.check"
+    assert "m-light" in message["headers"]["argsrepr"]
     assert message["headers"]["expires"] is not None
-    assert message["properties"]["delivery_info"]["routing_key"] == DISPATCH_QUEUE
+    spec = TIERS[Tier.CRITICAL]
+    assert message["headers"]["timelimit"] == [spec.time_limit_s, spec.soft_time_limit_s]
+    assert message["properties"]["delivery_info"]["routing_key"] == critical
+    tick = orjson.loads(redis_client.lindex(MAINTENANCE_QUEUE, 0))
+    assert tick["headers"]["task"] == "tpsl.series"
 
 
 def test_the_stream_process_opens_the_streams_without_loading_the_checker(redis_url, redis_client, paper):
