@@ -449,7 +449,7 @@ class PaperEngine:
                     raise params_error("stopLoss", "is not allowed on an order that reduces a position")
                 base = price if not market else (req.trigger_price if conditional else m.last)
                 assert base is not None
-                self._check_attached_stop(spec, req.side, req.stop_loss, base, req.sl_trigger_by)
+                self._check_stop_side(spec, req.side, False, req.stop_loss, base, req.sl_trigger_by)
             if reducing:
                 if pos is None or pos.size == 0:
                     raise E.reduce_only_no_position()
@@ -667,7 +667,9 @@ class PaperEngine:
                 if value is None:
                     continue
                 if value != 0:
-                    self._check_stop_side(m, side, kind == "TakeProfit", value, by)
+                    self._check_stop_side(
+                        m.spec, side, kind == "TakeProfit", value, self._trigger_base(m, by), by
+                    )
                 if value != current or (
                     value != 0 and by != (pos.tp_trigger_by if kind == "TakeProfit" else pos.sl_trigger_by)
                 ):
@@ -685,26 +687,14 @@ class PaperEngine:
             pos.view = None
             self._note("position", pos)
 
-    def _check_attached_stop(
-        self, spec: InstrumentSpec, side: Side, value: Decimal, base: Decimal, by: str
-    ) -> None:
-        """An order's attached stop-loss is below (a buy) / above (a sell) the price it opens at."""
-        self._check_price(spec, value, "stopLoss")
-        if (value < base) != (side is Side.BUY) or value == base:
-            rel = "lower" if side is Side.BUY else "higher"
-            raise PaperError(
-                E.PARAMS,
-                f"StopLoss:{E.e8(value)} set for {side.value} position should {rel} than "
-                f"base_price:{E.e8(base)}??{by}",
-            )
-
     def _check_stop_side(
-        self, m: SymbolMarket, side: Side, take_profit: bool, value: Decimal, by: str
+        self, spec: InstrumentSpec, side: Side, take_profit: bool, value: Decimal, base: Decimal, by: str
     ) -> None:
-        """A TP above (long) / below (short) the trigger price source, a SL the other way; else 10001."""
+        """A TP above (long) / below (short) `base`, a SL the other way; else 10001. `base` is the
+        trigger price source for a position's TP/SL (`_trigger_base`), the price an order opens at
+        for the stop attached to it."""
         kind = "TakeProfit" if take_profit else "StopLoss"
-        self._check_price(m.spec, value, "takeProfit" if take_profit else "stopLoss")
-        base = m.mark if by in (MARK_PRICE, INDEX_PRICE) else m.last
+        self._check_price(spec, value, "takeProfit" if take_profit else "stopLoss")
         want_above = take_profit == (side is Side.BUY)
         if (value > base) != want_above or value == base:
             rel = "higher" if want_above else "lower"
@@ -713,6 +703,11 @@ class PaperEngine:
                 f"{kind}:{E.e8(value)} set for {side.value} position should {rel} than "
                 f"base_price:{E.e8(base)}??{by}",
             )
+
+    @staticmethod
+    def _trigger_base(m: SymbolMarket, by: str) -> Decimal:
+        """The price a position's TP/SL triggers on: the mark (or index) price, else the last."""
+        return m.mark if by in (MARK_PRICE, INDEX_PRICE) else m.last
 
     def _partial_stops(self, pos: PaperPosition, req: TradingStopRequest) -> None:
         spec = pos.spec
@@ -729,7 +724,7 @@ class PaperEngine:
                 continue
             prefix = "tp" if take_profit else "sl"
             by = by or LAST_PRICE
-            self._check_stop_side(m, pos.side, take_profit, value, by)
+            self._check_stop_side(m.spec, pos.side, take_profit, value, self._trigger_base(m, by), by)
             if size is None:
                 raise params_error(f"{prefix}Size", "is required in Partial mode")
             self._check_qty(spec, size, True)
