@@ -19,6 +19,7 @@ from config import keys
 from config.queues import MAINTENANCE_QUEUE, TIERS
 from config.settings import Settings
 from core.models import Tier
+from persistence.migrate import upgrade
 from tests.unit.test_architecture import LIGHT_PROCESS_FORBIDDEN, WORKER_FORBIDDEN
 from workers.registry import Registry
 
@@ -104,6 +105,21 @@ def test_beat_claims_a_due_monitor_and_sends_its_check_by_name_without_loading_t
     assert message["properties"]["delivery_info"]["routing_key"] == critical
     tick = orjson.loads(redis_client.lindex(MAINTENANCE_QUEUE, 0))
     assert tick["headers"]["task"] == "tpsl.series"
+
+
+def test_beats_dispatcher_rebuilds_a_lost_registry_from_the_database(redis_url, redis_client, tmp_path: Path):
+    """A Redis without the registry's epoch (flushed, replaced): beat's dispatcher reconciles from
+    the database before it claims, loading the database's layer then and only then, and writes a
+    new epoch (docs/reliability.md)."""
+    db_url = f"sqlite:///{tmp_path / 'tpsl.db'}"
+    upgrade(db_url)
+    loaded = run_until_ready(
+        ["beat", "--schedule", str(tmp_path / "celerybeat-schedule")],
+        f"r.exists({keys.registry_epoch(keys.PREFIX)!r}) == 1",
+        {"REDIS_URL": redis_url, "DATABASE_URL": db_url},
+        ["sqlalchemy", "workers.reconcile", "tasks.app"],
+    )
+    assert loaded == ["sqlalchemy", "workers.reconcile"]
 
 
 def test_the_stream_process_opens_the_streams_without_loading_the_checker(redis_url, redis_client, paper):
