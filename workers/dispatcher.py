@@ -1,7 +1,8 @@
 """The dispatcher: claim due monitors, group them by account, one check message per account.
 
 It runs in beat's process, on a thread of its own (tasks/dispatch.py), or as `tpsl dispatch`; either
-way it imports nothing heavy: the database is loaded only to rebuild a lost registry.
+way it imports nothing heavy: the database is loaded only to rebuild a lost registry (and beat has
+even that done by a child process).
 
 An account's check is routed to the queue of its most urgent claimed monitor, expires after that
 tier's interval (a newer one is due by then) and carries every monitor of the account that is due
@@ -47,17 +48,28 @@ def group_claims(claimed: Sequence[Claimed]) -> list[CheckOrder]:
     return out
 
 
-def dispatch_once(rt: Runtime, publish: Callable[[list[CheckOrder]], None]) -> list[CheckOrder]:
+Rebuild = Callable[["Runtime"], object]
+
+
+def rebuild_here(rt: Runtime) -> object:
+    """Rebuild a lost registry from the database in this process (workers/reconcile.py)."""
+    from workers.reconcile import reconcile  # the database's layer: loaded only for a rebuild
+
+    return reconcile(rt)  # logs and alerts when it restores monitors; another one may be at it
+
+
+def dispatch_once(
+    rt: Runtime, publish: Callable[[list[CheckOrder]], None], rebuild: Rebuild = rebuild_here
+) -> list[CheckOrder]:
     """One tick: claim what is due before the next tick (atomic across dispatchers), record check
     lag, publish. A check claimed ahead of its due time is published to start at that time, so a
     monitor is checked when it is due, not up to a tick later.
 
     First, one EXISTS: a registry whose epoch key is gone was lost (Redis flushed, replaced or
-    restarted without persistence); it is rebuilt from the database at once, before claiming."""
+    restarted without persistence); it is rebuilt from the database at once (`rebuild`), before
+    claiming."""
     if not rt.registry.present():
-        from workers.reconcile import reconcile  # the database's layer: loaded only for a rebuild
-
-        reconcile(rt)  # logs and alerts when it restores monitors; another dispatcher may be at it
+        rebuild(rt)
     now = rt.clock()
     ahead = rt.settings.dispatch_tick_s
     claimed = rt.registry.claim(
@@ -74,14 +86,19 @@ def dispatch_once(rt: Runtime, publish: Callable[[list[CheckOrder]], None]) -> l
     return orders
 
 
-def run_loop(rt: Runtime, publish: Callable[[list[CheckOrder]], None], stop: threading.Event) -> None:
+def run_loop(
+    rt: Runtime,
+    publish: Callable[[list[CheckOrder]], None],
+    stop: threading.Event,
+    rebuild: Rebuild = rebuild_here,
+) -> None:
     """The dispatcher as a plain loop, every `dispatch_tick_s`, until `stop` is set: beat's
     dispatcher thread (tasks/dispatch.py) and `tpsl dispatch` (a second dispatcher beside beat)."""
     tick = rt.settings.dispatch_tick_s
     while not stop.is_set():
         started = time.monotonic()
         try:
-            dispatch_once(rt, publish)
+            dispatch_once(rt, publish, rebuild)
         except Exception:
             log.exception("dispatch tick failed; next tick in %.1f s", tick)
         stop.wait(max(0.0, tick - (time.monotonic() - started)))

@@ -20,6 +20,7 @@ from config.queues import MAINTENANCE_QUEUE, TIERS
 from config.settings import Settings
 from core.models import Tier
 from persistence.migrate import upgrade
+from tasks.dispatch import ChildRebuild
 from tests.unit.test_architecture import LIGHT_PROCESS_FORBIDDEN, WORKER_FORBIDDEN
 from workers.registry import Registry
 
@@ -108,18 +109,30 @@ def test_beat_claims_a_due_monitor_and_sends_its_check_by_name_without_loading_t
 
 
 def test_beats_dispatcher_rebuilds_a_lost_registry_from_the_database(redis_url, redis_client, tmp_path: Path):
-    """A Redis without the registry's epoch (flushed, replaced): beat's dispatcher reconciles from
-    the database before it claims, loading the database's layer then and only then, and writes a
-    new epoch (docs/reliability.md)."""
+    """A Redis without the registry's epoch (flushed, replaced): beat's dispatcher has it rebuilt
+    from the database before it claims, by `tpsl reconcile` in a child process, which writes a new
+    epoch; beat itself never loads the database's layer (docs/reliability.md)."""
     db_url = f"sqlite:///{tmp_path / 'tpsl.db'}"
     upgrade(db_url)
     loaded = run_until_ready(
         ["beat", "--schedule", str(tmp_path / "celerybeat-schedule")],
         f"r.exists({keys.registry_epoch(keys.PREFIX)!r}) == 1",
         {"REDIS_URL": redis_url, "DATABASE_URL": db_url},
-        ["sqlalchemy", "workers.reconcile", "tasks.app"],
     )
-    assert loaded == ["sqlalchemy", "workers.reconcile"]
+    assert loaded == []
+
+
+def test_beats_rebuild_runs_its_child_at_most_every_few_seconds(tmp_path: Path):
+    """While the epoch stays missing (another reconcile holds the lock), beat does not start a
+    child per tick: one every `every_s`. The child here only counts its runs."""
+    runs = tmp_path / "runs"
+    count = f"open({str(runs)!r}, 'a').write('x'); print('{{}}')"
+    now = [0.0]
+    rebuild = ChildRebuild(every_s=5.0, clock=lambda: now[0], argv=(sys.executable, "-c", count))
+    for t in (0.0, 0.5, 4.9, 5.1, 5.6):
+        now[0] = t
+        rebuild(None)  # type: ignore[arg-type]  # the child needs no runtime
+    assert runs.read_text() == "xx" and rebuild.runs == 2
 
 
 def test_the_stream_process_opens_the_streams_without_loading_the_checker(redis_url, redis_client, paper):
