@@ -116,9 +116,7 @@ class OpsStats:
     def registry(self) -> dict[str, Any]:
         """The registry's epoch: since when this Redis holds it, and the last rebuild from the
         database (a lost registry rebuilt without an operator), if any."""
-        from workers.reconcile import epoch
-
-        e = epoch(self.rt) or {}
+        e = self.rt.registry.epoch() or {}
 
         def number(name: str) -> float | None:
             try:

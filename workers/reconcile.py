@@ -24,9 +24,8 @@ new epoch (the dashboard shows it).
 from __future__ import annotations
 
 import logging
-import secrets
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -46,8 +45,6 @@ from workers.registry import NewMonitor
 from workers.store import MonitorStore, encode, record_of
 
 if TYPE_CHECKING:
-    from redis.typing import EncodableT, FieldT
-
     from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -85,31 +82,6 @@ class _Instruments:
         return None if known is None else known.get(monitor.plan.symbol)
 
 
-def epoch_key(prefix: str) -> str:
-    return keys.registry_epoch(prefix)
-
-
-def epoch(rt: Runtime) -> dict[str, str] | None:
-    """The registry's epoch: `id`, `since` (epoch s) and, after a rebuild, `rebuilt_at` and
-    `restored`. None when Redis holds no registry epoch (lost, or never reconciled)."""
-    raw = rt.redis.hgetall(epoch_key(rt.prefix))
-    if not raw:
-        return None
-    return dict(cast("dict[str, str]", raw))  # the client decodes responses
-
-
-def _start_epoch(rt: Runtime, report: ReconcileReport, now: float) -> bool:
-    """Write a new epoch unless one exists. True when this call wrote it."""
-    key = epoch_key(rt.prefix)
-    if not rt.redis.hsetnx(key, "id", secrets.token_hex(8)):
-        return False
-    fields: dict[FieldT, EncodableT] = {"since": repr(now)}
-    if report.rebuilt:
-        fields.update(rebuilt_at=repr(now), restored=str(report.restored))
-    rt.redis.hset(key, mapping=fields)
-    return True
-
-
 def reconcile(rt: Runtime) -> ReconcileReport:
     report = ReconcileReport()
     lock = redis_lock(rt.redis, keys.reconcile_lock(rt.prefix), 120)
@@ -120,7 +92,8 @@ def reconcile(rt: Runtime) -> ReconcileReport:
         lost = not rt.registry.present()
         _reconcile(rt, report)
         report.rebuilt = lost and report.restored > 0
-        if lost and _start_epoch(rt, report, rt.clock()) and report.rebuilt:
+        restored = report.restored if report.rebuilt else None
+        if lost and rt.registry.start_epoch(rt.clock(), restored=restored) and report.rebuilt:
             _alert_rebuilt(rt, report)
     finally:
         release_quietly(lock)

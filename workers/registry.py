@@ -9,6 +9,7 @@ Keys (`<p>` is the prefix, "tpsl" by default):
 | `<p>:acct:<account>:mons` | set | the monitor ids of one account                                |
 | `<p>:accounts`          | set  | every account that has a monitor                               |
 | `<p>:due:<tier>`        | zset | member `"<account>|<monitor id>"`, score = next due time (epoch s) |
+| `<p>:registry:epoch`    | hash | `id`, `since`; after a rebuild `rebuilt_at`, `restored`: gone = the registry was lost |
 
 The due-set member carries the account so that the claim script knows which account a due monitor
 belongs to without reading anything else. An account id therefore must not contain `|` (a monitor
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import math
+import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypedDict, cast
@@ -187,10 +189,32 @@ class Registry:
     def _script(self, name: str) -> Script:
         return self.redis.register_script(source(name))
 
+    # ------------------------------------------------------------------------------------ epoch
+
     def present(self) -> bool:
         """One round trip: False when the registry's epoch key is gone (Redis flushed, replaced or
-        restarted without persistence; workers/reconcile.py writes the epoch and rebuilds)."""
+        restarted without persistence; workers/reconcile.py rebuilds and starts a new epoch)."""
         return bool(self.redis.exists(keys.registry_epoch(self.prefix)))
+
+    def epoch(self) -> dict[str, str] | None:
+        """The registry's epoch: `id`, `since` (epoch s) and, after a rebuild, `rebuilt_at` and
+        `restored`. None when Redis holds no registry epoch (lost, or never reconciled)."""
+        raw = self.redis.hgetall(keys.registry_epoch(self.prefix))
+        if not raw:
+            return None
+        return dict(cast("dict[str, str]", raw))  # the client decodes responses
+
+    def start_epoch(self, now: float, *, restored: int | None = None) -> bool:
+        """Write a new epoch unless one exists (`restored`: the monitors a rebuild put back). True
+        when this call wrote it."""
+        key = keys.registry_epoch(self.prefix)
+        if not self.redis.hsetnx(key, "id", secrets.token_hex(8)):
+            return False
+        fields: dict[str, str] = {"since": repr(now)}
+        if restored is not None:
+            fields.update(rebuilt_at=repr(now), restored=str(restored))
+        self.redis.hset(key, mapping=fields)
+        return True
 
     # ------------------------------------------------------------------------------------- keys
 

@@ -16,7 +16,7 @@ OWNERS: dict[str, set[str]] = {
     "account_monitors": {REGISTRY},
     "accounts": {REGISTRY},
     "due": {REGISTRY},
-    "registry_epoch": {"workers/reconcile.py"},
+    "registry_epoch": {REGISTRY},
     "reconcile_lock": {"workers/reconcile.py"},
     "account_lock": {"workers/locks.py"},
     "position_monitors": {"workers/position_index.py"},

@@ -10,7 +10,7 @@ import pytest
 from core.models import BreakevenState, Phase, Tier
 from persistence.stats import persist_stats
 from workers.checker import run_check
-from workers.reconcile import epoch, reconcile
+from workers.reconcile import reconcile
 from workers.store import MonitorStore, encode
 
 from .plans import conservative_long
@@ -118,8 +118,8 @@ def test_redis_emptied_is_rebuilt_without_an_operator_and_catches_up_on_fills(st
     # the dispatcher sees the registry's epoch gone and rebuilds it from the database, no operator
     stack.wait(lambda: stack.monitor(m.id) is not None, timeout=10, what="the registry rebuilt")
     # the epoch is written just after the monitors are put back (workers/reconcile.py)
-    stack.wait(lambda: "restored" in (epoch(stack.rt) or {}), timeout=10, what="the new epoch")
-    rebuilt = epoch(stack.rt)
+    stack.wait(lambda: "restored" in (stack.rt.registry.epoch() or {}), timeout=10, what="the new epoch")
+    rebuilt = stack.rt.registry.epoch()
     assert rebuilt is not None and rebuilt["restored"] == "1"
     # the next checks read each order's cumExecQty: the fill that happened meanwhile becomes events
     stack.wait(lambda: live(stack, m.id).breakeven is BreakevenState.DONE, what="breakeven after rebuild")
