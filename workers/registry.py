@@ -9,7 +9,7 @@ Keys (`<p>` is the prefix, "tpsl" by default):
 | `<p>:acct:<account>:mons` | set | the monitor ids of one account                                |
 | `<p>:accounts`          | set  | every account that has a monitor                               |
 | `<p>:due:<tier>`        | zset | member `"<account>|<monitor id>"`, score = next due time (epoch s) |
-| `<p>:registry:epoch`    | hash | `id`, `since`; after a rebuild `rebuilt_at`, `restored`: gone = the registry was lost |
+| `<p>:registry:epoch`    | hash | `id`, `since` (after a rebuild `rebuilt_at`, `restored`); gone: lost |
 
 The due-set member carries the account so that the claim script knows which account a due monitor
 belongs to without reading anything else. An account id therefore must not contain `|` (a monitor
