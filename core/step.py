@@ -915,11 +915,16 @@ def _position(w: _Work, s: Snapshot, d: _Deltas) -> tuple[Decimal, Decimal, bool
         # is set again on what the entries built since
         _position_stop_fill(w, s, -diff)
         reason = "stop_fired"
-    elif not flipped and _on_position(w.policy) and w.get("stop_fired") > 0 and _fired_again(w, s):
+    elif (
+        not flipped
+        and _on_position(w.policy)
+        and w.get("stop_fired") > 0
+        and (again := _newer_stop_fill(w, s))
+    ):
         # it fired again: an entry's partial fill reopened the position and set the stop attached
         # to it again, with the price already through it. Another close by the stop, not by hand
         # (its sl_hit was said at the first)
-        w.set(stop_fired=w.get("stop_fired") - diff, stop_fired_ms=position_stop_fill(w.m, s))
+        w.set(stop_fired=w.get("stop_fired") - diff, stop_fired_ms=again)
         reason = "stop_fired"
     w.event(
         EventKind.POSITION_UPDATE,
@@ -928,10 +933,11 @@ def _position(w: _Work, s: Snapshot, d: _Deltas) -> tuple[Decimal, Decimal, bool
     return actual, actual, True
 
 
-def _fired_again(w: _Work, s: Snapshot) -> bool:
-    """The read holds a fill of the position's stop newer than the one counted."""
+def _newer_stop_fill(w: _Work, s: Snapshot) -> int | None:
+    """The execTime of a fill of the position's stop the read holds, newer than the one counted
+    (None: no such fill)."""
     ms = position_stop_fill(w.m, s)
-    return ms is not None and ms is not False and ms > w.get("stop_fired_ms")
+    return ms if type(ms) is int and ms > w.get("stop_fired_ms") else None
 
 
 def _balance(w: _Work, balance: Decimal) -> Decimal:
