@@ -380,7 +380,8 @@ class Monitor:
     stop_sent_at: float = 0.0  # when a SetPositionStop was last sent: older reads cannot judge it
     stop_seen: Decimal | None = None  # the position's stopLoss the last fresh read showed (None: unset)
     stop_accepted: Decimal | None = None  # the last value the exchange answered "set" (ok) for
-    stop_accepted_at: float = 0.0  # the stop_sent_at of the call answered "set" (ok)
+    # the stop_sent_at of the call answered "set" (ok); 0 once a later call was not answered so
+    stop_accepted_at: float = 0.0
     # the entries' filled qty when the stop was last accepted or seen: a fill since then set the
     # stop attached to the entries (the plan's) on the position, replacing ours
     stop_entries_filled: Decimal = ZERO

@@ -561,11 +561,16 @@ class _Work:
             tier = classify(draft, s, self.now, policy, inst=inst)
             if tier is not draft.tier:
                 draft = replace(draft, tier=tier)
-        if draft == m or (
-            draft.last_price != m.last_price
-            and self.now - m.updated_at < policy.price_note_s
-            and not (self.events or self.position_stops or self.places or self.amends or self.cancels)
-            and replace(draft, last_price=m.last_price) == m
+        # a step that acts (an event, an intent) is never dropped, even when the monitor's state
+        # comes out equal (a call sent again at the same instant as the last one)
+        acts = bool(self.events or self.position_stops or self.places or self.amends or self.cancels)
+        if not acts and (
+            draft == m
+            or (
+                draft.last_price != m.last_price
+                and self.now - m.updated_at < policy.price_note_s
+                and replace(draft, last_price=m.last_price) == m
+            )
         ):
             return Decision(m)  # nothing changed, or only the shown price, noted lately
         version = m.version + 1
@@ -1735,7 +1740,11 @@ def _position_stop(w: _Work, s: Snapshot, size: Decimal, policy: Policy) -> None
         if _through(price, trigger, side):
             # the tighter stop would be refused; the one the position holds still protects. A
             # breakeven move waits until the price allows it (due again then)
-            if w.get("breakeven") is BreakevenState.PENDING and trigger == w.get("breakeven_price"):
+            if (
+                w.get("breakeven") is BreakevenState.PENDING
+                and trigger == w.get("breakeven_price")
+                and not _breakeven_accepted(w)
+            ):
                 w.set(breakeven=BreakevenState.NONE, breakeven_price=None)
             return
         _set_position_stop(w, trigger, policy)
@@ -1807,6 +1816,9 @@ def _acknowledge_position_stop(w: _Work, intent: SetPositionStop, result: Intent
             stop_entries_filled=w.filled_of(OrderRole.ENTRY),
         )
         return
+    # the last call was not answered "set": an earlier call's acceptance no longer tells what
+    # the position holds (`_set_by_last_call`), even when both were sent at the same instant
+    w.set(stop_accepted_at=0.0)
     if result.unknown or result.error in _TRANSIENT or not result.sent:
         return
     w.event(
@@ -1820,10 +1832,18 @@ def _acknowledge_position_stop(w: _Work, intent: SetPositionStop, result: Intent
             _market_close(
                 w, w.get("position_size"), why="stop_refused_as_breached", trigger=intent.trigger_price
             )
-        elif w.get("breakeven") is BreakevenState.PENDING:
+        elif w.get("breakeven") is BreakevenState.PENDING and not _breakeven_accepted(w):
             w.set(breakeven=BreakevenState.NONE, breakeven_price=None)
         return
     w.set(stop_resets=w.get("stop_resets") + 1)  # refused as sent: counted like a re-placement
+
+
+def _breakeven_accepted(w: _Work) -> bool:
+    """The exchange answered "set" for the pending breakeven move (or a tighter stop) once. The
+    move was made: whatever took it off the position since (a hand, an entry's attached stop), it
+    is not undone when the price refuses it now; the stop is never looser again."""
+    be, accepted = w.get("breakeven_price"), w.get("stop_accepted")
+    return be is not None and accepted is not None and not stop_improves(accepted, be, w.m.plan.side)
 
 
 # ------------------------------------------------------------------------------------------ phase

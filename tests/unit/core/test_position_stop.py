@@ -208,6 +208,58 @@ def test_a_pushed_row_from_before_a_stop_call_without_an_answer_has_it_sent_agai
     assert m.stop_accepted == D("58000") and m.stop_accepted_at == 1022.0
 
 
+def test_a_stop_set_again_at_the_instant_of_its_last_call_is_sent_the_step_is_not_dropped():
+    # the monitor's state comes out equal (stop_sent_at is the same instant, nothing counted): a
+    # step that acts is kept all the same (seeds 84707 and 95844 of the position soak)
+    m = built()  # set at 1020, answered "set", not seen yet
+    d = step(m, read(m, 1020.0, sl=None), 1020.0, POS)  # removed by hand at once
+    (again,) = stops(d)
+    assert again.trigger_price == D("58000") and d.monitor.version == m.version + 1
+
+
+def test_a_call_unanswered_after_one_answered_set_at_the_same_instant_is_not_taken_as_set():
+    # seed 67473: the acceptance of the first call must not answer for the second, sent at the same
+    # instant and lost; a pushed row from before them (its push lost) then has the stop sent again
+    m = built()
+    d = step(m, read(m, 1020.0, sl=None), 1020.0, POS)
+    (again,) = stops(d)
+    m = ack(d, 1020.0, **{again.link_id: ErrorKind.RETRY_LATER}).monitor
+    assert m.stop_accepted == D("58000") and m.stop_accepted_at == 0.0
+    (third,) = stops(step(m, pushed_rows(read(m, 1022.0, sl=None), 1019.9), 1022.0, POS))
+    assert third.trigger_price == D("58000")
+
+
+def test_a_breakeven_move_answered_set_is_never_undone_by_a_later_refusal():
+    # seed 77879: the move answered "set", then loosened or removed by hand with the price through
+    # breakeven. It stays the stop the guard wants: never the plan's looser one again
+    m = step(built(), read(built(), 1030.0), 1030.0, POS).monitor
+    rest, s = tp1_filled(m)
+    m = ack(step(m, s, 1040.0, POS), 1040.0).monitor
+    assert m.breakeven is BreakevenState.PENDING and m.stop_accepted == D("59547.6")
+    loosened = snapshot(
+        taken_at=1050.0, positions=[pos("0.005", sl="58500")], open_orders=rest, price="59400"
+    )
+    d = step(m, loosened, 1050.0, POS)
+    assert not d.intents and d.monitor.breakeven is BreakevenState.PENDING
+    # refused as breached while the position holds a (looser) stop: the move stays made
+    m = ack(
+        step(
+            m,
+            snapshot(taken_at=1050.0, positions=[pos("0.005", sl="58500")], open_orders=rest, price="59600"),
+            1050.0,
+            POS,
+        ),
+        1050.0,
+        **{ids.position_stop_id(m.id): ErrorKind.TRIGGER_PASSED},
+    ).monitor
+    assert m.breakeven is BreakevenState.PENDING
+    gone = snapshot(taken_at=1060.0, positions=[pos("0.005")], open_orders=rest, price="59400")
+    d = step(m, gone, 1060.0, POS)
+    assert not stops(d)  # not the plan's 58000: the price is through breakeven, close at market
+    (close,) = stop_orders(d)
+    assert close.order_type == "Market" and close.qty == D("0.005")
+
+
 def test_breakeven_is_not_confirmed_by_a_pushed_row_from_before_its_call():
     m = step(built(), read(built(), 1030.0), 1030.0, POS).monitor
     rest, s = tp1_filled(m)
