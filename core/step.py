@@ -1739,7 +1739,8 @@ def _position_stop(w: _Work, s: Snapshot, size: Decimal, policy: Policy) -> None
             return  # there, or tighter (set by hand): a stop is never loosened
         if _through(price, trigger, side):
             # the tighter stop would be refused; the one the position holds still protects. A
-            # breakeven move waits until the price allows it (due again then)
+            # breakeven move waits until the price allows it (due again then), unless the exchange
+            # accepted it once: then it stays the stop wanted, pending
             if (
                 w.get("breakeven") is BreakevenState.PENDING
                 and trigger == w.get("breakeven_price")
