@@ -379,7 +379,9 @@ class Monitor:
     # the stop on the position itself (Policy.stop_mode "position"; unused in "order" mode):
     stop_sent_at: float = 0.0  # when a SetPositionStop was last sent: older reads cannot judge it
     stop_seen: Decimal | None = None  # the position's stopLoss the last fresh read showed (None: unset)
-    stop_accepted: Decimal | None = None  # the last value the exchange answered "set" (ok) for
+    # the last stop trigger the exchange answered "set" (ok) for: a trading-stop, or a create or
+    # trigger amend of the stop order (order mode)
+    stop_accepted: Decimal | None = None
     # the stop_sent_at of the call answered "set" (ok); 0 once a later call was not answered so
     stop_accepted_at: float = 0.0
     # the entries' filled qty when the stop was last accepted or seen: a fill since then set the

@@ -265,6 +265,13 @@ def acknowledge(m: Monitor, outcomes: Sequence[tuple[Intent, IntentResult]], now
         if i is None:
             continue
         o = w.orders[i]
+        if (
+            result.ok
+            and o.role is OrderRole.SL
+            and isinstance(intent, PlaceOrder | AmendOrder)
+            and intent.trigger_price is not None
+        ):
+            w.set(stop_accepted=intent.trigger_price)  # a stop order's create or amend of its trigger
         if isinstance(intent, PlaceOrder):
             if result.ok:
                 if o.status is OrderStatus.PLACING:
@@ -313,9 +320,12 @@ def acknowledge(m: Monitor, outcomes: Sequence[tuple[Intent, IntentResult]], now
                     o.role is OrderRole.SL
                     and intent.trigger_price is not None
                     and w.get("breakeven") is BreakevenState.PENDING
+                    and not _breakeven_accepted(w)
                 ):
                     # the move itself was refused: due again. A refused amend of the quantity alone
-                    # leaves the trigger an earlier amend set (the move, answered ok, unread yet)
+                    # leaves the trigger an earlier amend set (the move, answered ok, unread yet);
+                    # so does a refused amend that sent the trigger again after an earlier one
+                    # answered ok (a read older than that amend made it look unmoved)
                     w.set(breakeven=BreakevenState.NONE, breakeven_price=None)
             w.event(
                 EventKind.ORDER_ADJUSTMENT,
@@ -1840,9 +1850,10 @@ def _acknowledge_position_stop(w: _Work, intent: SetPositionStop, result: Intent
 
 
 def _breakeven_accepted(w: _Work) -> bool:
-    """The exchange answered "set" for the pending breakeven move (or a tighter stop) once. The
-    move was made: whatever took it off the position since (a hand, an entry's attached stop), it
-    is not undone when the price refuses it now; the stop is never looser again."""
+    """The exchange answered "set" for the pending breakeven move (or a tighter stop) once: a
+    trading-stop, or the stop order's create or amend. The move was made: whatever took it off
+    since (a hand, an entry's attached stop) or made it look unmade (a read older than it), it is
+    not undone when the price or the exchange refuses it again; the stop is never looser again."""
     be, accepted = w.get("breakeven_price"), w.get("stop_accepted")
     return be is not None and accepted is not None and not stop_improves(accepted, be, w.m.plan.side)
 

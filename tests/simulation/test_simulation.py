@@ -55,8 +55,12 @@ FOUND_BY = {
 # older than our last intent for the order is not taken: `core.step._row_after_last_intent`); 4788
 # (a 10,000-seed soak with that model) — the breakeven amend answered ok and unread yet, the next
 # amend of the stop's quantity alone was refused, and that reset the move: the take-profits closed
-# the position and the move was never recorded (now only a refused amend of the trigger resets it).
-REGRESSIONS = (417, 796, 881, 1714, 1925, 1989, 2453, 3779, 4079, 4788, 13294, 18159, 20163, 22217)
+# the position and the move was never recorded (now only a refused amend of the trigger resets it);
+# 38508 (the order-mode soak of 2026-12-07) — that amend answered ok, a refused amend of the quantity
+# let the view's row from before the move (its push lost) stand for the stop, so the next amend sent
+# the trigger again, and its refusal reset the move (now a move answered ok is never undone:
+# `core.step._breakeven_accepted`, as in position mode).
+REGRESSIONS = (417, 796, 881, 1714, 1925, 1989, 2453, 3779, 4079, 4788, 13294, 18159, 20163, 22217, 38508)
 
 # Stop mode "position" (the position's own stop-loss): the seeds that broke an invariant while it was
 # built. 0 — the position stop's name used generation 0, which no link id allows (every run

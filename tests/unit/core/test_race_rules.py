@@ -556,6 +556,24 @@ def test_9_a_refused_amend_of_the_stops_quantity_alone_does_not_undo_a_breakeven
         assert (out.monitor.breakeven is BreakevenState.PENDING) is still_pending
 
 
+@pytest.mark.usefixtures("order_mode")  # the stop order's own amends
+def test_9_a_refused_amend_sending_the_trigger_again_does_not_undo_a_move_answered_ok():
+    """Seed 38508 (the order-mode soak): the breakeven amend answered ok; its push was lost, and a
+    refused amend of the quantity left the stop's record open to the view's older row, so the next
+    amend carried the trigger again, and was refused too. The move was made once (the exchange
+    answered ok): it stays pending, not due again, and the stop's final state records it."""
+    m, sl, be = breakeven_amended()
+    move = AmendOrder("main", m.id, sl.link_id, "BTCUSDT", qty=D("0.025"), trigger_price=be, conditional=True)
+    m = acknowledge(m, [(move, IntentResult(sl.link_id, True))], 1050.0).monitor
+    assert m.stop_accepted == be
+    again = AmendOrder(
+        "main", m.id, sl.link_id, "BTCUSDT", qty=D("0.020"), trigger_price=be, conditional=True
+    )
+    refused = IntentResult(sl.link_id, False, ErrorKind.BACK_OFF, "rate limited")
+    out = acknowledge(m, [(again, refused)], 1052.0)
+    assert out.monitor.breakeven is BreakevenState.PENDING and out.monitor.breakeven_price == be
+
+
 @pytest.mark.usefixtures("order_mode")  # hand-built reads around our stop order
 def test_9_a_stop_that_fires_at_breakeven_closes_as_breakeven_stop():
     m = built()
