@@ -252,7 +252,7 @@ def acknowledge(m: Monitor, outcomes: Sequence[tuple[Intent, IntentResult]], now
       refusal says nothing of the first create, which may have landed and filled);
     - amend or cancel answered "not found": unknown, not lost: the next read looks it up;
     - amend rejected: our view is resynced from the next read; a rejected breakeven amend is retried
-      when the price allows;
+      when the price allows, unless the exchange answered an earlier one ok (the move was made);
     - cancel ok: stays CANCELLING until a read shows its final fills (a fill racing the cancel counts).
     """
     w = _Work(m, now)
