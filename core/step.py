@@ -316,17 +316,12 @@ def acknowledge(m: Monitor, outcomes: Sequence[tuple[Intent, IntentResult]], now
                 w.orders[i] = replace(o, changed_at=0.0)
             else:
                 w.orders[i] = replace(o, changed_at=0.0)
-                if (
-                    o.role is OrderRole.SL
-                    and intent.trigger_price is not None
-                    and w.get("breakeven") is BreakevenState.PENDING
-                    and not _breakeven_accepted(w)
-                ):
+                if o.role is OrderRole.SL and intent.trigger_price is not None:
                     # the move itself was refused: due again. A refused amend of the quantity alone
                     # leaves the trigger an earlier amend set (the move, answered ok, unread yet);
                     # so does a refused amend that sent the trigger again after an earlier one
                     # answered ok (a read older than that amend made it look unmoved)
-                    w.set(breakeven=BreakevenState.NONE, breakeven_price=None)
+                    _breakeven_refused(w)
             w.event(
                 EventKind.ORDER_ADJUSTMENT,
                 {"action": "amend_failed", "link_id": o.link_id, "error": _err(result)},
@@ -1751,12 +1746,8 @@ def _position_stop(w: _Work, s: Snapshot, size: Decimal, policy: Policy) -> None
             # the tighter stop would be refused; the one the position holds still protects. A
             # breakeven move waits until the price allows it (due again then), unless the exchange
             # accepted it once: then it stays the stop wanted, pending
-            if (
-                w.get("breakeven") is BreakevenState.PENDING
-                and trigger == w.get("breakeven_price")
-                and not _breakeven_accepted(w)
-            ):
-                w.set(breakeven=BreakevenState.NONE, breakeven_price=None)
+            if trigger == w.get("breakeven_price"):
+                _breakeven_refused(w)
             return
         _set_position_stop(w, trigger, policy)
         return
@@ -1843,10 +1834,17 @@ def _acknowledge_position_stop(w: _Work, intent: SetPositionStop, result: Intent
             _market_close(
                 w, w.get("position_size"), why="stop_refused_as_breached", trigger=intent.trigger_price
             )
-        elif w.get("breakeven") is BreakevenState.PENDING and not _breakeven_accepted(w):
-            w.set(breakeven=BreakevenState.NONE, breakeven_price=None)
+        else:
+            _breakeven_refused(w)
         return
     w.set(stop_resets=w.get("stop_resets") + 1)  # refused as sent: counted like a re-placement
+
+
+def _breakeven_refused(w: _Work) -> None:
+    """A pending breakeven move the exchange refused is due again (recomputed when the price allows
+    it), unless an earlier call of it was answered "set" (`_breakeven_accepted`)."""
+    if w.get("breakeven") is BreakevenState.PENDING and not _breakeven_accepted(w):
+        w.set(breakeven=BreakevenState.NONE, breakeven_price=None)
 
 
 def _breakeven_accepted(w: _Work) -> bool:
